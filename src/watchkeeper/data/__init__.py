@@ -1,0 +1,26 @@
+"""The data contract: input adapters, schemas and mergeable profiles.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from watchkeeper.data import Schema
+>>> Schema.infer(pd.DataFrame({"x": [1.0, 2.0]})).names
+('x',)
+"""
+
+from __future__ import annotations
+
+from watchkeeper.data._adapters import column_to_numpy, read_table
+from watchkeeper.data._validation import SchemaReport, TypeMismatch
+from watchkeeper.data.schema import ColumnKind, ColumnSpec, Role, Schema
+
+__all__ = [
+    "ColumnKind",
+    "ColumnSpec",
+    "Role",
+    "Schema",
+    "SchemaReport",
+    "TypeMismatch",
+    "column_to_numpy",
+    "read_table",
+]

@@ -1,0 +1,45 @@
+"""JSON files written atomically and read with errors that name the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from watchkeeper.exceptions import InputError
+
+__all__ = ["read_json", "write_json_atomic"]
+
+
+def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> Path:
+    """Write ``payload`` as JSON to ``path`` through a temporary file, so readers never see
+    half a file."""
+    text = json.dumps(payload, allow_nan=False, indent=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    """Read a JSON object from ``path`` with errors that name the file."""
+    if not path.is_file():
+        raise InputError(f"{what} file {str(path)!r} does not exist; check the path")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(
+            f"{what} file {str(path)!r} is not valid JSON (corrupted?): {exc}"
+        ) from exc
+    if not isinstance(payload, dict):
+        raise InputError(f"{what} file {str(path)!r} does not hold a watchkeeper {what}")
+    return payload
