@@ -1,5 +1,92 @@
-"""watchkeeper: keep machine-learning models healthy after deployment."""
+"""watchkeeper: keep machine-learning models healthy after deployment.
+
+``import watchkeeper`` is cheap: the public names below are imported on first use, so a user
+who wants one statistic does not pay for pandas, scikit-learn or a web server.
+
+Examples
+--------
+>>> import watchkeeper as wk
+>>> wk.StatisticalRule().alpha
+0.05
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from watchkeeper._version import __version__
+from watchkeeper.exceptions import (
+    InputError,
+    MissingExtraError,
+    NotFittedError,
+    SchemaError,
+    WatchkeeperError,
+)
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from watchkeeper.checks import (
+        CheckResult,
+        QualityThresholds,
+        ReferenceChunksRule,
+        StatisticalRule,
+        Status,
+        ThresholdRule,
+    )
+    from watchkeeper.data import ColumnKind, Profile, Role, Schema, read_table
+    from watchkeeper.report import Report, compare
+    from watchkeeper.stats import TestResult
+
+# name -> module that defines it; resolved lazily by __getattr__.
+_LAZY = {
+    "compare": "watchkeeper.report",
+    "Report": "watchkeeper.report",
+    "Profile": "watchkeeper.data",
+    "Schema": "watchkeeper.data",
+    "ColumnKind": "watchkeeper.data",
+    "Role": "watchkeeper.data",
+    "read_table": "watchkeeper.data",
+    "CheckResult": "watchkeeper.checks",
+    "Status": "watchkeeper.checks",
+    "StatisticalRule": "watchkeeper.checks",
+    "ThresholdRule": "watchkeeper.checks",
+    "ReferenceChunksRule": "watchkeeper.checks",
+    "QualityThresholds": "watchkeeper.checks",
+    "TestResult": "watchkeeper.stats",
+}
+
+__all__ = [
+    "CheckResult",
+    "ColumnKind",
+    "InputError",
+    "MissingExtraError",
+    "NotFittedError",
+    "Profile",
+    "QualityThresholds",
+    "ReferenceChunksRule",
+    "Report",
+    "Role",
+    "Schema",
+    "SchemaError",
+    "StatisticalRule",
+    "Status",
+    "TestResult",
+    "ThresholdRule",
+    "WatchkeeperError",
+    "__version__",
+    "compare",
+    "read_table",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'watchkeeper' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

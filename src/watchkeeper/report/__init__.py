@@ -1,0 +1,6 @@
+"""Reports: the result of a comparison and its renderings (JSON, HTML, text)."""
+
+from watchkeeper.report._compare import compare
+from watchkeeper.report._report import REPORT_FORMAT, DatasetVerdict, MultivariateDrift, Report
+
+__all__ = ["REPORT_FORMAT", "DatasetVerdict", "MultivariateDrift", "Report", "compare"]

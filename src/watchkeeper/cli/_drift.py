@@ -1,0 +1,184 @@
+"""``watchkeeper profile``, ``watchkeeper schema`` and ``watchkeeper compare``."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from watchkeeper.cli._app import EXIT_CLEAN, EXIT_FINDINGS, app
+from watchkeeper.exceptions import InputError
+
+
+class FailOn(enum.StrEnum):
+    drift = "drift"
+    quality = "quality"
+    any = "any"
+
+
+def _roles(specs: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for spec in specs or []:
+        name, sep, role = spec.partition("=")
+        if not sep or not name or not role:
+            raise InputError(f"--role {spec!r} must look like COLUMN=ROLE, e.g. --role y=target")
+        out[name.strip()] = role.strip()
+    return out
+
+
+def _console(err: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=err, highlight=False)
+
+
+@app.command("schema")
+def schema_command(
+    data: str = typer.Argument(..., help="CSV or Parquet file to infer the schema from."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the schema (JSON)."),
+    role: list[str] = typer.Option(None, "--role", help="Declare a role: COLUMN=ROLE (repeat)."),
+) -> None:
+    """Infer a schema (column kinds and roles) from data and save it as JSON to edit."""
+    from watchkeeper.data import Schema
+
+    schema = Schema.infer(data, roles=_roles(role) or None)
+    schema.save(out)
+    _console().print(f"schema of {len(schema.names)} columns written to {out}")
+
+
+@app.command("profile")
+def profile_command(
+    data: str = typer.Argument(..., help="CSV or Parquet file to summarise."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the profile (JSON)."),
+    schema: Path | None = typer.Option(None, "--schema", help="Schema JSON (default: inferred)."),
+    role: list[str] = typer.Option(None, "--role", help="Declare a role: COLUMN=ROLE (repeat)."),
+    sample_size: int = typer.Option(
+        100_000, "--sample-size", min=0, help="Rows kept for exact tests (0: none)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the row sample."),
+) -> None:
+    """Summarise data into a mergeable profile, to reuse as the reference of `compare`."""
+    from watchkeeper.data import Profile, Schema, read_table
+
+    table = read_table(data)
+    sch = Schema.load(schema) if schema else Schema.infer(table, roles=_roles(role) or None)
+    profile = Profile.from_data(table, sch, sample_size=sample_size, random_state=seed)
+    profile.save(out)
+    _console().print(
+        f"profile of {profile.n_rows:,} rows x {len(sch.names)} columns written to {out}"
+    )
+
+
+@app.command("compare")
+def compare_command(
+    reference: str = typer.Argument(
+        ..., help="Reference data (CSV/Parquet) or a saved profile (.json)."
+    ),
+    current: str = typer.Argument(..., help="Current data (CSV/Parquet)."),
+    schema: Path | None = typer.Option(None, "--schema", help="Schema JSON."),
+    columns: str | None = typer.Option(
+        None, "--columns", help="Comma-separated columns to compare (default: all features)."
+    ),
+    method: list[str] = typer.Option(
+        None, "--method", help="Method per kind, e.g. --method numeric=ks (repeat)."
+    ),
+    rule: str = typer.Option("fdr", "--rule", help="Decision rule: fdr, threshold or chunks."),
+    multivariate: str = typer.Option(
+        "domain_classifier", "--multivariate", help="Multivariate method, or 'none'."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
+    html_out: Path | None = typer.Option(None, "--html", help="Write the HTML report here."),
+    fail_on: FailOn | None = typer.Option(
+        None, "--fail-on", help="Exit 1 on drift, quality findings, or any of them."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+) -> None:
+    """Compare current data with a reference: drift per column and overall, and data quality.
+
+    Exit codes: 0 clean (or no --fail-on), 1 findings matching --fail-on, 2 usage or input
+    error.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from watchkeeper.report import compare
+
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    mv = None if multivariate.lower() in ("none", "") else multivariate
+    err = _console(err=True)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=quiet or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("comparing columns", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = compare(
+            reference,
+            current,
+            schema=schema,
+            columns=cols,
+            methods=method or None,
+            rule=rule,
+            multivariate=mv,
+            random_state=seed,
+            progress=progress,
+        )
+    if json_out:
+        report.to_json(json_out)
+    if html_out:
+        report.to_html(html_out)
+    if not quiet:
+        _print_report(report, json_out, html_out)
+    findings = {
+        FailOn.drift: report.drifted,
+        FailOn.quality: report.has_quality_issues,
+        FailOn.any: report.drifted or report.has_quality_issues,
+    }
+    raise typer.Exit(EXIT_FINDINGS if fail_on and findings[fail_on] else EXIT_CLEAN)
+
+
+def _print_report(report: Any, json_out: Path | None, html_out: Path | None) -> None:
+    from rich.table import Table
+
+    console = _console()
+    d = report.dataset
+    colour = "red" if d.drifted else "green"
+    console.print(
+        f"[bold {colour}]{'Drift detected' if d.drifted else 'No drift'}[/]: "
+        f"{d.n_drifted} of {d.n_tested} columns drifted"
+        + (f", {d.n_insufficient} with insufficient data" if d.n_insufficient else "")
+        + f" — rule {d.rule}"
+    )
+    t = Table(show_edge=False, header_style="bold")
+    for h in ("column", "status", "method", "effect", "p (adj.)", "reason"):
+        t.add_column(h, justify="right" if h in ("effect", "p (adj.)") else "left")
+    style = {"alert": "red", "warn": "yellow", "insufficient_data": "dim", "ok": "green"}
+    for c in report.columns:
+        t.add_row(
+            c.name,
+            f"[{style.get(c.status.value, '')}]{c.status.value}[/]",
+            c.method,
+            "—" if c.effect_size is None else f"{c.effect_size:.4g}",
+            "—" if c.adjusted_p_value is None else f"{c.adjusted_p_value:.3g}",
+            c.reason,
+        )
+    console.print(t)
+    for m in report.multivariate:
+        console.print(f"multivariate [bold]{m.method}[/]: {m.status.value} — {m.reason}")
+    findings = report.quality_findings
+    console.print(f"quality findings: {len(findings)}")
+    for q in findings[:20]:
+        console.print(f"  [{style.get(q.status.value, '')}]{q.status.value}[/] {q.subject}: {q.reason}")
+    for label, path in (("JSON", json_out), ("HTML", html_out)):
+        if path:
+            console.print(f"{label} report: {path}")
+

@@ -1,0 +1,3 @@
+from watchkeeper.demo._main import main
+
+raise SystemExit(main())
