@@ -11,15 +11,28 @@ Examples
 from __future__ import annotations
 
 from watchkeeper.data._adapters import column_to_numpy, read_table
+from watchkeeper.data._column_profiles import (
+    CategoricalColumnProfile,
+    DatetimeColumnProfile,
+    TextColumnProfile,
+)
+from watchkeeper.data._numeric_profile import NumericColumnProfile
 from watchkeeper.data._validation import SchemaReport, TypeMismatch
+from watchkeeper.data.profile import ColumnProfile, Profile
 from watchkeeper.data.schema import ColumnKind, ColumnSpec, Role, Schema
 
 __all__ = [
+    "CategoricalColumnProfile",
     "ColumnKind",
+    "ColumnProfile",
     "ColumnSpec",
+    "DatetimeColumnProfile",
+    "NumericColumnProfile",
+    "Profile",
     "Role",
     "Schema",
     "SchemaReport",
+    "TextColumnProfile",
     "TypeMismatch",
     "column_to_numpy",
     "read_table",

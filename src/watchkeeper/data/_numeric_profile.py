@@ -1,0 +1,386 @@
+"""Profile of one numeric column: counts, moments, quantile sketch, reference-binned histogram."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from watchkeeper.data._sketch import kll_from_bytes, kll_merge, kll_new, kll_to_bytes
+from watchkeeper.exceptions import InputError
+from watchkeeper.stats import bin_counts, reference_bin_edges
+
+__all__ = ["NumericColumnProfile"]
+
+_N_EXAMPLES = 5
+
+
+def _moments(x: NDArray[np.float64]) -> tuple[float | None, float, float, float]:
+    """Mean and central moment sums ``M_p = sum((x - mean)**p)`` of one batch (two passes,
+    which is accurate; batches are then combined with the parallel formulas)."""
+    if x.size == 0:
+        return None, 0.0, 0.0, 0.0
+    mean = float(x.mean())
+    d = x - mean
+    d2 = d * d
+    return mean, float(d2.sum()), float((d2 * d).sum()), float((d2 * d2).sum())
+
+
+def _merge_moments(
+    a: tuple[int, float | None, float, float, float],
+    b: tuple[int, float | None, float, float, float],
+) -> tuple[float | None, float, float, float]:
+    """Combine ``(n, mean, M2, M3, M4)`` of two batches.
+
+    Chan, Golub & LeVeque (1979) for the mean and ``M2``; Pébay (2008), "Formulas for robust,
+    one-pass parallel computation of covariances and arbitrary-order statistical moments",
+    eqs. 2.1-2.2, for ``M3`` and ``M4``.
+    """
+    # A fixed operand order makes merge(a, b) and merge(b, a) bit-identical.
+    a, b = sorted((a, b), key=lambda t: (t[0], -math.inf if t[1] is None else t[1], *t[2:]))
+    na, ma, m2a, m3a, m4a = a
+    nb, mb, m2b, m3b, m4b = b
+    if na == 0 or ma is None:
+        return mb, m2b, m3b, m4b
+    if nb == 0 or mb is None:
+        return ma, m2a, m3a, m4a
+    n = na + nb
+    delta = mb - ma
+    mean = ma + delta * nb / n
+    m2 = m2a + m2b + delta**2 * na * nb / n
+    m3 = (
+        m3a + m3b
+        + delta**3 * na * nb * (na - nb) / n**2
+        + 3.0 * delta * (na * m2b - nb * m2a) / n
+    )  # fmt: skip
+    m4 = (
+        m4a + m4b
+        + delta**4 * na * nb * (na * na - na * nb + nb * nb) / n**3
+        + 6.0 * delta**2 * (na * na * m2b + nb * nb * m2a) / n**2
+        + 4.0 * delta * (na * m3b - nb * m3a) / n
+    )  # fmt: skip
+    return mean, m2, m3, m4
+
+
+def _top_unique(values: Any, key: Any, k: int = _N_EXAMPLES) -> tuple[Any, ...]:
+    # The first k distinct values under a total order: merging two such lists and taking the
+    # first k again gives the same list as computing it on all data (exact, associative).
+    return tuple(sorted(set(values), key=key)[:k])
+
+
+@dataclass(frozen=True)
+class NumericColumnProfile:
+    """Mergeable summary of a numeric column.
+
+    Counts are disjoint: ``count + n_missing + n_inf + n_type_errors`` is the number of rows.
+    Moments, min/max, quantiles and histogram describe the ``count`` finite values.
+
+    Attributes
+    ----------
+    count
+        Finite values.
+    n_missing
+        Null or NaN values.
+    n_inf
+        Infinite values.
+    n_type_errors
+        Values that are not numbers (e.g. ``"oops"`` in a column read as strings).
+    type_error_examples
+        Up to five of them (the smallest string forms).
+    min, max, mean
+        Of the finite values; ``None`` when there are none.
+    m2, m3, m4
+        Sums of 2nd, 3rd and 4th powers of deviations from the mean.
+    bin_edges, bin_counts
+        Interior edges (from the reference, see :func:`watchkeeper.stats.reference_bin_edges`)
+        and counts of finite values per bin (:func:`watchkeeper.stats.bin_counts`), so binned
+        drift methods give the same number from profiles as from raw data.
+    n_below_reference_min, n_above_reference_max
+        Finite values outside the reference's ``[min, max]``; ``None`` for a profile made
+        without a reference.
+    out_of_range_examples
+        Up to five distinct out-of-range values, farthest outside first.
+    reference_range
+        The reference's ``(min, max)`` those counts refer to.
+    sketch
+        The KLL quantile sketch (``datasketches.kll_doubles_sketch``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> col = NumericColumnProfile.from_values(np.array([1.0, 2.0, np.nan, 4.0]), n_bins=2)
+    >>> col.count, col.n_missing, col.mean, col.bin_edges, col.bin_counts
+    (3, 1, 2.333..., (2.0,), (2, 1))
+    """
+
+    kind: ClassVar[str] = "numeric"
+
+    count: int
+    n_missing: int
+    n_inf: int
+    n_type_errors: int
+    type_error_examples: tuple[str, ...]
+    min: float | None
+    max: float | None
+    mean: float | None
+    m2: float
+    m3: float
+    m4: float
+    bin_edges: tuple[float, ...]
+    bin_counts: tuple[int, ...]
+    n_below_reference_min: int | None = None
+    n_above_reference_max: int | None = None
+    out_of_range_examples: tuple[float, ...] = ()
+    reference_range: tuple[float, float] | None = None
+    sketch: Any = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_values(
+        cls,
+        values: NDArray[np.float64],
+        *,
+        n_type_errors: int = 0,
+        type_error_examples: tuple[str, ...] = (),
+        n_bins: int = 10,
+        reference: NumericColumnProfile | None = None,
+    ) -> NumericColumnProfile:
+        """Profile ``values`` (NaN = missing). Bins come from ``reference`` when given, else
+        from these values."""
+        finite_mask = np.isfinite(values)
+        x = values[finite_mask] if not finite_mask.all() else values
+        nan = int(np.isnan(values).sum())
+        n_inf = int(values.size - x.size - nan)
+        mean, m2, m3, m4 = _moments(x)
+        if reference is not None:
+            edges = np.asarray(reference.bin_edges, dtype=np.float64)
+        else:
+            edges = reference_bin_edges(x, n_bins) if x.size else np.empty(0)
+        below = above = None
+        examples: tuple[float, ...] = ()
+        ref_range = None
+        if reference is not None and reference.min is not None and reference.max is not None:
+            lo, hi = reference.min, reference.max
+            ref_range = (lo, hi)
+            low, high = x[x < lo], x[x > hi]
+            below, above = int(low.size), int(high.size)
+            # The farthest values are among the 5 smallest below and the 5 largest above.
+            candidates = np.concatenate(
+                [np.unique(low)[:_N_EXAMPLES], np.unique(high)[-_N_EXAMPLES:]]
+            )
+            examples = _out_of_range_examples(candidates.tolist(), lo, hi)
+        elif reference is not None:
+            below = above = 0
+        return cls(
+            count=int(x.size),
+            n_missing=nan - int(n_type_errors),
+            n_inf=n_inf,
+            n_type_errors=int(n_type_errors),
+            type_error_examples=tuple(type_error_examples),
+            min=float(x.min()) if x.size else None,
+            max=float(x.max()) if x.size else None,
+            mean=mean,
+            m2=m2,
+            m3=m3,
+            m4=m4,
+            bin_edges=tuple(float(e) for e in edges),
+            bin_counts=tuple(int(c) for c in bin_counts(x, edges)),
+            n_below_reference_min=below,
+            n_above_reference_max=above,
+            out_of_range_examples=examples,
+            reference_range=ref_range,
+            sketch=kll_new(x),
+        )
+
+    # -- derived statistics ----------------------------------------------------------------
+
+    @property
+    def n(self) -> int:
+        """All rows: ``count + n_missing + n_inf + n_type_errors``."""
+        return self.count + self.n_missing + self.n_inf + self.n_type_errors
+
+    @property
+    def variance(self) -> float | None:
+        """Sample variance (``ddof=1``) of the finite values; ``None`` below two values."""
+        return self.m2 / (self.count - 1) if self.count > 1 else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation (``ddof=1``); ``None`` below two values."""
+        v = self.variance
+        return math.sqrt(max(v, 0.0)) if v is not None else None
+
+    @property
+    def skewness(self) -> float | None:
+        """Biased sample skewness ``g1`` (as ``scipy.stats.skew``); ``None`` if undefined."""
+        if self.count < 2 or self.m2 <= 0.0:
+            return None
+        n = self.count
+        return float(math.sqrt(n) * self.m3 / self.m2**1.5)
+
+    @property
+    def kurtosis(self) -> float | None:
+        """Biased excess kurtosis ``g2`` (as ``scipy.stats.kurtosis``); ``None`` if undefined."""
+        if self.count < 2 or self.m2 <= 0.0:
+            return None
+        return self.count * self.m4 / self.m2**2 - 3.0
+
+    @property
+    def quantile_rank_error(self) -> float:
+        """Bound on the rank error of :meth:`quantile` (99% confidence, KLL ``k=200``):
+        the true rank of the returned value is within this distance of ``q``. Zero while the
+        sketch still holds every value."""
+        if self.sketch is None or self.sketch.is_estimation_mode() is False:
+            return 0.0
+        return float(self.sketch.normalized_rank_error(False))
+
+    def quantile(self, q: float) -> float:
+        """Approximate ``q``-quantile of the finite values from the KLL sketch.
+
+        The answer is the smallest value seen whose (approximate) normalized rank is at least
+        ``q`` (the inverse CDF, numpy's ``method="inverted_cdf"``); its true rank is within
+        :attr:`quantile_rank_error` of ``q`` (about 0.0133 with 99% confidence; exact while
+        the sketch holds at most 200 values).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> col = NumericColumnProfile.from_values(np.arange(1.0, 101.0))
+        >>> col.quantile(0.5), col.quantile_rank_error
+        (50.0, 0.0)
+        """
+        if not 0.0 <= q <= 1.0:
+            raise InputError(f"q must be between 0 and 1, got {q}")
+        if self.count == 0 or self.sketch is None:
+            raise InputError("the column has no finite values, so it has no quantiles")
+        # inclusive: the smallest seen value v with rank(v) >= q (the inverse of the CDF).
+        return float(self.sketch.get_quantile(q, True))
+
+    # -- merge and persistence -------------------------------------------------------------
+
+    def merge(self, other: NumericColumnProfile) -> NumericColumnProfile:
+        """Summary of both batches (both must use the same bins and reference)."""
+        if not isinstance(other, NumericColumnProfile):
+            raise InputError(f"cannot merge a numeric column profile with {type(other).__name__}")
+        if self.bin_edges != other.bin_edges:
+            raise InputError(
+                "the two profiles use different histogram bins; profile every batch with the "
+                "same reference= profile so that their bins agree"
+            )
+        if self.reference_range != other.reference_range and None not in (
+            self.reference_range,
+            other.reference_range,
+        ):
+            raise InputError("the two profiles were made against references with different ranges")
+        mean, m2, m3, m4 = _merge_moments(
+            (self.count, self.mean, self.m2, self.m3, self.m4),
+            (other.count, other.mean, other.m2, other.m3, other.m4),
+        )
+        both = self.reference_range is not None and other.reference_range is not None
+        ref_range = self.reference_range if both else None
+        return NumericColumnProfile(
+            count=self.count + other.count,
+            n_missing=self.n_missing + other.n_missing,
+            n_inf=self.n_inf + other.n_inf,
+            n_type_errors=self.n_type_errors + other.n_type_errors,
+            type_error_examples=_top_unique(
+                self.type_error_examples + other.type_error_examples, key=str
+            ),
+            min=_opt(min, self.min, other.min),
+            max=_opt(max, self.max, other.max),
+            mean=mean,
+            m2=m2,
+            m3=m3,
+            m4=m4,
+            bin_edges=self.bin_edges,
+            bin_counts=tuple(a + b for a, b in zip(self.bin_counts, other.bin_counts, strict=True)),
+            n_below_reference_min=_add(self.n_below_reference_min, other.n_below_reference_min),
+            n_above_reference_max=_add(self.n_above_reference_max, other.n_above_reference_max),
+            out_of_range_examples=(
+                _out_of_range_examples(
+                    self.out_of_range_examples + other.out_of_range_examples, *ref_range
+                )
+                if ref_range is not None
+                else ()
+            ),
+            reference_range=ref_range,
+            sketch=kll_merge(self.sketch, other.sketch),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form (the sketch as base64 of its ``serialize()``)."""
+        return {
+            "kind": self.kind,
+            "count": self.count,
+            "n_missing": self.n_missing,
+            "n_inf": self.n_inf,
+            "n_type_errors": self.n_type_errors,
+            "type_error_examples": list(self.type_error_examples),
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "m2": self.m2,
+            "m3": self.m3,
+            "m4": self.m4,
+            "bin_edges": list(self.bin_edges),
+            "bin_counts": list(self.bin_counts),
+            "n_below_reference_min": self.n_below_reference_min,
+            "n_above_reference_max": self.n_above_reference_max,
+            "out_of_range_examples": list(self.out_of_range_examples),
+            "reference_range": None if self.reference_range is None else list(self.reference_range),
+            "kll": kll_to_bytes(self.sketch),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NumericColumnProfile:
+        """Rebuild from :meth:`to_dict` output."""
+        rr = d.get("reference_range")
+        return cls(
+            count=int(d["count"]),
+            n_missing=int(d["n_missing"]),
+            n_inf=int(d["n_inf"]),
+            n_type_errors=int(d["n_type_errors"]),
+            type_error_examples=tuple(str(v) for v in d["type_error_examples"]),
+            min=_opt_float(d["min"]),
+            max=_opt_float(d["max"]),
+            mean=_opt_float(d["mean"]),
+            m2=float(d["m2"]),
+            m3=float(d["m3"]),
+            m4=float(d["m4"]),
+            bin_edges=tuple(float(v) for v in d["bin_edges"]),
+            bin_counts=tuple(int(v) for v in d["bin_counts"]),
+            n_below_reference_min=_opt_int(d.get("n_below_reference_min")),
+            n_above_reference_max=_opt_int(d.get("n_above_reference_max")),
+            out_of_range_examples=tuple(float(v) for v in d.get("out_of_range_examples", ())),
+            reference_range=None if rr is None else (float(rr[0]), float(rr[1])),
+            sketch=kll_from_bytes(d["kll"]),
+        )
+
+
+def _out_of_range_examples(values: Any, lo: float, hi: float) -> tuple[float, ...]:
+    def key(v: float) -> tuple[float, float]:
+        return (-(lo - v if v < lo else v - hi), v)
+
+    return tuple(float(v) for v in _top_unique(values, key=key))
+
+
+def _opt(f: Any, a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return float(f(a, b))
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a + b
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else int(v)

@@ -1,0 +1,495 @@
+"""Profiles: one-pass, mergeable, serializable summaries of a batch of rows.
+
+``Profile.from_data(a ++ b, reference=r)`` equals
+``Profile.from_data(a, reference=r).merge(Profile.from_data(b, reference=r))``: exactly for
+counts, histograms, min/max, category counts and the row sample; within float rounding for
+moments; within the KLL rank error for quantiles; HLL distinct estimates agree to their error.
+That is what lets windows, workers and partitions be profiled separately and combined.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from watchkeeper._version import __version__
+from watchkeeper.data._adapters import (
+    datetime_values,
+    numeric_values,
+    read_table,
+    string_values,
+)
+from watchkeeper.data._column_profiles import (
+    CategoricalColumnProfile,
+    DatetimeColumnProfile,
+    TextColumnProfile,
+)
+from watchkeeper.data._numeric_profile import NumericColumnProfile
+from watchkeeper.data._sketch import HLL_LG_K, KLL_K, bottom_k, row_priorities
+from watchkeeper.data.schema import ColumnKind, ColumnSpec, Role, Schema
+from watchkeeper.exceptions import InputError
+from watchkeeper.stats import DEFAULT_BINS
+
+__all__ = ["ColumnProfile", "Profile"]
+
+ColumnProfile = (
+    NumericColumnProfile | CategoricalColumnProfile | DatetimeColumnProfile | TextColumnProfile
+)
+
+#: Version of the JSON layout written by :meth:`Profile.to_dict`.
+PROFILE_FORMAT_VERSION = 1
+
+_CLASSES: dict[str, Any] = {
+    "numeric": NumericColumnProfile,
+    "categorical": CategoricalColumnProfile,
+    "boolean": CategoricalColumnProfile,
+    "datetime": DatetimeColumnProfile,
+    "text": TextColumnProfile,
+}
+
+
+def _boolean_strings(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``"true"``/``"false"`` for booleans and their usual spellings (1/0, any case)."""
+    strings = string_values(column)
+    if pa.types.is_boolean(column.type):
+        return strings
+    lower = pc.utf8_lower(strings)
+    lower = pc.if_else(pc.equal(lower, "1"), "true", lower)
+    return pc.if_else(pc.equal(lower, "0"), "false", lower)
+
+
+def _masked(
+    values: NDArray[Any], missing: NDArray[np.bool_], type_: pa.DataType
+) -> pa.ChunkedArray:
+    return pa.chunked_array([pa.array(values, type=type_, mask=missing)], type=type_)
+
+
+def _profile_column(
+    spec: ColumnSpec,
+    column: pa.ChunkedArray,
+    reference: ColumnProfile | None,
+    *,
+    n_bins: int,
+    max_categories: int,
+) -> tuple[ColumnProfile, pa.ChunkedArray]:
+    """The column's profile and its canonical values (what the sample stores and hashes)."""
+    kind = spec.kind
+    if kind is ColumnKind.NUMERIC:
+        values, n_bad, examples = numeric_values(column)
+        ref = reference if isinstance(reference, NumericColumnProfile) else None
+        numeric = NumericColumnProfile.from_values(
+            values, n_type_errors=n_bad, type_error_examples=examples, n_bins=n_bins, reference=ref
+        )
+        return numeric, _masked(values, np.isnan(values), pa.float64())
+    if kind is ColumnKind.DATETIME:
+        ns, valid, n_bad = datetime_values(column)
+        canonical = _masked(ns, ~valid, pa.int64()).cast(pa.timestamp("ns"))
+        return DatetimeColumnProfile.from_values(ns, valid, n_type_errors=n_bad), canonical
+    if kind is ColumnKind.TEXT:
+        strings = string_values(column)
+        return TextColumnProfile.from_strings(strings), strings
+    strings = _boolean_strings(column) if kind is ColumnKind.BOOLEAN else string_values(column)
+    known: tuple[str, ...] | None
+    if isinstance(reference, CategoricalColumnProfile):
+        # A reference that kept only its top categories cannot tell "rare" from "new".
+        known, track = reference.categories, reference.other_count == 0
+    elif kind is ColumnKind.BOOLEAN:
+        known, track = ("false", "true"), True
+    elif spec.categories is not None:
+        known, track = spec.categories, True
+    else:
+        known, track = None, False
+    prof = CategoricalColumnProfile.from_strings(
+        strings, kind=kind.value, known=known, track_unseen=track, max_categories=max_categories
+    )
+    return prof, strings
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True, eq=False)
+class Profile:
+    """Mergeable summary of a batch of rows.
+
+    Build with :meth:`from_data`, combine with :meth:`merge`, store with :meth:`save`.
+
+    Attributes
+    ----------
+    schema
+        The schema the data was profiled with (columns with role ``ignored`` are skipped).
+    n_rows
+        Rows profiled.
+    columns
+        Column profile by name: :class:`NumericColumnProfile`,
+        :class:`CategoricalColumnProfile` (categorical and boolean columns),
+        :class:`DatetimeColumnProfile` or :class:`TextColumnProfile`.
+    sample
+        A uniform random sample of at most ``meta["sample_size"]`` rows (all profiled
+        columns, in canonical types: numbers as float64, categories and text as strings,
+        booleans as ``"true"``/``"false"``, datetimes as UTC ``timestamp[ns]``), or ``None``.
+        Mergeable bottom-k sample by seeded row-content hash; identical rows share a priority,
+        so duplicates are sampled together (see :mod:`watchkeeper.data._sketch`).
+    meta
+        ``created`` (UTC ISO time), ``watchkeeper_version``, ``sample_size``,
+        ``random_state``, ``n_bins``, ``max_categories``, ``kll_k``, ``hll_lg_k`` and
+        ``with_reference``.
+    sample_priorities
+        The bottom-k priority of each sample row (what :meth:`merge` combines samples by).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> ref = pd.DataFrame({"x": rng.normal(size=1000), "c": rng.choice(["a", "b"], 1000)})
+    >>> reference = Profile.from_data(ref, sample_size=100)
+    >>> reference.n_rows, reference.columns["c"].categories, reference.sample.num_rows
+    (1000, ('b', 'a'), 100)
+    >>> cur = pd.DataFrame({"x": rng.normal(1, 1, size=500), "c": ["a"] * 500})
+    >>> a = Profile.from_data(cur[:200], reference.schema, reference=reference)
+    >>> b = Profile.from_data(cur[200:], reference.schema, reference=reference)
+    >>> whole = Profile.from_data(cur, reference.schema, reference=reference)
+    >>> a.merge(b).columns["x"].bin_counts == whole.columns["x"].bin_counts
+    True
+    """
+
+    schema: Schema
+    n_rows: int
+    columns: Mapping[str, ColumnProfile]
+    sample: pa.Table | None
+    meta: Mapping[str, Any]
+    sample_priorities: NDArray[np.uint64] | None = field(default=None, repr=False)
+    _sorted: dict[str, NDArray[np.float64]] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", MappingProxyType(dict(self.columns)))
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+
+    def __repr__(self) -> str:
+        n_sample = 0 if self.sample is None else self.sample.num_rows
+        return (
+            f"Profile(n_rows={self.n_rows}, columns={list(self.columns)}, sample_rows={n_sample})"
+        )
+
+    @classmethod
+    def from_data(
+        cls,
+        data: Any,
+        schema: Schema | None = None,
+        *,
+        reference: Profile | None = None,
+        n_bins: int = DEFAULT_BINS,
+        max_categories: int = 50,
+        sample_size: int = 100_000,
+        random_state: int = 0,
+    ) -> Profile:
+        """Profile data in one pass.
+
+        Parameters
+        ----------
+        data
+            Anything :func:`read_table` accepts; may have no rows.
+        schema
+            Columns to profile; default: the reference's schema, or inferred from ``data``.
+            The data may have more columns (they are ignored), not fewer: use
+            ``schema.select(...)`` to profile a subset.
+        reference
+            Profile of the reference data. Histogram bins, categories and the range used for
+            out-of-range counts come from it, so the two profiles can be compared bin by bin
+            and profiles made against it merge. Without it this data is the reference: bins
+            are its ``n_bins`` quantile bins and categories its ``max_categories`` most
+            frequent values.
+        n_bins, max_categories
+            Used without a reference (the reference's bins win).
+        sample_size
+            Rows kept in :attr:`sample`; 0 disables the sample.
+        random_state
+            Seed of the row sample; profiles merge their samples only with the same seed.
+
+        Raises
+        ------
+        InputError
+            Unreadable data, schema columns missing from the data, columns missing from the
+            reference or of another kind there, bad parameters.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> p = Profile.from_data(pd.DataFrame({"x": [1.0, 2.0, float("inf"), None]}))
+        >>> col = p.columns["x"]
+        >>> col.count, col.n_inf, col.n_missing, col.mean
+        (2, 1, 1, 1.5)
+        """
+        n_bins = _check_int("n_bins", n_bins, 2)
+        max_categories = _check_int("max_categories", max_categories, 1)
+        sample_size = _check_int("sample_size", sample_size, 0)
+        random_state = _check_int("random_state", random_state, 0)
+        table = read_table(data, allow_empty=True)
+        if reference is not None and not isinstance(reference, Profile):
+            raise InputError(f"reference must be a Profile, got {type(reference).__name__}")
+        if schema is None:
+            schema = (
+                reference.schema if reference is not None
+                else Schema.infer(table, max_categories=max_categories)
+            )  # fmt: skip
+        specs = [s for s in schema if s.role is not Role.IGNORED]
+        missing = [s.name for s in specs if s.name not in table.column_names]
+        if missing:
+            raise InputError(
+                f"the data lacks columns {missing} of the schema; pass "
+                "schema.select([...]) to profile only the columns present"
+            )
+        if reference is not None:
+            _check_reference(specs, reference)
+            n_bins = int(reference.meta["n_bins"])
+        columns: dict[str, ColumnProfile] = {}
+        canonical: dict[str, pa.ChunkedArray] = {}
+        for spec in specs:
+            ref_col = reference.columns[spec.name] if reference is not None else None
+            columns[spec.name], canonical[spec.name] = _profile_column(
+                spec, table.column(spec.name), ref_col, n_bins=n_bins, max_categories=max_categories
+            )
+        sample, priorities = None, None
+        if sample_size and canonical:
+            all_priorities = row_priorities(canonical, table.num_rows, random_state)
+            take = bottom_k(all_priorities, sample_size)
+            priorities = all_priorities[take]
+            sample = pa.table({n: c.take(take) for n, c in canonical.items()})
+        meta = {
+            "created": _now(),
+            "watchkeeper_version": __version__,
+            "sample_size": sample_size,
+            "random_state": random_state,
+            "n_bins": n_bins,
+            "max_categories": max_categories,
+            "kll_k": KLL_K,
+            "hll_lg_k": HLL_LG_K,
+            "with_reference": reference is not None,
+        }
+        return cls(schema, table.num_rows, columns, sample, meta, priorities)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def sample_values(self, column: str) -> NDArray[np.float64]:
+        """Finite values of a numeric column in the row sample, sorted (cached, read-only).
+
+        Exact tests such as KS reuse one sorted reference for every comparison.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> p = Profile.from_data(pd.DataFrame({"x": [3.0, None, 1.0, 2.0]}))
+        >>> p.sample_values("x")
+        array([1., 2., 3.])
+        """
+        if column not in self._sorted:
+            spec = self.schema[column]
+            if spec.kind is not ColumnKind.NUMERIC:
+                raise InputError(f"column {column!r} is {spec.kind.value}, not numeric")
+            if self.sample is None or column not in self.sample.column_names:
+                raise InputError(
+                    f"the profile has no row sample of {column!r} (made with sample_size=0 or "
+                    "the column is ignored); profile again with sample_size > 0"
+                )
+            values = np.asarray(self.sample.column(column).to_numpy(), dtype=np.float64)
+            values = np.sort(values[np.isfinite(values)])
+            values.flags.writeable = False
+            self._sorted[column] = values
+        return self._sorted[column]
+
+    # -- merging ---------------------------------------------------------------------------
+
+    def merge(self, other: Profile) -> Profile:
+        """Profile of both batches (a new object; associative and commutative).
+
+        Raises
+        ------
+        InputError
+            The profiles have different columns or kinds, different bins or categories (make
+            both with the same ``reference=``), or samples drawn with different seeds.
+        """
+        if not isinstance(other, Profile):
+            raise InputError(f"can only merge a Profile with a Profile, not {type(other).__name__}")
+        mine = {n: c.kind for n, c in self.columns.items()}
+        theirs = {n: c.kind for n, c in other.columns.items()}
+        if mine != theirs:
+            diff = sorted(set(mine.items()) ^ set(theirs.items()))
+            raise InputError(
+                f"the profiles have different columns or kinds ({diff}); profile both "
+                "batches with the same schema"
+            )
+        columns: dict[str, ColumnProfile] = {}
+        for name, col in self.columns.items():
+            try:
+                columns[name] = col.merge(other.columns[name])  # type: ignore[arg-type]
+            except InputError as exc:
+                raise InputError(f"cannot merge column {name!r}: {exc}") from None
+        sample, priorities, k = self._merged_sample(other)
+        meta = dict(self.meta)
+        meta.update(
+            created=_now(),
+            sample_size=k,
+            with_reference=bool(self.meta["with_reference"] and other.meta["with_reference"]),
+        )
+        return Profile(self.schema, self.n_rows + other.n_rows, columns, sample, meta, priorities)
+
+    def _merged_sample(
+        self, other: Profile
+    ) -> tuple[pa.Table | None, NDArray[np.uint64] | None, int]:
+        k = min(int(self.meta["sample_size"]), int(other.meta["sample_size"]))
+        if k == 0 or self.sample is None or other.sample is None:
+            return None, None, 0
+        if self.meta["random_state"] != other.meta["random_state"]:
+            raise InputError(
+                "the profiles' samples were drawn with different random_state "
+                f"({self.meta['random_state']} and {other.meta['random_state']}); profile "
+                "every batch with the same random_state (or sample_size=0)"
+            )
+        assert self.sample_priorities is not None
+        assert other.sample_priorities is not None
+        names = self.sample.column_names
+        both = pa.concat_tables([self.sample, other.sample.select(names)])
+        priorities = np.concatenate([self.sample_priorities, other.sample_priorities])
+        take = bottom_k(priorities, k)
+        return both.take(take), priorities[take], k
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form: sketches as base64, the sample as base64 Arrow IPC (zstd).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> p = Profile.from_data(pd.DataFrame({"c": ["a", "b", "a"]}))
+        >>> q = Profile.from_dict(p.to_dict())
+        >>> q.columns["c"] == p.columns["c"], q.sample.equals(p.sample)
+        (True, True)
+        """
+        return {
+            "format_version": PROFILE_FORMAT_VERSION,
+            "meta": dict(self.meta),
+            "schema": self.schema.to_dict(),
+            "n_rows": self.n_rows,
+            "columns": {n: c.to_dict() for n, c in self.columns.items()},
+            "sample": None if self.sample is None else _table_to_text(self.sample),
+        }
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> Profile:
+        """Rebuild a profile from :meth:`to_dict` output.
+
+        Raises
+        ------
+        InputError
+            A newer or unknown format version, or a damaged payload.
+        """
+        version = payload.get("format_version") if isinstance(payload, Mapping) else None
+        if not isinstance(version, int):
+            raise InputError("not a watchkeeper profile (no format_version)")
+        if version > PROFILE_FORMAT_VERSION or version < 1:
+            raise InputError(
+                f"profile format version {version} is not supported by this watchkeeper "
+                f"(which reads up to {PROFILE_FORMAT_VERSION}); upgrade watchkeeper"
+            )
+        try:
+            schema = Schema.from_dict(payload["schema"])
+            columns = {
+                name: _CLASSES[d["kind"]].from_dict(d) for name, d in payload["columns"].items()
+            }
+            meta = dict(payload["meta"])
+            sample = None if payload["sample"] is None else _table_from_text(payload["sample"])
+            priorities = None
+            if sample is not None:
+                canonical = {n: sample.column(n) for n in sample.column_names}
+                priorities = row_priorities(canonical, sample.num_rows, int(meta["random_state"]))
+            return cls(schema, int(payload["n_rows"]), columns, sample, meta, priorities)
+        except InputError:
+            raise
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            RuntimeError,
+            pa.ArrowException,
+        ) as exc:
+            raise InputError(f"the profile is damaged and cannot be read: {exc!r}") from exc
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the profile to one JSON file (atomically) and return its path."""
+        from watchkeeper.data._io import write_json_atomic
+
+        return write_json_atomic(Path(path), self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Profile:
+        """Read a profile written by :meth:`save`.
+
+        Examples
+        --------
+        >>> import pandas as pd, tempfile, pathlib
+        >>> p = Profile.from_data(pd.DataFrame({"x": [1.0, 2.0, 3.0]}))
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     q = Profile.load(p.save(pathlib.Path(d) / "profile.json"))
+        >>> q.n_rows, q.columns["x"] == p.columns["x"]
+        (3, True)
+        """
+        from watchkeeper.data._io import read_json
+
+        return cls.from_dict(read_json(Path(path), "profile"))
+
+
+def _check_reference(specs: list[ColumnSpec], reference: Profile) -> None:
+    absent = [s.name for s in specs if s.name not in reference.columns]
+    if absent:
+        raise InputError(
+            f"columns {absent} are not in the reference profile; profile only columns the "
+            "reference has (schema.select)"
+        )
+    for s in specs:
+        ref_kind = reference.columns[s.name].kind
+        if ref_kind != s.kind.value:
+            raise InputError(
+                f"column {s.name!r} is {s.kind.value} in the schema but {ref_kind} in the "
+                "reference profile; use the reference's schema"
+            )
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def _table_to_text(table: pa.Table) -> dict[str, str]:
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    data = base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii")
+    return {"encoding": "arrow-ipc-stream+zstd+base64", "data": data}
+
+
+def _table_from_text(payload: Mapping[str, str]) -> pa.Table:
+    if payload.get("encoding") != "arrow-ipc-stream+zstd+base64":
+        raise InputError(f"unknown sample encoding {payload.get('encoding')!r}")
+    try:
+        raw = base64.b64decode(payload["data"], validate=True)
+    except binascii.Error as exc:
+        raise InputError(f"the profile's sample is damaged: {exc}") from exc
+    with pa.ipc.open_stream(pa.BufferReader(raw)) as reader:
+        return reader.read_all()
