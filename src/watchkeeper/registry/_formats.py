@@ -44,6 +44,8 @@ _SUFFIXES = {
     ".joblib": "pickle",
 }
 
+_SKLEARN_TYPES = "sklearn."
+
 _SAFER = (
     "safe alternatives: skops for scikit-learn, ONNX, native LightGBM or XGBoost files; or, if "
     "you trust where the model came from, pass trusted=True (--trusted) to store it as pickle"
@@ -215,9 +217,10 @@ class EstimatorPredictor:
 class SkopsFormat:
     """scikit-learn estimators and pipelines in skops format (no code runs on load).
 
-    skops refuses, on load, any type it does not know to be safe. Types outside its default
-    list (e.g. a LightGBM step inside a pipeline) are accepted only when the registering
-    caller passes ``trusted=True``; the list is recorded and nothing beyond it is ever trusted.
+    skops refuses, on load, any type it does not know to be safe. scikit-learn's own types
+    are accepted; others (e.g. a LightGBM step inside a pipeline) only when the registering
+    caller passes ``trusted=True``. The accepted list is recorded with the version and
+    nothing beyond it is ever trusted when loading.
     """
 
     name = "skops"
@@ -261,10 +264,14 @@ class SkopsFormat:
         import skops.io as sio
 
         untrusted = sorted(sio.get_untrusted_types(data=data))
-        if untrusted and not trusted:
+        # scikit-learn's own types (e.g. sklearn.tree._tree.Tree, which skops leaves off its
+        # default list) run only scikit-learn's code, which is already trusted to train and
+        # predict; third-party types still need the caller's word.
+        foreign = [name for name in untrusted if not name.startswith(_SKLEARN_TYPES)]
+        if foreign and not trusted:
             raise UnsafeFormatError(
                 "skops does not know these types to be safe to load: "
-                f"{', '.join(untrusted)}. If you trust the code that defines them, pass "
+                f"{', '.join(foreign)}. If you trust the code that defines them, pass "
                 "trusted=True (--trusted) to record them as trusted for this model"
             )
         return untrusted

@@ -13,7 +13,7 @@ import numpy as np
 
 from watchkeeper.exceptions import InputError
 from watchkeeper.registry._artifacts import ArtifactStore
-from watchkeeper.registry._errors import UnsafeFormatError
+from watchkeeper.registry._errors import UnsafeFormatError, UnsupportedFormatError
 from watchkeeper.registry._formats import (
     FORMAT_NAMES,
     Packed,
@@ -191,7 +191,9 @@ class Registry:
         self, model: Any, format: str | None, trusted: bool
     ) -> tuple[str, Packed, dict[str, Any]]:
         if format is not None and format not in FORMAT_NAMES:
-            raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMAT_NAMES)}")
+            raise UnsupportedFormatError(
+                f"unknown format {format!r}; choose one of {', '.join(FORMAT_NAMES)}"
+            )
         from watchkeeper.registry._mlflow import import_mlflow, is_mlflow_source
 
         if format in (None, "mlflow") and is_mlflow_source(model):

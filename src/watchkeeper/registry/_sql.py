@@ -77,7 +77,11 @@ class SqlStore:
         self.timeout = timeout
         self._engine = create_engine(url, timeout=timeout)
         self.url = self._engine.url
-        self._write(self._migrate)
+        try:
+            self._write(self._migrate)
+        except BaseException:
+            self._engine.dispose()  # no pooled connection may outlive a failed open
+            raise
 
     # -- transactions -------------------------------------------------------------------
 
