@@ -422,7 +422,7 @@ class Profile:
         except InputError:
             raise
         except (
-            KeyError,
+            LookupError,  # IndexError from a truncated sketch
             TypeError,
             ValueError,
             AttributeError,
