@@ -369,3 +369,15 @@ def test_sample_values_sorted_and_cached(frame: pd.DataFrame, schema: Schema) ->
         p.sample_values("c")
     with pytest.raises(InputError, match="sample_size=0"):
         Profile.from_data(frame, schema, sample_size=0).sample_values("x")
+
+
+def test_typed_accessors(frame: pd.DataFrame, schema: Schema) -> None:
+    p = Profile.from_data(frame, schema, sample_size=0)
+    assert p.numeric("x") is p.columns["x"]
+    assert p.categorical("b").kind == "boolean"
+    assert p.datetime("t").count == len(frame)
+    assert p.text("note").count == len(frame)
+    with pytest.raises(InputError, match="not NumericColumnProfile"):
+        p.numeric("c")
+    with pytest.raises(InputError, match="not in the profile"):
+        p.numeric("nope")

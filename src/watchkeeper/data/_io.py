@@ -1,7 +1,10 @@
-"""JSON files written atomically and read with errors that name the file."""
+"""JSON files written atomically and read with errors that name the file; Arrow tables as
+base64 text inside them."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import tempfile
@@ -9,9 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from watchkeeper.exceptions import InputError
 
-__all__ = ["read_json", "write_json_atomic"]
+__all__ = ["read_json", "table_from_text", "table_to_text", "write_json_atomic"]
 
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> Path:
@@ -43,3 +48,23 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InputError(f"{what} file {str(path)!r} does not hold a watchkeeper {what}")
     return payload
+
+
+def table_to_text(table: pa.Table) -> dict[str, str]:
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    data = base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii")
+    return {"encoding": "arrow-ipc-stream+zstd+base64", "data": data}
+
+
+def table_from_text(payload: Mapping[str, str]) -> pa.Table:
+    if payload.get("encoding") != "arrow-ipc-stream+zstd+base64":
+        raise InputError(f"unknown sample encoding {payload.get('encoding')!r}")
+    try:
+        raw = base64.b64decode(payload["data"], validate=True)
+    except binascii.Error as exc:
+        raise InputError(f"the profile's sample is damaged: {exc}") from exc
+    with pa.ipc.open_stream(pa.BufferReader(raw)) as reader:
+        return reader.read_all()

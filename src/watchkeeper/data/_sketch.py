@@ -27,8 +27,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from watchkeeper.exceptions import InputError
-
 __all__ = [
     "HLL_LG_K",
     "KLL_K",
@@ -198,9 +196,3 @@ def bottom_k(priorities: NDArray[np.uint64], k: int) -> NDArray[np.intp]:
         order = np.argsort(priorities[candidates], kind="stable")
         return candidates[order]
     return np.argsort(priorities, kind="stable")
-
-
-def check_base64(text: Any, what: str) -> str:
-    if not isinstance(text, str):
-        raise InputError(f"{what} must be a base64 string")
-    return text

@@ -9,34 +9,28 @@ That is what lets windows, workers and partitions be profiled separately and com
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as _dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from watchkeeper._version import __version__
-from watchkeeper.data._adapters import (
-    datetime_values,
-    numeric_values,
-    read_table,
-    string_values,
-)
+from watchkeeper.data._adapters import read_table
 from watchkeeper.data._column_profiles import (
     CategoricalColumnProfile,
     DatetimeColumnProfile,
     TextColumnProfile,
 )
+from watchkeeper.data._io import table_from_text, table_to_text
 from watchkeeper.data._numeric_profile import NumericColumnProfile
+from watchkeeper.data._profiling import COLUMN_CLASSES, ColumnProfile, profile_column
 from watchkeeper.data._sketch import HLL_LG_K, KLL_K, bottom_k, row_priorities
 from watchkeeper.data.schema import ColumnKind, ColumnSpec, Role, Schema
 from watchkeeper.exceptions import InputError
@@ -44,77 +38,12 @@ from watchkeeper.stats import DEFAULT_BINS
 
 __all__ = ["ColumnProfile", "Profile"]
 
-ColumnProfile = (
-    NumericColumnProfile | CategoricalColumnProfile | DatetimeColumnProfile | TextColumnProfile
+_C = TypeVar(
+    "_C", NumericColumnProfile, CategoricalColumnProfile, DatetimeColumnProfile, TextColumnProfile
 )
 
 #: Version of the JSON layout written by :meth:`Profile.to_dict`.
 PROFILE_FORMAT_VERSION = 1
-
-_CLASSES: dict[str, Any] = {
-    "numeric": NumericColumnProfile,
-    "categorical": CategoricalColumnProfile,
-    "boolean": CategoricalColumnProfile,
-    "datetime": DatetimeColumnProfile,
-    "text": TextColumnProfile,
-}
-
-
-def _boolean_strings(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """``"true"``/``"false"`` for booleans and their usual spellings (1/0, any case)."""
-    strings = string_values(column)
-    if pa.types.is_boolean(column.type):
-        return strings
-    lower = pc.utf8_lower(strings)
-    lower = pc.if_else(pc.equal(lower, "1"), "true", lower)
-    return pc.if_else(pc.equal(lower, "0"), "false", lower)
-
-
-def _masked(
-    values: NDArray[Any], missing: NDArray[np.bool_], type_: pa.DataType
-) -> pa.ChunkedArray:
-    return pa.chunked_array([pa.array(values, type=type_, mask=missing)], type=type_)
-
-
-def _profile_column(
-    spec: ColumnSpec,
-    column: pa.ChunkedArray,
-    reference: ColumnProfile | None,
-    *,
-    n_bins: int,
-    max_categories: int,
-) -> tuple[ColumnProfile, pa.ChunkedArray]:
-    """The column's profile and its canonical values (what the sample stores and hashes)."""
-    kind = spec.kind
-    if kind is ColumnKind.NUMERIC:
-        values, n_bad, examples = numeric_values(column)
-        ref = reference if isinstance(reference, NumericColumnProfile) else None
-        numeric = NumericColumnProfile.from_values(
-            values, n_type_errors=n_bad, type_error_examples=examples, n_bins=n_bins, reference=ref
-        )
-        return numeric, _masked(values, np.isnan(values), pa.float64())
-    if kind is ColumnKind.DATETIME:
-        ns, valid, n_bad = datetime_values(column)
-        canonical = _masked(ns, ~valid, pa.int64()).cast(pa.timestamp("ns"))
-        return DatetimeColumnProfile.from_values(ns, valid, n_type_errors=n_bad), canonical
-    if kind is ColumnKind.TEXT:
-        strings = string_values(column)
-        return TextColumnProfile.from_strings(strings), strings
-    strings = _boolean_strings(column) if kind is ColumnKind.BOOLEAN else string_values(column)
-    known: tuple[str, ...] | None
-    if isinstance(reference, CategoricalColumnProfile):
-        # A reference that kept only its top categories cannot tell "rare" from "new".
-        known, track = reference.categories, reference.other_count == 0
-    elif kind is ColumnKind.BOOLEAN:
-        known, track = ("false", "true"), True
-    elif spec.categories is not None:
-        known, track = spec.categories, True
-    else:
-        known, track = None, False
-    prof = CategoricalColumnProfile.from_strings(
-        strings, kind=kind.value, known=known, track_unseen=track, max_categories=max_categories
-    )
-    return prof, strings
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -261,7 +190,7 @@ class Profile:
         canonical: dict[str, pa.ChunkedArray] = {}
         for spec in specs:
             ref_col = reference.columns[spec.name] if reference is not None else None
-            columns[spec.name], canonical[spec.name] = _profile_column(
+            columns[spec.name], canonical[spec.name] = profile_column(
                 spec, table.column(spec.name), ref_col, n_bins=n_bins, max_categories=max_categories
             )
         sample, priorities = None, None
@@ -311,6 +240,40 @@ class Profile:
             values.flags.writeable = False
             self._sorted[column] = values
         return self._sorted[column]
+
+    def numeric(self, column: str) -> NumericColumnProfile:
+        """The profile of a numeric column (typed access; InputError for other kinds).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> Profile.from_data(pd.DataFrame({"x": [1.0, 3.0]})).numeric("x").mean
+        2.0
+        """
+        return self._typed(column, NumericColumnProfile)
+
+    def categorical(self, column: str) -> CategoricalColumnProfile:
+        """The profile of a categorical or boolean column (typed access)."""
+        return self._typed(column, CategoricalColumnProfile)
+
+    def datetime(self, column: str) -> DatetimeColumnProfile:
+        """The profile of a datetime column (typed access)."""
+        return self._typed(column, DatetimeColumnProfile)
+
+    def text(self, column: str) -> TextColumnProfile:
+        """The profile of a text column (typed access)."""
+        return self._typed(column, TextColumnProfile)
+
+    def _typed(self, column: str, cls: type[_C]) -> _C:
+        if column not in self.columns:
+            raise InputError(
+                f"column {column!r} is not in the profile; its columns are: "
+                f"{', '.join(self.columns)}"
+            )
+        col = self.columns[column]
+        if not isinstance(col, cls):
+            raise InputError(f"column {column!r} is {col.kind}, not {cls.__name__}")
+        return col
 
     # -- merging ---------------------------------------------------------------------------
 
@@ -387,7 +350,7 @@ class Profile:
             "schema": self.schema.to_dict(),
             "n_rows": self.n_rows,
             "columns": {n: c.to_dict() for n, c in self.columns.items()},
-            "sample": None if self.sample is None else _table_to_text(self.sample),
+            "sample": None if self.sample is None else table_to_text(self.sample),
         }
 
     @classmethod
@@ -410,10 +373,11 @@ class Profile:
         try:
             schema = Schema.from_dict(payload["schema"])
             columns = {
-                name: _CLASSES[d["kind"]].from_dict(d) for name, d in payload["columns"].items()
+                name: COLUMN_CLASSES[d["kind"]].from_dict(d)
+                for name, d in payload["columns"].items()
             }
             meta = dict(payload["meta"])
-            sample = None if payload["sample"] is None else _table_from_text(payload["sample"])
+            sample = None if payload["sample"] is None else table_from_text(payload["sample"])
             priorities = None
             if sample is not None:
                 canonical = {n: sample.column(n) for n in sample.column_names}
@@ -473,23 +437,3 @@ def _check_reference(specs: list[ColumnSpec], reference: Profile) -> None:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def _table_to_text(table: pa.Table) -> dict[str, str]:
-    sink = pa.BufferOutputStream()
-    options = pa.ipc.IpcWriteOptions(compression="zstd")
-    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
-        writer.write_table(table)
-    data = base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii")
-    return {"encoding": "arrow-ipc-stream+zstd+base64", "data": data}
-
-
-def _table_from_text(payload: Mapping[str, str]) -> pa.Table:
-    if payload.get("encoding") != "arrow-ipc-stream+zstd+base64":
-        raise InputError(f"unknown sample encoding {payload.get('encoding')!r}")
-    try:
-        raw = base64.b64decode(payload["data"], validate=True)
-    except binascii.Error as exc:
-        raise InputError(f"the profile's sample is damaged: {exc}") from exc
-    with pa.ipc.open_stream(pa.BufferReader(raw)) as reader:
-        return reader.read_all()

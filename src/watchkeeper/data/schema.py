@@ -66,7 +66,7 @@ class UnknownColumnError(InputError, KeyError):
         return str(self.args[0])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ColumnSpec:
     """One column of a :class:`Schema`.
 
@@ -99,16 +99,27 @@ class ColumnSpec:
     categories: tuple[str, ...] | None = None
     note: str = ""
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise InputError(f"column names must be non-empty strings, got {self.name!r}")
-        object.__setattr__(self, "kind", _coerce(ColumnKind, self.kind, "column kind"))
-        object.__setattr__(self, "role", _coerce(Role, self.role, "role"))
-        if self.categories is not None:
-            cats = tuple(str(c) for c in self.categories)
-            if len(set(cats)) != len(cats):
-                raise InputError(f"column {self.name!r}: declared categories repeat a value")
-            object.__setattr__(self, "categories", cats)
+    # An explicit __init__ so that type checkers accept the string forms of kind and role.
+    def __init__(
+        self,
+        name: str,
+        kind: ColumnKind | str,
+        role: Role | str = Role.FEATURE,
+        dtype: str = "",
+        categories: Sequence[str] | None = None,
+        note: str = "",
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise InputError(f"column names must be non-empty strings, got {name!r}")
+        cats = None if categories is None else tuple(str(c) for c in categories)
+        if cats is not None and len(set(cats)) != len(cats):
+            raise InputError(f"column {name!r}: declared categories repeat a value")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "kind", _coerce(ColumnKind, kind, "column kind"))
+        object.__setattr__(self, "role", _coerce(Role, role, "role"))
+        object.__setattr__(self, "dtype", str(dtype))
+        object.__setattr__(self, "categories", cats)
+        object.__setattr__(self, "note", str(note))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""
