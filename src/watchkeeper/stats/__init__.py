@@ -2,6 +2,33 @@
 multiple-testing procedures. No pandas, no I/O."""
 
 from watchkeeper.stats._binning import DEFAULT_BINS, bin_counts, reference_bin_edges
+from watchkeeper.stats._categorical import (
+    chi2,
+    g_test,
+    hellinger_counts,
+    jensen_shannon_counts,
+    l_infinity,
+    psi_counts,
+    tvd,
+)
+from watchkeeper.stats._multitest import (
+    MultipleTestResult,
+    adjust_p_values,
+    benjamini_hochberg,
+    benjamini_yekutieli,
+    bonferroni,
+    holm,
+)
+from watchkeeper.stats._numeric import (
+    anderson_darling,
+    cramer_von_mises,
+    energy,
+    hellinger,
+    jensen_shannon,
+    ks,
+    psi,
+    wasserstein,
+)
 from watchkeeper.stats._registry import (
     DriftMethod,
     available_methods,
@@ -13,10 +40,31 @@ from watchkeeper.stats._result import TestResult
 __all__ = [
     "DEFAULT_BINS",
     "DriftMethod",
+    "MultipleTestResult",
     "TestResult",
+    "adjust_p_values",
+    "anderson_darling",
     "available_methods",
+    "benjamini_hochberg",
+    "benjamini_yekutieli",
     "bin_counts",
+    "bonferroni",
+    "chi2",
+    "cramer_von_mises",
     "drift_method",
+    "energy",
+    "g_test",
     "get_method",
+    "hellinger",
+    "hellinger_counts",
+    "holm",
+    "jensen_shannon",
+    "jensen_shannon_counts",
+    "ks",
+    "l_infinity",
+    "psi",
+    "psi_counts",
     "reference_bin_edges",
+    "tvd",
+    "wasserstein",
 ]

@@ -1,0 +1,452 @@
+"""Drift methods for numeric columns: two 1-D samples of finite values.
+
+==================== ============================ ============================== ======== =====
+method               statistic                    p-value                        effect   floor
+==================== ============================ ============================== ======== =====
+``ks``               D = max |F_r - F_c|          exact (n <= 10 000) / Smirnov  D        0.02
+``cramer_von_mises`` T (Anderson 1962)            exact (n <= 20) / asymptotic   RMS gap  0.015
+``anderson_darling`` standardised A2 (S&S 1987)   interpolated, in [0.001, 0.25] AD gap   0.035
+``wasserstein``      W1                           permutation                    W1 / s   0.05
+``energy``           energy distance              permutation                    E / √s   0.05
+``psi``              PSI on reference deciles     chi-square on the bins         PSI      0.1
+``jensen_shannon``   JS distance on the deciles   chi-square on the bins         same     0.1
+``hellinger``        Hellinger on the deciles     chi-square on the bins         same     0.1
+==================== ============================ ============================== ======== =====
+
+Effect sizes are population quantities estimated from the samples, so they do not grow with
+the sample sizes; the floors say how large an effect must be to matter. The floors of the
+ECDF methods are calibrated on one reference change, a shift of a normal mean by 0.05
+standard deviations (KS ``D = 0.02``):
+
+- ``ks``: ``D``. A 0.05 sigma shift gives ``D = 0.0199``.
+- ``cramer_von_mises``: the root-mean-square ECDF gap over the pooled sample,
+  ``sqrt(mean (F_r - F_c)^2)`` (``= sqrt(T N / (n m))`` without ties); 0.05 sigma gives
+  0.0152, floor 0.015.
+- ``anderson_darling``: the same gap weighted by ``1 / (H (1 - H))`` (``H`` the pooled
+  ECDF), ``sqrt(A2 N / (n m))``, which stresses the tails; 0.05 sigma gives 0.0347, floor
+  0.035.
+- ``wasserstein``: ``W1`` divided by the reference standard deviation ``s`` (population,
+  ddof=0); a shift of 0.05 sigma gives exactly 0.05.
+- ``energy``: scipy's energy distance ``sqrt(2 ∫ (F_r - F_c)^2)`` scales as the square root
+  of the unit, so it is divided by ``sqrt(s)`` (the energy distance of the data divided by
+  ``s``); 0.05 sigma gives 0.0376, and the floor 0.05 corresponds to a 0.067 sigma shift.
+
+When the reference is constant (``s = 0``) the scale falls back to the standard deviation of
+the pooled sample, and when both samples are the same constant the distances are 0; the
+scale used is in ``details["scale"]`` and ``details["scale_source"]``.
+
+The binned methods count both samples on bins at the reference deciles
+(:func:`watchkeeper.stats.reference_bin_edges`) and apply the categorical method of the
+same name, so their result computed from two profiles' histograms is identical.
+
+Every method accepts ``reference_sorted=True`` when the reference is already sorted (a saved
+profile keeps its sorted sample), which skips the dominant sort; the claim is checked in
+O(n). A current sample that happens to be sorted is detected and not sorted again.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from watchkeeper.exceptions import InputError
+from watchkeeper.stats._binning import DEFAULT_BINS, bin_counts, reference_bin_edges
+from watchkeeper.stats._categorical import compare_counts
+from watchkeeper.stats._inputs import numeric_sample, sorted_sample
+from watchkeeper.stats._ks import kolmogorov_smirnov
+from watchkeeper.stats._permutation import (
+    DEFAULT_MAX_SAMPLES,
+    DEFAULT_PERMUTATIONS,
+    permutation_p_value,
+)
+from watchkeeper.stats._pooled import (
+    PooledSample,
+    anderson_darling_a2,
+    anderson_darling_p_value,
+    cdf_distances,
+    cramer_von_mises_p_value,
+    cramer_von_mises_t,
+)
+from watchkeeper.stats._registry import drift_method
+from watchkeeper.stats._result import TestResult
+
+__all__ = [
+    "anderson_darling",
+    "cramer_von_mises",
+    "energy",
+    "hellinger",
+    "jensen_shannon",
+    "ks",
+    "psi",
+    "wasserstein",
+]
+
+#: ``cramervonmises_2samp(method="auto")`` is exact when both sizes are at most this.
+_CVM_MAX_EXACT_N = 20
+
+
+def _samples(
+    reference: ArrayLike, current: ArrayLike, reference_sorted: bool
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    a = sorted_sample(reference, "reference", assume_sorted=reference_sorted)
+    b = sorted_sample(current, "current")
+    return a, b
+
+
+@drift_method("ks", kind="numeric", effect_floor=0.02)
+def ks(reference: ArrayLike, current: ArrayLike, *, reference_sorted: bool = False) -> TestResult:
+    """Two-sample Kolmogorov–Smirnov test.
+
+    Statistic and p-value agree with ``scipy.stats.ks_2samp(reference, current)`` (exact
+    p-value when both samples have at most 10 000 values, Smirnov's approximation otherwise),
+    several times faster on large samples. The effect size is ``D`` itself.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> r = ks(rng.normal(size=500), rng.normal(0.3, size=400))
+    >>> round(r.statistic, 3), r.p_value < 0.001, r.details["p_value_method"]
+    (0.158, True, 'exact')
+    """
+    a, b = _samples(reference, current, reference_sorted)
+    out = kolmogorov_smirnov(a, b)
+    return TestResult(
+        method="ks",
+        statistic=out.statistic,
+        p_value=out.p_value,
+        effect_size=out.statistic,
+        n_reference=a.size,
+        n_current=b.size,
+        details={
+            "p_value_method": out.p_value_method,
+            "statistic_location": out.location,
+            "statistic_sign": out.sign,
+        },
+    )
+
+
+@drift_method("cramer_von_mises", kind="numeric", effect_floor=0.015)
+def cramer_von_mises(
+    reference: ArrayLike, current: ArrayLike, *, reference_sorted: bool = False
+) -> TestResult:
+    """Two-sample Cramér–von Mises test (midranks for ties).
+
+    Statistic and p-value agree with ``scipy.stats.cramervonmises_2samp`` (exact p-value
+    when both samples have at most 20 values, asymptotic otherwise). The effect size is the
+    root-mean-square gap between the two ECDFs over the pooled sample. Needs at least two
+    values per side.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> r = cramer_von_mises(rng.normal(size=500), rng.normal(0.3, size=400))
+    >>> round(r.statistic, 3), r.p_value < 0.001, round(r.effect_size, 3)
+    (2.12, True, 0.098)
+    """
+    a, b = _samples(reference, current, reference_sorted)
+    _require_sizes("cramer_von_mises", a, b, minimum=2)
+    t, rms = cramer_von_mises_t(PooledSample.merge(a, b))
+    if max(a.size, b.size) <= _CVM_MAX_EXACT_N:
+        from scipy import stats
+
+        p, how = float(stats.cramervonmises_2samp(a, b, method="exact").pvalue), "exact"
+    else:
+        p, how = cramer_von_mises_p_value(t, a.size, b.size), "asymptotic"
+    return TestResult(
+        method="cramer_von_mises",
+        statistic=t,
+        p_value=p,
+        effect_size=rms,
+        n_reference=a.size,
+        n_current=b.size,
+        details={"p_value_method": how},
+    )
+
+
+@drift_method("anderson_darling", kind="numeric", effect_floor=0.035)
+def anderson_darling(
+    reference: ArrayLike, current: ArrayLike, *, reference_sorted: bool = False
+) -> TestResult:
+    """Two-sample Anderson–Darling test (Scholz & Stephens, midrank version for ties).
+
+    The statistic is the standardised ``(A2 - 1) / sigma`` and the p-value is interpolated
+    from Scholz & Stephens' table, exactly as ``scipy.stats.anderson_ksamp(...,
+    variant="midrank")``, but without scipy's warnings: the p-value lies in
+    ``[0.001, 0.25]`` and ``details["p_value_note"]`` says when it was capped or floored.
+    With many columns under a strict correction (Bonferroni over more than 50 columns) the
+    floor 0.001 can never be significant: use ``ks`` or ``cramer_von_mises`` there. If every
+    value in both samples is the same, the samples are identical and the p-value is 1.
+
+    The effect size is the ECDF gap weighted towards the tails, ``sqrt(A2 N / (n m))``.
+    Needs at least four values in total.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> r = anderson_darling(rng.normal(size=500), rng.normal(0.3, size=400))
+    >>> r.p_value, r.details["p_value_note"]
+    (0.001, 'floored at 0.001 (true p-value is smaller)')
+    """
+    a, b = _samples(reference, current, reference_sorted)
+    if a.size + b.size < 4:
+        raise InputError(
+            "anderson_darling needs at least 4 values in total (reference and current); "
+            f"got {a.size} + {b.size}"
+        )
+    pooled = PooledSample.merge(a, b)
+    details: dict[str, Any]
+    if pooled.values.size < 2:
+        a2, z, p = 0.0, 0.0, 1.0
+        details = {"a2": 0.0, "p_value_note": "all values identical"}
+    else:
+        a2 = anderson_darling_a2(pooled)
+        z, p, note = anderson_darling_p_value(a2, a.size, b.size)
+        details = {"a2": a2, "p_value_note": note}
+    big_n = a.size + b.size
+    return TestResult(
+        method="anderson_darling",
+        statistic=z,
+        p_value=p,
+        effect_size=math.sqrt(max(a2, 0.0) * big_n / (a.size * b.size)),
+        n_reference=a.size,
+        n_current=b.size,
+        details=details,
+    )
+
+
+@drift_method("wasserstein", kind="numeric", effect_floor=0.05)
+def wasserstein(
+    reference: ArrayLike,
+    current: ArrayLike,
+    *,
+    reference_sorted: bool = False,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    random_state: int = 0,
+) -> TestResult:
+    """Wasserstein-1 (earth mover's) distance, in units of the reference standard deviation.
+
+    ``statistic`` and ``details["wasserstein_distance"]`` hold the raw ``W1`` (equal to
+    ``scipy.stats.wasserstein_distance``); ``effect_size`` is ``W1 / s``. The p-value comes
+    from a seeded permutation test on at most ``max_samples`` values per side
+    (``n_permutations=0`` skips it and returns ``p_value=None``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> r = wasserstein(rng.normal(size=500), rng.normal(0.3, size=400), n_permutations=199)
+    >>> round(r.effect_size, 2), r.p_value
+    (0.3, 0.005)
+    """
+    a, b = _samples(reference, current, reference_sorted)
+    w1, _ = cdf_distances(PooledSample.merge(a, b))
+    scale, source = _reference_scale(a, b)
+    return _distance_result(
+        "wasserstein", w1, w1 / scale if scale > 0 else 0.0, scale, source, a, b,
+        n_permutations=n_permutations, max_samples=max_samples, random_state=random_state,
+    )  # fmt: skip
+
+
+@drift_method("energy", kind="numeric", effect_floor=0.05)
+def energy(
+    reference: ArrayLike,
+    current: ArrayLike,
+    *,
+    reference_sorted: bool = False,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    random_state: int = 0,
+) -> TestResult:
+    """Energy distance ``sqrt(2 ∫ (F_r - F_c)^2)``, scale-free as ``E / sqrt(s)``.
+
+    ``statistic`` and ``details["energy_distance"]`` hold the raw distance (equal to
+    ``scipy.stats.energy_distance``); ``effect_size`` divides it by the square root of the
+    reference standard deviation, i.e. it is the energy distance of the data in units of
+    ``s``. p-value: as :func:`wasserstein`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> r = energy(rng.normal(size=500), rng.normal(0.3, size=400), n_permutations=199)
+    >>> round(r.effect_size, 2), r.p_value
+    (0.24, 0.005)
+    """
+    a, b = _samples(reference, current, reference_sorted)
+    _, dist = cdf_distances(PooledSample.merge(a, b))
+    scale, source = _reference_scale(a, b)
+    return _distance_result(
+        "energy", dist, dist / math.sqrt(scale) if scale > 0 else 0.0, scale, source, a, b,
+        n_permutations=n_permutations, max_samples=max_samples, random_state=random_state,
+    )  # fmt: skip
+
+
+def _distance_result(
+    method: str,
+    raw: float,
+    effect: float,
+    scale: float,
+    source: str,
+    a: NDArray[np.float64],
+    b: NDArray[np.float64],
+    *,
+    n_permutations: int,
+    max_samples: int,
+    random_state: int,
+) -> TestResult:
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, int | np.integer):
+        raise InputError(f"n_permutations must be a whole number, got {n_permutations!r}")
+    if n_permutations < 0:
+        raise InputError(f"n_permutations must be >= 0 (0 skips the test), got {n_permutations}")
+    if max_samples < 2:
+        raise InputError(f"max_samples must be at least 2, got {max_samples}")
+    details: dict[str, Any] = {
+        f"{method}_distance": raw,
+        "scale": scale,
+        "scale_source": source,
+        "p_value_source": "permutation",
+        "n_permutations": int(n_permutations),
+    }
+    p_value: float | None = None
+    if n_permutations > 0:
+        p_value, used_a, used_b = permutation_p_value(
+            a, b, distance="wasserstein" if method == "wasserstein" else "energy",
+            n_permutations=int(n_permutations), max_samples=int(max_samples),
+            random_state=random_state,
+        )  # fmt: skip
+        details["permutation_n_reference"] = used_a
+        details["permutation_n_current"] = used_b
+    else:
+        details["p_value_source"] = "none (n_permutations=0)"
+    return TestResult(
+        method=method,
+        statistic=raw,
+        p_value=p_value,
+        effect_size=effect,
+        n_reference=a.size,
+        n_current=b.size,
+        details=details,
+    )
+
+
+def _reference_scale(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[float, str]:
+    """The unit of the distance effect sizes: reference std, else pooled std, else 0."""
+    if a[0] != a[-1]:  # sorted: not constant
+        return float(np.std(a)), "reference_std"
+    n_a, n_b = a.size, b.size
+    mean_b = float(np.mean(b))
+    mean = (n_a * float(a[0]) + n_b * mean_b) / (n_a + n_b)
+    var = (n_a * (float(a[0]) - mean) ** 2 + n_b * (float(np.var(b)) + (mean_b - mean) ** 2)) / (
+        n_a + n_b
+    )
+    if var > 0:
+        return math.sqrt(var), "pooled_std (reference is constant)"
+    return 0.0, "none (both samples are the same constant)"
+
+
+def _require_sizes(
+    method: str, a: NDArray[np.float64], b: NDArray[np.float64], *, minimum: int
+) -> None:
+    for x, name in ((a, "reference"), (b, "current")):
+        if x.size < minimum:
+            raise InputError(
+                f"{method} needs at least {minimum} values per side; {name} has {x.size}"
+            )
+
+
+def _binned(
+    method: str,
+    reference: ArrayLike,
+    current: ArrayLike,
+    *,
+    n_bins: int,
+    reference_sorted: bool,
+) -> TestResult:
+    if reference_sorted:
+        a = sorted_sample(reference, "reference", assume_sorted=True)
+    else:
+        a = numeric_sample(reference, "reference")
+    b = numeric_sample(current, "current")
+    try:
+        edges = reference_bin_edges(a, n_bins)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if reference_sorted:
+        # Same bins as bin_counts ((e_{i-1}, e_i]), by binary search of the edges in the
+        # sorted reference instead of a pass over it.
+        cumulative = np.searchsorted(a, edges, side="right")
+        ref_counts = np.diff(cumulative, prepend=0, append=a.size)
+    else:
+        ref_counts = bin_counts(a, edges)
+    cur_counts = bin_counts(b, edges)
+    return compare_counts(
+        method, ref_counts, cur_counts, n_reference=a.size, n_current=b.size,
+        extra={"n_bins": int(edges.size + 1)},
+    )  # fmt: skip
+
+
+@drift_method("psi", kind="numeric", effect_floor=0.1, binned=True)
+def psi(
+    reference: ArrayLike,
+    current: ArrayLike,
+    *,
+    n_bins: int = DEFAULT_BINS,
+    reference_sorted: bool = False,
+) -> TestResult:
+    """Population stability index on bins at the reference quantiles (deciles by default).
+
+    Equals :func:`watchkeeper.stats.psi_counts` on the bin counts; p-value from the
+    chi-square test on the same bins.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> r = psi(rng.normal(size=5000), rng.normal(0.3, size=4000))
+    >>> round(r.effect_size, 3), r.details["n_bins"]
+    (0.109, 10)
+    """
+    return _binned("psi", reference, current, n_bins=n_bins, reference_sorted=reference_sorted)
+
+
+@drift_method("jensen_shannon", kind="numeric", effect_floor=0.1, binned=True)
+def jensen_shannon(
+    reference: ArrayLike,
+    current: ArrayLike,
+    *,
+    n_bins: int = DEFAULT_BINS,
+    reference_sorted: bool = False,
+) -> TestResult:
+    """Jensen–Shannon distance (base 2) between the binned distributions.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> round(jensen_shannon(rng.normal(size=5000), rng.normal(0.3, size=4000)).effect_size, 3)
+    0.14
+    """
+    return _binned(
+        "jensen_shannon", reference, current, n_bins=n_bins, reference_sorted=reference_sorted
+    )
+
+
+@drift_method("hellinger", kind="numeric", effect_floor=0.1, binned=True)
+def hellinger(
+    reference: ArrayLike,
+    current: ArrayLike,
+    *,
+    n_bins: int = DEFAULT_BINS,
+    reference_sorted: bool = False,
+) -> TestResult:
+    """Hellinger distance between the binned distributions.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> round(hellinger(rng.normal(size=5000), rng.normal(0.3, size=4000)).effect_size, 3)
+    0.117
+    """
+    return _binned(
+        "hellinger", reference, current, n_bins=n_bins, reference_sorted=reference_sorted
+    )
