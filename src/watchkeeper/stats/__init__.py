@@ -11,6 +11,8 @@ from watchkeeper.stats._categorical import (
     psi_counts,
     tvd,
 )
+from watchkeeper.stats._domain_classifier import domain_classifier
+from watchkeeper.stats._mmd import mmd
 from watchkeeper.stats._multitest import (
     MultipleTestResult,
     adjust_p_values,
@@ -18,6 +20,12 @@ from watchkeeper.stats._multitest import (
     benjamini_yekutieli,
     bonferroni,
     holm,
+)
+from watchkeeper.stats._multivariate import (
+    MultivariateMethod,
+    available_multivariate_methods,
+    get_multivariate_method,
+    multivariate_method,
 )
 from watchkeeper.stats._numeric import (
     anderson_darling,
@@ -29,6 +37,7 @@ from watchkeeper.stats._numeric import (
     psi,
     wasserstein,
 )
+from watchkeeper.stats._pca_reconstruction import pca_reconstruction
 from watchkeeper.stats._registry import (
     DriftMethod,
     available_methods,
@@ -41,20 +50,24 @@ __all__ = [
     "DEFAULT_BINS",
     "DriftMethod",
     "MultipleTestResult",
+    "MultivariateMethod",
     "TestResult",
     "adjust_p_values",
     "anderson_darling",
     "available_methods",
+    "available_multivariate_methods",
     "benjamini_hochberg",
     "benjamini_yekutieli",
     "bin_counts",
     "bonferroni",
     "chi2",
     "cramer_von_mises",
+    "domain_classifier",
     "drift_method",
     "energy",
     "g_test",
     "get_method",
+    "get_multivariate_method",
     "hellinger",
     "hellinger_counts",
     "holm",
@@ -62,6 +75,9 @@ __all__ = [
     "jensen_shannon_counts",
     "ks",
     "l_infinity",
+    "mmd",
+    "multivariate_method",
+    "pca_reconstruction",
     "psi",
     "psi_counts",
     "reference_bin_edges",
