@@ -381,3 +381,19 @@ def test_typed_accessors(frame: pd.DataFrame, schema: Schema) -> None:
         p.numeric("c")
     with pytest.raises(InputError, match="not in the profile"):
         p.numeric("nope")
+
+
+def test_overflowing_moments_survive_save_load(tmp_path: Path) -> None:
+    p = Profile.from_data(pd.DataFrame({"x": [1e200, -1e200, 0.0]}))
+    assert p.numeric("x").m4 == np.inf
+    loaded = Profile.load(p.save(tmp_path / "p.json"))
+    assert loaded.numeric("x").m4 == np.inf
+    assert loaded.numeric("x").max == 1e200
+    col = Profile.from_data(pd.DataFrame({"x": [1e150, -1e150, 0.0]})).numeric("x")
+    assert col.variance == pytest.approx(1e300)
+    assert col.skewness is None
+    assert col.kurtosis is None  # m4 overflowed: no number rather than a wrong one
+    merged = Profile.from_data(pd.DataFrame({"x": [1e200]}), p.schema, reference=p).merge(
+        Profile.from_data(pd.DataFrame({"x": [-1e200]}), p.schema, reference=p)
+    )
+    assert merged.numeric("x").m4 == np.inf

@@ -23,10 +23,12 @@ def _moments(x: NDArray[np.float64]) -> tuple[float | None, float, float, float]
     which is accurate; batches are then combined with the parallel formulas)."""
     if x.size == 0:
         return None, 0.0, 0.0, 0.0
-    mean = float(x.mean())
-    d = x - mean
-    d2 = d * d
-    return mean, float(d2.sum()), float((d2 * d).sum()), float((d2 * d2).sum())
+    # Values near the float limit overflow to inf here; that is the honest answer, not an error.
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = float(x.mean())
+        d = x - mean
+        d2 = d * d
+        return mean, float(d2.sum()), float((d2 * d).sum()), float((d2 * d2).sum())
 
 
 def _merge_moments(
@@ -50,16 +52,18 @@ def _merge_moments(
     n = na + nb
     delta = mb - ma
     mean = ma + delta * nb / n
-    m2 = m2a + m2b + delta**2 * na * nb / n
+    # Products, not **: float ** raises OverflowError where * gives inf.
+    d2 = delta * delta
+    m2 = m2a + m2b + d2 * na * nb / n
     m3 = (
         m3a + m3b
-        + delta**3 * na * nb * (na - nb) / n**2
+        + d2 * delta * na * nb * (na - nb) / (n * n)
         + 3.0 * delta * (na * m2b - nb * m2a) / n
     )  # fmt: skip
     m4 = (
         m4a + m4b
-        + delta**4 * na * nb * (na * na - na * nb + nb * nb) / n**3
-        + 6.0 * delta**2 * (na * na * m2b + nb * nb * m2a) / n**2
+        + d2 * d2 * na * nb * (na * na - na * nb + nb * nb) / (n * n * n)
+        + 6.0 * d2 * (na * na * m2b + nb * nb * m2a) / (n * n)
         + 4.0 * delta * (na * m3b - nb * m3a) / n
     )  # fmt: skip
     return mean, m2, m3, m4
@@ -214,18 +218,22 @@ class NumericColumnProfile:
 
     @property
     def skewness(self) -> float | None:
-        """Biased sample skewness ``g1`` (as ``scipy.stats.skew``); ``None`` if undefined."""
+        """Biased sample skewness ``g1`` (as ``scipy.stats.skew``); ``None`` if undefined or
+        if the moments overflowed (values beyond about 1e77)."""
         if self.count < 2 or self.m2 <= 0.0:
             return None
         n = self.count
-        return float(math.sqrt(n) * self.m3 / self.m2**1.5)
+        value = math.sqrt(n) * self.m3 / (self.m2 * math.sqrt(self.m2))
+        return float(value) if math.isfinite(value) else None
 
     @property
     def kurtosis(self) -> float | None:
-        """Biased excess kurtosis ``g2`` (as ``scipy.stats.kurtosis``); ``None`` if undefined."""
+        """Biased excess kurtosis ``g2`` (as ``scipy.stats.kurtosis``); ``None`` if undefined or
+        if the moments overflowed (values beyond about 1e77)."""
         if self.count < 2 or self.m2 <= 0.0:
             return None
-        return self.count * self.m4 / self.m2**2 - 3.0
+        value = self.count * self.m4 / (self.m2 * self.m2) - 3.0
+        return value if math.isfinite(value) else None
 
     @property
     def quantile_rank_error(self) -> float:
@@ -320,11 +328,11 @@ class NumericColumnProfile:
             "type_error_examples": list(self.type_error_examples),
             "min": self.min,
             "max": self.max,
-            "mean": self.mean,
-            "m2": self.m2,
-            "m3": self.m3,
-            "m4": self.m4,
-            "bin_edges": list(self.bin_edges),
+            "mean": _json_float(self.mean),
+            "m2": _json_float(self.m2),
+            "m3": _json_float(self.m3),
+            "m4": _json_float(self.m4),
+            "bin_edges": [_json_float(e) for e in self.bin_edges],
             "bin_counts": list(self.bin_counts),
             "n_below_reference_min": self.n_below_reference_min,
             "n_above_reference_max": self.n_above_reference_max,
@@ -376,6 +384,12 @@ def _opt(f: Any, a: float | None, b: float | None) -> float | None:
 
 def _add(a: int | None, b: int | None) -> int | None:
     return None if a is None or b is None else a + b
+
+
+def _json_float(v: float | None) -> float | str | None:
+    # Moments of huge values can overflow to inf, which strict JSON cannot hold;
+    # float() reads the string form back.
+    return v if v is None or math.isfinite(v) else repr(v)
 
 
 def _opt_float(v: Any) -> float | None:
