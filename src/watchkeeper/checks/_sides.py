@@ -65,15 +65,13 @@ class ReferenceSide:
 
     def sorted_values(self, column: str) -> NDArray[np.float64]:
         """Sorted finite values of a numeric column (all rows, or the profile's sample)."""
+        if self.table is None:
+            return self.profile.sample_values(column)  # sorted and cached by the profile
         if column not in self._sorted:
             from watchkeeper.data import column_to_numpy
 
-            rows = self.rows_for_values
-            if rows is None or column not in rows.column_names:
-                self._sorted[column] = np.empty(0, dtype=np.float64)
-            else:
-                values = np.asarray(column_to_numpy(rows, column, "numeric"), dtype=np.float64)
-                self._sorted[column] = _finite_sorted(values)
+            values = np.asarray(column_to_numpy(self.table, column, "numeric"), dtype=np.float64)
+            self._sorted[column] = _finite_sorted(values)
         return self._sorted[column]
 
     def source(self, *, binned: bool) -> str:

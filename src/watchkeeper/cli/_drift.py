@@ -86,7 +86,7 @@ def compare_command(
     ),
     rule: str = typer.Option("fdr", "--rule", help="Decision rule: fdr, threshold or chunks."),
     multivariate: str = typer.Option(
-        "domain_classifier", "--multivariate", help="Multivariate method, or 'none'."
+        "pca_reconstruction", "--multivariate", help="Multivariate method, or 'none'."
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
     html_out: Path | None = typer.Option(None, "--html", help="Write the HTML report here."),

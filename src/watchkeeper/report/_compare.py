@@ -173,7 +173,7 @@ def compare(
     columns: Sequence[str] | None = None,
     methods: Mapping[str, str] | Sequence[str] | None = None,
     rule: DecisionRule | str | None = None,
-    multivariate: str | Sequence[str] | None = "domain_classifier",
+    multivariate: str | Sequence[str] | None = "pca_reconstruction",
     quality: bool | QualityThresholds = True,
     random_state: int = 0,
     n_jobs: int | None = None,
