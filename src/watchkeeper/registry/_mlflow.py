@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import tarfile
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,16 +201,22 @@ class MlflowFormat:
     def unpack(self, data: bytes, flavor: dict[str, Any]) -> Predictor:
         """Unpack the archive and load it with ``mlflow.pyfunc``."""
         mlflow = require("mlflow", extra="mlflow", purpose="Loading MLflow models")
-        folder = tempfile.TemporaryDirectory(prefix="wk-mlflow-")
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
-            archive.extractall(folder.name, filter="data")
-        return _PyfuncPredictor(mlflow.pyfunc.load_model(folder.name), folder)
+        folder = tempfile.mkdtemp(prefix="wk-mlflow-")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
+                archive.extractall(folder, filter="data")
+            predictor = _PyfuncPredictor(mlflow.pyfunc.load_model(folder))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        # The model may read its files lazily: the folder lives as long as the predictor.
+        weakref.finalize(predictor, shutil.rmtree, folder, ignore_errors=True)
+        return predictor
 
 
 class _PyfuncPredictor:
-    def __init__(self, native: Any, folder: tempfile.TemporaryDirectory[str]) -> None:
+    def __init__(self, native: Any) -> None:
         self.native = native
-        self._folder = folder  # kept alive as long as the model may read from it
 
     @property
     def classes(self) -> tuple[Any, ...] | None:
