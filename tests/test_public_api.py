@@ -43,10 +43,7 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_import_is_light() -> None:
-    code = (
-        "import sys, json, watchkeeper; "
-        "print(json.dumps(sorted(m for m in sys.modules)))"
-    )
+    code = "import sys, json, watchkeeper; print(json.dumps(sorted(m for m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout))
     heavy = {"pandas", "sklearn", "scipy", "pyarrow", "fastapi", "uvicorn", "polars", "typer",

@@ -74,7 +74,8 @@ def test_negligible_shift_at_one_million_is_detectable_but_not_alerted() -> None
     report = compare(ref, cur, multivariate=None)
     col = report.column("x00")
     assert col.significant is True, col.reason
-    assert col.adjusted_p_value is not None and col.adjusted_p_value < ALPHA
+    assert col.adjusted_p_value is not None
+    assert col.adjusted_p_value < ALPHA
     assert not col.drifted
     assert not report.drifted
     assert "below the practical floor" in col.reason

@@ -19,7 +19,11 @@ from watchkeeper.stats import TestResult
 def _test(name: str, p: float | None, effect: float, n: int = 1000, method: str = "ks",
           floor: float = 0.02, chunks: tuple[float, ...] = ()) -> ColumnTest:  # fmt: skip
     return ColumnTest(
-        name, method, "numeric", floor, TestResult(method, effect, p, effect, n, n),
+        name,
+        method,
+        "numeric",
+        floor,
+        TestResult(method, effect, p, effect, n, n),
         chunk_effects=chunks,
     )
 
@@ -46,7 +50,8 @@ def test_significant_but_negligible_is_ok_and_flagged() -> None:
 def test_floor_override_per_method() -> None:
     t = _test("x", 1e-12, 0.004)
     (d,) = StatisticalRule(effect_floors={"ks": 0.0}).decide([t])
-    assert d.drifted and d.threshold == 0.0
+    assert d.drifted
+    assert d.threshold == 0.0
 
 
 def test_small_samples_are_insufficient_not_a_verdict() -> None:
@@ -85,9 +90,11 @@ def test_threshold_rule_uses_p_for_tests_and_distance_for_distances() -> None:
             _test("c", 0.5, 0.15, method="psi", floor=0.1),
         ]
     )
-    assert d_ks.drifted and d_ks.threshold == 0.05
+    assert d_ks.drifted
+    assert d_ks.threshold == 0.05
     assert not d_psi_low.drifted
-    assert d_psi_high.drifted and d_psi_high.threshold == 0.1
+    assert d_psi_high.drifted
+    assert d_psi_high.threshold == 0.1
 
 
 def test_reference_chunks_threshold_is_mean_plus_k_sd() -> None:
@@ -97,7 +104,8 @@ def test_reference_chunks_threshold_is_mean_plus_k_sd() -> None:
     above, below = rule.decide(
         [_test("a", None, thr + 1e-6, chunks=chunks), _test("b", None, thr - 1e-6, chunks=chunks)]
     )
-    assert above.drifted and above.threshold == pytest.approx(thr)
+    assert above.drifted
+    assert above.threshold == pytest.approx(thr)
     assert not below.drifted
 
 

@@ -26,8 +26,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("cli")
     rng = np.random.default_rng(5)
     n = 2000
-    ref = pd.DataFrame({"a": rng.normal(size=n), "b": rng.choice(["x", "y"], n), "c": rng.normal(size=n)})
-    same = pd.DataFrame({"a": rng.normal(size=n), "b": rng.choice(["x", "y"], n), "c": rng.normal(size=n)})
+    ref = pd.DataFrame(
+        {"a": rng.normal(size=n), "b": rng.choice(["x", "y"], n), "c": rng.normal(size=n)}
+    )
+    same = pd.DataFrame(
+        {"a": rng.normal(size=n), "b": rng.choice(["x", "y"], n), "c": rng.normal(size=n)}
+    )
     drift = same.assign(a=same["a"] + 1.0)
     paths = {"ref": d / "ref.csv", "same": d / "same.parquet", "drift": d / "drift.csv", "dir": d}
     ref.to_csv(paths["ref"], index=False)
@@ -48,7 +52,9 @@ def test_compare_clean_exits_0_and_writes_reports(files: dict[str, Path]) -> Non
 
 
 def test_compare_with_findings_exits_1_only_with_fail_on(files: dict[str, Path]) -> None:
-    r = run("compare", str(files["ref"]), str(files["drift"]), "--fail-on", "drift", cwd=files["dir"])
+    r = run(
+        "compare", str(files["ref"]), str(files["drift"]), "--fail-on", "drift", cwd=files["dir"]
+    )
     assert r.returncode == 1, r.stderr
     assert "Drift detected" in r.stdout
     r = run("compare", str(files["ref"]), str(files["drift"]), cwd=files["dir"])
@@ -64,7 +70,8 @@ def test_profile_then_compare_against_it(files: dict[str, Path]) -> None:
     assert r.returncode == 0, r.stderr
     doc = json.loads((d / "p.json").read_text())
     a = next(c for c in doc["columns"] if c["name"] == "a")
-    assert a["method"] == "wasserstein" and a["drifted"] is True
+    assert a["method"] == "wasserstein"
+    assert a["drifted"] is True
     assert doc["meta"]["reference"] == "profile"
 
 
@@ -76,7 +83,9 @@ def test_profile_then_compare_against_it(files: dict[str, Path]) -> None:
         (("compare", "REF", "REF", "--rule", "magic"), "unknown rule"),
     ],
 )
-def test_input_errors_exit_2_with_one_line(files: dict[str, Path], args: tuple[str, ...], message: str) -> None:
+def test_input_errors_exit_2_with_one_line(
+    files: dict[str, Path], args: tuple[str, ...], message: str
+) -> None:
     args = tuple(str(files["ref"]) if a == "REF" else a for a in args)
     r = run(*args, cwd=files["dir"])
     assert r.returncode == 2

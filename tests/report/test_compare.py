@@ -58,13 +58,16 @@ def test_json_contract() -> None:
     doc = json.loads(report.to_json())
     assert doc["format"] == "watchkeeper.drift-report/1"
     for col in doc["columns"]:
-        assert COLUMN_KEYS <= set(col)
+        assert set(col) >= COLUMN_KEYS
     assert {"drifted", "n_drifted", "share_drifted", "rule"} <= set(doc["dataset"])
-    assert isinstance(doc["multivariate"], list) and doc["multivariate"]
+    assert isinstance(doc["multivariate"], list)
+    assert doc["multivariate"]
     assert isinstance(doc["quality"], list)
     meta = doc["meta"]
-    assert meta["n_reference_rows"] == len(ref) and meta["n_current_rows"] == len(cur)
-    assert "total" in meta["timings_seconds"] and meta["watchkeeper_version"]
+    assert meta["n_reference_rows"] == len(ref)
+    assert meta["n_current_rows"] == len(cur)
+    assert "total" in meta["timings_seconds"]
+    assert meta["watchkeeper_version"]
     # strict JSON: no NaN anywhere
     json.loads(report.to_json(), parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
 
@@ -89,7 +92,9 @@ def test_saved_profile_as_reference_gives_the_same_numbers(tmp_path: Path) -> No
     from_profile = compare(path, cur, multivariate=None)
     for a in from_data.columns:
         b = from_profile.column(a.name)
-        assert (a.statistic, a.p_value, a.drifted) == pytest.approx((b.statistic, b.p_value, b.drifted))
+        assert (a.statistic, a.p_value, a.drifted) == pytest.approx(
+            (b.statistic, b.p_value, b.drifted)
+        )
     assert from_profile.meta["reference"] == "profile"
     assert "profile" in from_profile.column("age").reference_source
 
@@ -137,10 +142,15 @@ def test_threshold_and_chunks_rules_are_selectable() -> None:
     ref, cur = _frames()
     r1 = compare(ref, cur, rule=ThresholdRule(), multivariate=None)
     r2 = compare(ref, cur, rule="chunks", multivariate=None)
-    assert r1.dataset.rule == "fixed_threshold" and r2.dataset.rule == "reference_chunks"
+    assert r1.dataset.rule == "fixed_threshold"
+    assert r2.dataset.rule == "reference_chunks"
     assert {"age", "city"} <= set(r1.drifted_columns)
     assert {"age", "city"} <= set(r2.drifted_columns)
-    assert all("reference chunks" in c.reason for c in r2.columns if c.status is not Status.INSUFFICIENT_DATA)
+    assert all(
+        "reference chunks" in c.reason
+        for c in r2.columns
+        if c.status is not Status.INSUFFICIENT_DATA
+    )
 
 
 def test_methods_are_selectable_by_kind() -> None:
@@ -157,9 +167,11 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
     ref, cur = _frames()
     report = compare(ref, cur)
     html = report.to_html(tmp_path / "r.html")
-    assert "<svg" in html and "age" in html
+    assert "<svg" in html
+    assert "age" in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    assert "https://" not in html and "<script" not in html
+    assert "https://" not in html
+    assert "<script" not in html
 
 
 # ---------------------------------------------------------------- bad input
@@ -184,7 +196,8 @@ def test_inf_values_are_reported_not_silently_used() -> None:
     cur.loc[:9, "income"] = np.inf
     report = compare(ref, cur, multivariate=None)
     q = [q for q in report.quality if q.check == "quality.non_finite"]
-    assert q and q[0].subject == "income"
+    assert q
+    assert q[0].subject == "income"
     assert report.column("income").n_current == len(cur) - 10
 
 

@@ -39,11 +39,14 @@ def test_report_renders_in_chromium(chromium: str, tmp_path: Path) -> None:
     text = dom.stdout
     assert "<title>Speed check</title>" in text
     assert "drift detected" in text
-    assert 'id="col-speed"' in text and 'id="col-road"' in text
+    assert 'id="col-speed"' in text
+    assert 'id="col-road"' in text
     assert text.count("<svg") >= 2  # one chart per column
 
     shot = tmp_path / "report.png"
-    run = _chromium(chromium, tmp_path, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri())
+    run = _chromium(
+        chromium, tmp_path, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from watchkeeper.stats import available_methods, available_multivariate_methods, get_method
-from watchkeeper.stats import get_multivariate_method
+from watchkeeper.stats import (
+    available_methods,
+    available_multivariate_methods,
+    get_method,
+    get_multivariate_method,
+)
 from watchkeeper.testing import check_drift_method, check_multivariate_method
 
 CASES = [(k, n) for k in ("numeric", "categorical") for n in available_methods(k)]  # type: ignore[arg-type]
@@ -19,7 +23,11 @@ def test_the_issue_methods_are_all_registered() -> None:
     assert set(available_methods("categorical")) >= {  # type: ignore[arg-type]
         "chi2", "g_test", "psi", "jensen_shannon", "hellinger", "l_infinity", "tvd",
     }  # fmt: skip
-    assert set(available_multivariate_methods()) >= {"domain_classifier", "pca_reconstruction", "mmd"}
+    assert set(available_multivariate_methods()) >= {
+        "domain_classifier",
+        "pca_reconstruction",
+        "mmd",
+    }
 
 
 @pytest.mark.parametrize(("kind", "name"), CASES, ids=[f"{k}-{n}" for k, n in CASES])

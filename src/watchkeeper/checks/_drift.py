@@ -94,9 +94,7 @@ def resolve_methods(methods: Mapping[str, str] | Sequence[str] | None) -> dict[s
         for spec in methods:
             kind, sep, name = str(spec).partition("=")
             if not sep:
-                raise InputError(
-                    f"method {spec!r} must look like numeric=ks or categorical=chi2"
-                )
+                raise InputError(f"method {spec!r} must look like numeric=ks or categorical=chi2")
             items.append((kind.strip(), name.strip()))
     for kind, name in items:
         if kind not in DEFAULT_METHODS:
@@ -123,12 +121,12 @@ def _run(
         ref_counts = (
             _category_counts(ref.profile, column)
             if kind == "categorical"
-            else np.asarray(ref.profile.columns[column].bin_counts, dtype=np.int64)
+            else np.asarray(ref.profile.numeric(column).bin_counts, dtype=np.int64)
         )
         cur_counts = (
             _category_counts(cur.profile, column)
             if kind == "categorical"
-            else np.asarray(cur.profile.columns[column].bin_counts, dtype=np.int64)
+            else np.asarray(cur.profile.numeric(column).bin_counts, dtype=np.int64)
         )
         counts_method = get_method(method.name, "categorical")
         result = counts_method.func(ref_counts, cur_counts)
@@ -193,7 +191,11 @@ def drift_tests(
         if n_cur == 0 or n_ref == 0:
             side = "current" if n_cur == 0 else "reference"
             test = ColumnTest(
-                column, method.name, kind, method.effect_floor, None,
+                column,
+                method.name,
+                kind,
+                method.effect_floor,
+                None,
                 insufficient=f"no non-missing values in the {side} data",
             )
             out.append((test, ref.source(binned=method.binned or kind == "categorical")))

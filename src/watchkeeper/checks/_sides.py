@@ -103,7 +103,9 @@ class CurrentSide:
         present = [c for c in reference.schema.names if c in table.column_names]
         sub = reference.schema.select(present) if hasattr(reference.schema, "select") else None
         profile = Profile.from_data(
-            table.select(present), sub or reference.schema, reference=reference.profile,
+            table.select(present),
+            sub or reference.schema,
+            reference=reference.profile,
             sample_size=0,
         )
         return cls(table=table, profile=profile)

@@ -177,8 +177,9 @@ def _print_report(report: Any, json_out: Path | None, html_out: Path | None) -> 
     findings = report.quality_findings
     console.print(f"quality findings: {len(findings)}")
     for q in findings[:20]:
-        console.print(f"  [{style.get(q.status.value, '')}]{q.status.value}[/] {q.subject}: {q.reason}")
+        console.print(
+            f"  [{style.get(q.status.value, '')}]{q.status.value}[/] {q.subject}: {q.reason}"
+        )
     for label, path in (("JSON", json_out), ("HTML", html_out)):
         if path:
             console.print(f"{label} report: {path}")
-

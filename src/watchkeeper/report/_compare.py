@@ -57,7 +57,9 @@ def _load_reference(reference: Any, schema: Any) -> tuple[ReferenceSide, Any]:
     return ReferenceSide.from_data(table, schema), schema
 
 
-def _compared_columns(schema: Any, columns: Sequence[str] | None) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
+def _compared_columns(
+    schema: Any, columns: Sequence[str] | None
+) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
     chosen: list[tuple[str, str]] = []
     skipped: list[dict[str, str]] = []
     names = list(columns) if columns is not None else list(schema.names)
@@ -94,8 +96,12 @@ def _duplicate_rows(table: Any) -> int:
             v = v + 0.0  # folds -0.0 into 0.0
             bits = v.view(np.uint64)
         else:
-            codes = pc.dictionary_encode(arr.cast(pa.string()) if not pa.types.is_string(arr.type) else arr)
-            bits = np.asarray(codes.indices.fill_null(-1).to_numpy(zero_copy_only=False)).astype(np.uint64)
+            codes = pc.dictionary_encode(
+                arr.cast(pa.string()) if not pa.types.is_string(arr.type) else arr
+            )
+            bits = np.asarray(codes.indices.fill_null(-1).to_numpy(zero_copy_only=False)).astype(
+                np.uint64
+            )
         valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=np.uint64)
         x = (bits ^ (valid << np.uint64(63))) * np.uint64(0x9E3779B97F4A7C15 + 2 * i)
         x ^= x >> np.uint64(31)
@@ -112,29 +118,36 @@ def _encode_rows(
     from watchkeeper.data import column_to_numpy
 
     n = rows.num_rows
-    take = np.sort(rng.choice(n, size=_MULTIVARIATE_ROWS, replace=False)) if n > _MULTIVARIATE_ROWS else None
+    take = (
+        np.sort(rng.choice(n, size=_MULTIVARIATE_ROWS, replace=False))
+        if n > _MULTIVARIATE_ROWS
+        else None
+    )
     sub = rows.take(take) if take is not None else rows
     parts: list[NDArray[np.float64]] = []
     for name, kind in columns:
-        col = ref.profile.columns[name]
         if kind == "numeric":
+            col = ref.profile.numeric(name)
             v = np.asarray(column_to_numpy(sub, name, "numeric"), dtype=np.float64).copy()
             med = float(col.quantile(0.5)) if int(col.count) else 0.0
             v[~np.isfinite(v)] = med
             parts.append(v[:, None])
         else:
             values = np.asarray(column_to_numpy(sub, name, "categorical"), dtype=object)
-            cats = list(col.categories)[:20]
+            cats = list(ref.profile.categorical(name).categories)[:20]
             onehot = np.zeros((sub.num_rows, len(cats) + 1), dtype=np.float64)
             index = {c: i for i, c in enumerate(cats)}
             for r, val in enumerate(values):
-                onehot[r, index.get(None if val is None else str(val), len(cats))] = 1.0
+                onehot[r, len(cats) if val is None else index.get(str(val), len(cats))] = 1.0
             parts.append(onehot)
     return np.hstack(parts) if parts else np.empty((sub.num_rows, 0))
 
 
 def _multivariate_tests(
-    names: Sequence[str], ref: ReferenceSide, cur: CurrentSide, columns: Sequence[tuple[str, str]],
+    names: Sequence[str],
+    ref: ReferenceSide,
+    cur: CurrentSide,
+    columns: Sequence[tuple[str, str]],
     random_state: int,
 ) -> list[tuple[ColumnTest, Any]]:
     from watchkeeper.stats import get_multivariate_method
@@ -151,7 +164,9 @@ def _multivariate_tests(
                 if rows is None
                 else "multivariate checks need at least two compared columns"
             )
-            out.append((ColumnTest("dataset", name, "multivariate", floor, None, insufficient=why), method))
+            out.append(
+                (ColumnTest("dataset", name, "multivariate", floor, None, insufficient=why), method)
+            )
             continue
         rng = np.random.default_rng(random_state)
         x_ref = _encode_rows(rows, usable, ref, rng)
@@ -159,7 +174,12 @@ def _multivariate_tests(
         try:
             result = method(x_ref, x_cur, random_state=random_state)
         except InputError as exc:
-            out.append((ColumnTest("dataset", name, "multivariate", floor, None, insufficient=str(exc)), method))
+            out.append(
+                (
+                    ColumnTest("dataset", name, "multivariate", floor, None, insufficient=str(exc)),
+                    method,
+                )
+            )
             continue
         out.append((ColumnTest("dataset", name, "multivariate", floor, result), method))
     return out
@@ -258,7 +278,9 @@ def compare(
         for m in check.type_mismatches
         if m.n_bad >= cur_table.num_rows - cur_table.column(m.column).null_count
     }
-    present = [(n, k) for n, k in all_columns if n in cur_table.column_names and n not in mismatched]
+    present = [
+        (n, k) for n, k in all_columns if n in cur_table.column_names and n not in mismatched
+    ]
     cur = CurrentSide.from_data(cur_table, ref)
     timings["current_profile"] = time.perf_counter() - t0
 
@@ -267,7 +289,9 @@ def compare(
     total = len(present)
 
     def one(item: tuple[str, str]) -> Any:
-        return drift_tests(ref, cur, [item], chosen_methods, rule=rule_obj, random_state=random_state)[0]
+        return drift_tests(
+            ref, cur, [item], chosen_methods, rule=rule_obj, random_state=random_state
+        )[0]
 
     tests: list[Any] = []
     if n_jobs > 1 and total > 1:
@@ -311,9 +335,7 @@ def compare(
     findings: list[CheckResult] = []
     if quality is not False:
         thresholds = quality if isinstance(quality, QualityThresholds) else QualityThresholds()
-        findings += schema_checks(
-            check.missing_columns, check.extra_columns, check.type_mismatches
-        )
+        findings += schema_checks(check.missing_columns, check.extra_columns, check.type_mismatches)
         typed = {m.column for m in check.type_mismatches}
         findings += [
             q

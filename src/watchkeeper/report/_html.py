@@ -38,7 +38,8 @@ border-bottom: 1px solid #d0d7de; padding-bottom: 4px; } h3 { font-size: 1.05rem
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 0.8rem;
          font-weight: 600; letter-spacing: 0.02em; }
 table { border-collapse: collapse; width: 100%; font-size: 0.9rem; margin: 8px 0; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eaeef2; vertical-align: top; }
+th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eaeef2;
+         vertical-align: top; }
 th { background: #f6f8fa; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .cards { display: flex; gap: 12px; flex-wrap: wrap; margin: 16px 0; }
@@ -214,16 +215,18 @@ def line_chart(
 
 
 def legend(items: Sequence[tuple[str, str]]) -> str:
-    return '<div class="legend muted">' + "".join(
-        f'<span style="background:{c}"></span>{esc(n)}' for n, c in items
-    ) + "</div>"
+    return (
+        '<div class="legend muted">'
+        + "".join(f'<span style="background:{c}"></span>{esc(n)}' for n, c in items)
+        + "</div>"
+    )
 
 
 def page(title: str, body: str, *, subtitle: str = "") -> str:
     """A complete HTML document with the shared style."""
     sub = f'<p class="muted">{esc(subtitle)}</p>' if subtitle else ""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{esc(title)}</h1>{sub}{body}</body></html>\n"
@@ -231,7 +234,9 @@ def page(title: str, body: str, *, subtitle: str = "") -> str:
 
 
 def _card(label: str, value: str) -> str:
-    return f'<div class="card"><div class="muted">{esc(label)}</div><div class="v">{value}</div></div>'
+    return (
+        f'<div class="card"><div class="muted">{esc(label)}</div><div class="v">{value}</div></div>'
+    )
 
 
 def _column_section(c: Any, plot: dict[str, Any] | None) -> str:
@@ -258,7 +263,9 @@ def _column_section(c: Any, plot: dict[str, Any] | None) -> str:
             qrows = [
                 (f"p{round(100 * q)}", r, k)
                 for q, r, k in zip(
-                    plot["quantiles"], plot["reference_quantiles"], plot["current_quantiles"],
+                    plot["quantiles"],
+                    plot["reference_quantiles"],
+                    plot["current_quantiles"],
                     strict=False,
                 )
             ]
@@ -281,10 +288,16 @@ def render_drift_report(report: Report, *, title: str | None = None) -> str:
             _card("drifted columns", f"{d.n_drifted} / {d.n_tested}"),
             _card("insufficient data", str(d.n_insufficient)),
             _card("quality findings", str(len(report.quality_findings))),
-            _card("rows (ref / cur)", f"{meta.get('n_reference_rows', 0):,} / {meta.get('n_current_rows', 0):,}"),
+            _card(
+                "rows (ref / cur)",
+                f"{meta.get('n_reference_rows', 0):,} / {meta.get('n_current_rows', 0):,}",
+            ),
         ]
     )
-    body = [f'<div class="cards">{cards}</div>', f'<p class="muted">Rule: {esc(d.rule)} — {esc(d.rule_description)}.</p>']
+    body = [
+        f'<div class="cards">{cards}</div>',
+        f'<p class="muted">Rule: {esc(d.rule)} — {esc(d.rule_description)}.</p>',
+    ]
     overview = table(
         ["column", "status", "method", "effect", "p (adj.)", "reason"],
         (
@@ -307,12 +320,18 @@ def render_drift_report(report: Report, *, title: str | None = None) -> str:
             + table(
                 ["method", "status", "statistic", "effect", "p (adj.)", "reason"],
                 (
-                    (esc(m.method), badge(m.status.value), m.statistic, m.effect_size,
-                     m.adjusted_p_value, esc(m.reason))
+                    (
+                        esc(m.method),
+                        badge(m.status.value),
+                        m.statistic,
+                        m.effect_size,
+                        m.adjusted_p_value,
+                        esc(m.reason),
+                    )
                     for m in report.multivariate
                 ),
                 raw=True,
-            )  # fmt: skip
+            )
         )
     body.append("<h2>Data quality</h2>")
     if report.quality:
@@ -336,9 +355,10 @@ def render_drift_report(report: Report, *, title: str | None = None) -> str:
             "<h2>Not compared</h2>"
             + table(["column", "why"], ((s["name"], s["reason"]) for s in skipped))
         )
+    total = fmt(meta.get("timings_seconds", {}).get("total"))
     body.append(
         f'<p class="muted">watchkeeper {esc(meta.get("watchkeeper_version", ""))} · '
-        f'{esc(meta.get("created_at", ""))} · total {fmt(meta.get("timings_seconds", {}).get("total"))} s</p>'
+        f"{esc(meta.get('created_at', ''))} · total {total} s</p>"
     )
     return page(
         title or "Drift and data-quality report",

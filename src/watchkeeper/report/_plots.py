@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -29,15 +30,13 @@ def plot_data(name: str, kind: str, ref: Any, cur: Any) -> dict[str, Any]:
         edges = [float(e) for e in rc.bin_edges]
         labels = (
             [f"≤ {_fmt_edge(edges[0])}"]
-            + [f"{_fmt_edge(a)} – {_fmt_edge(b)}" for a, b in zip(edges, edges[1:], strict=False)]
+            + [f"{_fmt_edge(a)} – {_fmt_edge(b)}" for a, b in itertools.pairwise(edges)]
             + [f"> {_fmt_edge(edges[-1])}"]
             if edges
             else ["all"]
         )
         values = cur.sorted_values(name)
-        cur_q = (
-            [float(v) for v in np.quantile(values, _QUANTILES)] if values.size else []
-        )
+        cur_q = [float(v) for v in np.quantile(values, _QUANTILES)] if values.size else []
         ref_q = [float(rc.quantile(q)) for q in _QUANTILES] if int(rc.count) else []
         return {
             "type": "bins",

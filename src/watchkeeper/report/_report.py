@@ -131,7 +131,9 @@ class Report:
         for c in self.columns:
             if c.name == name:
                 return c
-        raise KeyError(f"column {name!r} was not compared; compared: {[c.name for c in self.columns]}")
+        raise KeyError(
+            f"column {name!r} was not compared; compared: {[c.name for c in self.columns]}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON structure as plain Python objects."""

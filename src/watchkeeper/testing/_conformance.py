@@ -21,7 +21,9 @@ from watchkeeper.stats import DriftMethod, TestResult
 __all__ = ["check_drift_method", "check_multivariate_method"]
 
 
-def _numeric_pair(seed: int, n: int, shift: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _numeric_pair(
+    seed: int, n: int, shift: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     rng = np.random.default_rng(seed)
     return rng.standard_normal(n), rng.standard_normal(n) + shift
 
@@ -53,7 +55,9 @@ def check_drift_method(method: DriftMethod) -> None:
     ref, cur = _pair(kind, 1, 2_000, 0.0)
     ref_copy, cur_copy = ref.copy(), cur.copy()
     first = func(ref, cur)
-    assert np.array_equal(ref, ref_copy) and np.array_equal(cur, cur_copy), f"{where} mutated its input"
+    assert np.array_equal(ref, ref_copy) and np.array_equal(cur, cur_copy), (
+        f"{where} mutated its input"
+    )
     second = func(ref, cur)
     assert first == second, f"{where} is not deterministic: {first} != {second}"
     assert isinstance(first, TestResult), f"{where} must return a TestResult"
@@ -71,10 +75,13 @@ def check_drift_method(method: DriftMethod) -> None:
     shift = 1.0 if kind == "numeric" else 0.8
     far = func(*_pair(kind, 2, 2_000, shift))
     assert far.effect_size >= method.effect_floor, (
-        f"{where}: a large shift gives effect {far.effect_size} below its floor {method.effect_floor}"
+        f"{where}: a large shift gives effect {far.effect_size} "
+        f"below its floor {method.effect_floor}"
     )
     if method.has_p_value:
-        assert far.p_value is not None and far.p_value < 1e-3, f"{where}: large shift p={far.p_value}"
+        assert far.p_value is not None and far.p_value < 1e-3, (
+            f"{where}: large shift p={far.p_value}"
+        )
 
     # Effect sizes estimate a property of the distributions, not of the sample size.
     small = func(*_pair(kind, 3, 2_000, shift)).effect_size
@@ -96,5 +103,9 @@ def check_multivariate_method(func: Any, *, effect_floor: float = 0.0) -> None:
     assert a == b, f"not deterministic with a seed: {a} != {b}"
     _assert_strict_json(a)
     shifted = func(ref, cur + 1.0, random_state=3)
-    assert shifted.p_value is not None and shifted.p_value < 0.01, f"misses a 1-sigma shift: {shifted}"
-    assert shifted.effect_size >= effect_floor, f"effect {shifted.effect_size} below floor {effect_floor}"
+    assert shifted.p_value is not None and shifted.p_value < 0.01, (
+        f"misses a 1-sigma shift: {shifted}"
+    )
+    assert shifted.effect_size >= effect_floor, (
+        f"effect {shifted.effect_size} below floor {effect_floor}"
+    )
