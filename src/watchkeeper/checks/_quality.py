@@ -4,14 +4,13 @@ Each check compares a current column profile with the reference's and returns a
 :class:`CheckResult` with a status, the threshold it used and a few offending examples (never a
 whole column). Thresholds are fields of :class:`QualityThresholds` with documented defaults.
 
-Missing-share changes are also tested for significance (a one-sided two-proportion z-test at
+Missing-share changes are also tested for significance (a one-sided Fisher exact test at
 ``alpha``), so small samples do not raise alerts on noise and large samples do not raise them on
 negligible changes (the ``*_warn`` thresholds are practical floors, like the drift floors).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,12 +68,11 @@ def _level(value: float, warn: float, alert: float) -> Status:
 
 
 def _missing(name: str, ref: Any, cur: Any, t: QualityThresholds) -> CheckResult | None:
-    n_ref = int(ref.count) + int(ref.n_missing)
-    n_cur = int(cur.count) + int(cur.n_missing)
+    n_ref, n_cur = int(ref.n), int(cur.n)  # all rows: values, missing, inf, type errors
     if n_cur == 0:
         return None
     s_ref, s_cur = _share(ref.n_missing, n_ref), _share(cur.n_missing, n_cur)
-    if int(cur.count) == 0:
+    if int(cur.n_missing) == n_cur:
         return CheckResult(
             "quality.all_missing", name, Status.ALERT,
             f"every one of the {n_cur:,} current values is missing "
@@ -82,10 +80,11 @@ def _missing(name: str, ref: Any, cur: Any, t: QualityThresholds) -> CheckResult
             value=1.0, threshold=t.missing_increase_alert,
         )  # fmt: skip
     increase = s_cur - s_ref
-    # One-sided two-proportion z-test of "current missing share > reference share".
-    pooled = _share(ref.n_missing + cur.n_missing, n_ref + n_cur)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / max(n_ref, 1) + 1 / n_cur)) if n_ref else 0.0
-    p = float(_sps.norm.sf(increase / se)) if se > 0 else (0.0 if increase > 0 else 1.0)
+    # One-sided Fisher exact test of "current missing share > reference share": exact at the
+    # small counts where a z-test is badly calibrated.
+    m_cur, m_ref = int(cur.n_missing), int(ref.n_missing)
+    table = [[m_cur, n_cur - m_cur], [m_ref, n_ref - m_ref]]
+    p = float(_sps.fisher_exact(table, alternative="greater").pvalue) if n_ref else 1.0
     status = _level(increase, t.missing_increase_warn, t.missing_increase_alert)
     if p >= t.alpha:
         status = Status.OK
@@ -102,7 +101,7 @@ def _missing(name: str, ref: Any, cur: Any, t: QualityThresholds) -> CheckResult
 
 def _numeric(name: str, ref: Any, cur: Any, t: QualityThresholds) -> list[CheckResult]:
     out: list[CheckResult] = []
-    n_cur = int(cur.count) + int(cur.n_missing)
+    n_cur = int(cur.n)
     n_inf = int(getattr(cur, "n_inf", 0))
     if n_inf:
         ref_inf = int(getattr(ref, "n_inf", 0))
