@@ -43,6 +43,8 @@ class ReferenceSide:
         from watchkeeper.data import Profile, read_table
 
         table = read_table(data)
+        # The raw rows are at hand, so the profile needs no row sample of its own.
+        profile_options.setdefault("sample_size", 0)
         profile = Profile.from_data(table, schema, **profile_options)
         return cls(profile=profile, table=table)
 
