@@ -44,14 +44,26 @@ class PostgresServer:
 
     def create_database(self) -> str:
         """Create an empty database with a fresh name and return its URL."""
+        name = f"wk_{uuid.uuid4().hex[:16]}"
+        self._execute(f'CREATE DATABASE "{name}"')
+        return self.database_url(name)
+
+    def create_schema(self) -> str:
+        """Create an empty schema and return a URL whose connections use only it.
+
+        Much cheaper than a database per test (a database copies ~8 MB of template files).
+        """
+        name = f"wk_{uuid.uuid4().hex[:16]}"
+        self._execute(f'CREATE SCHEMA "{name}"')
+        return f"{self.url}?options=-csearch_path%3D{name}"
+
+    def _execute(self, statement: str) -> None:
         import psycopg
 
-        name = f"wk_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(
             host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True
         ) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.database_url(name)
+            conn.execute(statement)
 
     def stop(self) -> None:
         """Stop the server immediately and delete its data folder."""

@@ -57,7 +57,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'registry.db'}"
     server = request.getfixturevalue("postgres_server")
-    return str(server.create_database())
+    return str(server.create_schema())
 
 
 @pytest.fixture

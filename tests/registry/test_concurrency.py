@@ -102,7 +102,11 @@ def hold_write_lock(db_url: str) -> Iterator[None]:
     import psycopg
 
     with psycopg.connect(
-        host=url.host, port=url.port, user=url.username, dbname=url.database
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        dbname=url.database,
+        options=url.query.get("options", ""),
     ) as conn:
         conn.execute("LOCK TABLE wk_model_versions IN ACCESS EXCLUSIVE MODE")
         yield
@@ -168,10 +172,10 @@ def test_reopening_keeps_data_and_newer_schema_is_refused(db_url: str, tmp_path:
         registry.register("m", constant(1.0), actor="a")
     with Registry(db_url, artifacts=tmp_path) as registry:
         assert [v.version for v in registry.list_versions("m")] == [1]
-    engine = sa.create_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(sa.update(_tables.meta).values(value=str(_tables.SCHEMA_VERSION + 1)))
-    engine.dispose()
+    with Registry(db_url, artifacts=tmp_path) as registry:
+        engine = registry.store._engine  # type: ignore[attr-defined]
+        with engine.begin() as conn:
+            conn.execute(sa.update(_tables.meta).values(value=str(_tables.SCHEMA_VERSION + 1)))
     with pytest.raises(RegistryError, match="upgrade watchkeeper"):
         Registry(db_url, artifacts=tmp_path)
 
@@ -193,9 +197,9 @@ def test_migrations_run_once_in_order(
         with Registry(db_url, artifacts=tmp_path) as registry:
             assert registry.get_version("m", 1).version == 1
     assert calls == [1]
-    engine = sa.create_engine(db_url)
-    assert sa.inspect(engine).has_table("wk_migration_probe")
-    with engine.connect() as conn:
-        stored = conn.execute(sa.select(_tables.meta.c.value)).scalar()
-    engine.dispose()
+    with Registry(db_url, artifacts=tmp_path) as registry:
+        engine = registry.store._engine  # type: ignore[attr-defined]
+        assert sa.inspect(engine).has_table("wk_migration_probe")
+        with engine.connect() as conn:
+            stored = conn.execute(sa.select(_tables.meta.c.value)).scalar()
     assert stored == str(_tables.SCHEMA_VERSION)

@@ -106,14 +106,15 @@ def _postgres_engine(url: sa.URL, timeout: float) -> sa.Engine:
     require("psycopg", extra="postgres", purpose="A PostgreSQL registry")
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
-    millis = int(timeout * 1000)
+    # Server options given in the URL (e.g. ``?options=-csearch_path%3Dregistry`` to keep the
+    # registry in its own schema) are kept next to the lock timeout instead of replaced by it.
+    given = url.query.get("options", "")
+    given = " ".join(given) if isinstance(given, tuple) else given
+    options = f"{given} -c lock_timeout={int(timeout * 1000)}".strip()
     return sa.create_engine(
-        url,
+        url.difference_update_query(["options"]),
         pool_pre_ping=True,
-        connect_args={
-            "connect_timeout": max(1, round(timeout)),
-            "options": f"-c lock_timeout={millis}",
-        },
+        connect_args={"connect_timeout": max(1, round(timeout)), "options": options},
     )
 
 
