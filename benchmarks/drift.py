@@ -128,13 +128,16 @@ def _runs(tool: str, pair: str, repeats: int) -> int:
     return min(repeats, fixed) if fixed is not None else repeats
 
 
-def measure(tool: str, files_json: str, pair: str, runs: int) -> dict[str, Any]:
-    results = []
-    for i in range(runs):
-        log(f"  {tool:18s} {pair:8s} run {i + 1}/{runs}")
-        results.append(run_worker(_python_for(tool), WORKER, [tool, files_json, pair]))
+def _one(tool: str, files_json: str, pair: str, label: str) -> dict[str, Any]:
+    log(f"  {tool:19s} {pair:8s} {label}")
+    result = run_worker(_python_for(tool), WORKER, [tool, files_json, pair])
+    result["load_1min"] = os.getloadavg()[0]
+    return result
+
+
+def aggregate(tool: str, pair: str, results: list[dict[str, Any]]) -> dict[str, Any]:
     flagged = {tuple(r["flagged"]) for r in results}
-    agg: dict[str, Any] = {
+    return {
         "tool": tool,
         "pair": pair,
         "runs": results,
@@ -151,7 +154,6 @@ def measure(tool: str, files_json: str, pair: str, runs: int) -> dict[str, Any]:
         "dataset_drift": results[-1]["dataset_drift"],
         "details": results[-1].get("details", {}),
     }
-    return agg
 
 
 def run_case(case: str, rows: int, tools: Sequence[str], repeats: int) -> dict[str, Any]:
@@ -161,11 +163,24 @@ def run_case(case: str, rows: int, tools: Sequence[str], repeats: int) -> dict[s
     log(f"case {case}: {rows:,} rows, columns {', '.join(CASES[case].columns)}")
     if any(t.startswith("watchkeeper") for t in tools):
         # The saved reference profile comes first: `watchkeeper` loads it.
-        out["profile"] = measure(PROFILE_TOOL, files_json, "drift", repeats)
+        runs = [
+            _one(PROFILE_TOOL, files_json, "drift", f"run {i + 1}/{repeats}")
+            for i in range(repeats)
+        ]
+        out["profile"] = aggregate(PROFILE_TOOL, "drift", runs)
+    # Round robin over the tools, so that load from other work on a shared machine falls on
+    # every tool alike rather than on whichever ran during the busy minute.
+    collected: dict[tuple[str, str], list[dict[str, Any]]] = {
+        (t, p): [] for t in tools for p in PAIRS
+    }
+    for pair in PAIRS:
+        for i in range(repeats):
+            for tool in tools:
+                n = _runs(tool, pair, repeats)
+                if i < n:
+                    collected[tool, pair].append(_one(tool, files_json, pair, f"run {i + 1}/{n}"))
     for tool in tools:
-        out["tools"][tool] = {
-            pair: measure(tool, files_json, pair, _runs(tool, pair, repeats)) for pair in PAIRS
-        }
+        out["tools"][tool] = {pair: aggregate(tool, pair, collected[tool, pair]) for pair in PAIRS}
     return out
 
 
@@ -178,6 +193,10 @@ def _s(x: float) -> str:
     if x != x:  # NaN
         return "-"
     return f"{x:.3f}" if x < 1 else f"{x:.2f}" if x < 100 else f"{x:.0f}"
+
+
+def _ratio(x: float) -> str:
+    return f"{x:,.1f}x" if x >= 1 else f"{x:.2g}x"
 
 
 def _mb(n: float) -> str:
@@ -210,11 +229,9 @@ def _case_table(case_out: dict[str, Any]) -> str:
     for tool, pairs in tools.items():
         d, n = pairs["drift"], pairs["nodrift"]
         runs = len(d["seconds"])
-        ratio = (
-            "1" if tool == "watchkeeper" else (f"{d['seconds_median'] / wk:,.1f}x" if wk else "-")
-        )
+        ratio = "1" if tool == "watchkeeper" else (_ratio(d["seconds_median"] / wk) if wk else "-")
         fit = d["fit_seconds_median"]
-        if tool.startswith("watchkeeper") and "profile" in case_out and tool == "watchkeeper":
+        if tool == "watchkeeper" and "profile" in case_out:
             fit = case_out["profile"]["seconds_median"]
         consistent = (
             "" if d["flagged_consistent"] and n["flagged_consistent"] else " (runs disagree)"
@@ -259,12 +276,12 @@ def _targets(case_out: dict[str, Any]) -> list[list[str]]:
             continue
         ratio = tools[peer]["drift"]["seconds_median"] / wk["seconds_median"]
         ok = ratio >= target
-        miss = "" if ok else f" (missed: {ratio / target:.0%} of the target)"
+        miss = "" if ok else f" ({target / ratio:.1f}x short of the target)"
         rows.append(
             [
                 case_out["case"],
                 f"time: {peer} / watchkeeper >= {target:g}x",
-                f"{ratio:,.1f}x",
+                _ratio(ratio),
                 ("met" if ok else "NOT met") + miss,
             ]
         )
@@ -300,6 +317,17 @@ def _wk_breakdown(results: list[dict[str, Any]]) -> str:
     return md_table(
         ["case", "run", "stages (median s, from `report.meta['timings_seconds']`)"], rows
     )
+
+
+def _load_range(results: list[dict[str, Any]]) -> str:
+    loads = [
+        r["load_1min"]
+        for case_out in results
+        for pairs in case_out["tools"].values()
+        for agg in pairs.values()
+        for r in agg["runs"]
+    ]
+    return f"{min(loads):.2f} to {max(loads):.2f}" if loads else "-"
 
 
 def render(
@@ -368,8 +396,9 @@ def render(
         "",
         f"- CPU: {m['cpu']}, {m['logical_cpus']} logical CPUs ({m['usable_cpus']} usable); RAM {m['ram_gib']} GiB",
         f"- OS: {m['os']}",
-        f"- load average before / after the run: {m['load_before']} / {m['load_after']} "
-        "(the machine is shared; other work may have run at the same time)",
+        f"- load average before / after the run: {m['load_before']} / {m['load_after']}; "
+        f"1-minute load after each measurement: {_load_range(results)} (the machine is shared "
+        "with other work, which may have run at the same time)",
         f"- BLAS environment: {m['blas_env'] or 'none set'}",
         "- project `.venv`: " + ", ".join(f"{k} {v}" for k, v in versions["project"].items()),
         "- `benchmarks/.venv-peers`: "
