@@ -129,8 +129,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_unreachable_postgres_is_a_clear_error(tmp_path: Path) -> None:
-    url = f"postgresql://wk:secret@127.0.0.1:{free_port()}/registry"
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
+def test_unreachable_postgres_is_a_clear_error(scheme: str, tmp_path: Path) -> None:
+    url = f"{scheme}://wk:secret@127.0.0.1:{free_port()}/registry"
     with pytest.raises(RegistryUnavailableError, match="cannot use the registry") as info:
         Registry(url, artifacts=tmp_path, timeout=2.0)
     assert "secret" not in str(info.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,7 +255,21 @@ def test_registration_errors_leave_the_registry_unchanged(registry: Registry) ->
         add(registry, "m", 2.0, tags={"n": 1})
     with pytest.raises(InvalidNameError):
         add(registry, "m/../../x", 2.0)
+    with pytest.raises(InputError, match="actor"):
+        registry.register("m", constant(2.0), actor="x" * 300)
+    with pytest.raises(InputError, match="output_kind"):
+        add(registry, "m", 2.0, output_kind="ranking")
+    with pytest.raises(InputError, match="code_version"):
+        add(registry, "m", 2.0, code_version="c" * 129)
     assert (registry.list_versions("m"), registry.history("m")) == before
+    # Validation happens before any artifact is written.
+    stored = Path(registry.artifacts.location).rglob("*")
+    assert sorted(p.name for p in stored if p.is_file()) == [before[0][0].artifact_sha256]
+    with pytest.raises(InputError, match=r"reference|column|data"):
+        add(registry, "m", 2.0, reference=42)
+    assert sorted(p.name for p in Path(registry.artifacts.location).rglob("*") if p.is_file()) == [
+        before[0][0].artifact_sha256
+    ]
 
 
 def test_timestamps_are_increasing_with_microseconds(registry: Registry) -> None:

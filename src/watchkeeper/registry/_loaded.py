@@ -27,12 +27,19 @@ class LoadedModel:
 
     Examples
     --------
+    >>> import tempfile
     >>> import numpy as np
     >>> from sklearn.linear_model import LogisticRegression
-    >>> from watchkeeper.registry._formats import EstimatorPredictor
+    >>> from watchkeeper.registry import Registry
     >>> X = np.random.default_rng(0).normal(size=(50, 2))
-    >>> clf = LogisticRegression().fit(X, X[:, 0] > 0)
-    >>> model = LoadedModel(None, EstimatorPredictor(clf))  # doctest: +SKIP
+    >>> clf = LogisticRegression().fit(X, np.where(X[:, 0] > 0, "yes", "no"))
+    >>> with tempfile.TemporaryDirectory() as tmp, Registry(root=tmp) as registry:
+    ...     _ = registry.register("m", clf, actor="a")
+    ...     model = registry.load_model("m", 1)
+    >>> model
+    LoadedModel('m', version=1, format='skops')
+    >>> model.classes, model.predict_proba(X[:1]).shape
+    (('no', 'yes'), (1, 2))
     """
 
     def __init__(self, version: ModelVersion, predictor: Predictor) -> None:

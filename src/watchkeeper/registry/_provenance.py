@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from watchkeeper.exceptions import InputError
 
@@ -75,12 +74,15 @@ def data_fingerprint(data: Any) -> str:
 
     Examples
     --------
+    >>> import pandas as pd
     >>> df = pd.DataFrame({"x": [1.0, 2.0], "y": ["a", "b"]})
     >>> data_fingerprint(df) == data_fingerprint(df.copy())
     True
     >>> data_fingerprint(df) == data_fingerprint(df.assign(x=[1.0, 2.5]))
     False
     """
+    import pandas as pd
+
     digest = hashlib.sha256()
     if isinstance(data, str | Path):
         path = Path(data)

@@ -158,18 +158,44 @@ class Registry:
         -------
         ModelVersion
             The new version.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import pandas as pd
+        >>> from sklearn.linear_model import LinearRegression
+        >>> train = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "y": [1.0, 3.0, 5.0, 7.0]})
+        >>> model = LinearRegression().fit(train[["x"]], train["y"])
+        >>> with tempfile.TemporaryDirectory() as tmp, Registry(root=tmp) as reg:
+        ...     v = reg.register("price", model, reference=train[["x"]], training_data=train,
+        ...                      metrics={"r2": 1.0}, params={"fit_intercept": True},
+        ...                      tags={"team": "pricing"}, actor="ana@laptop")
+        ...     reg.load_profile("price", v.version).n_rows
+        4
+        >>> v.version, v.format, v.output_kind, v.data_fingerprint[:7]
+        (1, 'skops', 'regression', 'sha256:')
         """
         validate_name(name)
+        if output_kind is not None and output_kind not in _OUTPUT_KINDS:
+            raise InputError(f"output_kind must be one of {_OUTPUT_KINDS}, got {output_kind!r}")
+        if not isinstance(description, str):
+            raise InputError("description must be a string")
+        who = _actor(actor)
+        code = _short("code_version", code_version, 128) or detect_code_version()
         fmt_name, packed, imported = self._pack(model, format, trusted)
         # Load it back before recording anything: a version that cannot be loaded must not
         # become a version at all.
         get_format(fmt_name).unpack(packed.data, packed.flavor)
-        if output_kind is not None and output_kind not in _OUTPUT_KINDS:
-            raise InputError(f"output_kind must be one of {_OUTPUT_KINDS}, got {output_kind!r}")
+        checked_metrics = _metrics({**imported.get("metrics", {}), **(metrics or {})})
+        checked_params = _params({**imported.get("params", {}), **(params or {})})
+        checked_tags = _tags({**imported.get("tags", {}), **(tags or {})})
+        fingerprint = None if training_data is None else data_fingerprint(training_data)
         schema_dict, profile = describe_reference(reference, schema)
+        # Everything is validated: only now write artifacts (idempotent, content-addressed),
+        # then the row that makes them a version.
         new = NewVersion(
             name=name,
-            actor=actor or default_actor(),
+            actor=who,
             format=fmt_name,
             artifact_sha256=self.artifacts.put(packed.data),
             artifact_size=len(packed.data),
@@ -177,12 +203,12 @@ class Registry:
             flavor=packed.flavor,
             schema=schema_dict,
             profile_sha256=None if profile is None else self.artifacts.put(profile),
-            metrics=_metrics({**imported.get("metrics", {}), **(metrics or {})}),
-            params=_params({**imported.get("params", {}), **(params or {})}),
-            tags=_tags({**imported.get("tags", {}), **(tags or {})}),
+            metrics=checked_metrics,
+            params=checked_params,
+            tags=checked_tags,
             description=description or imported.get("description", ""),
-            data_fingerprint=None if training_data is None else data_fingerprint(training_data),
-            code_version=code_version or detect_code_version(),
+            data_fingerprint=fingerprint,
+            code_version=code,
             trusted=trusted,
         )
         return self.store.add_version(new)
@@ -271,7 +297,18 @@ class Registry:
         return profile_from_bytes(payload)
 
     def list_models(self) -> list[ModelSummary]:
-        """Every model in the registry, by name."""
+        """Every model in the registry, by name.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from sklearn.dummy import DummyRegressor
+        >>> with tempfile.TemporaryDirectory() as tmp, Registry(root=tmp) as reg:
+        ...     for name in ("b", "a", "a"):
+        ...         _ = reg.register(name, DummyRegressor().fit([[0]], [1.0]), actor="x")
+        ...     [(m.name, m.n_versions) for m in reg.list_models()]
+        [('a', 2), ('b', 1)]
+        """
         return self.store.list_models()
 
     def list_versions(self, name: str) -> list[ModelVersion]:
@@ -279,7 +316,18 @@ class Registry:
         return self.store.list_versions(name)
 
     def history(self, name: str) -> list[Event]:
-        """The full audit trail of ``name``: registrations, alias moves, rollbacks, deletions."""
+        """The full audit trail of ``name``: registrations, alias moves, rollbacks, deletions.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from sklearn.dummy import DummyRegressor
+        >>> with tempfile.TemporaryDirectory() as tmp, Registry(root=tmp) as reg:
+        ...     _ = reg.register("m", DummyRegressor().fit([[0]], [1.0]), actor="ana")
+        ...     _ = reg.set_alias("m", "champion", 1, actor="bob", reason="go live")
+        ...     [(e.kind, e.actor, e.to_version) for e in reg.history("m")]
+        [('register', 'ana', None), ('alias', 'bob', 1)]
+        """
         return self.store.history(name)
 
     def alias_at(self, name: str, alias: str, when: datetime) -> int | None:
@@ -311,18 +359,32 @@ class Registry:
         actor: str | None = None,
         reason: str = "",
     ) -> Event | None:
-        """Point ``alias`` at ``version`` (audited); ``None`` if it already pointed there."""
+        """Point ``alias`` at ``version`` (audited); ``None`` if it already pointed there.
+
+        ``version`` may also be another alias or ``"latest"``.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from sklearn.dummy import DummyRegressor
+        >>> with tempfile.TemporaryDirectory() as tmp, Registry(root=tmp) as reg:
+        ...     _ = reg.register("m", DummyRegressor().fit([[0]], [1.0]), actor="a")
+        ...     event = reg.set_alias("m", "challenger", "latest", actor="a", reason="canary")
+        ...     again = reg.set_alias("m", "challenger", 1, actor="a")
+        >>> (event.from_version, event.to_version), again
+        ((None, 1), None)
+        """
         ref = parse_ref(version)
         target = ref if isinstance(ref, int) else self.store.get_version(name, ref).version
         return self.store.set_alias(
-            name, validate_alias(alias), target, actor=actor or default_actor(), reason=reason
+            name, validate_alias(alias), target, actor=_actor(actor), reason=reason
         )
 
     def remove_alias(
         self, name: str, alias: str, *, actor: str | None = None, reason: str = ""
     ) -> Event:
         """Remove ``alias`` from model ``name`` (audited)."""
-        return self.store.remove_alias(name, alias, actor=actor or default_actor(), reason=reason)
+        return self.store.remove_alias(name, alias, actor=_actor(actor), reason=reason)
 
     def rollback(
         self, name: str, alias: str = "champion", *, actor: str | None = None, reason: str = ""
@@ -343,7 +405,7 @@ class Registry:
         ...     event.from_version, event.to_version
         (2, 1)
         """
-        return self.store.rollback(name, alias, actor=actor or default_actor(), reason=reason)
+        return self.store.rollback(name, alias, actor=_actor(actor), reason=reason)
 
     def delete_version(
         self,
@@ -359,13 +421,34 @@ class Registry:
         The version number is never reused. The artifact file is kept: it is
         content-addressed and may be shared with other versions, and keeping it lets a
         deleted version be inspected after the fact.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from sklearn.dummy import DummyRegressor
+        >>> with tempfile.TemporaryDirectory() as tmp, Registry(root=tmp) as reg:
+        ...     for value in (1.0, 2.0):
+        ...         _ = reg.register("m", DummyRegressor().fit([[0]], [value]), actor="a")
+        ...     _ = reg.delete_version("m", 1, actor="a", reason="superseded")
+        ...     [v.version for v in reg.list_versions("m")]
+        [2]
         """
         ref = parse_ref(version)
         if not isinstance(ref, int):
             raise InputError(f"delete_version needs a version number, got {version!r}")
         return self.store.delete_version(
-            validate_name(name), ref, force=force, actor=actor or default_actor(), reason=reason
+            validate_name(name), ref, force=force, actor=_actor(actor), reason=reason
         )
+
+
+def _short(what: str, value: str | None, limit: int) -> str | None:
+    if value is not None and (not isinstance(value, str) or len(value) > limit):
+        raise InputError(f"{what} must be a string of at most {limit} characters")
+    return value
+
+
+def _actor(actor: str | None) -> str:
+    return _short("actor", actor, 256) or default_actor()
 
 
 def _metrics(values: Mapping[str, Any]) -> dict[str, float]:
