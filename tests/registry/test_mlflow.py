@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from watchkeeper.exceptions import InputError
-from watchkeeper.registry import Registry, UnsafeFormatError
+from watchkeeper.registry import Registry, UnsafeFormatError, UnsupportedFormatError
 
 with warnings.catch_warnings():
     # mlflow's own modules warn about their type hints at import time; not ours to fix.
@@ -134,6 +134,15 @@ def test_generic_pyfunc_is_kept_whole_only_when_trusted(
     assert again.artifact_sha256 == version.artifact_sha256  # reproducible archive
     rows = [[1.0, 2.0], [3.0, 4.0]]
     np.testing.assert_array_equal(local_registry.load_model("f", 1).predict(rows), [6.0, 14.0])
+
+
+def test_broken_mlflow_folder_is_a_clear_error(local_registry: Registry, tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors:\n  sklearn:\n    pickled_model: missing.pkl\n")
+    with pytest.raises(UnsupportedFormatError, match="cannot import the MLflow model"):
+        local_registry.register("b", folder, trusted=True, actor="a")
+    assert local_registry.list_models() == []
 
 
 def test_models_uri_brings_run_metrics_and_params(

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from watchkeeper._extras import require
-from watchkeeper.exceptions import InputError
+from watchkeeper.exceptions import InputError, WatchkeeperError
 from watchkeeper.registry._errors import UnsafeFormatError, UnsupportedFormatError
 from watchkeeper.registry._formats import (
     Packed,
@@ -92,7 +92,15 @@ def import_mlflow(source: str | Path, *, trusted: bool) -> MlflowImport:
                 ) from exc
         else:
             local = Path(source)
-        name, packed = _convert(mlflow, local, trusted=trusted)
+        try:
+            name, packed = _convert(mlflow, local, trusted=trusted)
+        except WatchkeeperError:
+            raise
+        except Exception as exc:  # whatever the flavor's loader raises
+            raise UnsupportedFormatError(
+                f"cannot import the MLflow model {str(source)!r}: "
+                f"{(str(exc).splitlines() or [type(exc).__name__])[0]}"
+            ) from exc
     return MlflowImport(
         name,
         packed,
