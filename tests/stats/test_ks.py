@@ -135,3 +135,12 @@ def test_read_only_inputs_are_not_mutated() -> None:
 def test_bad_input_raises_a_clear_error(reference: object, current: object, message: str) -> None:
     with pytest.raises(InputError, match=message):
         ks(reference, current)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("nx", "ny"), [(1, 1), (3, 50), (40, 41), (500, 300)])
+def test_both_ways_of_finding_the_largest_gaps_agree(kind: str, nx: int, ny: int) -> None:
+    x, y = (np.sort(s) for s in samples(kind, nx, ny, seed=nx + ny))
+    by_keys = ks_module._gaps_at_keys(x, y)
+    by_histogram = ks_module._largest_gaps(x, y)
+    assert (by_keys[0], by_keys[2]) == (by_histogram[0], by_histogram[2])
