@@ -148,10 +148,11 @@ class CalibrationConfig:
     n_bins, strategy
         Bins of the reliability curve, as in :func:`sklearn.calibration.calibration_curve`.
     max_ece
-        Largest acceptable expected calibration error. The check alerts when the lower
-        bootstrap bound exceeds it (clearly miscalibrated), warns when only the estimate does.
+        Largest acceptable expected calibration error. The check alerts when the ECE exceeds
+        it and perfect calibration is rejected at level ``1 - confidence`` (so that the small
+        sample bias of the ECE alone never fails a model); it warns when only the ECE does.
     n_resamples, confidence
-        Bootstrap of the ECE interval.
+        Resamples of the consistency test and of the (descriptive) bootstrap interval.
 
     Examples
     --------

@@ -23,6 +23,10 @@ from watchkeeper.lifecycle._metrics import Task, get_metric
 
 __all__ = ["cross_validation_checks", "learning_curve_check"]
 
+# Smallest gain per doubling of the training rows worth calling "still improving": absolute
+# for bounded scores, relative to the score for unbounded ones.
+_MATERIAL_GAIN = 0.005
+
 
 def _num(x: float) -> float | None:
     return x if math.isfinite(x) else None
@@ -89,6 +93,9 @@ def cross_validation_checks(
     for m in ms:
         test = m.from_scorer(np.asarray(raw[f"test_{m.name}"], dtype=float))
         mean, se, lo, hi = corrected_interval(test, ratio, cfg.confidence)
+        if m.bounded:
+            # Bounded scores live in [0, 1]; a t-interval over few folds can spill past it.
+            lo, hi = max(lo, 0.0), min(hi, 1.0)
         details: dict[str, Any] = {
             "cv": cv_name,
             "folds": test.tolist(),
@@ -232,17 +239,24 @@ def learning_curve_check(
             details={"warnings": seen[:10]},
         )
     sizes, train, test = sizes[keep], train[keep], test[keep]
-    k = np.isfinite(test).sum(axis=1)
     val_mean = np.nanmean(test, axis=1)
-    val_se = np.nanstd(test, axis=1, ddof=1) / np.sqrt(k)
-    gain = m.improvement(float(val_mean[-1]), float(val_mean[-2]))
-    rising = bool(gain > val_se[-1])
+    # Every size is scored on the same validation folds, so the gain between the two largest
+    # sizes is paired by fold. Still improving = a gain that is both clear of its noise (twice
+    # its standard error) and material (per doubling of the data, see _MATERIAL_GAIN).
+    sign = 1.0 if m.greater_is_better else -1.0
+    fold_gain = sign * (test[-1] - test[-2])
+    fold_gain = fold_gain[np.isfinite(fold_gain)]
+    gain = float(np.mean(fold_gain)) if len(fold_gain) else math.nan
+    se = float(np.std(fold_gain, ddof=1) / math.sqrt(len(fold_gain))) if len(fold_gain) > 1 else 0.0
+    per_doubling = gain / math.log2(sizes[-1] / sizes[-2]) if sizes[-1] > sizes[-2] else 0.0
+    floor = _MATERIAL_GAIN * (1.0 if m.bounded else max(abs(float(val_mean[-1])), 1e-12))
+    rising = bool(per_doubling > floor and gain > 2 * se)
     recommendation = (
-        f"validation {metric} still improved by {gain:.3g} between the two largest sizes "
-        f"(more than its standard error {val_se[-1]:.3g}): more training data is likely to help"
+        f"validation {metric} still improves by {per_doubling:.3g} per doubling of the "
+        f"training rows (clear of its noise): more training data is likely to help"
         if rising
-        else f"validation {metric} has levelled off (last gain {gain:.3g}): more data of the "
-        "same kind is unlikely to help much"
+        else f"validation {metric} has levelled off ({per_doubling:+.3g} per doubling of the "
+        "training rows): more data of the same kind is unlikely to help much"
     )
     details: dict[str, Any] = {
         "train_sizes": [int(s) for s in sizes],
@@ -250,6 +264,7 @@ def learning_curve_check(
         "train_std": np.nanstd(train, axis=1).tolist(),
         "validation_mean": val_mean.tolist(),
         "validation_std": np.nanstd(test, axis=1).tolist(),
+        "gain_per_doubling": per_doubling,
         "still_improving": rising,
         "recommendation": recommendation,
     }

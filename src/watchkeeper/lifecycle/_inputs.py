@@ -69,12 +69,22 @@ def infer_task(model: Any, y: NDArray[Any]) -> Task:
     'multiclass'
     """
     classes = getattr(model, "classes_", None)
-    if is_classifier(model) or (classes is not None and not is_regressor(model)):
+    classifier, regressor = _sklearn_kind(model)
+    if classifier or (classes is not None and not regressor):
         n = len(classes) if classes is not None else len(np.unique(y))
         return "binary" if n <= 2 else "multiclass"
-    if is_regressor(model) or np.issubdtype(np.asarray(y).dtype, np.floating):
+    if regressor or np.issubdtype(np.asarray(y).dtype, np.floating):
         return "regression"
     raise InputError("cannot tell whether the model is a classifier or a regressor; pass task=")
+
+
+def _sklearn_kind(model: Any) -> tuple[bool, bool]:
+    # Duck-typed models without scikit-learn's tags make is_classifier raise; they are
+    # judged by their attributes instead.
+    try:
+        return bool(is_classifier(model)), bool(is_regressor(model))
+    except (AttributeError, TypeError):
+        return False, False
 
 
 def is_fitted(model: Any) -> bool:
@@ -83,7 +93,7 @@ def is_fitted(model: Any) -> bool:
         check_is_fitted(model)
     except SkNotFittedError:
         return False
-    except TypeError:
+    except (AttributeError, TypeError):
         return True
     return True
 

@@ -16,6 +16,7 @@ on early stopping would do.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -81,7 +82,12 @@ def _curve(
 
         record: dict[str, Any] = {}
         est.set_params(verbose=-1)
-        est.fit(Xt, yt, eval_set=[(Xv, yv)], callbacks=[lightgbm.record_evaluation(record)])
+        # LightGBM 4.6 renamed eval_set to eval_X/eval_y; use whichever this version has.
+        if "eval_X" in inspect.signature(est.fit).parameters:
+            evals: dict[str, Any] = {"eval_X": (Xv,), "eval_y": (yv,)}
+        else:
+            evals = {"eval_set": [(Xv, yv)]}
+        est.fit(Xt, yt, callbacks=[lightgbm.record_evaluation(record)], **evals)
         (metric_name, values), *_ = record["valid_0"].items()
         return np.asarray(values, float), int(est.n_estimators), len(values), metric_name
     if kind == "GradientBoosting":

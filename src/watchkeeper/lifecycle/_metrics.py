@@ -144,6 +144,14 @@ class Metric:
         if self.name == "log_loss":
             return "neg_log_loss"
         if self.name == "brier":
+            if task == "binary" and classes is not None:
+                # The built-in scorer cannot guess the positive class of string labels.
+                return skm.make_scorer(
+                    skm.brier_score_loss,
+                    response_method="predict_proba",
+                    greater_is_better=False,
+                    pos_label=list(classes)[1],
+                )
             return "neg_brier_score"
         if self.name == "f1":
             if task == "binary" and classes is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -71,10 +72,15 @@ def _badge(status: str) -> str:
     )
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
+def _table(headers: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> str:
+    """Rows of already-escaped cells, under optional headers."""
+    head = (
+        "<thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in headers) + "</tr></thead>"
+        if headers
+        else ""
+    )
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{head}<tbody>{body}</tbody></table>"
 
 
 def _line_chart(
@@ -140,7 +146,15 @@ def _line_chart(
             f"{_esc(name)}</title></circle>"
             for a, b in pts
         ]
-    for t, x in list(zip(tx, xs, strict=False))[:: max(1, len(xs) // 8)]:
+    spaced = len(tx) <= 8 and all(px(b) - px(a) >= 32 for a, b in pairwise(tx))
+    # Label the points themselves when they are few and apart (parameter grids), else five
+    # evenly spaced ticks (iterations, probabilities).
+    ticks = (
+        list(zip(tx, xs, strict=False))
+        if spaced
+        else [(t, 10**t if log_x else t) for t in (x0 + (x1 - x0) * k / 4 for k in range(5))]
+    )
+    for t, x in ticks:
         parts.append(
             f'<text x="{px(t):.1f}" y="{top + ph + 14}" text-anchor="middle">{_fmt(x)}</text>'
         )
@@ -329,7 +343,7 @@ def render_gate_report(report: GateReport) -> str:
     notes = "".join(f"<li>{_esc(n)}</li>" for n in report.notes)
     body = (
         f"<p>{_badge(verdict)} <span class='muted'>exit code {report.exit_code}</span></p>"
-        + _table(["", ""], [[_esc(k), v] for k, v in facts])
+        + _table(None, [[_esc(k), v] for k, v in facts])
         + (f"<h2>Blocking results</h2><ul>{failures}</ul>" if failures else "")
         + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "")
         + "<h2>Charts</h2>"
