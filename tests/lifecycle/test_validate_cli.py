@@ -146,3 +146,28 @@ def test_registry_references(files: dict[str, Path], capsys: pytest.CaptureFixtu
     assert any(r["check"] == "gate.cv" for r in report["results"])
     assert run("churn@9", str(files["train.csv"]), "-t", "y", "--root", str(root)) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_registry_models_that_are_not_estimators(files: dict[str, Path]) -> None:
+    import lightgbm
+
+    from watchkeeper.registry import Registry
+
+    root = files["dir"] / "boosters"
+    train = pd.read_csv(files["train.csv"])
+    booster = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1, n_jobs=1)
+    with Registry(root=root) as reg:
+        v = reg.register("gbm", booster.fit(train[list("abcd")], train["y"]), actor="ci")
+    assert v.format == "lightgbm"  # loaded back as a native booster, not an estimator
+    out = files["dir"] / "booster.json"
+    code = run(
+        "gbm@latest", str(files["train.csv"]), "-t", "y", "--holdout", str(files["holdout.csv"]),
+        "--root", str(root), "-c", str(files["gate.toml"]), "--json", str(out), "-q",
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert code == report["exit_code"]
+    assert report["task"] == "binary"
+    assert any("cannot be refitted" in n for n in report["notes"])
+    checks = {r["check"] for r in report["results"]}
+    assert "gate.cv" not in checks
+    assert {"gate.calibration", "gate.robustness", "gate.latency"} <= checks

@@ -98,8 +98,17 @@ def gate_check(name: str) -> Callable[[_F], _F]:
 
     def register(func: _F) -> _F:
         existing = _REGISTRY.get(name)
-        if existing is not None and existing is not func:
-            raise InputError(f"a gate check named {name!r} is already registered")
+        # Re-running the same definition (a reloaded module, a notebook cell) replaces it;
+        # a different function under a taken name is a mistake.
+        same = existing is not None and (
+            getattr(existing, "__module__", None),
+            getattr(existing, "__qualname__", None),
+        ) == (getattr(func, "__module__", None), getattr(func, "__qualname__", None))
+        if existing is not None and not same:
+            raise InputError(
+                f"a gate check named {name!r} is already registered by "
+                f"{getattr(existing, '__module__', '?')}; choose another name"
+            )
         _REGISTRY[name] = func
         return func
 
