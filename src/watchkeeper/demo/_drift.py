@@ -26,20 +26,24 @@ class MonthResult:
 
 
 def drift_story(
-    data: Any, features: list[str], out: Path, *, reference_months: tuple[int, ...], say: Any
-) -> tuple[Any, list[MonthResult], Any]:
-    """Profile the reference months once, then compare every later month with that profile.
+    data: Any,
+    features: list[str],
+    out: Path,
+    *,
+    reference_months: tuple[int, ...],
+    profile: Any,
+    say: Any,
+) -> tuple[list[MonthResult], Any]:
+    """Compare every later month with the reference profile (the one stored with the model).
 
-    Returns the reference profile, one result per later month, and the no-drift control report
-    (two random halves of the reference, which must not drift).
+    Returns one result per later month and the no-drift control report (two random halves of
+    the reference, which must not drift).
     """
-    from watchkeeper.data import Profile, Schema
     from watchkeeper.report import compare
 
     columns = [*features, "bikers"]
     ref_df = data[data["month"].isin(reference_months)][columns]
-    schema = Schema.infer(ref_df, roles={"bikers": "target"})
-    profile = Profile.from_data(ref_df, schema, sample_size=100_000, random_state=0)
+    schema = profile.schema
     profile_path = out / "reference-profile.json"
     profile.save(profile_path)
     say(
@@ -91,4 +95,4 @@ def drift_story(
         for r in results
     ]
     (out / "drift-summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return profile, results, control
+    return results, control

@@ -75,6 +75,10 @@ def _jsonable(v: Any) -> Any:
         return v
     if isinstance(v, float):
         return _finite_or_none(v)
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
     try:
         return _finite_or_none(float(v))
     except (TypeError, ValueError):
