@@ -1,0 +1,94 @@
+"""What the prediction log stores, and the protocol every sink implements.
+
+The gateway writes one :class:`PredictionRecord` per answered (or shadowed) record and one
+:class:`FeedbackRecord` per label or flag; monitoring reads windows back with labels joined by
+prediction id. Sinks (SQLite by default; PostgreSQL and Parquet on object storage later)
+implement :class:`LogSink`; :meth:`LogSink.write_predictions` returning means the records are
+durable (committed and synced), which is what lets the gateway promise that a prediction
+whose response was sent is in the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+__all__ = ["FeedbackRecord", "FeedbackResult", "LogSink", "PredictionRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One prediction for one input record.
+
+    ``ts`` is UTC seconds since the epoch; ``features`` maps feature names to JSON values;
+    ``prediction`` is the model's output for the record; ``scores`` holds class probabilities
+    (``{"class": p}``) or ``None``; ``arm`` is the route arm that answered (``"champion"``,
+    ``"challenger"``, ...); ``shadow`` marks outputs computed off the response path and never
+    returned; ``status`` is ``"ok"`` or ``"error"`` (then ``error`` says why).
+    """
+
+    id: str
+    ts: float
+    model: str
+    version: int
+    arm: str
+    features: Mapping[str, Any]
+    prediction: Any
+    scores: Mapping[str, float] | None = None
+    latency_ms: float = 0.0
+    shadow: bool = False
+    status: str = "ok"
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    """Ground truth or a flag for an earlier prediction (arriving any time later)."""
+
+    id: str
+    ts: float
+    label: Any = None
+    flag: bool | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackResult:
+    """How many feedback records matched a logged prediction; unknown ids are kept too."""
+
+    n_matched: int
+    n_unknown: int
+    unknown_ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+class LogSink(Protocol):
+    """Storage of the prediction log."""
+
+    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
+        """Store records durably; returning means committed and synced. Idempotent by id."""
+        ...
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> FeedbackResult:
+        """Store feedback durably; feedback for unknown ids is stored and counted, not lost."""
+        ...
+
+    def read_window(
+        self,
+        model: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        last: int | None = None,
+        version: int | None = None,
+        arm: str | None = None,
+        include_shadow: bool = False,
+    ) -> Any:
+        """Predictions of one model in ``[start, end)`` (or the ``last`` N), as a
+        ``pyarrow.Table`` with one column per feature plus ``id``, ``ts``, ``version``, ``arm``,
+        ``shadow``, ``prediction``, ``scores``, ``latency_ms``, ``status``, and the latest
+        ``label``/``flag``/``label_ts`` joined by id (null where no feedback yet)."""
+        ...
+
+    def close(self) -> None: ...
