@@ -93,9 +93,8 @@ def cross_validation_checks(
     for m in ms:
         test = m.from_scorer(np.asarray(raw[f"test_{m.name}"], dtype=float))
         mean, se, lo, hi = corrected_interval(test, ratio, cfg.confidence)
-        if m.bounded:
-            # Bounded scores live in [0, 1]; a t-interval over few folds can spill past it.
-            lo, hi = max(lo, 0.0), min(hi, 1.0)
+        # A t-interval over few folds can spill past the values the metric can take.
+        lo, hi = max(lo, m.value_range[0]), min(hi, m.value_range[1])
         details: dict[str, Any] = {
             "cv": cv_name,
             "folds": test.tolist(),

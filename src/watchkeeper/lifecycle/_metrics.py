@@ -7,6 +7,7 @@ a mean over rows also carry their per-row form, which makes the paired bootstrap
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -137,6 +138,13 @@ class Metric:
     compute: Callable[[Predictions], float]
     per_row: Callable[[Predictions], FloatArray] | None = None
 
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """Values the metric can take (intervals are clipped to it)."""
+        if self.bounded:
+            return (0.0, 1.0)
+        return _UNBOUNDED_RANGES.get(self.name, (-math.inf, math.inf))
+
     def scorer(self, task: Task, classes: Sequence[Any] | NDArray[Any] | None = None) -> Any:
         """A scikit-learn scorer (always greater-is-better, as scikit-learn requires)."""
         if self.name == "roc_auc":
@@ -220,6 +228,13 @@ def _mean_of(rows: Callable[[Predictions], FloatArray]) -> Callable[[Predictions
 
 
 _CLS: tuple[Task, ...] = ("binary", "multiclass")
+# Losses cannot be negative; R2 cannot exceed 1.
+_UNBOUNDED_RANGES: dict[str, tuple[float, float]] = {
+    "mse": (0.0, math.inf),
+    "mae": (0.0, math.inf),
+    "log_loss": (0.0, math.inf),
+    "r2": (-math.inf, 1.0),
+}
 _METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
