@@ -26,8 +26,11 @@ def write_index(out: Path, months: list[Any], control: Any) -> Path:
         )
         for m in months
     )
+    gates = [p for p in ("gate-v1.html", "gate-v2.html") if (out / p).exists()]
+    gate_links = "".join(f'<li><a href="{esc(p)}">{esc(p)}</a></li>' for p in gates)
     body = (
-        "<h2>Drift of each month against January–March</h2>"
+        (f"<h2>Validation gates</h2><ul>{gate_links}</ul>" if gates else "")
+        + "<h2>Drift of each month against January–March</h2>"
         + chart
         + table(["month", "rows", "drift", "drifted columns", "quality", ""], rows, raw=True)
         + "<h2>Control</h2><p>Two random halves of the reference compared with each other: "

@@ -71,7 +71,7 @@ def register_champion(
     )
     report.to_json(out / "gate-v1.json")
     report.to_html(out / "gate-v1.html")
-    say(report.summary())
+    _say_gate(report, say)
     registry = Registry(root=out / ".watchkeeper")
     model.fit(train[features], train["bikers"])
     version = registry.register(
@@ -129,7 +129,7 @@ def retrain_challenger(
     )
     report.to_json(out / "gate-v2.json")
     report.to_html(out / "gate-v2.html")
-    say(report.summary())
+    _say_gate(report, say)
     model.fit(train[features], train["bikers"])
     version = registry.register(
         MODEL_NAME,
@@ -150,6 +150,15 @@ def retrain_challenger(
     else:
         say(f"v{version.version} not blessed -> champion unchanged")
     return report
+
+
+def _say_gate(report: Any, say: Any) -> None:
+    """The gate's verdict and the evidence behind it, from the report itself."""
+    say(report.summary().splitlines()[0])
+    shown = ("gate.cv", "gate.overfitting", "gate.comparison")
+    for r in report.results:
+        if r.check in shown or r.status.value in ("warn", "alert", "error"):
+            say(f"  {r.status.value:>5}  {r.check.removeprefix('gate.')}: {r.reason}", markup=False)
 
 
 def _gate_metrics(report: Any) -> dict[str, float]:
