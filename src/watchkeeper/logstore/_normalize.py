@@ -1,0 +1,203 @@
+"""Checking and cleaning records before they are logged.
+
+Every record goes through here in the caller's thread (so one bad record fails its own
+request, not the batch it would have shared a transaction with) and again in the sink (so a
+sink used directly is just as strict). The policy for values JSON cannot hold:
+
+- ``NaN`` and ``±inf`` anywhere in features, prediction, scores or a label are stored as
+  ``null`` and *counted* (the count is returned and exported by the writer as
+  ``nonfinite_total``). A non-finite input value is a missing value for monitoring, which
+  counts nulls per column, so the row stays useful and the event stays visible.
+- numpy scalars and arrays become Python numbers and lists (models return them all the time).
+- Anything else that is not a number, string, bool, ``None``, list or string-keyed mapping
+  (``datetime``, ``Decimal``, bytes, arbitrary objects) is refused with :class:`InputError`
+  naming the field, because a silent ``str()`` would change the value's type in the log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.exceptions import InputError
+from watchkeeper.logstore._records import FeedbackRecord, PredictionRecord
+
+__all__ = ["dumps", "normalize_feedback", "normalize_prediction", "validate_model_name"]
+
+# Model names end up in Parquet partition paths; same whitelist as the registry's names.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+#: Compact JSON that refuses NaN (values are cleaned before they get here).
+dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def validate_model_name(name: object) -> str:
+    """Return ``name`` if it can be a model name in the log, else raise :class:`InputError`.
+
+    Examples
+    --------
+    >>> validate_model_name("churn-v2")
+    'churn-v2'
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise InputError(
+            f"invalid model name {name!r} in a log record: use 1-128 characters from letters, "
+            "digits, '.', '_' and '-', starting with a letter or digit"
+        )
+    return name
+
+
+def _clean(value: Any, where: str) -> tuple[Any, int]:
+    """``value`` with non-finite floats as ``None`` and numpy values as Python ones.
+
+    Returns the cleaned value (the same object when nothing changed) and how many
+    non-finite floats were replaced.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return value, 0
+    if isinstance(value, float):
+        return (value, 0) if math.isfinite(value) else (None, 1)
+    if isinstance(value, np.generic | np.ndarray):
+        return _clean(value.tolist(), where)
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        changed, bad = not isinstance(value, dict), 0
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InputError(
+                    f"{where} has the key {key!r} of type {type(key).__name__}; "
+                    "log records need string keys (JSON objects)"
+                )
+            clean, n = _clean(item, f"{where}[{key!r}]")
+            changed = changed or clean is not item
+            bad += n
+            out[key] = clean
+        return (out if changed else value), bad
+    if isinstance(value, list | tuple):
+        items, changed, bad = [], isinstance(value, tuple), 0
+        for i, item in enumerate(value):
+            clean, n = _clean(item, f"{where}[{i}]")
+            changed = changed or clean is not item
+            bad += n
+            items.append(clean)
+        return (items if changed else value), bad
+    raise InputError(
+        f"{where} is a {type(value).__name__} ({value!r:.60}), which the prediction log cannot "
+        "store; convert it to a number, string, bool, list or dict first (e.g. "
+        "datetime.isoformat())"
+    )
+
+
+def _finite_seconds(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(f"{where} must be a finite number of UTC seconds, got {value!r}")
+    return float(value)
+
+
+def _nonempty_str(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{where} must be a non-empty string, got {value!r}")
+    return value
+
+
+def normalize_prediction(record: object) -> tuple[PredictionRecord, int]:
+    """Check ``record`` and return it cleaned, with the number of non-finite values nulled.
+
+    Raises :class:`InputError` naming the field when the record cannot be logged.
+
+    Examples
+    --------
+    >>> r = PredictionRecord("r1", 1.7e9, "churn", 1, "champion", {"x": float("nan")}, 0)
+    >>> clean, n_nonfinite = normalize_prediction(r)
+    >>> clean.features, n_nonfinite
+    ({'x': None}, 1)
+    """
+    if not isinstance(record, PredictionRecord):
+        raise InputError(
+            f"expected a PredictionRecord, got {type(record).__name__}; build one with "
+            "watchkeeper.logstore.PredictionRecord(id=..., ts=..., model=..., ...)"
+        )
+    where = f"prediction record {record.id!r}"
+    _nonempty_str(record.id, "prediction record id")
+    _finite_seconds(record.ts, f"{where}: ts")
+    validate_model_name(record.model)
+    if isinstance(record.version, bool) or not isinstance(record.version, int | np.integer):
+        raise InputError(f"{where}: version must be an integer, got {record.version!r}")
+    _nonempty_str(record.arm, f"{where}: arm")
+    _nonempty_str(record.status, f"{where}: status")
+    if not isinstance(record.shadow, bool | np.bool_):
+        raise InputError(f"{where}: shadow must be True or False, got {record.shadow!r}")
+    if record.error is not None and not isinstance(record.error, str):
+        raise InputError(f"{where}: error must be a string or None, got {record.error!r}")
+    latency = _finite_seconds(record.latency_ms, f"{where}: latency_ms")
+    if latency < 0:
+        raise InputError(f"{where}: latency_ms must be >= 0, got {latency!r}")
+    if not isinstance(record.features, Mapping):
+        raise InputError(
+            f"{where}: features must be a mapping of feature name to value, "
+            f"got {type(record.features).__name__}"
+        )
+    features, n_features = _clean(record.features, f"{where}: features")
+    prediction, n_prediction = _clean(record.prediction, f"{where}: prediction")
+    scores, n_scores = record.scores, 0
+    if scores is not None:
+        if not isinstance(scores, Mapping):
+            raise InputError(
+                f"{where}: scores must be a mapping of class to probability or None, "
+                f"got {type(scores).__name__}"
+            )
+        scores, n_scores = _clean(scores, f"{where}: scores")
+    changed = (
+        features is not record.features
+        or prediction is not record.prediction
+        or scores is not record.scores
+        or type(record.version) is not int
+        or type(record.shadow) is not bool
+        or type(record.ts) is not float
+        or type(record.latency_ms) is not float
+    )
+    if changed:
+        record = replace(
+            record,
+            ts=float(record.ts),
+            version=int(record.version),
+            shadow=bool(record.shadow),
+            latency_ms=latency,
+            features=features,
+            prediction=prediction,
+            scores=scores,
+        )
+    return record, n_features + n_prediction + n_scores
+
+
+def normalize_feedback(record: object) -> tuple[FeedbackRecord, int]:
+    """Check a feedback record and return it cleaned, with the number of non-finite values.
+
+    Examples
+    --------
+    >>> normalize_feedback(FeedbackRecord("r1", 1.7e9, label=1))
+    (FeedbackRecord(id='r1', ts=1700000000.0, label=1, flag=None, note=None), 0)
+    """
+    if not isinstance(record, FeedbackRecord):
+        raise InputError(
+            f"expected a FeedbackRecord, got {type(record).__name__}; build one with "
+            "watchkeeper.logstore.FeedbackRecord(id=..., ts=..., label=...)"
+        )
+    _nonempty_str(record.id, "feedback record id")
+    where = f"feedback for {record.id!r}"
+    ts = _finite_seconds(record.ts, f"{where}: ts")
+    if record.flag is not None and not isinstance(record.flag, bool | np.bool_):
+        raise InputError(f"{where}: flag must be True, False or None, got {record.flag!r}")
+    if record.note is not None and not isinstance(record.note, str):
+        raise InputError(f"{where}: note must be a string or None, got {record.note!r}")
+    label, n_label = _clean(record.label, f"{where}: label")
+    flag = None if record.flag is None else bool(record.flag)
+    if label is not record.label or type(record.ts) is not float or flag is not record.flag:
+        record = replace(record, ts=ts, label=label, flag=flag)
+    return record, n_label

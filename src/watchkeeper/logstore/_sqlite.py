@@ -1,0 +1,504 @@
+"""The embedded prediction log: one SQLite file in WAL mode.
+
+Durability. ``write_predictions`` and ``write_feedback`` run one transaction each and return
+after ``COMMIT``. With ``synchronous="full"`` (the default) SQLite fsyncs the write-ahead log
+at every commit, so a returned write survives a power loss or OS crash. With
+``synchronous="normal"`` the commit reaches the OS page cache but is not fsynced, so it
+survives the process being killed (``kill -9``, OOM killer) but not a power loss; it is much
+faster per commit. Group commit (:class:`~watchkeeper.logstore.GroupCommitWriter`) makes the
+fsync of ``"full"`` affordable by sharing it among many records.
+
+Concurrency. One writer connection, used under a lock (in practice by the writer thread);
+every read opens its own connection and reads one consistent snapshot, so reads never block
+writes (WAL). Several processes (gateway workers) can share one file: SQLite serialises
+their write transactions and ``busy_timeout_ms`` is how long a writer waits for another.
+
+Identity. A prediction is keyed by ``(id, arm)``: a request has one live record and may have
+shadow records of the same id on other arms, which must receive the same labels. A second
+live record with an id already logged live is ignored, like any re-inserted key
+(``INSERT OR IGNORE``), so a retried batch never duplicates. Feedback rows are all kept (an
+exact repeat of one is ignored); reads join, per prediction, the latest label and the latest
+flag by feedback time.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from watchkeeper.exceptions import InputError
+from watchkeeper.logstore._errors import LogClosedError, LogStoreError
+from watchkeeper.logstore._normalize import (
+    dumps,
+    normalize_feedback,
+    normalize_prediction,
+    validate_model_name,
+)
+from watchkeeper.logstore._records import FeedbackRecord, FeedbackResult, PredictionRecord
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["FeedbackStats", "SQLiteLogSink"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    id TEXT NOT NULL,
+    arm TEXT NOT NULL,
+    ts REAL NOT NULL,
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    shadow INTEGER NOT NULL,
+    features TEXT NOT NULL,
+    prediction TEXT,
+    scores TEXT,
+    latency_ms REAL NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    PRIMARY KEY (id, arm)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS predictions_live_id ON predictions(id) WHERE shadow = 0;
+CREATE INDEX IF NOT EXISTS predictions_model_ts ON predictions(model, ts);
+CREATE TABLE IF NOT EXISTS feedback (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    prediction_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    label TEXT,
+    flag INTEGER,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_id_ts ON feedback(prediction_id, ts);
+CREATE UNIQUE INDEX IF NOT EXISTS feedback_exact ON feedback(
+    prediction_id, ts, ifnull(label, ''), ifnull(flag, -1), ifnull(note, '')
+);
+"""
+
+_INSERT_PREDICTION = (
+    "INSERT OR IGNORE INTO predictions (id, arm, ts, model, version, shadow, features, "
+    "prediction, scores, latency_ms, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_FEEDBACK = (
+    "INSERT OR IGNORE INTO feedback (prediction_id, ts, label, flag, note) VALUES (?, ?, ?, ?, ?)"
+)
+# Latest label and latest flag per prediction, each an index lookup on feedback_id_ts.
+_SELECT_WINDOW = """
+SELECT p.id, p.ts, p.version, p.arm, p.shadow, p.status, p.error, p.latency_ms, p.prediction,
+       p.scores, p.features, fl.label, ff.flag, fl.ts
+FROM predictions AS p
+LEFT JOIN feedback AS fl ON fl.seq = (
+    SELECT seq FROM feedback WHERE prediction_id = p.id AND label IS NOT NULL
+    ORDER BY ts DESC, seq DESC LIMIT 1)
+LEFT JOIN feedback AS ff ON ff.seq = (
+    SELECT seq FROM feedback WHERE prediction_id = p.id AND flag IS NOT NULL
+    ORDER BY ts DESC, seq DESC LIMIT 1)
+"""
+_CHUNK = 500  # ids per IN (...) list, well below SQLite's variable limit
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackStats:
+    """Feedback received so far, and how much of it matched logged predictions.
+
+    ``n_matched`` counts feedback records whose id matches a prediction (of the model asked
+    about); ``n_unknown`` counts records whose id matches no prediction of any model (they
+    cannot be attributed to a model, so they are the same for every model) and
+    ``n_unknown_ids`` how many distinct ids those are; ``n_labelled`` is how many live
+    predictions (of the model) have a label.
+    """
+
+    n_received: int
+    n_matched: int
+    n_unknown: int
+    n_unknown_ids: int
+    n_labelled: int
+
+
+def _seconds(value: datetime | float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InputError(
+                f"{name}={value!r} has no time zone; pass an aware datetime, e.g. "
+                "datetime(2024, 5, 1, tzinfo=timezone.utc)"
+            )
+        return value.timestamp()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{name} must be a datetime or UTC seconds, got {value!r}")
+    return float(value)
+
+
+def window_filters(
+    model: str,
+    start: datetime | float | None,
+    end: datetime | float | None,
+    last: int | None,
+    version: int | None,
+    arm: str | None,
+    include_shadow: bool,
+) -> tuple[str, list[Any]]:
+    """SQL ``WHERE`` clause and its parameters for a window (checked arguments)."""
+    validate_model_name(model)
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        raise InputError(f"last must be a positive number of records, got {last!r}")
+    lo, hi = _seconds(start, "start"), _seconds(end, "end")
+    where: list[str] = ["p.model = ?"]
+    params: list[Any] = [model]
+    if lo is not None:
+        where.append("p.ts >= ?")
+        params.append(lo)
+    if hi is not None:
+        where.append("p.ts < ?")
+        params.append(hi)
+    if version is not None:
+        where.append("p.version = ?")
+        params.append(version)
+    if arm is not None:
+        where.append("p.arm = ?")
+        params.append(arm)
+    if not include_shadow:
+        where.append("p.shadow = 0")
+    return " AND ".join(where), params
+
+
+class SQLiteLogSink:
+    """Prediction and feedback log in one SQLite file (WAL mode).
+
+    Parameters
+    ----------
+    path
+        The database file; created with its tables when missing. Not ``":memory:"``: readers
+        open their own connections to the file.
+    synchronous
+        ``"full"`` (default): every commit is fsynced and survives power loss. ``"normal"``:
+        commits survive the process being killed but not a power loss; faster.
+    busy_timeout_ms
+        How long a write waits for another process's write transaction on the same file.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from watchkeeper.logstore import FeedbackRecord, PredictionRecord
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     sink = SQLiteLogSink(os.path.join(d, "log.db"))
+    ...     sink.write_predictions([
+    ...         PredictionRecord("r1", 1.7e9, "churn", 1, "champion", {"age": 41}, 0),
+    ...         PredictionRecord("r2", 1.7e9 + 1, "churn", 1, "champion", {"age": 29}, 1),
+    ...     ])
+    ...     result = sink.write_feedback([FeedbackRecord("r2", 1.7e9 + 60, label=1)])
+    ...     table = sink.read_window("churn")
+    ...     sink.close()
+    >>> result.n_matched, table.column("age").to_pylist(), table.column("label").to_pylist()
+    (1, [41, 29], [None, 1])
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["full", "normal"] = "full",
+        busy_timeout_ms: int = 5_000,
+    ) -> None:
+        if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+            raise InputError(
+                f"SQLiteLogSink needs a database file path, got {str(path)!r}: readers open "
+                "their own connections, which an in-memory database cannot share"
+            )
+        if synchronous not in ("full", "normal"):
+            raise InputError(
+                f"synchronous must be 'full' (survives power loss) or 'normal' (survives a "
+                f"killed process, faster), got {synchronous!r}"
+            )
+        if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int):
+            raise InputError(f"busy_timeout_ms must be an integer, got {busy_timeout_ms!r}")
+        if busy_timeout_ms < 0:
+            raise InputError(f"busy_timeout_ms must be >= 0, got {busy_timeout_ms!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        #: Non-finite feature/prediction/score/label values stored as null by this sink.
+        self.nonfinite_total = 0
+        #: Re-inserted predictions (same key) that were ignored.
+        self.duplicates_total = 0
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = self._connect(writer=True)
+        self._create_schema()
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _connect(self, *, writer: bool) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout_ms / 1000,
+                isolation_level=None,  # transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise LogStoreError(
+                f"cannot open the prediction log {str(self.path)!r}: {exc}; check that the "
+                "folder exists and is writable"
+            ) from exc
+        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        if writer:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.close()
+                raise LogStoreError(
+                    f"{str(self.path)!r} cannot use SQLite's WAL mode (got {mode!r}); put the "
+                    "log on a local file system (WAL does not work over network file systems)"
+                )
+        conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+        if not writer:
+            conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    def _create_schema(self) -> None:
+        with self._lock:
+            conn = self._writer()
+            conn.executescript(_SCHEMA)
+
+    def _writer(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise LogClosedError(f"the prediction log {str(self.path)!r} is closed")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection inside ``BEGIN IMMEDIATE ... COMMIT`` (rolled back on error)."""
+        with self._lock:
+            conn = self._writer()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A fresh read-only connection holding one consistent snapshot."""
+        self._writer()  # refuse reads after close, like writes
+        conn = self._connect(writer=False)
+        try:
+            conn.execute("BEGIN")
+            yield conn
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
+        """Store ``records`` in one transaction; returning means committed (see ``synchronous``).
+
+        Idempotent: a record whose ``(id, arm)`` is already stored, or a live record whose id
+        is already stored live, is ignored (counted in ``duplicates_total``).
+        """
+        rows, nonfinite = [], 0
+        for record in records:
+            clean, n = normalize_prediction(record)
+            nonfinite += n
+            rows.append(
+                (
+                    clean.id,
+                    clean.arm,
+                    clean.ts,
+                    clean.model,
+                    clean.version,
+                    int(clean.shadow),
+                    dumps(clean.features),
+                    None if clean.prediction is None else dumps(clean.prediction),
+                    None if clean.scores is None else dumps(clean.scores),
+                    clean.latency_ms,
+                    clean.status,
+                    clean.error,
+                )
+            )
+        if not rows:
+            return
+        with self._transaction() as conn:
+            inserted = conn.executemany(_INSERT_PREDICTION, rows).rowcount
+        self.nonfinite_total += nonfinite
+        self.duplicates_total += len(rows) - inserted
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> FeedbackResult:
+        """Store feedback in one transaction; ids matching no prediction are kept and counted.
+
+        An exact repeat of a stored feedback record (same id, ts, label, flag and note) is
+        ignored, so retrying a batch is safe.
+        """
+        clean, nonfinite = [], 0
+        for record in records:
+            rec, n = normalize_feedback(record)
+            clean.append(rec)
+            nonfinite += n
+        if not clean:
+            return FeedbackResult(0, 0, ())
+        rows = [
+            (
+                r.id,
+                r.ts,
+                None if r.label is None else dumps(r.label),
+                None if r.flag is None else int(r.flag),
+                r.note,
+            )
+            for r in clean
+        ]
+        ids = list(dict.fromkeys(r.id for r in clean))
+        with self._transaction() as conn:
+            known = _existing_ids(conn, ids)
+            conn.executemany(_INSERT_FEEDBACK, rows)
+        self.nonfinite_total += nonfinite
+        unknown = tuple(i for i in ids if i not in known)
+        n_unknown = sum(1 for r in clean if r.id not in known)
+        return FeedbackResult(len(clean) - n_unknown, n_unknown, unknown)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read_window(
+        self,
+        model: str,
+        *,
+        start: datetime | float | None = None,
+        end: datetime | float | None = None,
+        last: int | None = None,
+        version: int | None = None,
+        arm: str | None = None,
+        include_shadow: bool = False,
+    ) -> pa.Table:
+        """Predictions of ``model`` with ``start <= ts < end`` (or the ``last`` N of them).
+
+        Returns a ``pyarrow.Table`` sorted by time: ``id``, ``ts`` (``timestamp[us, UTC]``),
+        ``version``, ``arm``, ``shadow``, ``status``, ``error``, ``latency_ms``,
+        ``prediction``, ``scores`` (JSON text), the latest ``label``, the latest ``flag`` and
+        ``label_ts`` joined by id (null without feedback), then one column per feature. Shadow
+        records are left out unless ``include_shadow``. ``start``/``end`` are aware datetimes
+        or UTC seconds. See :mod:`watchkeeper.logstore._arrow` for the column types.
+        """
+        from watchkeeper.logstore._arrow import window_table
+
+        where, params = window_filters(model, start, end, last, version, arm, include_shadow)
+        order = "p.ts, p.id, p.arm"
+        if last is not None:
+            # the newest N, read backwards along the (model, ts) index and reversed below
+            order = "p.ts DESC, p.id DESC, p.arm DESC LIMIT ?"
+            params.append(last)
+        sql = f"{_SELECT_WINDOW} WHERE {where} ORDER BY {order}"
+        with self._snapshot() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        if last is not None:
+            rows.reverse()
+        return window_table(rows)
+
+    def count(self, model: str | None = None) -> int:
+        """Number of stored predictions (of ``model``, or of all models), shadow included."""
+        with self._snapshot() as conn:
+            if model is None:
+                return int(conn.execute("SELECT count(*) FROM predictions").fetchone()[0])
+            validate_model_name(model)
+            sql = "SELECT count(*) FROM predictions WHERE model = ?"
+            return int(conn.execute(sql, (model,)).fetchone()[0])
+
+    def models(self) -> list[str]:
+        """Names of the models that have predictions in the log, sorted."""
+        with self._snapshot() as conn:
+            rows = conn.execute("SELECT DISTINCT model FROM predictions ORDER BY model")
+            return [r[0] for r in rows]
+
+    def feedback_stats(self, model: str | None = None) -> FeedbackStats:
+        """How much feedback arrived, matched a prediction (of ``model``) or matched none."""
+        if model is not None:
+            validate_model_name(model)
+        scope = "" if model is None else " AND p.model = ?"
+        params = () if model is None else (model,)
+        with self._snapshot() as conn:
+            received = conn.execute("SELECT count(*) FROM feedback").fetchone()[0]
+            matched = conn.execute(
+                "SELECT count(*) FROM feedback AS f WHERE EXISTS (SELECT 1 FROM predictions "
+                f"AS p WHERE p.id = f.prediction_id{scope})",
+                params,
+            ).fetchone()[0]
+            unknown, unknown_ids = conn.execute(
+                "SELECT count(*), count(DISTINCT prediction_id) FROM feedback AS f WHERE NOT "
+                "EXISTS (SELECT 1 FROM predictions AS p WHERE p.id = f.prediction_id)"
+            ).fetchone()
+            labelled = conn.execute(
+                "SELECT count(*) FROM predictions AS p WHERE p.shadow = 0"
+                f"{scope} AND EXISTS (SELECT 1 FROM feedback AS f "
+                "WHERE f.prediction_id = p.id AND f.label IS NOT NULL)",
+                params,
+            ).fetchone()[0]
+        return FeedbackStats(int(received), int(matched), int(unknown), int(unknown_ids),
+                             int(labelled))  # fmt: skip
+
+    # -- export support (used by watchkeeper.logstore._parquet) -----------------------------
+
+    def _partitions(self, until: float) -> list[tuple[str, str]]:
+        """Distinct ``(model, "YYYY-MM-DD")`` (UTC) of predictions with ``ts < until``."""
+        with self._snapshot() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT model, date(ts, 'unixepoch') FROM predictions WHERE ts < ? "
+                "ORDER BY 1, 2",
+                (until,),
+            )
+            return [(r[0], r[1]) for r in rows]
+
+    def _export_snapshot(self, model: str, lo: float, hi: float) -> tuple[pa.Table, int]:
+        """Window of every arm (shadow included) in ``[lo, hi)`` and the last feedback seq seen."""
+        from watchkeeper.logstore._arrow import window_table
+
+        where, params = window_filters(model, lo, hi, None, None, None, True)
+        with self._snapshot() as conn:
+            rows = conn.execute(
+                f"{_SELECT_WINDOW} WHERE {where} ORDER BY p.ts, p.id, p.arm", params
+            ).fetchall()
+            max_seq = conn.execute("SELECT ifnull(max(seq), 0) FROM feedback").fetchone()[0]
+        return window_table(rows), int(max_seq)
+
+    def _delete_exported(self, keys: Sequence[tuple[str, str]], max_seq: int) -> int:
+        """Delete exported predictions by key, and the feedback on them that was exported."""
+        ids = list(dict.fromkeys(k[0] for k in keys))
+        with self._transaction() as conn:
+            deleted = conn.executemany(
+                "DELETE FROM predictions WHERE id = ? AND arm = ?", list(keys)
+            ).rowcount
+            still_known = _existing_ids(conn, ids)
+            gone = [(i, max_seq) for i in ids if i not in still_known]
+            conn.executemany("DELETE FROM feedback WHERE prediction_id = ? AND seq <= ?", gone)
+        return int(deleted)
+
+    def close(self) -> None:
+        """Close the writer connection (idempotent); the file stays consistent."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> SQLiteLogSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteLogSink({str(self.path)!r}, synchronous={self.synchronous!r})"
+
+
+def _existing_ids(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+    known: set[str] = set()
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i : i + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT DISTINCT id FROM predictions WHERE id IN ({marks})", chunk)
+        known.update(r[0] for r in rows)
+    return known
