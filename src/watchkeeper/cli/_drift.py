@@ -95,6 +95,15 @@ def compare_command(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    mlflow_run: str | None = typer.Option(
+        None, "--mlflow-run", help="Log the report to this existing MLflow run (RUN_ID)."
+    ),
+    mlflow_experiment: str | None = typer.Option(
+        None, "--mlflow-experiment", help="Log the report to a new run in this MLflow experiment."
+    ),
+    mlflow_tracking_uri: str | None = typer.Option(
+        None, "--mlflow-tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI)."
+    ),
 ) -> None:
     """Compare current data with a reference: drift per column and overall, and data quality.
 
@@ -136,8 +145,20 @@ def compare_command(
         report.to_json(json_out)
     if html_out:
         report.to_html(html_out)
+    mlflow_run_id = None
+    if mlflow_run or mlflow_experiment or mlflow_tracking_uri:
+        from watchkeeper.integrations.mlflow import log_drift_report
+
+        mlflow_run_id = log_drift_report(
+            report,
+            run_id=mlflow_run,
+            experiment=mlflow_experiment,
+            tracking_uri=mlflow_tracking_uri,
+        )
     if not quiet:
         _print_report(report, json_out, html_out)
+        if mlflow_run_id:
+            _console().print(f"MLflow run: {mlflow_run_id}")
     findings = {
         FailOn.drift: report.drifted,
         FailOn.quality: report.has_quality_issues,

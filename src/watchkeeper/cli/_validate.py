@@ -150,6 +150,15 @@ def validate_command(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    mlflow_run: str | None = typer.Option(
+        None, "--mlflow-run", help="Log the report to this existing MLflow run (RUN_ID)."
+    ),
+    mlflow_experiment: str | None = typer.Option(
+        None, "--mlflow-experiment", help="Log the report to a new run in this MLflow experiment."
+    ),
+    mlflow_tracking_uri: str | None = typer.Option(
+        None, "--mlflow-tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI)."
+    ),
 ) -> None:
     """Validate a model before deployment: generalisation, calibration, champion comparison,
     robustness and serving fitness.
@@ -195,8 +204,20 @@ def validate_command(
         report.to_json(json_out)
     if html_out:
         report.to_html(html_out)
+    mlflow_run_id = None
+    if mlflow_run or mlflow_experiment or mlflow_tracking_uri:
+        from watchkeeper.integrations.mlflow import log_gate_report
+
+        mlflow_run_id = log_gate_report(
+            report,
+            run_id=mlflow_run,
+            experiment=mlflow_experiment,
+            tracking_uri=mlflow_tracking_uri,
+        )
     if not quiet:
         _print(report, json_out, html_out)
+        if mlflow_run_id:
+            typer.echo(f"MLflow run: {mlflow_run_id}")
     raise typer.Exit(report.exit_code)
 
 
