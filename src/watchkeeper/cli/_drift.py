@@ -96,13 +96,23 @@ def compare_command(
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
     mlflow_run: str | None = typer.Option(
-        None, "--mlflow-run", help="Log the report to this existing MLflow run (RUN_ID)."
+        None,
+        "--mlflow-run",
+        metavar="RUN_ID",
+        help="Log the report to this existing MLflow run.",
     ),
     mlflow_experiment: str | None = typer.Option(
-        None, "--mlflow-experiment", help="Log the report to a new run in this MLflow experiment."
+        None,
+        "--mlflow-experiment",
+        metavar="NAME",
+        help="Log the report to a new run in this MLflow experiment (created if missing).",
     ),
     mlflow_tracking_uri: str | None = typer.Option(
-        None, "--mlflow-tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI)."
+        None,
+        "--mlflow-tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI); alone, logs to a new run "
+        "in the default experiment.",
     ),
 ) -> None:
     """Compare current data with a reference: drift per column and overall, and data quality.
