@@ -103,12 +103,12 @@ class CurrentSide:
 
         table = read_table(data)
         present = [c for c in reference.schema.names if c in table.column_names]
-        sub = reference.schema.select(present) if hasattr(reference.schema, "select") else None
         profile = Profile.from_data(
             table.select(present),
-            sub or reference.schema,
+            reference.schema.select(present),
             reference=reference.profile,
             sample_size=0,
+            sketch=False,  # quantiles of the current data come from its sorted values
         )
         return cls(table=table, profile=profile)
 

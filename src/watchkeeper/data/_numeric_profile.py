@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from watchkeeper.data._sketch import kll_from_bytes, kll_merge, kll_new, kll_to_bytes
 from watchkeeper.exceptions import InputError
-from watchkeeper.stats import bin_counts, reference_bin_edges
+from watchkeeper.stats import reference_bin_edges
 
 __all__ = ["NumericColumnProfile"]
 
@@ -150,52 +150,63 @@ class NumericColumnProfile:
         type_error_examples: tuple[str, ...] = (),
         n_bins: int = 10,
         reference: NumericColumnProfile | None = None,
+        sketch: bool = True,
     ) -> NumericColumnProfile:
         """Profile ``values`` (NaN = missing). Bins come from ``reference`` when given, else
-        from these values."""
+        from these values. ``sketch=False`` leaves out the quantile sketch (for throwaway
+        profiles whose quantiles are never asked for; :meth:`quantile` then refuses)."""
         finite_mask = np.isfinite(values)
         x = values[finite_mask] if not finite_mask.all() else values
         nan = int(np.isnan(values).sum())
         n_inf = int(values.size - x.size - nan)
         mean, m2, m3, m4 = _moments(x)
+        # One sort serves min/max, the histogram, the out-of-range counts and examples: each
+        # is then a binary search instead of a pass over the data.
+        xs = np.sort(x)
         if reference is not None:
             edges = np.asarray(reference.bin_edges, dtype=np.float64)
         else:
-            edges = reference_bin_edges(x, n_bins) if x.size else np.empty(0)
+            edges = reference_bin_edges(xs, n_bins) if xs.size else np.empty(0)
         below = above = None
         examples: tuple[float, ...] = ()
         ref_range = None
         if reference is not None and reference.min is not None and reference.max is not None:
             lo, hi = reference.min, reference.max
             ref_range = (lo, hi)
-            low, high = x[x < lo], x[x > hi]
-            below, above = int(low.size), int(high.size)
-            # The farthest values are among the 5 smallest below and the 5 largest above.
+            below = int(np.searchsorted(xs, lo, side="left"))
+            above = int(xs.size - np.searchsorted(xs, hi, side="right"))
+            # The farthest values are the smallest below and the largest above.
             candidates = np.concatenate(
-                [np.unique(low)[:_N_EXAMPLES], np.unique(high)[-_N_EXAMPLES:]]
+                [
+                    np.unique(xs[: min(below, 10_000)])[:_N_EXAMPLES],
+                    np.unique(xs[xs.size - min(above, 10_000) :])[-_N_EXAMPLES:],
+                ]
             )
             examples = _out_of_range_examples(candidates.tolist(), lo, hi)
         elif reference is not None:
             below = above = 0
+        # Bin i holds values in (e_{i-1}, e_i], as stats.bin_counts does.
+        cumulative = np.searchsorted(xs, edges, side="right")
+        counts = np.diff(np.concatenate([[0], cumulative, [xs.size]]))
         return cls(
-            count=int(x.size),
+            count=int(xs.size),
             n_missing=nan - int(n_type_errors),
             n_inf=n_inf,
             n_type_errors=int(n_type_errors),
             type_error_examples=tuple(type_error_examples),
-            min=float(x.min()) if x.size else None,
-            max=float(x.max()) if x.size else None,
+            min=float(xs[0]) if xs.size else None,
+            max=float(xs[-1]) if xs.size else None,
             mean=mean,
             m2=m2,
             m3=m3,
             m4=m4,
             bin_edges=tuple(float(e) for e in edges),
-            bin_counts=tuple(int(c) for c in bin_counts(x, edges)),
+            bin_counts=tuple(int(c) for c in counts),
             n_below_reference_min=below,
             n_above_reference_max=above,
             out_of_range_examples=examples,
             reference_range=ref_range,
-            sketch=kll_new(x),
+            sketch=kll_new(xs) if sketch else None,
         )
 
     # -- derived statistics ----------------------------------------------------------------
@@ -261,8 +272,13 @@ class NumericColumnProfile:
         """
         if not 0.0 <= q <= 1.0:
             raise InputError(f"q must be between 0 and 1, got {q}")
-        if self.count == 0 or self.sketch is None:
+        if self.count == 0:
             raise InputError("the column has no finite values, so it has no quantiles")
+        if self.sketch is None:
+            raise InputError(
+                "this profile was built without quantile sketches (sketch=False); "
+                "profile the data again with sketch=True to ask for quantiles"
+            )
         # inclusive: the smallest seen value v with rank(v) >= q (the inverse of the CDF).
         return float(self.sketch.get_quantile(q, True))
 
@@ -314,7 +330,11 @@ class NumericColumnProfile:
                 else ()
             ),
             reference_range=ref_range,
-            sketch=kll_merge(self.sketch, other.sketch),
+            sketch=(
+                None
+                if self.sketch is None or other.sketch is None
+                else kll_merge(self.sketch, other.sketch)
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -338,7 +358,7 @@ class NumericColumnProfile:
             "n_above_reference_max": self.n_above_reference_max,
             "out_of_range_examples": list(self.out_of_range_examples),
             "reference_range": None if self.reference_range is None else list(self.reference_range),
-            "kll": kll_to_bytes(self.sketch),
+            "kll": None if self.sketch is None else kll_to_bytes(self.sketch),
         }
 
     @classmethod
@@ -363,7 +383,7 @@ class NumericColumnProfile:
             n_above_reference_max=_opt_int(d.get("n_above_reference_max")),
             out_of_range_examples=tuple(float(v) for v in d.get("out_of_range_examples", ())),
             reference_range=None if rr is None else (float(rr[0]), float(rr[1])),
-            sketch=kll_from_bytes(d["kll"]),
+            sketch=None if d.get("kll") is None else kll_from_bytes(d["kll"]),
         )
 
 

@@ -56,6 +56,7 @@ def profile_column(
     *,
     n_bins: int,
     max_categories: int,
+    sketch: bool = True,
 ) -> tuple[ColumnProfile, pa.ChunkedArray]:
     """The column's profile and its canonical values (what the sample stores and hashes)."""
     kind = spec.kind
@@ -63,7 +64,12 @@ def profile_column(
         values, n_bad, examples = numeric_values(column)
         ref = reference if isinstance(reference, NumericColumnProfile) else None
         numeric = NumericColumnProfile.from_values(
-            values, n_type_errors=n_bad, type_error_examples=examples, n_bins=n_bins, reference=ref
+            values,
+            n_type_errors=n_bad,
+            type_error_examples=examples,
+            n_bins=n_bins,
+            reference=ref,
+            sketch=sketch,
         )
         return numeric, _masked(values, np.isnan(values), pa.float64())
     if kind is ColumnKind.DATETIME:

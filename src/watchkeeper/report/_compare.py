@@ -81,7 +81,8 @@ def _compared_columns(
 
 
 def _duplicate_rows(table: Any) -> int:
-    """Number of rows identical to an earlier row (hash of all columns; collisions ~2^-64)."""
+    """Number of rows identical to an earlier row (a 64-bit hash of all columns; the chance
+    that two different rows collide among n rows is about n^2 / 2^65)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -89,25 +90,24 @@ def _duplicate_rows(table: Any) -> int:
     if n < 2 or table.num_columns == 0:
         return 0
     h = np.zeros(n, dtype=np.uint64)
-    for i, col in enumerate(table.columns):
-        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
-            v = np.asarray(arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.float64)
-            v = v + 0.0  # folds -0.0 into 0.0
-            bits = v.view(np.uint64)
-        else:
-            codes = pc.dictionary_encode(
-                arr.cast(pa.string()) if not pa.types.is_string(arr.type) else arr
-            )
-            bits = np.asarray(codes.indices.fill_null(-1).to_numpy(zero_copy_only=False)).astype(
-                np.uint64
-            )
-        valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=np.uint64)
-        x = (bits ^ (valid << np.uint64(63))) * np.uint64(0x9E3779B97F4A7C15 + 2 * i)
-        x ^= x >> np.uint64(31)
-        h = (h ^ x) * np.uint64(0xBF58476D1CE4E5B9)
-        h ^= h >> np.uint64(29)
-    return int(n - np.unique(h).size)
+    with np.errstate(over="ignore"):
+        for col in table.columns:
+            arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
+                # +0.0 folds -0.0 into 0.0; NaN stands for null (all NaNs hash alike).
+                v = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64) + 0.0
+                bits = v.view(np.uint64)
+            else:
+                codes = pc.dictionary_encode(arr.cast(pa.string())).indices
+                bits = np.asarray(codes.fill_null(-1).to_numpy(zero_copy_only=False))
+                bits = bits.astype(np.int64).view(np.uint64)
+            # One multiply-xor step per column (a 64-bit polynomial hash); mixed at the end.
+            h = (h * np.uint64(0x100000001B3)) ^ bits
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+    h.sort()
+    return int(np.count_nonzero(h[1:] == h[:-1]))
 
 
 def _encode_rows(
