@@ -116,6 +116,10 @@ class CurrentSide:
     def n_rows(self) -> int:
         return int(self.table.num_rows)
 
+    def release(self, column: str) -> None:
+        """Forget the cached sorted values of a column."""
+        self._sorted.pop(column, None)
+
     def sorted_values(self, column: str) -> NDArray[np.float64]:
         if column not in self._sorted:
             from watchkeeper.data import column_to_numpy

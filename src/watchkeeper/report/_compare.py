@@ -288,23 +288,34 @@ def compare(
     n_jobs = n_jobs or min(8, os.cpu_count() or 1)
     total = len(present)
 
-    def one(item: tuple[str, str]) -> Any:
-        return drift_tests(
+    from watchkeeper.report._plots import plot_data
+
+    def one(item: tuple[str, str]) -> tuple[Any, dict[str, Any]]:
+        test = drift_tests(
             ref, cur, [item], chosen_methods, rule=rule_obj, random_state=random_state
         )[0]
+        plot = plot_data(item[0], item[1], ref, cur)
+        # The column's sorted copy is done with: dropping it keeps memory to a few columns
+        # at a time instead of a second copy of the whole current frame.
+        cur.release(item[0])
+        return test, plot
 
     tests: list[Any] = []
+    plots: dict[str, Any] = {}
+
+    def collect(i: int, item: tuple[str, str], res: tuple[Any, dict[str, Any]]) -> None:
+        tests.append(res[0])
+        plots[item[0]] = res[1]
+        if progress:
+            progress("columns", i + 1, total)
+
     if n_jobs > 1 and total > 1:
         with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            for i, res in enumerate(pool.map(one, present)):
-                tests.append(res)
-                if progress:
-                    progress("columns", i + 1, total)
+            for i, (item, res) in enumerate(zip(present, pool.map(one, present), strict=True)):
+                collect(i, item, res)
     else:
         for i, item in enumerate(present):
-            tests.append(one(item))
-            if progress:
-                progress("columns", i + 1, total)
+            collect(i, item, one(item))
     timings["univariate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -366,9 +377,7 @@ def compare(
         rule=rule_obj.name,
         rule_description=rule_obj.describe(),
     )
-    from watchkeeper.report._plots import plot_data
-
-    plots = {c.name: plot_data(c.name, c.kind, ref, cur) for c in ordered}
+    plots = {c.name: plots[c.name] for c in ordered}
     timings["total"] = time.perf_counter() - started
     meta = {
         "watchkeeper_version": __version__,
