@@ -1,0 +1,276 @@
+"""Admin endpoints (``admin`` scope): set a route, promote, roll back, reload.
+
+Every change goes through the registry, which audits it (kind ``route``, ``alias`` or
+``rollback``) with the actor and reason given. The worker that handled the call refreshes
+at once; the others see the change within their refresh interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from watchkeeper.exceptions import InputError
+from watchkeeper.gateway._errors import ApiError, FieldProblem
+from watchkeeper.gateway._http import json_response, read_json
+from watchkeeper.gateway._routing import Route
+from watchkeeper.gateway._schemas import ERROR_RESPONSES
+from watchkeeper.gateway._service import Context
+from watchkeeper.registry import (
+    InvalidNameError,
+    ModelNotFoundError,
+    RegistryError,
+    RegistryUnavailableError,
+    RollbackError,
+    VersionNotFoundError,
+    validate_name,
+)
+
+__all__ = ["add_admin", "registry_error"]
+
+T = TypeVar("T")
+
+_DEFAULT_ACTOR = "gateway-admin"
+_ROUTE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["mode"],
+                    "properties": {
+                        "mode": {"enum": ["single", "split", "canary", "shadow"]},
+                        "alias": {"type": "string"},
+                        "weights": {"type": "object", "additionalProperties": {"type": "number"}},
+                        "percent": {"type": "number", "minimum": 0, "maximum": 100},
+                        "champion": {"type": "string"},
+                        "challenger": {"type": "string"},
+                        "shadow": {"type": "string"},
+                        "fraction": {"type": "number", "minimum": 0, "maximum": 1},
+                        "sticky_header": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "actor": {"type": "string"},
+                    },
+                },
+                "examples": {
+                    "canary": {"value": {"mode": "canary", "percent": 10, "reason": "try v7"}},
+                    "shadow": {
+                        "value": {"mode": "shadow", "shadow": "challenger", "fraction": 0.5}
+                    },
+                },
+            }
+        },
+    }
+}
+
+
+def registry_error(exc: Exception) -> ApiError:
+    """The HTTP answer to a registry or input error.
+
+    Examples
+    --------
+    >>> registry_error(RollbackError("nothing to roll back to")).status
+    409
+    """
+    message = str(exc)
+    problems = [FieldProblem("", message)]
+    if isinstance(exc, ModelNotFoundError):
+        return ApiError("unknown model", problems, status=404)
+    if isinstance(exc, RollbackError):
+        return ApiError("cannot roll back", problems, status=409)
+    if isinstance(exc, RegistryUnavailableError):
+        return ApiError("the registry is unavailable", problems, status=503)
+    if isinstance(exc, VersionNotFoundError | InvalidNameError | InputError):
+        return ApiError("invalid request", problems, status=422)
+    return ApiError("the registry refused the change", problems, status=409)
+
+
+async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except (RegistryError, InputError) as exc:
+        raise registry_error(exc) from None
+
+
+def _text(body: dict[str, Any], key: str, default: str, limit: int) -> str:
+    value = body.get(key, default)
+    if not isinstance(value, str) or len(value) > limit:
+        raise ApiError(
+            f"invalid {key}",
+            [FieldProblem(key, f"expected a string of at most {limit} characters")],
+        )
+    return value
+
+
+async def _object(request: Request, ctx: Context, *, required: bool = True) -> dict[str, Any]:
+    if not required and not await _has_body(request):
+        return {}
+    body = await read_json(request, ctx.settings.max_body_bytes)
+    if not isinstance(body, dict):
+        raise ApiError("expected a JSON object", [FieldProblem("body", "send a JSON object")])
+    return body
+
+
+async def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return length not in (None, "0") or "chunked" in request.headers.get("transfer-encoding", "")
+
+
+def _name(name: str) -> str:
+    try:
+        return validate_name(name)
+    except InvalidNameError as exc:
+        raise ApiError("invalid model name", [FieldProblem("path.name", str(exc))]) from None
+
+
+def add_admin(app: FastAPI, ctx: Context) -> None:
+    """Register the admin endpoints on ``app``."""
+    from watchkeeper.gateway._app import refresh
+
+    def check(request: Request) -> None:
+        ctx.auth.check(request.headers.get("authorization"), "admin")
+
+    @app.put(
+        "/v1/admin/models/{name}/route",
+        tags=["admin"],
+        summary="Set a model's route",
+        response_model=None,
+        responses=ERROR_RESPONSES,
+        openapi_extra=_ROUTE_BODY,
+    )
+    async def set_route(name: str, request: Request) -> Response:
+        """Store a new route (audited) and apply it; the aliases it names must be set."""
+        check(request)
+        name = _name(name)
+        body = await _object(request, ctx)
+        reason = _text(body, "reason", "", 2000)
+        actor = _text(body, "actor", _DEFAULT_ACTOR, 256)
+        spec = {k: v for k, v in body.items() if k not in ("reason", "actor")}
+        try:
+            route = Route.from_dict(spec)
+        except InputError as exc:
+            raise ApiError("invalid route", [FieldProblem("body", str(exc))]) from None
+        event = await _call(ctx.routes.set, name, route, actor=actor, reason=reason)
+        await refresh(ctx, force=True)
+        return json_response(
+            {"route": route.to_dict(), "description": route.describe(), "event": event.to_dict()}
+        )
+
+    @app.delete(
+        "/v1/admin/models/{name}/route",
+        tags=["admin"],
+        summary="Remove a model's stored route (back to the default alias)",
+        response_model=None,
+        responses=ERROR_RESPONSES,
+    )
+    async def remove_route(name: str, request: Request) -> Response:
+        """Forget the stored route; the model is served by the default alias again."""
+        check(request)
+        name = _name(name)
+        body = await _object(request, ctx, required=False)
+        event = await _call(
+            ctx.routes.remove,
+            name,
+            actor=_text(body, "actor", _DEFAULT_ACTOR, 256),
+            reason=_text(body, "reason", "", 2000),
+        )
+        await refresh(ctx, force=True)
+        return json_response({"event": None if event is None else event.to_dict()})
+
+    @app.post(
+        "/v1/admin/models/{name}/promote",
+        tags=["admin"],
+        summary="Point an alias (champion) at another version (the challenger's)",
+        response_model=None,
+        responses=ERROR_RESPONSES,
+    )
+    async def promote(name: str, request: Request) -> Response:
+        """Move ``alias`` (default ``champion``) to ``to`` (a version number or another
+        alias, default ``challenger``). With ``reset_route`` (default true) a stored route is
+        replaced by a single route on ``alias``, ending a canary or shadow."""
+        check(request)
+        name = _name(name)
+        body = await _object(request, ctx, required=False)
+        alias = _text(body, "alias", "champion", 64)
+        target = body.get("to", "challenger")
+        if isinstance(target, bool) or not isinstance(target, int | str):
+            raise ApiError("invalid target", [FieldProblem("to", "a version number or an alias")])
+        reset = body.get("reset_route", True)
+        if not isinstance(reset, bool):
+            raise ApiError("invalid reset_route", [FieldProblem("reset_route", "true or false")])
+        actor = _text(body, "actor", _DEFAULT_ACTOR, 256)
+        reason = _text(body, "reason", "", 2000)
+        event = await _call(ctx.registry.set_alias, name, alias, target, actor=actor, reason=reason)
+        events = [] if event is None else [event.to_dict()]
+        if reset and await _call(ctx.routes.get, name) is not None:
+            route_event = await _call(
+                ctx.routes.set,
+                name,
+                Route.single(alias),
+                actor=actor,
+                reason=f"promotion; {reason}".rstrip("; "),
+            )
+            events.append(route_event.to_dict())
+        await refresh(ctx, force=True)
+        version = await _call(ctx.registry.get_version, name, alias)
+        return json_response({"alias": alias, "version": version.version, "events": events})
+
+    @app.post(
+        "/v1/admin/models/{name}/rollback",
+        tags=["admin"],
+        summary="Point an alias back at its previous version",
+        response_model=None,
+        responses={409: {"description": "Nothing to roll back to."}, **ERROR_RESPONSES},
+    )
+    async def rollback(name: str, request: Request) -> Response:
+        """Roll ``alias`` (default ``champion``) back to its previous live holder."""
+        check(request)
+        name = _name(name)
+        body = await _object(request, ctx, required=False)
+        event = await _call(
+            ctx.registry.rollback,
+            name,
+            _text(body, "alias", "champion", 64),
+            actor=_text(body, "actor", _DEFAULT_ACTOR, 256),
+            reason=_text(body, "reason", "", 2000),
+        )
+        await refresh(ctx, force=True)
+        return json_response({"event": event.to_dict()})
+
+    @app.post(
+        "/v1/admin/reload",
+        tags=["admin"],
+        summary="Re-read routes and aliases now",
+        response_model=None,
+        responses=ERROR_RESPONSES,
+    )
+    async def reload(request: Request) -> Response:
+        """Rebuild the served state at once (other workers follow within their refresh
+        interval). With ``{"models": true}``, artifacts are verified and loaded again."""
+        check(request)
+        body = await _object(request, ctx, required=False)
+        again = body.get("models", False)
+        if not isinstance(again, bool):
+            raise ApiError("invalid models flag", [FieldProblem("models", "true or false")])
+        if again:
+            ctx.state.forget_models()
+        await refresh(ctx, force=True)
+        snapshot = ctx.state.current
+        if ctx.state.last_error is not None:
+            raise ApiError(
+                "reload failed; still serving the previous state",
+                [FieldProblem("", ctx.state.last_error)],
+                status=503,
+            )
+        return json_response(
+            {
+                "token": snapshot.token,
+                "models": {n: m.describe() for n, m in sorted(snapshot.models.items())},
+                "not_served": dict(snapshot.unserved),
+            }
+        )

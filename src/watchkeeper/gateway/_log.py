@@ -1,0 +1,147 @@
+"""The prediction log as the gateway sees it: await durability, then answer.
+
+:class:`WriterLog` fronts the logstore's group-commit writer (many requests share one
+fsync). :class:`SinkLog` writes straight to a sink from a worker thread, one batch at a
+time, for callers whose writes do not overlap (offline batch scoring) and for sinks other
+than SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
+
+from watchkeeper.logstore import (
+    FeedbackRecord,
+    FeedbackResult,
+    GroupCommitWriter,
+    LogOutcome,
+    LogSink,
+    PredictionRecord,
+    SQLiteLogSink,
+)
+
+__all__ = ["PredictionLog", "SinkLog", "WriterLog", "open_log"]
+
+
+class PredictionLog(Protocol):
+    """What the gateway needs from the prediction log."""
+
+    async def log(self, records: Sequence[PredictionRecord]) -> int:
+        """Return once ``records`` are durable; the number of records dropped instead."""
+        ...
+
+    async def feedback(self, records: Sequence[FeedbackRecord]) -> FeedbackResult:
+        """Store feedback durably."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """Queue depth and counters for metrics."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release."""
+        ...
+
+
+class SinkLog:
+    """Writes each batch straight to ``sink`` (no batching across requests).
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> class Memory:
+    ...     def __init__(self): self.rows = []
+    ...     def write_predictions(self, records): self.rows.extend(records)
+    ...     def close(self): pass
+    >>> sink = Memory()
+    >>> record = PredictionRecord(id="a", ts=0.0, model="m", version=1, arm="champion",
+    ...                           features={"x": 1.0}, prediction=0)
+    >>> asyncio.run(SinkLog(sink).log([record])), [r.id for r in sink.rows]
+    (0, ['a'])
+    """
+
+    def __init__(self, sink: LogSink) -> None:
+        self.sink = sink
+        # One writer at a time: sinks are not required to be thread-safe.
+        self._lock = threading.Lock()
+
+    def _write(self, records: Sequence[PredictionRecord]) -> None:
+        with self._lock:
+            self.sink.write_predictions(records)
+
+    def _feedback(self, records: Sequence[FeedbackRecord]) -> FeedbackResult:
+        with self._lock:
+            return self.sink.write_feedback(records)
+
+    async def log(self, records: Sequence[PredictionRecord]) -> int:
+        """Write ``records`` in a worker thread; 0 records are ever dropped."""
+        await asyncio.to_thread(self._write, records)
+        return 0
+
+    async def feedback(self, records: Sequence[FeedbackRecord]) -> FeedbackResult:
+        """Write feedback in a worker thread."""
+        return await asyncio.to_thread(self._feedback, records)
+
+    def stats(self) -> dict[str, Any]:
+        """No queue: depth 0."""
+        return {"queue_depth": 0}
+
+    def close(self) -> None:
+        """Close the sink."""
+        with self._lock:
+            self.sink.close()
+
+
+class WriterLog:
+    """Fronts a :class:`~watchkeeper.logstore.GroupCommitWriter` (and owns its sink)."""
+
+    def __init__(self, writer: GroupCommitWriter) -> None:
+        self.writer = writer
+
+    async def log(self, records: Sequence[PredictionRecord]) -> int:
+        """Return when the batch holding ``records`` committed; the number dropped instead."""
+        outcome = await self.writer.log(records)
+        return len(records) if outcome is LogOutcome.DROPPED else 0
+
+    async def feedback(self, records: Sequence[FeedbackRecord]) -> FeedbackResult:
+        """Store feedback through the writer; return once it is durable."""
+        return await self.writer.log_feedback(records)
+
+    def stats(self) -> dict[str, Any]:
+        """The writer's counters and queue depth."""
+        return self.writer.stats()
+
+    def close(self) -> None:
+        """Flush the writer, then close the sink."""
+        self.writer.close()
+        self.writer.sink.close()
+
+
+def open_log(
+    path: str,
+    *,
+    on_full: Literal["block", "drop"] = "block",
+    synchronous: Literal["full", "normal"] = "full",
+) -> PredictionLog:
+    """The default log: a SQLite sink at ``path`` behind a group-commit writer.
+
+    Examples
+    --------
+    >>> import asyncio, os, tempfile
+    >>> record = PredictionRecord(id="a", ts=1.7e9, model="m", version=1, arm="champion",
+    ...                           features={"x": 1.0}, prediction=0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     log = open_log(os.path.join(d, "predictions.db"))
+    ...     dropped = asyncio.run(log.log([record]))
+    ...     log.close()
+    >>> dropped
+    0
+    """
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sink = SQLiteLogSink(path, synchronous=synchronous)
+    return WriterLog(GroupCommitWriter(sink, on_full=on_full))

@@ -1,0 +1,287 @@
+"""What a gateway worker serves: verified models loaded once, behind immutable snapshots.
+
+A :class:`Snapshot` pairs every served model's route with the loaded versions its aliases
+point at. :class:`ServingState` rebuilds it off the event loop when the registry's change
+token moves (a route, alias, rollback or deletion) and swaps it in with one assignment:
+requests already running keep the snapshot they started with, so a change never fails
+them, and every new request sees either the old state or the new one, never a mix.
+Loaded versions are cached by ``(name, version)``; a version is deserialized (after its
+hash is checked by the registry) once per worker however often routes change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from watchkeeper.data import Schema
+from watchkeeper.exceptions import InputError
+from watchkeeper.gateway._routes_store import RouteStore
+from watchkeeper.gateway._routing import Route
+from watchkeeper.gateway._validation import InputSpec
+from watchkeeper.registry import LoadedModel, ModelVersion, Registry
+
+__all__ = ["ServedModel", "ServedVersion", "ServingState", "Snapshot"]
+
+logger = logging.getLogger("watchkeeper.gateway")
+
+
+class ServedVersion:
+    """One loaded model version with its input spec and a JSON-ready prediction call.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from watchkeeper.registry import Registry
+    >>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    >>> clf = LogisticRegression().fit(X, ["no", "no", "yes", "yes"])
+    >>> with tempfile.TemporaryDirectory() as tmp, Registry(root=tmp) as reg:
+    ...     _ = reg.register("m", clf, reference=X, actor="a")
+    ...     served = ServedVersion(reg.load_model("m", 1))
+    >>> served.spec.columns
+    ('x',)
+    >>> predictions, scores = served.infer(X.iloc[[0]])
+    >>> predictions, sorted(scores[0])
+    (['no'], ['no', 'yes'])
+    """
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.record: ModelVersion = model.version
+        schema = None
+        if self.record.schema is not None:
+            try:
+                schema = Schema.from_dict(self.record.schema)
+            except InputError:
+                logger.warning(
+                    "model %s version %s has an unreadable schema; inputs are taken from the "
+                    "model itself",
+                    self.record.name,
+                    self.record.version,
+                )
+        self.schema = schema
+        self.spec = InputSpec.for_model(schema, model.native)
+        self.classes = model.classes
+        self.class_keys = None if self.classes is None else [str(c) for c in self.classes]
+        native = model.native
+        # scikit-learn hides predict_proba when it is unavailable (e.g. SVC without
+        # probability=True); other formats say so by raising on the first call.
+        self.has_proba = self.classes is not None and (
+            not hasattr(native, "get_params") or hasattr(native, "predict_proba")
+        )
+
+    @property
+    def name(self) -> str:
+        """Model name."""
+        return self.record.name
+
+    @property
+    def version(self) -> int:
+        """Version number."""
+        return self.record.version
+
+    def infer(self, X: Any, scores: bool = True) -> tuple[list[Any], list[dict[str, float]] | None]:
+        """Predictions (and class probabilities, if asked and available) as Python values."""
+        predictions = self.model.predict(X).tolist()
+        if not (scores and self.has_proba and self.class_keys is not None):
+            return predictions, None
+        try:
+            proba = self.model.predict_proba(X)
+        except (AttributeError, NotImplementedError, InputError):
+            self.has_proba = False  # a benign race: at worst one more failed attempt
+            return predictions, None
+        keys = self.class_keys
+        return predictions, [dict(zip(keys, row, strict=True)) for row in proba.tolist()]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model as served: its route, the loaded version behind each alias, and problems."""
+
+    name: str
+    route: Route
+    route_stored: bool
+    versions: Mapping[str, ServedVersion]
+    problems: Mapping[str, str] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready summary for listings."""
+        return {
+            "name": self.name,
+            "route": {**self.route.to_dict(), "description": self.route.describe()},
+            "route_source": "stored" if self.route_stored else "default",
+            "arms": {
+                alias: {"version": served.version, "format": served.record.format}
+                for alias, served in self.versions.items()
+            },
+            "problems": dict(self.problems),
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything served at one moment; never mutated."""
+
+    token: int
+    models: Mapping[str, ServedModel]
+    unserved: Mapping[str, str]
+    built_at: float
+
+    def readiness(self) -> list[str]:
+        """Why the gateway is not ready (empty when it is)."""
+        problems = [
+            f"model {name!r}, alias {alias!r}: {why}"
+            for name, served in self.models.items()
+            for alias, why in served.problems.items()
+        ]
+        if not self.models:
+            problems.append(
+                "no model to serve: register one and point its 'champion' alias at a version "
+                "(`watchkeeper models alias NAME champion VERSION`) or set a route"
+            )
+        return problems
+
+
+_EMPTY = Snapshot(token=-1, models={}, unserved={}, built_at=0.0)
+
+
+class ServingState:
+    """The current :class:`Snapshot` of one worker, refreshed when the registry changes.
+
+    Parameters
+    ----------
+    registry
+        Where models, aliases and routes live.
+    routes
+        The route table in the registry database.
+    default_alias
+        Alias served by models without a stored route.
+    models
+        Serve only these models (default: all).
+    refresh_interval
+        Seconds between change checks by :meth:`watch`.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        routes: RouteStore,
+        *,
+        default_alias: str = "champion",
+        models: tuple[str, ...] | None = None,
+        refresh_interval: float = 0.5,
+    ) -> None:
+        self.registry = registry
+        self.routes = routes
+        self.default_alias = default_alias
+        self.only = models
+        self.refresh_interval = refresh_interval
+        self.current: Snapshot = _EMPTY
+        self.last_error: str | None = None
+        self._cache: dict[tuple[str, int], ServedVersion] = {}
+        self._load_lock = threading.Lock()
+        self._refresh_lock: asyncio.Lock | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a snapshot was built at least once."""
+        return self.current is not _EMPTY
+
+    def load_version(self, name: str, version: int) -> ServedVersion:
+        """The served form of ``name`` version ``version``, loading it at most once."""
+        key = (name, version)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        with self._load_lock:
+            found = self._cache.get(key)
+            if found is None:
+                found = ServedVersion(self.registry.load_model(name, version))
+                self._cache[key] = found
+            return found
+
+    def forget_models(self) -> None:
+        """Drop the loaded versions: the next refresh verifies and loads them again."""
+        with self._load_lock:
+            self._cache.clear()
+
+    def refresh_sync(self, force: bool = False) -> bool:
+        """Rebuild the snapshot if the registry changed (or ``force``); True if swapped."""
+        token = self.routes.token()
+        if not force and token == self.current.token:
+            return False
+        state = self.routes.state()
+        names = state.models if self.only is None else self.only
+        models: dict[str, ServedModel] = {}
+        unserved: dict[str, str] = {}
+        for name in names:
+            held = state.aliases.get(name, {})
+            if name not in state.models:
+                unserved[name] = "no live version in the registry"
+                continue
+            stored = state.routes.get(name)
+            if stored is not None:
+                try:
+                    route = Route.from_dict(stored)
+                except InputError as exc:
+                    unserved[name] = f"its stored route is invalid ({exc}); set a new one"
+                    continue
+            elif self.default_alias in held:
+                route = Route.single(self.default_alias)
+            else:
+                unserved[name] = (
+                    f"no route and no {self.default_alias!r} alias: point the alias at a "
+                    f"version (`watchkeeper models alias {name} {self.default_alias} VERSION`)"
+                )
+                continue
+            versions: dict[str, ServedVersion] = {}
+            problems: dict[str, str] = {}
+            for alias in route.aliases:
+                if alias not in held:
+                    problems[alias] = f"alias {alias!r} is not set"
+                    continue
+                try:
+                    versions[alias] = self.load_version(name, held[alias])
+                except Exception as exc:  # one bad artifact must not take down other models
+                    logger.exception("cannot load model %s version %s", name, held[alias])
+                    problems[alias] = f"version {held[alias]} cannot be loaded: {exc}"
+            models[name] = ServedModel(name, route, stored is not None, versions, problems)
+        snapshot = Snapshot(state.token, models, unserved, time.time())
+        in_use = {(m.name, v.version) for m in models.values() for v in m.versions.values()}
+        self.current = snapshot
+        # Requests holding the previous snapshot keep their own references; dropping the
+        # cache entries only lets unused versions be freed once those requests finish.
+        with self._load_lock:
+            for key in [k for k in self._cache if k not in in_use]:
+                del self._cache[key]
+        return True
+
+    async def refresh(self, force: bool = False) -> bool:
+        """:meth:`refresh_sync` in a worker thread, one refresh at a time."""
+        import anyio.to_thread
+
+        if self._refresh_lock is None:
+            self._refresh_lock = asyncio.Lock()
+        async with self._refresh_lock:
+            try:
+                swapped = await anyio.to_thread.run_sync(self.refresh_sync, force)
+            except Exception as exc:
+                # Keep serving the last good snapshot; readiness reports the problem.
+                self.last_error = str(exc)
+                logger.warning("cannot refresh the served models: %s", exc)
+                return False
+            self.last_error = None
+            return swapped
+
+    async def watch(self) -> None:
+        """Refresh every ``refresh_interval`` seconds until cancelled."""
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.refresh_interval)

@@ -1,0 +1,430 @@
+"""One prediction request from records to a durable answer, shared by the v1 and v2 APIs.
+
+Order of work: pick the model and arm from the request's snapshot, validate every record
+(all problems at once), build the model input once, predict (inline for small batches, in
+a worker thread otherwise), write the records to the log and wait until they are durable,
+and only then answer. Shadow copies run afterwards, off the response path, bounded in
+number; their records carry the id ``<id>#shadow:<alias>`` because the log is keyed by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio.to_thread
+
+from watchkeeper.gateway._errors import ApiError, FieldProblem
+from watchkeeper.gateway._log import PredictionLog
+from watchkeeper.gateway._metrics import GatewayMetrics
+from watchkeeper.gateway._models import ServedModel, ServedVersion, ServingState, Snapshot
+from watchkeeper.gateway._routes_store import RouteStore
+from watchkeeper.gateway._routing import Decision, choose
+from watchkeeper.gateway._security import TokenAuth
+from watchkeeper.gateway._settings import GatewaySettings
+from watchkeeper.gateway._validation import (
+    build_input,
+    check_columns,
+    check_record_id,
+    records_to_columns,
+)
+from watchkeeper.logstore._records import PredictionRecord
+from watchkeeper.registry import Registry, validate_name
+
+__all__ = ["Answer", "Context", "predict_records", "served_model", "shadow_id"]
+
+logger = logging.getLogger("watchkeeper.gateway")
+
+Locate = Callable[[int, str], str]
+
+
+def shadow_id(prediction_id: str, alias: str) -> str:
+    """Log id of the shadow copy of a prediction.
+
+    Examples
+    --------
+    >>> shadow_id("order-17", "challenger")
+    'order-17#shadow:challenger'
+    """
+    return f"{prediction_id}#shadow:{alias}"
+
+
+@dataclass
+class Context:
+    """What every request handler of one app shares."""
+
+    settings: GatewaySettings
+    registry: Registry
+    routes: RouteStore
+    state: ServingState
+    log: PredictionLog
+    metrics: GatewayMetrics
+    auth: TokenAuth
+    shadow_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The result of one prediction request."""
+
+    model: str
+    version: int
+    arm: str
+    ids: list[str]
+    predictions: list[Any]
+    scores: list[dict[str, float]] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The v1 response body."""
+        return {
+            "model": self.model,
+            "version": self.version,
+            "arm": self.arm,
+            "ids": self.ids,
+            "predictions": self.predictions,
+            "scores": self.scores,
+        }
+
+
+def current_snapshot(ctx: Context) -> Snapshot:
+    """The snapshot a request works with, or 503 while models are still loading."""
+    if not ctx.state.loaded:
+        raise ApiError(
+            "the gateway is still loading its models; retry shortly",
+            [FieldProblem("", ctx.state.last_error or "not ready")],
+            status=503,
+            headers={"Retry-After": "1"},
+        )
+    return ctx.state.current
+
+
+def served_model(snapshot: Snapshot, name: str) -> ServedModel:
+    """The served model ``name`` or a 404 that says what is served."""
+    try:
+        validate_name(name)
+    except ValueError as exc:
+        raise ApiError("invalid model name", [FieldProblem("path.name", str(exc))]) from None
+    found = snapshot.models.get(name)
+    if found is not None:
+        return found
+    if name in snapshot.unserved:
+        why = snapshot.unserved[name]
+        raise ApiError(
+            f"model {name!r} is not served", [FieldProblem("path.name", why)], status=404
+        )
+    shown = ", ".join(sorted(snapshot.models)[:20]) or "none"
+    raise ApiError(
+        f"no model named {name!r} is served",
+        [FieldProblem("path.name", f"served models: {shown}")],
+        status=404,
+    )
+
+
+def pick_arm(
+    served: ServedModel, headers: Mapping[str, str], version: int | None = None
+) -> tuple[Decision, ServedVersion]:
+    """The arm answering this request (or the arm serving ``version``, if one is asked)."""
+    if version is not None:
+        for alias in served.route.aliases:
+            found = served.versions.get(alias)
+            if found is not None and found.version == version:
+                return Decision(alias), found
+        live = sorted({v.version for v in served.versions.values()})
+        raise ApiError(
+            f"version {version} of model {served.name!r} is not served",
+            [FieldProblem("path.version", f"served versions: {live or 'none'}")],
+            status=404,
+        )
+    decision = choose(served.route, served.name, headers.get(served.route.sticky_header))
+    found = served.versions.get(decision.alias)
+    if found is None:
+        why = served.problems.get(decision.alias, "not loaded")
+        raise ApiError(
+            f"arm {decision.alias!r} of model {served.name!r} is unavailable",
+            [FieldProblem("", why)],
+            status=503,
+        )
+    return decision, found
+
+
+def assign_ids(ids: list[str | None], request_id: str | None, locate: Locate) -> list[str]:
+    """Fill missing record ids from ``X-Request-Id`` (``<id>-<i>`` in batches) or UUIDs.
+
+    Examples
+    --------
+    >>> assign_ids(["a", None], "req", lambda i, n: n)
+    ['a', 'req-1']
+    >>> assign_ids([None], "req", lambda i, n: n)
+    ['req']
+    """
+    n = len(ids)
+    out: list[str] = []
+    for i, given in enumerate(ids):
+        if given is not None:
+            out.append(given)
+        elif request_id is not None:
+            out.append(request_id if n == 1 else f"{request_id}-{i}")
+        else:
+            out.append(uuid.uuid4().hex)
+    if len(set(out)) != n:
+        seen: set[str] = set()
+        problems = []
+        for i, value in enumerate(out):
+            if value in seen:
+                problems.append(
+                    FieldProblem(locate(i, "id"), f"id {value!r} repeats an earlier one")
+                )
+            seen.add(value)
+        raise ApiError("prediction ids must be unique within a request", problems)
+    return out
+
+
+def request_id_from(headers: Mapping[str, str]) -> str | None:
+    """The validated ``X-Request-Id`` header, if sent."""
+    raw = headers.get("x-request-id")
+    if raw is None:
+        return None
+    found = check_record_id(raw, "header.x-request-id")
+    if isinstance(found, FieldProblem):
+        raise ApiError("invalid X-Request-Id header", [found])
+    return found
+
+
+async def predict_records(
+    ctx: Context,
+    served: ServedModel,
+    records: Sequence[Mapping[str, Any]],
+    headers: Mapping[str, str],
+    *,
+    locate: Locate,
+    version: int | None = None,
+) -> Answer:
+    """Validate, predict, log durably, schedule the shadow copy; the answer to send."""
+    settings = ctx.settings
+    if not records:
+        raise ApiError("no records to predict", [FieldProblem("body", "send at least one record")])
+    if len(records) > settings.max_batch:
+        raise ApiError(
+            f"too many records: {len(records)} (at most {settings.max_batch} per request)",
+            [FieldProblem("body", "split the batch into smaller requests")],
+            status=413,
+        )
+    decision, arm = pick_arm(served, headers, version)
+    spec = arm.spec
+    if spec.n_positional is not None:
+        raise ApiError(
+            f"model {served.name!r} version {arm.version} was registered without an input "
+            "schema, so named fields cannot be mapped to its inputs",
+            [
+                FieldProblem(
+                    "",
+                    "re-register it with reference= or schema=, or send a v2 request with one "
+                    "tensor of shape [N, n_features]",
+                )
+            ],
+        )
+    columns, given_ids, problems = records_to_columns(
+        records,
+        spec,
+        unknown=settings.unknown_fields,
+        missing=settings.missing_fields,
+        locate=locate,
+    )
+    problems += check_columns(columns, spec, missing=settings.missing_fields, locate=locate)
+    if problems:
+        raise ApiError("invalid input", problems)
+    ids = assign_ids(given_ids, request_id_from(headers), locate)
+    X = build_input(columns, spec)
+    labels = (served.name, str(arm.version), decision.alias)
+    started = time.perf_counter()
+    try:
+        if len(records) <= settings.inline_rows:
+            predictions, scores = arm.infer(X, settings.return_scores)
+        else:
+            predictions, scores = await anyio.to_thread.run_sync(
+                arm.infer, X, settings.return_scores
+            )
+    except (ValueError, TypeError) as exc:
+        # Validated input the model still refuses (an unseen category, a dtype it cannot
+        # cast): the caller can act on the model's own message.
+        raise ApiError(
+            "the model could not predict these records",
+            [FieldProblem("", f"{type(exc).__name__}: {_first_line(exc)}")],
+        ) from exc
+    seconds = time.perf_counter() - started
+    ctx.metrics.model_duration.labels(*labels).observe(seconds)
+    features = _features(records, columns, spec.columns, spec.known)
+    now = time.time()
+    latency_ms = seconds * 1000.0
+    version_number = arm.version
+    logged = [
+        PredictionRecord(
+            id=ids[i],
+            ts=now,
+            model=served.name,
+            version=version_number,
+            arm=decision.alias,
+            features=features[i],
+            prediction=predictions[i],
+            scores=None if scores is None else scores[i],
+            latency_ms=latency_ms,
+        )
+        for i in range(len(ids))
+    ]
+    await write_log(ctx, logged)
+    ctx.metrics.predictions.labels(*labels, "false").inc(len(ids))
+    if decision.shadow is not None:
+        schedule_shadow(ctx, served, decision.shadow, records, ids, features, spec, X)
+    return Answer(served.name, version_number, decision.alias, ids, predictions, scores)
+
+
+async def write_log(ctx: Context, records: Sequence[PredictionRecord]) -> None:
+    """Wait until ``records`` are durable; 503 if the log cannot take them."""
+    started = time.perf_counter()
+    try:
+        dropped = await ctx.log.log(records)
+    except Exception as exc:
+        logger.exception("the prediction log failed")
+        raise ApiError(
+            "the prediction log is unavailable, so the prediction is not returned",
+            [FieldProblem("", f"{type(exc).__name__}: {_first_line(exc)}; retry later")],
+            status=503,
+        ) from exc
+    ctx.metrics.log_write_duration.observe(time.perf_counter() - started)
+    if dropped:
+        ctx.metrics.log_dropped.inc(dropped)
+
+
+def _features(
+    records: Sequence[Mapping[str, Any]],
+    columns: Mapping[str, list[Any]],
+    inputs: Sequence[str],
+    known: frozenset[str],
+) -> list[dict[str, Any]]:
+    # Inputs as validated (booleans normalised), plus the other fields the schema knows
+    # (sensitive attributes, timestamps...) that monitoring needs even if the model does not.
+    out = [{name: columns[name][i] for name in inputs} for i in range(len(records))]
+    if len(known) > len(inputs):
+        for row, record in zip(out, records, strict=True):
+            for key, value in record.items():
+                if key in known and key not in row:
+                    row[key] = value
+    return out
+
+
+def schedule_shadow(
+    ctx: Context,
+    served: ServedModel,
+    alias: str,
+    records: Sequence[Mapping[str, Any]],
+    ids: list[str],
+    features: list[dict[str, Any]],
+    spec: Any,
+    X: Any,
+) -> None:
+    """Start the shadow prediction unless too many are already in flight."""
+    target = served.versions.get(alias)
+    if target is None:
+        return
+    if len(ctx.shadow_tasks) >= ctx.settings.max_shadow_tasks:
+        ctx.metrics.shadow_skipped.labels(served.name).inc()
+        return
+    same_input = target.spec == spec
+    task = asyncio.get_running_loop().create_task(
+        _run_shadow(
+            ctx, served.name, alias, target, records, ids, features, X if same_input else None
+        )
+    )
+    ctx.shadow_tasks.add(task)
+    task.add_done_callback(ctx.shadow_tasks.discard)
+
+
+async def _run_shadow(
+    ctx: Context,
+    name: str,
+    alias: str,
+    target: ServedVersion,
+    records: Sequence[Mapping[str, Any]],
+    ids: list[str],
+    features: list[dict[str, Any]],
+    X: Any,
+) -> None:
+    started = time.perf_counter()
+    predictions: list[Any] = [None] * len(ids)
+    scores: list[dict[str, float]] | None = None
+    error: str | None = None
+    try:
+        if X is None:
+            # The challenger takes other inputs than the answering arm: rebuild them.
+            spec = target.spec
+            columns, _, problems = records_to_columns(
+                records, spec, unknown="ignore", missing="null", locate=lambda i, n: n
+            )
+            problems += check_columns(columns, spec, missing="null", locate=lambda i, n: n)
+            if problems:
+                raise ValueError(f"{problems[0].field}: {problems[0].problem}")
+            X = build_input(columns, spec)
+        predictions, scores = await anyio.to_thread.run_sync(
+            target.infer, X, ctx.settings.return_scores
+        )
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {_first_line(exc)}"
+        logger.warning("shadow %s of model %s failed: %s", alias, name, error)
+    seconds = time.perf_counter() - started
+    now = time.time()
+    logged = [
+        PredictionRecord(
+            id=shadow_id(ids[i], alias),
+            ts=now,
+            model=name,
+            version=target.version,
+            arm=alias,
+            features=features[i],
+            prediction=predictions[i],
+            scores=None if scores is None else scores[i],
+            latency_ms=seconds * 1000.0,
+            shadow=True,
+            status="ok" if error is None else "error",
+            error=error,
+        )
+        for i in range(len(ids))
+    ]
+    labels = (name, str(target.version), alias)
+    if error is None:
+        ctx.metrics.model_duration.labels(*labels).observe(seconds)
+    try:
+        dropped = await ctx.log.log(logged)
+    except Exception:
+        logger.exception("could not log the shadow predictions of model %s", name)
+        return
+    if dropped:
+        ctx.metrics.log_dropped.inc(dropped)
+    ctx.metrics.predictions.labels(*labels, "true").inc(len(ids))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:500]
+
+
+def finite_or_none(value: Any) -> Any:
+    """Replace NaN and infinities (not JSON) by ``None``, recursively.
+
+    Examples
+    --------
+    >>> finite_or_none([1.0, float("nan"), {"a": float("inf")}])
+    [1.0, None, {'a': None}]
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [finite_or_none(v) for v in value]
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,189 @@
+"""Serving routes stored next to the registry, audited like alias moves.
+
+The gateway keeps one JSON route document per model (which aliases answer, with what
+weights) in ``wk_gateway_routes``. Every change gets the next revision and an audit event of
+kind ``route`` in the same transaction, so the highest event id is a single number that
+changes whenever anything a gateway serves changes (a route, an alias, a rollback, a
+deletion): gateway workers poll that number and reload only when it moves.
+
+The table lives in its own metadata and is created on first use, so registries created
+before it existed keep their schema version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from watchkeeper.exceptions import InputError
+from watchkeeper.registry import _tables as t
+from watchkeeper.registry._errors import VersionNotFoundError
+from watchkeeper.registry._names import validate_alias, validate_name
+from watchkeeper.registry._records import Event
+from watchkeeper.registry._sql import SqlStore
+from watchkeeper.registry._sql_base import now_utc
+from watchkeeper.registry._store import RegistryStore
+
+__all__ = ["RouteTable", "RoutingState"]
+
+_metadata = sa.MetaData()
+
+routes = sa.Table(
+    "wk_gateway_routes",
+    _metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("route", sa.Text, nullable=False),
+    # Unique: two writers racing for the same revision collide and the loser retries.
+    sa.Column("revision", sa.Integer, nullable=False, unique=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    """Everything a gateway needs to decide what to serve, read in one transaction.
+
+    Parameters
+    ----------
+    token
+        Id of the latest audit event; it moves whenever routes or aliases change.
+    routes
+        Stored route documents (JSON text) by model name.
+    aliases
+        Alias to version, by model name.
+    models
+        Names of the models with at least one live version.
+    """
+
+    token: int
+    routes: Mapping[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
+
+
+class RouteTable:
+    """Route documents of the gateway, stored in the registry database.
+
+    Parameters
+    ----------
+    store
+        The registry's store; routes need its SQL database (SQLite or PostgreSQL).
+
+    Examples
+    --------
+    >>> from watchkeeper.registry._store import NewVersion
+    >>> store = SqlStore("sqlite://")
+    >>> _ = store.add_version(NewVersion(name="m", actor="a", format="onnx",
+    ...                                  artifact_sha256="0" * 64, artifact_size=1,
+    ...                                  output_kind="regression"))
+    >>> _ = store.set_alias("m", "champion", 1, actor="a", reason="")
+    >>> table = RouteTable(store)
+    >>> event = table.put("m", '{"mode": "single"}', aliases=["champion"], actor="ops",
+    ...                   summary="single champion", reason="go live")
+    >>> event.kind, event.reason
+    ('route', 'single champion; go live')
+    >>> state = table.state()
+    >>> state.token == event.id, dict(state.routes), dict(state.aliases["m"])
+    (True, {'m': '{"mode": "single"}'}, {'champion': 1})
+    >>> store.close()
+    """
+
+    def __init__(self, store: RegistryStore) -> None:
+        if not isinstance(store, SqlStore):
+            raise InputError(
+                "serving routes are stored in the registry's SQL database; open the registry "
+                "with a sqlite:// or postgresql:// URL"
+            )
+        self._store: SqlStore = store
+
+        def create(conn: sa.Connection) -> None:
+            routes.create(conn, checkfirst=True)
+
+        store._write(create)
+
+    def put(
+        self,
+        name: str,
+        document: str,
+        *,
+        aliases: Sequence[str],
+        actor: str,
+        summary: str,
+        reason: str = "",
+    ) -> Event:
+        """Store the route of ``name`` under the next revision and audit it.
+
+        Every alias in ``aliases`` must be set on the model, checked in the same transaction.
+        """
+        validate_name(name)
+        for alias in aliases:
+            validate_alias(alias)
+        store = self._store
+
+        def work(conn: sa.Connection) -> Event:
+            store._require_model(conn, name)
+            for alias in aliases:
+                if store._holder(conn, name, alias) is None:
+                    raise VersionNotFoundError(
+                        f"alias {alias!r} of model {name!r} is not set; set it first "
+                        f"(`watchkeeper models alias {name} {alias} VERSION`)"
+                    )
+            top = conn.execute(sa.select(sa.func.max(routes.c.revision))).scalar()
+            at = now_utc()
+            conn.execute(sa.delete(routes).where(routes.c.name == name))
+            conn.execute(
+                sa.insert(routes).values(
+                    name=name,
+                    route=document,
+                    revision=int(top or 0) + 1,
+                    updated_at=at,
+                    actor=actor,
+                )
+            )
+            text = summary + (f"; {reason}" if reason else "")
+            return store._audit(conn, name, "route", actor, at, reason=text)
+
+        return store._write(work)
+
+    def remove(self, name: str, *, actor: str, reason: str = "") -> Event | None:
+        """Forget the stored route of ``name`` (the gateway default applies again)."""
+        validate_name(name)
+        store = self._store
+
+        def work(conn: sa.Connection) -> Event | None:
+            store._require_model(conn, name)
+            gone = conn.execute(sa.delete(routes).where(routes.c.name == name)).rowcount
+            if not gone:
+                return None
+            text = "route removed (default route)" + (f"; {reason}" if reason else "")
+            return store._audit(conn, name, "route", actor, now_utc(), reason=text)
+
+        return store._write(work)
+
+    def token(self) -> int:
+        """Id of the latest audit event (0 for an empty registry): cheap to poll."""
+        with self._store._read() as conn:
+            return int(conn.execute(sa.select(sa.func.max(t.events.c.id))).scalar() or 0)
+
+    def state(self) -> RoutingState:
+        """Routes, aliases and live models, consistent with each other."""
+        with self._store._read() as conn:
+            token = int(conn.execute(sa.select(sa.func.max(t.events.c.id))).scalar() or 0)
+            stored = {row.name: row.route for row in conn.execute(sa.select(routes)).all()}
+            held: dict[str, dict[str, int]] = {}
+            for name, alias, version in conn.execute(
+                sa.select(t.aliases.c.name, t.aliases.c.alias, t.aliases.c.version)
+            ).all():
+                held.setdefault(name, {})[alias] = int(version)
+            models = tuple(
+                conn.execute(
+                    sa.select(t.versions.c.name)
+                    .where(t.versions.c.deleted_at.is_(None))
+                    .distinct()
+                    .order_by(t.versions.c.name)
+                ).scalars()
+            )
+        return RoutingState(token=token, routes=stored, aliases=held, models=models)
