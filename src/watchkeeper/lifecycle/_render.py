@@ -7,7 +7,6 @@ the shared ones once they are published.
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from itertools import pairwise
@@ -17,70 +16,28 @@ if TYPE_CHECKING:
     from watchkeeper.checks._result import CheckResult
     from watchkeeper.lifecycle._report import GateReport
 
+from watchkeeper._html import STATUS_COLORS, badge, esc, fmt, page, table
+
 __all__ = ["render_gate_report"]
 
 _BLUE, _ORANGE, _GREY = "#4C72B0", "#DD8452", "#8c959f"
-_COLORS = {
-    "ok": ("#e6f4ea", "#1e7b34"),
-    "pass": ("#e6f4ea", "#1e7b34"),
-    "insufficient_data": ("#eef0f3", "#5f6b7a"),
-    "warn": ("#fff4e0", "#9a5b00"),
-    "alert": ("#fde7e9", "#b3261e"),
-    "fail": ("#fde7e9", "#b3261e"),
-    "error": ("#fde7e9", "#7a0c06"),
-}
-_CSS = """
-:root { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-        color: #1f2328; } body { margin: 0 auto; max-width: 1100px; padding: 24px; }
-h1 { font-size: 1.6rem; margin: 0 0 4px; } h2 { font-size: 1.2rem; margin-top: 28px;
-border-bottom: 1px solid #d0d7de; padding-bottom: 4px; } .muted { color: #59636e; }
-.badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 0.8rem;
-         font-weight: 600; }
-table { border-collapse: collapse; width: 100%; font-size: 0.88rem; margin: 8px 0; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eaeef2;
-         vertical-align: top; }
-th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.charts { display: flex; flex-wrap: wrap; gap: 16px; } figure { margin: 0; }
-figcaption { font-size: 0.85rem; color: #59636e; }
-svg text { font-size: 11px; fill: #59636e; }
-"""
 
 
 def _esc(x: Any) -> str:
-    return html.escape(str(x), quote=True)
+    return esc(x)
 
 
 def _fmt(x: Any) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return f"{x:,}"
-    if isinstance(x, float):
-        if not math.isfinite(x):
-            return "—"
-        return f"{x:.3e}" if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6) else f"{x:.4g}"
-    return _esc(x)
+    return fmt(x) if x is None or isinstance(x, int | float) else esc(x)
 
 
 def _badge(status: str) -> str:
-    bg, fg = _COLORS.get(status, ("#eef0f3", "#1f2328"))
-    return (
-        f'<span class="badge" style="background:{bg};color:{fg}">'
-        f"{_esc(status.replace('_', ' '))}</span>"
-    )
+    return badge(status)
 
 
 def _table(headers: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> str:
     """Rows of already-escaped cells, under optional headers."""
-    head = (
-        "<thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in headers) + "</tr></thead>"
-        if headers
-        else ""
-    )
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table>{head}<tbody>{body}</tbody></table>"
+    return table(headers, rows, raw=True)
 
 
 def _line_chart(
@@ -193,7 +150,7 @@ def _interval_chart(rows: Sequence[CheckResult], width: int = 560) -> str:
     ]
     for i, r in enumerate(rows):
         y = top + row_h * i + row_h / 2
-        color = _COLORS.get(r.status.value, ("", _BLUE))[1]
+        color = STATUS_COLORS.get(r.status.value, ("", _BLUE))[1]
         parts.append(
             f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{_esc(r.subject)}</text>'
         )
@@ -352,8 +309,4 @@ def render_gate_report(report: GateReport) -> str:
         + _table(["check", "subject", "status", "value", "interval", "threshold", "reason"], rows)
     )
     title = f"Validation gate: {report.candidate}"
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{_esc(title)}</h1>{body}</body></html>\n"
-    )
+    return page(title, body)
