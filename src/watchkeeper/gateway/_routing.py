@@ -271,6 +271,11 @@ class Route:
                     )
                 return cls.split({k: _number(v) for k, v in weights.items()}, sticky_header=header)
             if mode == "canary":
+                if "percent" not in payload:
+                    raise InputError(
+                        "a canary route needs 'percent': the share of requests (0-100) for "
+                        "the challenger"
+                    )
                 return cls.canary(
                     _number(payload.get("percent")),
                     champion=payload.get("champion", "champion"),
