@@ -50,5 +50,5 @@ def test_models_commands_through_the_console_script(tmp_path: Path, model_file: 
 def test_top_level_help_lists_every_command() -> None:
     out = subprocess.run([_script(), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
-    for command in ("compare", "profile", "schema", "validate", "models"):
+    for command in ("compare", "profile", "schema", "validate", "models", "serve", "predict"):
         assert command in out.stdout
