@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from watchkeeper.data import Schema
 from watchkeeper.exceptions import InputError
 from watchkeeper.gateway._routes_store import RouteStore
@@ -76,6 +78,7 @@ class ServedVersion:
         self.has_proba = self.classes is not None and (
             not hasattr(native, "get_params") or hasattr(native, "predict_proba")
         )
+        self._labels = argmax_labels(native)
 
     @property
     def name(self) -> str:
@@ -88,17 +91,81 @@ class ServedVersion:
         return self.record.version
 
     def infer(self, X: Any, scores: bool = True) -> tuple[list[Any], list[dict[str, float]] | None]:
-        """Predictions (and class probabilities, if asked and available) as Python values."""
-        predictions = self.model.predict(X).tolist()
-        if not (scores and self.has_proba and self.class_keys is not None):
-            return predictions, None
+        """Predictions (and class probabilities, if asked and available) as Python values.
+
+        For classifiers whose ``predict`` is the most probable class (see
+        :func:`argmax_labels`) the labels are read off the probabilities instead of running
+        the model twice; rows where the top two probabilities nearly tie are left to the
+        model's own ``predict``, so the labels are always exactly the model's.
+        """
+        keys = self.class_keys
+        if not (scores and self.has_proba and keys is not None):
+            return self.model.predict(X).tolist(), None
         try:
             proba = self.model.predict_proba(X)
         except (AttributeError, NotImplementedError, InputError):
             self.has_proba = False  # a benign race: at worst one more failed attempt
-            return predictions, None
-        keys = self.class_keys
+            return self.model.predict(X).tolist(), None
+        if not (isinstance(proba, np.ndarray) and proba.ndim == 2 and proba.shape[1] == len(keys)):
+            self.has_proba = False  # multi-output or unusual shapes: labels only
+            return self.model.predict(X).tolist(), None
+        predictions = None
+        if self._labels is not None and len(keys) > 1:
+            top2 = np.partition(proba, -2, axis=1)[:, -2:]
+            if bool(np.all(top2[:, 1] - top2[:, 0] > _TIE)):
+                predictions = self._labels.take(proba.argmax(axis=1)).tolist()
+        if predictions is None:
+            predictions = self.model.predict(X).tolist()
         return predictions, [dict(zip(keys, row, strict=True)) for row in proba.tolist()]
+
+
+#: Probability gap under which two classes count as tied (the model's predict decides).
+_TIE = 1e-9
+
+#: scikit-learn classifiers whose ``predict`` is the class of highest probability (up to
+#: ties): forests and trees literally, boosting and logistic models through a monotone link.
+_ARGMAX_CLASSIFIERS = frozenset(
+    {
+        "CalibratedClassifierCV",
+        "DecisionTreeClassifier",
+        "ExtraTreeClassifier",
+        "ExtraTreesClassifier",
+        "GradientBoostingClassifier",
+        "HistGradientBoostingClassifier",
+        "LogisticRegression",
+        "LogisticRegressionCV",
+        "RandomForestClassifier",
+    }
+)
+
+
+def argmax_labels(native: Any) -> np.ndarray | None:
+    """The class labels to index with ``argmax(predict_proba)``, or ``None`` when the
+    model's ``predict`` may differ from its most probable class (thresholds, SVMs, ...).
+
+    Examples
+    --------
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> from sklearn.model_selection import FixedThresholdClassifier
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> rf = RandomForestClassifier(n_estimators=3, random_state=0).fit([[0], [1]], ["a", "b"])
+    >>> argmax_labels(rf).tolist()
+    ['a', 'b']
+    >>> tuned = FixedThresholdClassifier(LogisticRegression(), threshold=0.9)
+    >>> argmax_labels(tuned.fit([[0], [1]], [0, 1])) is None
+    True
+    """
+    final = native
+    steps = getattr(native, "steps", None)
+    if isinstance(steps, list) and steps and type(native).__name__ == "Pipeline":
+        final = steps[-1][1]
+    kind = type(final)
+    if kind.__name__ not in _ARGMAX_CLASSIFIERS or not kind.__module__.startswith("sklearn."):
+        return None
+    classes = getattr(final, "classes_", None)
+    if not isinstance(classes, np.ndarray) or classes.ndim != 1:
+        return None  # multi-output: predict_proba is a list
+    return classes
 
 
 @dataclass(frozen=True)
