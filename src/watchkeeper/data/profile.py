@@ -196,9 +196,9 @@ class Profile:
             _check_reference(specs, reference)
             n_bins = int(reference.meta["n_bins"])
 
-        def one(spec: ColumnSpec) -> tuple[ColumnProfile, pa.ChunkedArray]:
+        def one(spec: ColumnSpec) -> tuple[ColumnProfile, pa.ChunkedArray | None]:
             ref_col = reference.columns[spec.name] if reference is not None else None
-            return profile_column(
+            col, values = profile_column(
                 spec,
                 table.column(spec.name),
                 ref_col,
@@ -206,6 +206,9 @@ class Profile:
                 max_categories=max_categories,
                 sketch=sketch,
             )
+            # The canonical values only feed the row sample: without one, drop them now
+            # rather than hold a converted copy of every column until the end.
+            return col, values if sample_size else None
 
         workers = min(n_jobs or os.cpu_count() or 1, 8, max(len(specs), 1))
         if workers > 1 and table.num_rows >= 50_000:
@@ -216,7 +219,9 @@ class Profile:
         columns: dict[str, ColumnProfile] = {}
         canonical: dict[str, pa.ChunkedArray] = {}
         for spec, (col, values) in zip(specs, results, strict=True):
-            columns[spec.name], canonical[spec.name] = col, values
+            columns[spec.name] = col
+            if values is not None:
+                canonical[spec.name] = values
         sample, priorities = None, None
         if sample_size and canonical:
             all_priorities = row_priorities(canonical, table.num_rows, random_state)
