@@ -96,13 +96,17 @@ def ensure_peers_venv() -> None:
 
 
 def _git_commit() -> str:
-    proc = subprocess.run(
-        ["git", "-C", str(BENCH_DIR.parent), "describe", "--always", "--dirty"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return proc.stdout.strip() or "unknown"
+    """Commit of the measured watchkeeper code, flagged when src/ had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(
+            ["git", "-C", str(BENCH_DIR.parent), *args], capture_output=True, text=True, check=False
+        )
+        return proc.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "src")
+    return f"{head} (+ uncommitted changes in src/)" if dirty else head
 
 
 def check_watchkeeper() -> None:
@@ -140,8 +144,13 @@ def _runs(tool: str, pair: str, repeats: int) -> int:
 
 def _one(tool: str, files_json: str, pair: str, label: str) -> dict[str, Any]:
     log(f"  {tool:19s} {pair:8s} {label}")
+    # The code under test may change while a long run goes on (shared repository): record the
+    # commit each measurement imported.
+    commit = _git_commit() if _python_for(tool) == PROJECT_PYTHON else None
     result = run_worker(_python_for(tool), WORKER, [tool, files_json, pair])
     result["load_1min"] = os.getloadavg()[0]
+    if commit is not None:
+        result["commit"] = commit
     return result
 
 
@@ -340,6 +349,20 @@ def _wk_breakdown(results: list[dict[str, Any]]) -> str:
     )
 
 
+def _commits(results: list[dict[str, Any]]) -> str:
+    seen: list[str] = []
+    runs = [r for c in results for r in c.get("profile", {}).get("runs", [])]
+    runs += [r for c in results for p in c["tools"].values() for a in p.values() for r in a["runs"]]
+    for r in runs:
+        if "commit" in r and r["commit"] not in seen:
+            seen.append(r["commit"])
+    if not seen:
+        return "commit recorded at the start only (see above)"
+    if len(seen) == 1:
+        return f"commit {seen[0]} in every run"
+    return "the code changed during the run, runs saw commits " + ", ".join(seen)
+
+
 def _load_range(results: list[dict[str, Any]]) -> str:
     loads = [
         r["load_1min"]
@@ -422,6 +445,7 @@ def render(
         "with other work, which may have run at the same time)",
         f"- BLAS environment: {m['blas_env'] or 'none set'}",
         "- project `.venv`: " + ", ".join(f"{k} {v}" for k, v in versions["project"].items()),
+        f"- watchkeeper code measured: {_commits(results)}",
         "- `benchmarks/.venv-peers`: "
         + ", ".join(f"{k} {v}" for k, v in versions["peers"].items()),
     ]
@@ -500,6 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     machine = machine_description()
     machine["date"] = dt.date.today().isoformat()
+    commit = _git_commit()  # at the start: the code that is measured
     machine["load_before"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     results = [run_case(case, rows, tools, repeats) for case in cases]
     machine["load_after"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -513,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if PEERS_PYTHON.exists()
         else {},
     }
-    versions["project"]["watchkeeper commit"] = _git_commit()
+    versions["project"]["watchkeeper commit at start"] = commit
     body = render(results, machine, versions, repeats)
     if write:
         write_section("drift", body)
