@@ -88,7 +88,9 @@ def serve_command(
         "full", "--log-synchronous", help="'full' (survives power loss) or 'normal'."
     ),
     access_log: bool = typer.Option(
-        True, "--access-log/--no-access-log", help="uvicorn's per-request log lines."
+        False,
+        "--access-log/--no-access-log",
+        help="uvicorn's per-request log lines (off: every prediction is in the prediction log).",
     ),
     log_level: str = typer.Option("info", "--log-level", help="Server log level."),
 ) -> None:

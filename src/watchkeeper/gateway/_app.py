@@ -268,8 +268,8 @@ def _add_v1(app: FastAPI, ctx: Context) -> None:
             labels[3] = str(exc.status)
             raise
         finally:
-            metrics.requests.labels(*labels).inc()
-            metrics.request_duration.labels(labels[0], "predict").observe(
+            metrics.child(metrics.requests, *labels).inc()
+            metrics.child(metrics.request_duration, labels[0], "predict").observe(
                 time.perf_counter() - started
             )
 
@@ -303,9 +303,9 @@ def _add_v1(app: FastAPI, ctx: Context) -> None:
         n_labels = sum(1 for r in records if r.label is not None)
         n_flags = sum(1 for r in records if r.flag is not None)
         if n_labels:
-            metrics.feedback.labels(served.name, "label").inc(n_labels)
+            metrics.child(metrics.feedback, served.name, "label").inc(n_labels)
         if n_flags:
-            metrics.feedback.labels(served.name, "flag").inc(n_flags)
+            metrics.child(metrics.feedback, served.name, "flag").inc(n_flags)
         return json_response(
             {
                 "received": len(records),

@@ -117,6 +117,16 @@ class GatewayMetrics:
             multiprocess_mode="livemax",
         )
         self._info_labels: set[tuple[str, str, str, str]] = set()
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: the hot path skips prometheus-client's
+        label checks and lock after the first request of each label set."""
+        key = (metric._name, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def set_served(self, labels: Iterable[tuple[str, str, str, str]]) -> None:
         """Mark exactly these ``(model, version, arm, format)`` as served."""

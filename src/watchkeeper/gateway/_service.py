@@ -10,11 +10,13 @@ number; their records carry the id ``<id>#shadow:<alias>`` because the log is ke
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
+import os
+import secrets
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +155,31 @@ def pick_arm(
     return decision, found
 
 
+_id_state: dict[int, tuple[str, Iterator[int]]] = {}
+
+
+def _id_source() -> tuple[str, Iterator[int]]:
+    pid = os.getpid()
+    state = _id_state.get(pid)
+    if state is None:  # first id in this process (workers are separate processes)
+        state = _id_state[pid] = (secrets.token_hex(8), itertools.count())
+    return state
+
+
+def new_id() -> str:
+    """A prediction id unique across processes and restarts: a random per-process prefix
+    (64 bits) and a counter, cheaper than a UUID per record.
+
+    Examples
+    --------
+    >>> first, second = new_id(), new_id()
+    >>> first != second and first.split("-")[0] == second.split("-")[0]
+    True
+    """
+    prefix, counter = _id_source()
+    return f"{prefix}-{next(counter):x}"
+
+
 def assign_ids(ids: list[str | None], request_id: str | None, locate: Locate) -> list[str]:
     """Fill missing record ids from ``X-Request-Id`` (``<id>-<i>`` in batches) or UUIDs.
 
@@ -164,6 +191,7 @@ def assign_ids(ids: list[str | None], request_id: str | None, locate: Locate) ->
     ['req']
     """
     n = len(ids)
+    prefix, counter = _id_source()
     out: list[str] = []
     for i, given in enumerate(ids):
         if given is not None:
@@ -171,7 +199,7 @@ def assign_ids(ids: list[str | None], request_id: str | None, locate: Locate) ->
         elif request_id is not None:
             out.append(request_id if n == 1 else f"{request_id}-{i}")
         else:
-            out.append(uuid.uuid4().hex)
+            out.append(f"{prefix}-{next(counter):x}")
     if len(set(out)) != n:
         seen: set[str] = set()
         problems = []
@@ -258,7 +286,7 @@ async def predict_records(
             [FieldProblem("", f"{type(exc).__name__}: {_first_line(exc)}")],
         ) from exc
     seconds = time.perf_counter() - started
-    ctx.metrics.model_duration.labels(*labels).observe(seconds)
+    ctx.metrics.child(ctx.metrics.model_duration, *labels).observe(seconds)
     features = _features(records, columns, spec.columns, spec.known)
     now = time.time()
     latency_ms = seconds * 1000.0
@@ -278,7 +306,7 @@ async def predict_records(
         for i in range(len(ids))
     ]
     await write_log(ctx, logged)
-    ctx.metrics.predictions.labels(*labels, "false").inc(len(ids))
+    ctx.metrics.child(ctx.metrics.predictions, *labels, "false").inc(len(ids))
     if decision.shadow is not None:
         schedule_shadow(ctx, served, decision.shadow, records, ids, features, spec, X)
     return Answer(served.name, version_number, decision.alias, ids, predictions, scores)
@@ -333,7 +361,7 @@ def schedule_shadow(
     if target is None:
         return
     if len(ctx.shadow_tasks) >= ctx.settings.max_shadow_tasks:
-        ctx.metrics.shadow_skipped.labels(served.name).inc()
+        ctx.metrics.child(ctx.metrics.shadow_skipped, served.name).inc()
         return
     same_input = target.spec == spec
     task = asyncio.get_running_loop().create_task(
@@ -397,7 +425,7 @@ async def _run_shadow(
     ]
     labels = (name, str(target.version), alias)
     if error is None:
-        ctx.metrics.model_duration.labels(*labels).observe(seconds)
+        ctx.metrics.child(ctx.metrics.model_duration, *labels).observe(seconds)
     try:
         dropped = await ctx.log.log(logged)
     except Exception:
@@ -405,7 +433,7 @@ async def _run_shadow(
         return
     if dropped:
         ctx.metrics.log_dropped.inc(dropped)
-    ctx.metrics.predictions.labels(*labels, "true").inc(len(ids))
+    ctx.metrics.child(ctx.metrics.predictions, *labels, "true").inc(len(ids))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -480,8 +480,8 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
             labels[3] = str(exc.status)
             raise
         finally:
-            metrics.requests.labels(*labels).inc()
-            metrics.request_duration.labels(labels[0], "infer").observe(
+            metrics.child(metrics.requests, *labels).inc()
+            metrics.child(metrics.request_duration, labels[0], "infer").observe(
                 time.perf_counter() - started
             )
 

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,11 @@ class InputSpec:
     known: frozenset[str]
     as_frame: bool
     n_positional: int | None = None
+
+    @cached_property
+    def input_set(self) -> frozenset[str]:
+        """The input names as a set."""
+        return frozenset(self.columns)
 
     @classmethod
     def for_model(cls, schema: Schema | None, native: Any) -> InputSpec:
@@ -161,12 +167,12 @@ def records_to_columns(
      [{'field': '[1].b', 'problem': "unknown field; the model's inputs are: a"},
       {'field': '[1].a', 'problem': 'is required'}])
     """
-    columns: dict[str, list[Any]] = {name: [] for name in spec.columns}
     ids: list[str | None] = []
     problems: list[FieldProblem] = []
-    id_is_input = "id" in columns
     inputs = spec.columns
-    known = spec.known
+    id_is_input = "id" in spec.input_set
+    known = spec.known if id_is_input else spec.known | {"id"}
+    absent = _ABSENT if missing == "reject" else None
     for i, record in enumerate(records):
         record_id: str | None = None
         if not id_is_input and "id" in record:
@@ -176,19 +182,20 @@ def records_to_columns(
             else:
                 record_id = found
         ids.append(record_id)
-        if unknown == "reject":
+        keys = record.keys()
+        # Set operations on the keys run in C: the per-field loops below only run for the
+        # records that actually have a problem.
+        if unknown == "reject" and not keys <= known:
             for key in record:
-                if key not in known and (key != "id" or id_is_input):
+                if key not in known:
                     problems.append(FieldProblem(locate(i, key), _unknown_message(spec)))
-        for name in inputs:
-            if name in record:
-                columns[name].append(record[name])
-            elif missing == "reject":
-                # Reported here; the marker keeps check_columns from reporting it again as null.
-                columns[name].append(_ABSENT)
-                problems.append(FieldProblem(locate(i, name), "is required"))
-            else:
-                columns[name].append(None)
+        if absent is _ABSENT and not keys >= spec.input_set:
+            for name in inputs:
+                if name not in record:
+                    problems.append(FieldProblem(locate(i, name), "is required"))
+    # Reported above; the marker keeps check_columns from reporting a missing field again
+    # as null.
+    columns = {name: [record.get(name, absent) for record in records] for name in inputs}
     return columns, ids, problems
 
 
@@ -223,6 +230,8 @@ def check_columns(
     problems: list[FieldProblem] = []
     for name, kind, cats in zip(spec.columns, spec.kinds, spec.categories, strict=True):
         values = columns[name]
+        if _all_fine(values, kind, cats):
+            continue
         for i, value in enumerate(values):
             if value is None or value is _ABSENT:
                 if missing == "reject" and value is None:
@@ -235,6 +244,34 @@ def check_columns(
                 continue
             problems.append(FieldProblem(locate(i, name), problem))
     return problems
+
+
+_NUMBER_TYPES = frozenset({int, float})
+_SCALAR_TYPES = frozenset({str, int, bool})
+
+
+def _all_fine(values: list[Any], kind: ColumnKind | None, cats: frozenset[str] | None) -> bool:
+    """Whether a whole column is valid, decided by C-level passes (the common case); when
+    it says no, the value-by-value check finds and names the problems."""
+    types = set(map(type, values))
+    if kind is ColumnKind.NUMERIC:
+        if not types <= _NUMBER_TYPES:
+            return False
+        if float in types:
+            try:
+                return bool(np.isfinite(np.fromiter(values, np.float64, len(values))).all())
+            except OverflowError:
+                return False
+        return True
+    if kind is ColumnKind.BOOLEAN:
+        return types == {bool}
+    if kind is ColumnKind.TEXT:
+        return types == {str}
+    if kind is ColumnKind.CATEGORICAL or kind is None:
+        if cats is not None:
+            return types == {str} and set(values) <= cats
+        return types <= _SCALAR_TYPES
+    return False
 
 
 def _check_value(value: Any, kind: ColumnKind | None, cats: frozenset[str] | None) -> str | None:
