@@ -207,6 +207,7 @@ class GatewayProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -289,6 +290,16 @@ class GatewayProcess:
         status, body = http("GET", self.base_url + "/metrics", headers=self.headers)
         assert status == 200, body[:500]
         return body.decode()
+
+
+def _die_with_parent() -> None:
+    # If the test process dies without its teardown (SIGTERM, a crashed runner), the kernel
+    # sends the server SIGTERM too, so no server outlives the tests that started it.
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def gateway_env(
@@ -432,6 +443,7 @@ def start_prometheus(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     server = Prometheus(port, proc, log_file)
     deadline = time.monotonic() + START_TIMEOUT
@@ -489,6 +501,7 @@ class Outcome:
     body: Any
     started: float
     error: str | None = None
+    index: int = -1  # the ``i`` its body was made with
 
 
 @dataclass
@@ -541,13 +554,13 @@ def run_load(
             try:
                 resp = await http_client.post(url, content=body, headers=dict(headers))
             except httpx.HTTPError as exc:
-                outcome = Outcome(0, None, started, f"{type(exc).__name__}: {exc}")
+                outcome = Outcome(0, None, started, f"{type(exc).__name__}: {exc}", i)
             else:
                 try:
                     parsed = json.loads(resp.content)
                 except ValueError:
                     parsed = resp.text
-                outcome = Outcome(resp.status_code, parsed, started)
+                outcome = Outcome(resp.status_code, parsed, started, None, i)
             with run.lock:
                 run.outcomes.append(outcome)
 
