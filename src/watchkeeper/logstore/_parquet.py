@@ -253,8 +253,11 @@ def read_parquet(
         conditions.append(pc.equal(merged["arm"], arm))
     if not include_shadow:
         conditions.append(pc.invert(merged["shadow"]))
-    for condition in conditions:
-        merged = merged.filter(condition)
+    if conditions:
+        mask = conditions[0]
+        for condition in conditions[1:]:
+            mask = pc.and_(mask, condition)
+        merged = merged.filter(mask)
     result = _ordered(merged)
     if last is not None and result.num_rows > last:
         result = result.slice(result.num_rows - last)
