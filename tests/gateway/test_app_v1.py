@@ -387,3 +387,20 @@ async def test_openapi_document_lists_every_endpoint(root: Path) -> None:
     assert "requestBody" in predict
     assert set(predict["responses"]) >= {"200", "400", "404", "413", "422", "503"}
     json.dumps(doc)  # serialisable as a whole
+
+
+async def test_servers_without_lifespan_load_on_the_first_request(root: Path) -> None:
+    import httpx
+
+    app = create_app(settings_for(root))
+    transport = httpx.ASGITransport(app)  # sends no lifespan events
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        ready = await client.get("/readyz")
+        resp = await client.post("/v1/models/churn/predict", json=churn_record())
+    ctx = app.state.ctx
+    assert ready.status_code == 200
+    assert resp.status_code == 200
+    assert ctx.watcher is not None
+    ctx.watcher.cancel()
+    ctx.log.close()
+    ctx.registry.close()

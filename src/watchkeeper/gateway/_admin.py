@@ -18,8 +18,8 @@ from watchkeeper.exceptions import InputError
 from watchkeeper.gateway._errors import ApiError, FieldProblem
 from watchkeeper.gateway._http import json_response, read_json
 from watchkeeper.gateway._routing import Route
-from watchkeeper.gateway._schemas import ERROR_RESPONSES
-from watchkeeper.gateway._service import Context
+from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName
+from watchkeeper.gateway._service import Context, refresh
 from watchkeeper.registry import (
     InvalidNameError,
     ModelNotFoundError,
@@ -35,27 +35,56 @@ __all__ = ["add_admin", "registry_error"]
 T = TypeVar("T")
 
 _DEFAULT_ACTOR = "gateway-admin"
+_ALIAS = {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"}
+_COMMON = {
+    "sticky_header": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"},
+    "reason": {"type": "string", "maxLength": 2000},
+    "actor": {"type": "string", "maxLength": 256},
+}
+
+
+def _variant(mode: str, required: list[str], **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["mode", *required],
+        "additionalProperties": False,
+        "properties": {"mode": {"const": mode}, **properties, **_COMMON},
+    }
+
+
 _ROUTE_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {
                 "schema": {
-                    "type": "object",
-                    "required": ["mode"],
-                    "properties": {
-                        "mode": {"enum": ["single", "split", "canary", "shadow"]},
-                        "alias": {"type": "string"},
-                        "weights": {"type": "object", "additionalProperties": {"type": "number"}},
-                        "percent": {"type": "number", "minimum": 0, "maximum": 100},
-                        "champion": {"type": "string"},
-                        "challenger": {"type": "string"},
-                        "shadow": {"type": "string"},
-                        "fraction": {"type": "number", "minimum": 0, "maximum": 1},
-                        "sticky_header": {"type": "string"},
-                        "reason": {"type": "string"},
-                        "actor": {"type": "string"},
-                    },
+                    "oneOf": [
+                        _variant("single", [], alias=_ALIAS),
+                        _variant(
+                            "split",
+                            ["weights"],
+                            weights={
+                                "type": "object",
+                                "minProperties": 2,
+                                "propertyNames": _ALIAS,
+                                "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+                            },
+                        ),
+                        _variant(
+                            "canary",
+                            ["percent"],
+                            percent={"type": "number", "minimum": 0, "maximum": 100},
+                            champion=_ALIAS,
+                            challenger=_ALIAS,
+                        ),
+                        _variant(
+                            "shadow",
+                            [],
+                            alias=_ALIAS,
+                            shadow=_ALIAS,
+                            fraction={"type": "number", "minimum": 0, "maximum": 1},
+                        ),
+                    ]
                 },
                 "examples": {
                     "canary": {"value": {"mode": "canary", "percent": 10, "reason": "try v7"}},
@@ -85,7 +114,11 @@ def registry_error(exc: Exception) -> ApiError:
         return ApiError("cannot roll back", problems, status=409)
     if isinstance(exc, RegistryUnavailableError):
         return ApiError("the registry is unavailable", problems, status=503)
-    if isinstance(exc, VersionNotFoundError | InvalidNameError | InputError):
+    if isinstance(exc, VersionNotFoundError):
+        # A well-formed request that the registry's current state does not allow (an alias
+        # that is not set): a conflict with the state, not a malformed request.
+        return ApiError("the registry does not allow this now", problems, status=409)
+    if isinstance(exc, InvalidNameError | InputError):
         return ApiError("invalid request", problems, status=422)
     return ApiError("the registry refused the change", problems, status=409)
 
@@ -125,12 +158,13 @@ def _name(name: str) -> str:
     try:
         return validate_name(name)
     except InvalidNameError as exc:
-        raise ApiError("invalid model name", [FieldProblem("path.name", str(exc))]) from None
+        raise ApiError(
+            "invalid model name", [FieldProblem("path.name", str(exc))], status=404
+        ) from None
 
 
 def add_admin(app: FastAPI, ctx: Context) -> None:
     """Register the admin endpoints on ``app``."""
-    from watchkeeper.gateway._app import refresh
 
     def check(request: Request) -> None:
         ctx.auth.check(request.headers.get("authorization"), "admin")
@@ -143,7 +177,7 @@ def add_admin(app: FastAPI, ctx: Context) -> None:
         responses=ERROR_RESPONSES,
         openapi_extra=_ROUTE_BODY,
     )
-    async def set_route(name: str, request: Request) -> Response:
+    async def set_route(name: ModelName, request: Request) -> Response:
         """Store a new route (audited) and apply it; the aliases it names must be set."""
         check(request)
         name = _name(name)
@@ -168,7 +202,7 @@ def add_admin(app: FastAPI, ctx: Context) -> None:
         response_model=None,
         responses=ERROR_RESPONSES,
     )
-    async def remove_route(name: str, request: Request) -> Response:
+    async def remove_route(name: ModelName, request: Request) -> Response:
         """Forget the stored route; the model is served by the default alias again."""
         check(request)
         name = _name(name)
@@ -189,7 +223,7 @@ def add_admin(app: FastAPI, ctx: Context) -> None:
         response_model=None,
         responses=ERROR_RESPONSES,
     )
-    async def promote(name: str, request: Request) -> Response:
+    async def promote(name: ModelName, request: Request) -> Response:
         """Move ``alias`` (default ``champion``) to ``to`` (a version number or another
         alias, default ``challenger``). With ``reset_route`` (default true) a stored route is
         replaced by a single route on ``alias``, ending a canary or shadow."""
@@ -227,7 +261,7 @@ def add_admin(app: FastAPI, ctx: Context) -> None:
         response_model=None,
         responses={409: {"description": "Nothing to roll back to."}, **ERROR_RESPONSES},
     )
-    async def rollback(name: str, request: Request) -> Response:
+    async def rollback(name: ModelName, request: Request) -> Response:
         """Roll ``alias`` (default ``champion``) back to its previous live holder."""
         check(request)
         name = _name(name)

@@ -18,7 +18,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Match
 
 from watchkeeper import __version__
 from watchkeeper.gateway._errors import ApiError, FieldProblem
@@ -31,6 +32,7 @@ from watchkeeper.gateway._schemas import (
     ERROR_RESPONSES,
     FeedbackResponse,
     ModelList,
+    ModelName,
     PredictResponse,
     feedback_request_schema,
     predict_request_schema,
@@ -39,6 +41,7 @@ from watchkeeper.gateway._security import TokenAuth
 from watchkeeper.gateway._service import (
     Context,
     current_snapshot,
+    ensure_started,
     predict_records,
     served_model,
 )
@@ -46,7 +49,7 @@ from watchkeeper.gateway._settings import GatewaySettings
 from watchkeeper.logstore._records import FeedbackRecord
 from watchkeeper.registry import Registry
 
-__all__ = ["app_from_env", "create_app"]
+__all__ = ["app_from_env", "create_app", "readiness"]
 
 logger = logging.getLogger("watchkeeper.gateway")
 
@@ -130,14 +133,14 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await refresh(ctx, force=True)
-        watcher = asyncio.create_task(_watch(ctx))
+        await ensure_started(ctx)
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            if ctx.watcher is not None:
+                ctx.watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ctx.watcher
             await _drain_shadows(ctx, timeout=5.0)
             if own_log:
                 await asyncio.to_thread(ctx.log.close)
@@ -172,29 +175,6 @@ def app_from_env() -> FastAPI:
     return create_app(GatewaySettings.from_env())
 
 
-async def refresh(ctx: Context, *, force: bool = False) -> bool:
-    """Rebuild the served state now if it changed (or ``force``); update model-info."""
-    swapped = await ctx.state.refresh(force)
-    if swapped:
-        snapshot = ctx.state.current
-        ctx.metrics.set_served(
-            (name, str(v.version), alias, v.record.format)
-            for name, served in snapshot.models.items()
-            for alias, v in served.versions.items()
-        )
-    return swapped
-
-
-async def _watch(ctx: Context) -> None:
-    while True:
-        await asyncio.sleep(ctx.settings.refresh_interval)
-        await refresh(ctx)
-        try:
-            ctx.metrics.sample_log(ctx.log.stats())
-        except Exception:  # metrics must never stop the watcher
-            logger.exception("cannot read the prediction log's statistics")
-
-
 async def _drain_shadows(ctx: Context, timeout: float) -> None:
     pending = list(ctx.shadow_tasks)
     if pending:
@@ -203,17 +183,28 @@ async def _drain_shadows(ctx: Context, timeout: float) -> None:
             task.cancel()
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            allowed |= set(getattr(route, "methods", None) or ())
+    return sorted(allowed)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return error_response(exc)
 
-    async def http_error(_: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else "error"
-        return json_response(
-            {"error": detail, "detail": []}, exc.status_code, getattr(exc, "headers", None)
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route matching the path; list them all.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return json_response({"error": detail, "detail": []}, exc.status_code, headers)
 
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -240,7 +231,7 @@ def _add_v1(app: FastAPI, ctx: Context) -> None:
         responses={200: {"model": PredictResponse}, **ERROR_RESPONSES},
         openapi_extra=predict_request_schema(),
     )
-    async def predict(name: str, request: Request) -> Response:
+    async def predict(name: ModelName, request: Request) -> Response:
         """Predictions for one record (a JSON object keyed by feature name) or a batch (a
         list of them). Send ``X-Request-Id`` or a per-record ``id`` to choose prediction ids;
         send the route's sticky header (default ``X-User-Id``) to keep a user on one arm."""
@@ -248,7 +239,7 @@ def _add_v1(app: FastAPI, ctx: Context) -> None:
         labels = ["unknown", "", "", "500"]
         try:
             ctx.auth.check(request.headers.get("authorization"), "predict")
-            snapshot = current_snapshot(ctx)
+            snapshot = await current_snapshot(ctx)
             served = served_model(snapshot, name)
             labels[0] = name
             body = await read_json(request, settings.max_body_bytes)
@@ -281,11 +272,11 @@ def _add_v1(app: FastAPI, ctx: Context) -> None:
         responses={200: {"model": FeedbackResponse}, **ERROR_RESPONSES},
         openapi_extra=feedback_request_schema(),
     )
-    async def feedback(name: str, request: Request) -> Response:
+    async def feedback(name: ModelName, request: Request) -> Response:
         """Ground-truth ``label`` and/or a user ``flag`` (with an optional ``note``) for
         earlier prediction ids, one object or a list, any time after the prediction."""
         ctx.auth.check(request.headers.get("authorization"), "predict")
-        served = served_model(current_snapshot(ctx), name)
+        served = served_model(await current_snapshot(ctx), name)
         body = await read_json(request, settings.max_body_bytes)
         single = isinstance(body, dict)
         items = [body] if single else body
@@ -325,7 +316,7 @@ def _add_v1(app: FastAPI, ctx: Context) -> None:
     async def list_models(request: Request) -> Response:
         """Every served model with its route and the version behind each arm."""
         ctx.auth.check(request.headers.get("authorization"), "predict")
-        snapshot = current_snapshot(ctx)
+        snapshot = await current_snapshot(ctx)
         return json_response(
             {
                 "models": [snapshot.models[n].describe() for n in sorted(snapshot.models)],
@@ -340,11 +331,11 @@ def _add_v1(app: FastAPI, ctx: Context) -> None:
         response_model=None,
         responses=ERROR_RESPONSES,
     )
-    async def model_detail(name: str, request: Request) -> Response:
+    async def model_detail(name: ModelName, request: Request) -> Response:
         """The model's live versions and aliases (from the registry), its current route,
         and the inputs each served version takes."""
         ctx.auth.check(request.headers.get("authorization"), "predict")
-        served = served_model(current_snapshot(ctx), name)
+        served = served_model(await current_snapshot(ctx), name)
         versions = await asyncio.to_thread(ctx.registry.list_versions, name)
         return json_response(
             {
@@ -383,12 +374,18 @@ def _add_operations(app: FastAPI, ctx: Context) -> None:
     )
     async def readyz() -> Response:
         """200 when every served model's arms are loaded; 503 with the reasons otherwise."""
-        problems = readiness(ctx)
+        problems = await readiness(ctx)
         if problems:
             return json_response({"status": "not ready", "problems": problems}, 503)
         return json_response({"status": "ready", "models": sorted(ctx.state.current.models)})
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_model=None)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_model=None,
+        response_class=PlainTextResponse,
+    )
     async def prometheus_metrics() -> Response:
         """Prometheus text exposition (all workers)."""
         ctx.metrics.sample_log(ctx.log.stats())
@@ -396,8 +393,10 @@ def _add_operations(app: FastAPI, ctx: Context) -> None:
         return Response(body, media_type=content_type)
 
 
-def readiness(ctx: Context) -> list[str]:
+async def readiness(ctx: Context) -> list[str]:
     """Why the gateway is not ready (empty list when it is)."""
+    if ctx.watcher is None:
+        await ensure_started(ctx)
     if not ctx.state.loaded:
         return [ctx.state.last_error or "models are still loading"]
     return ctx.state.current.readiness()

@@ -117,10 +117,10 @@ class Route:
         if not (0.0 <= self.shadow_fraction <= 1.0):
             raise InputError(f"shadow_fraction must be in [0, 1], got {self.shadow_fraction}")
         header = self.sticky_header.lower()
-        if not header or not set(header) <= _HEADER_CHARS:
+        if not 0 < len(header) <= 64 or not set(header) <= _HEADER_CHARS:
             raise InputError(
                 f"sticky_header {self.sticky_header!r} is not a valid header name "
-                "(letters, digits, '-' and '_')"
+                "(1-64 letters, digits, '-' and '_')"
             )
         object.__setattr__(self, "sticky_header", header)
 

@@ -7,8 +7,9 @@ bodies so that the generated document is exact.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -16,9 +17,23 @@ __all__ = [
     "ErrorBody",
     "FeedbackResponse",
     "ModelList",
+    "ModelName",
     "PredictResponse",
+    "VersionNumber",
     "feedback_request_schema",
     "predict_request_schema",
+]
+
+#: Model names as the registry allows them (it also refuses ``..``, answered with 404).
+ModelName = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        description="Registered model name.",
+    ),
+]
+VersionNumber = Annotated[
+    str, Path(pattern=r"^[1-9][0-9]{0,9}$", description="Registry version number.")
 ]
 
 _SCALAR: dict[str, Any] = {

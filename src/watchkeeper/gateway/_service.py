@@ -69,6 +69,7 @@ class Context:
     metrics: GatewayMetrics
     auth: TokenAuth
     shadow_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    watcher: asyncio.Task[None] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,10 @@ class Answer:
         }
 
 
-def current_snapshot(ctx: Context) -> Snapshot:
+async def current_snapshot(ctx: Context) -> Snapshot:
     """The snapshot a request works with, or 503 while models are still loading."""
+    if ctx.watcher is None or not ctx.state.loaded:
+        await ensure_started(ctx)
     if not ctx.state.loaded:
         raise ApiError(
             "the gateway is still loading its models; retry shortly",
@@ -106,12 +109,50 @@ def current_snapshot(ctx: Context) -> Snapshot:
     return ctx.state.current
 
 
+async def ensure_started(ctx: Context) -> None:
+    """Load the served state and start watching the registry, once.
+
+    Normally the app's start-up does this; servers that skip ASGI lifespan events get it on
+    the first request instead.
+    """
+    if ctx.watcher is None:
+        ctx.watcher = asyncio.get_running_loop().create_task(_watch(ctx))
+    if not ctx.state.loaded:
+        await refresh(ctx)
+
+
+async def refresh(ctx: Context, *, force: bool = False) -> bool:
+    """Rebuild the served state now if it changed (or ``force``); update model-info."""
+    swapped = await ctx.state.refresh(force)
+    if swapped:
+        snapshot = ctx.state.current
+        ctx.metrics.set_served(
+            (name, str(v.version), alias, v.record.format)
+            for name, served in snapshot.models.items()
+            for alias, v in served.versions.items()
+        )
+    return swapped
+
+
+async def _watch(ctx: Context) -> None:
+    while True:
+        await asyncio.sleep(ctx.settings.refresh_interval)
+        await refresh(ctx)
+        try:
+            ctx.metrics.sample_log(ctx.log.stats())
+        except Exception:  # metrics must never stop the watcher
+            logger.exception("cannot read the prediction log's statistics")
+
+
 def served_model(snapshot: Snapshot, name: str) -> ServedModel:
     """The served model ``name`` or a 404 that says what is served."""
     try:
         validate_name(name)
     except ValueError as exc:
-        raise ApiError("invalid model name", [FieldProblem("path.name", str(exc))]) from None
+        # No model can have such a name: as unknown as any other.
+        raise ApiError(
+            "invalid model name", [FieldProblem("path.name", str(exc))], status=404
+        ) from None
     found = snapshot.models.get(name)
     if found is not None:
         return found

@@ -26,7 +26,7 @@ from watchkeeper.data import ColumnKind
 from watchkeeper.gateway._errors import ApiError, FieldProblem
 from watchkeeper.gateway._http import json_response, read_json
 from watchkeeper.gateway._models import ServedModel, ServedVersion
-from watchkeeper.gateway._schemas import ERROR_RESPONSES
+from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName, VersionNumber
 from watchkeeper.gateway._service import (
     Answer,
     Context,
@@ -370,7 +370,7 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
     )
     async def ready() -> Response:
         """200 when every served model is loaded; 400 (as the protocol says) otherwise."""
-        problems = readiness(ctx)
+        problems = await readiness(ctx)
         return json_response({"ready": not problems}, 400 if problems else 200)
 
     def check(request: Request) -> None:
@@ -383,10 +383,10 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
         response_model=None,
         responses=ERROR_RESPONSES,
     )
-    async def model_metadata(name: str, request: Request) -> Response:
+    async def model_metadata(name: ModelName, request: Request) -> Response:
         """Versions served, platform, input and output tensors."""
         check(request)
-        served = served_model(current_snapshot(ctx), name)
+        served = served_model(await current_snapshot(ctx), name)
         versions = list(served.versions.values())
         if not versions:
             raise ApiError(
@@ -403,10 +403,12 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
         response_model=None,
         responses=ERROR_RESPONSES,
     )
-    async def version_metadata(name: str, version: str, request: Request) -> Response:
+    async def version_metadata(
+        name: ModelName, version: VersionNumber, request: Request
+    ) -> Response:
         """Metadata of one served version."""
         check(request)
-        served = served_model(current_snapshot(ctx), name)
+        served = served_model(await current_snapshot(ctx), name)
         number = _version_number(version)
         found = [v for v in served.versions.values() if v.version == number]
         if not found:
@@ -427,12 +429,15 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
         tags=["v2"],
         summary="Model readiness",
         response_model=None,
-        responses=ERROR_RESPONSES,
+        responses={
+            **{code: spec for code, spec in ERROR_RESPONSES.items() if code != 400},
+            400: {"description": "The model is served but not every arm is loaded."},
+        },
     )
-    async def model_ready(name: str, request: Request) -> Response:
+    async def model_ready(name: ModelName, request: Request) -> Response:
         """200 when every arm of the model's route is loaded, 400 otherwise."""
         check(request)
-        served = served_model(current_snapshot(ctx), name)
+        served = served_model(await current_snapshot(ctx), name)
         ok = not served.problems
         return json_response({"name": name, "ready": ok}, 200 if ok else 400)
 
@@ -441,7 +446,7 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
         labels = ["unknown", "", "", "500"]
         try:
             check(request)
-            served = served_model(current_snapshot(ctx), name)
+            served = served_model(await current_snapshot(ctx), name)
             labels[0] = name
             body = await read_json(request, ctx.settings.max_body_bytes)
             if not isinstance(body, dict):
@@ -493,7 +498,7 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
         responses=ERROR_RESPONSES,
         openapi_extra=_INFER_BODY,
     )
-    async def infer_model(name: str, request: Request) -> Response:
+    async def infer_model(name: ModelName, request: Request) -> Response:
         """Predictions for input tensors; the route picks the version."""
         return await infer(name, None, request)
 
@@ -505,7 +510,7 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
         responses=ERROR_RESPONSES,
         openapi_extra=_INFER_BODY,
     )
-    async def infer_version(name: str, version: str, request: Request) -> Response:
+    async def infer_version(name: ModelName, version: VersionNumber, request: Request) -> Response:
         """Predictions from a given version (it must be one the route serves)."""
         return await infer(name, _version_number(version), request)
 
