@@ -364,3 +364,23 @@ def test_close_wakes_producers_waiting_for_room(sqlite: SQLiteLogSink) -> None:
     closer.join(10)
     assert first.result(10) is LogOutcome.COMMITTED
     assert _ids(sqlite) == ["r0"]
+
+
+def test_waiting_for_company_is_capped_by_the_commit_time(sqlite: SQLiteLogSink) -> None:
+    # a 30 s max_delay would stall every record if the writer waited for it: the wait is
+    # skipped for a lone caller and capped by the average commit time under concurrency
+    with GroupCommitWriter(sqlite, max_delay_ms=30_000) as writer:
+        for i in range(20):
+            assert writer.submit(rec(f"alone{i}")).result(10) is LogOutcome.COMMITTED
+
+        def produce(t: int) -> None:
+            for i in range(50):
+                assert writer.submit(rec(f"{t}-{i}")).result(10) is LogOutcome.COMMITTED
+
+        threads = [threading.Thread(target=produce, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert writer.committed_total == 20 + 200
+    assert writer.stats()["commit_seconds_count"] < 20 + 200

@@ -31,10 +31,11 @@ from watchkeeper.logstore._parquet import ExportResult, export_parquet, read_par
 from watchkeeper.logstore._records import (
     FeedbackRecord,
     FeedbackResult,
+    FeedbackStats,
     LogSink,
     PredictionRecord,
 )
-from watchkeeper.logstore._sqlite import FeedbackStats, SQLiteLogSink
+from watchkeeper.logstore._sqlite import SQLiteLogSink
 from watchkeeper.logstore._writer import GroupCommitWriter, LogOutcome
 
 __all__ = [

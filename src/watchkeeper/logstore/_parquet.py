@@ -36,7 +36,8 @@ from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore._arrow import LOG_COLUMNS, concat_windows, window_table
 from watchkeeper.logstore._normalize import validate_model_name
-from watchkeeper.logstore._sqlite import SQLiteLogSink, _seconds
+from watchkeeper.logstore._sqlite import SQLiteLogSink
+from watchkeeper.logstore._window import check_last, to_seconds
 
 __all__ = ["ExportResult", "export_parquet", "read_parquet"]
 
@@ -47,7 +48,13 @@ _SORT = [("ts", "ascending"), ("id", "ascending"), ("arm", "ascending")]
 
 @dataclass(frozen=True, slots=True)
 class ExportResult:
-    """What :func:`export_parquet` did: rows read from SQLite, files written, rows deleted."""
+    """What :func:`export_parquet` did: rows read from SQLite, rows deleted, files written.
+
+    Examples
+    --------
+    >>> ExportResult(n_rows=3, n_deleted=0, paths=("log/model=m/date=2024-05-01/part-0.parquet",))
+    ExportResult(n_rows=3, n_deleted=0, paths=('log/model=m/date=2024-05-01/part-0.parquet',))
+    """
 
     n_rows: int
     n_deleted: int
@@ -159,7 +166,7 @@ def export_parquet(
     """
     if not isinstance(sink, SQLiteLogSink):
         raise InputError(f"export_parquet reads a SQLiteLogSink, got {type(sink).__name__}")
-    limit = _start_of_today() if until is None else _seconds(until, "until")
+    limit = _start_of_today() if until is None else to_seconds(until, "until")
     assert limit is not None
     if model is not None:
         validate_model_name(model)
@@ -213,9 +220,8 @@ def read_parquet(
     See :func:`export_parquet`.
     """
     validate_model_name(model)
-    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
-        raise InputError(f"last must be a positive number of records, got {last!r}")
-    lo, hi = _seconds(start, "start"), _seconds(end, "end")
+    check_last(last)
+    lo, hi = to_seconds(start, "start"), to_seconds(end, "end")
     store = _Store(root, purpose=f"Reading the prediction log from {os.fspath(root)!r}")
     if not store.exists(store.root):
         raise InputError(f"no Parquet export at {os.fspath(root)!r}; run export_parquet first")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-__all__ = ["FeedbackRecord", "FeedbackResult", "LogSink", "PredictionRecord"]
+__all__ = ["FeedbackRecord", "FeedbackResult", "FeedbackStats", "LogSink", "PredictionRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,31 @@ class FeedbackResult:
     n_matched: int
     n_unknown: int
     unknown_ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackStats:
+    """Feedback received so far, and how much of it matched logged predictions.
+
+    ``n_matched`` counts feedback records whose id matches a prediction (of the model asked
+    about); ``n_unknown`` counts records whose id matches no prediction of any model (they
+    cannot be attributed to a model, so they are the same for every model) and
+    ``n_unknown_ids`` how many distinct ids those are; ``n_labelled`` is how many live
+    predictions (of the model) have a label.
+
+    Examples
+    --------
+    >>> stats = FeedbackStats(n_received=10, n_matched=8, n_unknown=2, n_unknown_ids=1,
+    ...                       n_labelled=8)
+    >>> stats.n_unknown / stats.n_received
+    0.2
+    """
+
+    n_received: int
+    n_matched: int
+    n_unknown: int
+    n_unknown_ids: int
+    n_labelled: int
 
 
 class LogSink(Protocol):

@@ -28,10 +28,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore._errors import LogClosedError, LogStoreError
@@ -41,12 +40,18 @@ from watchkeeper.logstore._normalize import (
     normalize_prediction,
     validate_model_name,
 )
-from watchkeeper.logstore._records import FeedbackRecord, FeedbackResult, PredictionRecord
+from watchkeeper.logstore._records import (
+    FeedbackRecord,
+    FeedbackResult,
+    FeedbackStats,
+    PredictionRecord,
+)
+from watchkeeper.logstore._window import window_filters
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["FeedbackStats", "SQLiteLogSink"]
+__all__ = ["SQLiteLogSink"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -100,72 +105,6 @@ LEFT JOIN feedback AS ff ON ff.seq = (
     ORDER BY ts DESC, seq DESC LIMIT 1)
 """
 _CHUNK = 500  # ids per IN (...) list, well below SQLite's variable limit
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackStats:
-    """Feedback received so far, and how much of it matched logged predictions.
-
-    ``n_matched`` counts feedback records whose id matches a prediction (of the model asked
-    about); ``n_unknown`` counts records whose id matches no prediction of any model (they
-    cannot be attributed to a model, so they are the same for every model) and
-    ``n_unknown_ids`` how many distinct ids those are; ``n_labelled`` is how many live
-    predictions (of the model) have a label.
-    """
-
-    n_received: int
-    n_matched: int
-    n_unknown: int
-    n_unknown_ids: int
-    n_labelled: int
-
-
-def _seconds(value: datetime | float | None, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise InputError(
-                f"{name}={value!r} has no time zone; pass an aware datetime, e.g. "
-                "datetime(2024, 5, 1, tzinfo=timezone.utc)"
-            )
-        return value.timestamp()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"{name} must be a datetime or UTC seconds, got {value!r}")
-    return float(value)
-
-
-def window_filters(
-    model: str,
-    start: datetime | float | None,
-    end: datetime | float | None,
-    last: int | None,
-    version: int | None,
-    arm: str | None,
-    include_shadow: bool,
-) -> tuple[str, list[Any]]:
-    """SQL ``WHERE`` clause and its parameters for a window (checked arguments)."""
-    validate_model_name(model)
-    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
-        raise InputError(f"last must be a positive number of records, got {last!r}")
-    lo, hi = _seconds(start, "start"), _seconds(end, "end")
-    where: list[str] = ["p.model = ?"]
-    params: list[Any] = [model]
-    if lo is not None:
-        where.append("p.ts >= ?")
-        params.append(lo)
-    if hi is not None:
-        where.append("p.ts < ?")
-        params.append(hi)
-    if version is not None:
-        where.append("p.version = ?")
-        params.append(version)
-    if arm is not None:
-        where.append("p.arm = ?")
-        params.append(arm)
-    if not include_shadow:
-        where.append("p.shadow = 0")
-    return " AND ".join(where), params
 
 
 class SQLiteLogSink:
@@ -384,6 +323,24 @@ class SQLiteLogSink:
         ``label_ts`` joined by id (null without feedback), then one column per feature. Shadow
         records are left out unless ``include_shadow``. ``start``/``end`` are aware datetimes
         or UTC seconds. See :mod:`watchkeeper.logstore._arrow` for the column types.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> from datetime import datetime, timezone
+        >>> from watchkeeper.logstore import PredictionRecord
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> sink = SQLiteLogSink(os.path.join(tmp.name, "log.db"))
+        >>> t0 = datetime(2024, 5, 1, tzinfo=timezone.utc).timestamp()
+        >>> sink.write_predictions([
+        ...     PredictionRecord(f"r{i}", t0 + 3600 * i, "churn", 1 + i % 2, "champion",
+        ...                      {"x": i}, 0) for i in range(6)])
+        >>> sink.read_window("churn", last=2).column("x").to_pylist()
+        [4, 5]
+        >>> window = sink.read_window("churn", start=t0 + 3600, end=t0 + 4 * 3600, version=2)
+        >>> window.column("id").to_pylist(), str(window.column("ts")[0])
+        (['r1', 'r3'], '2024-05-01 01:00:00+00:00')
+        >>> sink.close(); tmp.cleanup()
         """
         from watchkeeper.logstore._arrow import window_table
 
@@ -416,7 +373,24 @@ class SQLiteLogSink:
             return [r[0] for r in rows]
 
     def feedback_stats(self, model: str | None = None) -> FeedbackStats:
-        """How much feedback arrived, matched a prediction (of ``model``) or matched none."""
+        """How much feedback arrived, matched a prediction (of ``model``) or matched none.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> from watchkeeper.logstore import FeedbackRecord, PredictionRecord
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> sink = SQLiteLogSink(os.path.join(tmp.name, "log.db"))
+        >>> sink.write_predictions([PredictionRecord("a", 1.7e9, "churn", 1, "c", {}, 0)])
+        >>> sink.write_feedback([FeedbackRecord("a", 1.7e9 + 9, label=1),
+        ...                      FeedbackRecord("typo", 1.7e9 + 9, label=0)])
+        FeedbackResult(n_matched=1, n_unknown=1, unknown_ids=('typo',))
+        >>> sink.feedback_stats("churn")
+        FeedbackStats(n_received=2, n_matched=1, n_unknown=1, n_unknown_ids=1, n_labelled=1)
+        >>> sink.count("churn"), sink.models()
+        (1, ['churn'])
+        >>> sink.close(); tmp.cleanup()
+        """
         if model is not None:
             validate_model_name(model)
         scope = "" if model is None else " AND p.model = ?"

@@ -1,0 +1,341 @@
+"""Prediction-log benchmark: what durable logging costs, per-record commits vs group commit.
+
+Measures records/s and the latency a request pays for its log write (submit until the commit
+that holds it returned) for:
+
+- per-record commits: one ``SQLiteLogSink.write_predictions([record])`` per record, one thread;
+- group commit: ``GroupCommitWriter`` with concurrent producers, each waiting for its
+  record's future before sending the next (as gateway request handlers do);
+
+each with ``synchronous="full"`` (fsync per commit, survives power loss) and ``"normal"``
+(survives a killed process). Also times ``read_window`` and ``export_parquet`` on the log
+written. Writes its section of ``BENCHMARKS.md`` (``--quick``: a smaller smoke run that only
+prints).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    DATA_DIR,
+    REPO_DIR,
+    log,
+    machine_description,
+    md_table,
+    write_section,
+)
+
+from watchkeeper.logstore import (
+    FeedbackRecord,
+    GroupCommitWriter,
+    PredictionRecord,
+    SQLiteLogSink,
+    export_parquet,
+)
+
+N_FEATURES = 20
+
+
+def make_record(tag: str, i: int) -> PredictionRecord:
+    features = {f"f{j:02d}": (i * 7 + j) % 1000 / 10 for j in range(N_FEATURES - 2)}
+    features["plan"] = ("free", "pro", "team")[i % 3]
+    features["country"] = ("FR", "DE", "US", "BR")[i % 4]
+    return PredictionRecord(
+        id=f"{tag}-{i}",
+        ts=time.time(),
+        model="bench",
+        version=1,
+        arm="champion",
+        features=features,
+        prediction=i % 2,
+        scores={"0": 0.3, "1": 0.7},
+        latency_ms=1.5,
+    )
+
+
+class TimedSink:
+    """Records the exact duration of every write the writer makes (benchmark only)."""
+
+    def __init__(self, inner: SQLiteLogSink) -> None:
+        self.inner = inner
+        self.seconds: list[float] = []
+        self.sizes: list[int] = []
+
+    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
+        t0 = time.perf_counter()
+        self.inner.write_predictions(records)
+        self.seconds.append(time.perf_counter() - t0)
+        self.sizes.append(len(records))
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> Any:
+        return self.inner.write_feedback(records)
+
+    def read_window(self, model: str, **kw: Any) -> Any:
+        return self.inner.read_window(model, **kw)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def per_record(folder: Path, synchronous: str, n: int) -> dict[str, Any]:
+    sink = SQLiteLogSink(folder / f"per-record-{synchronous}.db", synchronous=synchronous)  # type: ignore[arg-type]
+    latencies = []
+    start = time.perf_counter()
+    for i in range(n):
+        record = make_record("p", i)
+        t0 = time.perf_counter()
+        sink.write_predictions([record])
+        latencies.append(time.perf_counter() - t0)
+    wall = time.perf_counter() - start
+    sink.close()
+    return {
+        "records": n,
+        "wall_s": wall,
+        "latencies": latencies,
+        "commit_seconds": latencies,
+        "commits": n,
+    }
+
+
+def group(
+    folder: Path, synchronous: str, n: int, producers: int, delay_ms: float, keep: bool = False
+) -> dict[str, Any]:
+    path = folder / f"group-{synchronous}-{delay_ms}.db"
+    sink = TimedSink(SQLiteLogSink(path, synchronous=synchronous))  # type: ignore[arg-type]
+    writer = GroupCommitWriter(sink, max_delay_ms=delay_ms)
+    per_producer = n // producers
+    latencies: list[list[float]] = [[] for _ in range(producers)]
+    barrier = threading.Barrier(producers + 1)
+
+    def produce(p: int) -> None:
+        mine = latencies[p]
+        barrier.wait()
+        for i in range(per_producer):
+            record = make_record(f"g{p}", i)
+            t0 = time.perf_counter()
+            writer.submit(record).result()
+            mine.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    writer.close()
+    stats = writer.stats()
+    assert stats["committed_total"] == per_producer * producers, stats
+    assert stats["failed_total"] == 0, stats
+    sink.close()
+    if not keep:
+        path.unlink()
+    return {
+        "records": per_producer * producers,
+        "wall_s": wall,
+        "latencies": [x for lat in latencies for x in lat],
+        "commit_seconds": sink.seconds,
+        "commits": len(sink.seconds),
+        "path": path,
+    }
+
+
+def reads(path: Path, root: Path) -> dict[str, float]:
+    sink = SQLiteLogSink(path)
+    n = sink.count("bench")
+    t0 = time.perf_counter()
+    table = sink.read_window("bench")
+    window_s = time.perf_counter() - t0
+    assert table.num_rows == n
+    t0 = time.perf_counter()
+    sink.read_window("bench", last=1_000)
+    last_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    export_parquet(sink, root, until=time.time() + 86_400)
+    export_s = time.perf_counter() - t0
+    sink.close()
+    return {"rows": n, "window_s": window_s, "last_1000_s": last_s, "export_s": export_s}
+
+
+def fmt(x: float, digits: int = 3) -> str:
+    if x != x:
+        return "-"
+    if x >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def ms(x: float) -> str:
+    return fmt(x * 1000)
+
+
+def loadavg() -> str:
+    try:
+        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:  # pragma: no cover
+        return "-"
+
+
+def filesystem(path: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["df", "--output=fstype", str(path)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        return out[-1]
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(quick: bool, repeats: int) -> tuple[list[dict[str, Any]], dict[str, float], str]:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="logstore-", dir=DATA_DIR))
+    fs = filesystem(folder)
+    n_per = {"full": 100 if quick else 400, "normal": 500 if quick else 3_000}
+    n_group = 2_000 if quick else 20_000
+    producers = 16
+    configs: list[tuple[str, str, Callable[[], dict[str, Any]]]] = []
+    for sync in ("full", "normal"):
+        configs.append(
+            ("per-record commit, 1 thread", sync, lambda s=sync: per_record(folder, s, n_per[s]))
+        )
+        for delay in (0.0, 2.0):
+            configs.append(
+                (
+                    f"group commit, {producers} producers, max_delay_ms={delay:g}",
+                    sync,
+                    lambda s=sync, d=delay: group(folder, s, n_group, producers, d),
+                )
+            )
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    try:
+        for r in range(repeats):  # round-robin: load from other work falls on every config
+            for name, sync, fn in configs:
+                log(f"[{r + 1}/{repeats}] {name}, synchronous={sync}")
+                out = fn()
+                if name.startswith("per-record"):
+                    (folder / f"per-record-{sync}.db").unlink()
+                    for suffix in ("-wal", "-shm"):
+                        Path(f"{folder}/per-record-{sync}.db{suffix}").unlink(missing_ok=True)
+                results.setdefault((name, sync), []).append(out)
+        log("reads and export")
+        kept = group(folder, "normal", n_group, producers, 2.0, keep=True)
+        read_numbers = reads(kept["path"], folder / "parquet")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    rows = []
+    for (name, sync), runs in results.items():
+        rates = [run["records"] / run["wall_s"] for run in runs]
+        rows.append(
+            {
+                "name": name,
+                "synchronous": sync,
+                "records": runs[0]["records"],
+                "records_per_s": statistics.median(rates),
+                "latency_p50": statistics.median(quantile(r["latencies"], 0.5) for r in runs),
+                "latency_p99": statistics.median(quantile(r["latencies"], 0.99) for r in runs),
+                "commit_p50": statistics.median(quantile(r["commit_seconds"], 0.5) for r in runs),
+                "commit_p99": statistics.median(quantile(r["commit_seconds"], 0.99) for r in runs),
+                "records_per_commit": statistics.median(r["records"] / r["commits"] for r in runs),
+            }
+        )
+    return rows, read_numbers, fs
+
+
+def render(
+    rows: list[dict[str, Any]], read_numbers: dict[str, float], fs: str, repeats: int
+) -> str:
+    machine = machine_description()
+    base = {r["synchronous"]: r["records_per_s"] for r in rows if r["name"].startswith("per-")}
+    table = md_table(
+        [
+            "mode",
+            "synchronous",
+            "records",
+            "records/s",
+            "vs per-record",
+            "latency per record p50 (ms)",
+            "p99 (ms)",
+            "commit p50 (ms)",
+            "commit p99 (ms)",
+            "records per commit",
+        ],
+        [
+            [
+                r["name"],
+                r["synchronous"],
+                f"{r['records']:,}",
+                fmt(r["records_per_s"]),
+                f"{r['records_per_s'] / base[r['synchronous']]:.1f}x",
+                ms(r["latency_p50"]),
+                ms(r["latency_p99"]),
+                ms(r["commit_p50"]),
+                ms(r["commit_p99"]),
+                fmt(r["records_per_commit"]),
+            ]
+            for r in rows
+        ],
+    )
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    commit = subprocess.run(
+        ["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return f"""## Prediction log
+
+Written by `benchmarks/logstore.py` on {date} (commit {commit or "unknown"}; median of {repeats} runs per row, run round-robin; re-run with `.venv/bin/python benchmarks/logstore.py`). Machine: {machine["cpu"]}, {machine["usable_cpus"]} usable CPUs, {machine["os"]}; SQLite file on {fs}; load average after the runs {loadavg()}.
+
+**What is timed**: records of {N_FEATURES} features (18 numbers, 2 strings) with a prediction and two class scores. *Latency per record* is what a request pays for durable logging: from handing the record over until the commit holding it returned (per-record: the `write_predictions([record])` call; group commit: `GroupCommitWriter.submit(record).result()`, each of 16 producer threads waiting for its record before sending the next, as gateway handlers do). *Commit* is one `write_predictions` transaction as the sink saw it. `synchronous="full"` fsyncs the WAL at every commit (survives power loss); `"normal"` does not (survives `kill -9`, which `tests/logstore/test_durability.py` checks in both modes).
+
+{table}
+
+Reading back the {read_numbers["rows"]:,} records of the last `normal` group-commit run: `read_window` (all rows, {N_FEATURES} feature columns, labels joined) {fmt(read_numbers["window_s"])} s; `read_window(last=1000)` {ms(read_numbers["last_1000_s"])} ms; `export_parquet` of the same rows {fmt(read_numbers["export_s"])} s.
+
+How to read it: with per-record commits every record pays a whole commit (an fsync under `full`); group commit shares one commit among the records that arrived while the previous one ran, so throughput rises with concurrency while each request still waits for its own commit. `max_delay_ms` trades a little latency for larger groups when commits are cheap. The writer itself is pure Python: under `normal`, where a commit costs little, the producers' and the writer's Python work (GIL) bounds the rate rather than SQLite.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run; prints only")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per configuration")
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write BENCHMARKS.md (default: yes, except with --quick)",
+    )
+    args, _unknown = parser.parse_known_args(argv)  # run_all.py passes every script its args
+    repeats = args.repeats or (1 if args.quick else 3)
+    rows, read_numbers, fs = run(args.quick, repeats)
+    body = render(rows, read_numbers, fs, repeats)
+    print(body)
+    if args.write if args.write is not None else not args.quick:
+        write_section("logstore", body)
+        log("wrote the logstore section of BENCHMARKS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
