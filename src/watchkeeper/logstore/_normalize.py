@@ -53,12 +53,27 @@ def validate_model_name(name: object) -> str:
     return name
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+_isfinite = math.isfinite
+
+
+def _is_plain_dict(value: Any) -> bool:
+    """A dict of string keys to plain finite scalars: the common case, checked quickly."""
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str or not (kind in _PLAIN or (kind is float and _isfinite(item))):
+            return False
+    return True
+
+
 def _clean(value: Any, where: str) -> tuple[Any, int]:
     """``value`` with non-finite floats as ``None`` and numpy values as Python ones.
 
     Returns the cleaned value (the same object when nothing changed) and how many
     non-finite floats were replaced.
     """
+    if type(value) is dict and _is_plain_dict(value):
+        return value, 0
     if value is None or isinstance(value, str | bool | int):
         return value, 0
     if isinstance(value, float):
