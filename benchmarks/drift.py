@@ -95,8 +95,21 @@ def ensure_peers_venv() -> None:
     stamp.write_text(digest + "\n")
 
 
+# The parts of watchkeeper that `compare` and `Profile` run; other helpers' work elsewhere in
+# src/ (gateway, registry, ...) does not change what is measured.
+_MEASURED_PATHS = (
+    "src/watchkeeper/__init__.py",
+    "src/watchkeeper/_extras.py",
+    "src/watchkeeper/exceptions.py",
+    "src/watchkeeper/stats",
+    "src/watchkeeper/data",
+    "src/watchkeeper/checks",
+    "src/watchkeeper/report",
+)
+
+
 def _git_commit() -> str:
-    """Commit of the measured watchkeeper code, flagged when src/ had uncommitted changes."""
+    """Last commit of the measured watchkeeper code, flagged when it had uncommitted changes."""
 
     def git(*args: str) -> str:
         proc = subprocess.run(
@@ -104,9 +117,9 @@ def _git_commit() -> str:
         )
         return proc.stdout.strip()
 
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "src")
-    return f"{head} (+ uncommitted changes in src/)" if dirty else head
+    head = git("log", "-1", "--format=%h", "--", *_MEASURED_PATHS) or "unknown"
+    dirty = git("status", "--porcelain", "--", *_MEASURED_PATHS)
+    return f"{head} (+ uncommitted changes)" if dirty else head
 
 
 def check_watchkeeper() -> None:
@@ -538,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if PEERS_PYTHON.exists()
         else {},
     }
-    versions["project"]["watchkeeper commit at start"] = commit
+    versions["project"]["last commit of the measured code at start"] = commit
     body = render(results, machine, versions, repeats)
     if write:
         write_section("drift", body)
