@@ -29,15 +29,8 @@ app = FastAPI()
 
 
 def _records(body: Any) -> list[dict[str, Any]]:
-    # watchkeeper's /v1 shape: {"records": [...]} for a batch, {"record": {...}} or a bare object
-    # for one record.
-    if isinstance(body, dict) and "records" in body:
-        return list(body["records"])
-    if isinstance(body, dict) and "record" in body:
-        return [body["record"]]
-    if isinstance(body, list):
-        return body
-    return [body]
+    # watchkeeper's /v1 shape: one record is a JSON object, a batch a list of them.
+    return [body] if isinstance(body, dict) else body
 
 
 @app.post("/predict")

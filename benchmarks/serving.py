@@ -170,7 +170,9 @@ def prepare(workdir: Path) -> Prepared:
     threshold = float(train["bikers"].median())
     y = (train["bikers"] > threshold).astype("int64")
     model = HistGradientBoostingClassifier(max_iter=100, random_state=0)
-    model.fit(train[list(features)], y)
+    # Fitted on a plain matrix: every server then hands the model a numpy matrix built from
+    # the request (watchkeeper maps field names to columns through the registered schema).
+    model.fit(train[list(features)].to_numpy(dtype="float64"), y)
 
     model_file = workdir / "model.joblib"
     joblib.dump(model, model_file)
@@ -187,7 +189,7 @@ def prepare(workdir: Path) -> Prepared:
 
     sample = evaluate.sample(n=max(BATCH_SIZES), random_state=0)[list(features)]
     rows = [{f: _number(v) for f, v in zip(features, row, strict=True)} for row in sample.values]
-    proba = model.predict_proba(sample)
+    proba = model.predict_proba(sample.to_numpy(dtype="float64"))
     classes = tuple(c.item() for c in model.classes_)
     return Prepared(workdir, model_file, registry_root, features, classes, rows, proba.tolist())
 
@@ -205,11 +207,17 @@ class Endpoint:
     key: str
     label: str
     path: str
-    body: Callable[[Prepared, int], dict[str, Any]]
-    probabilities: Callable[[Any], list[list[float]]]
+    body: Callable[[Prepared, int], Any]
+    probabilities: Callable[[Any, Prepared], list[list[float]]]
 
 
-def _records_body(prep: Prepared, n: int) -> dict[str, Any]:
+def _records_body(prep: Prepared, n: int) -> Any:
+    # watchkeeper's /v1 shape: one record is a JSON object, a batch a list of them.
+    return prep.rows[0] if n == 1 else prep.rows[:n]
+
+
+def _bento_body(prep: Prepared, n: int) -> Any:
+    # BentoML's JSON form of the API's arguments.
     return {"records": prep.rows[:n]}
 
 
@@ -224,26 +232,11 @@ def _v2_tensor_body(prep: Prepared, n: int) -> dict[str, Any]:
     }
 
 
-def _v2_columns_body(prep: Prepared, n: int) -> dict[str, Any]:
-    # One tensor per feature, named after it (the Open Inference Protocol's columnar form).
-    return {
-        "inputs": [
-            {
-                "name": f,
-                "shape": [n],
-                "datatype": "FP64",
-                "data": [float(r[f]) for r in prep.rows[:n]],
-            }
-            for f in prep.features
-        ]
-    }
-
-
-def _proba_from_records(answer: Any) -> list[list[float]]:
+def _proba_from_records(answer: Any, prep: Prepared) -> list[list[float]]:
     return [list(map(float, p)) for p in answer["probabilities"]]
 
 
-def _proba_from_v2(answer: Any) -> list[list[float]]:
+def _proba_from_v2(answer: Any, prep: Prepared) -> list[list[float]]:
     for out in answer["outputs"]:
         if out["name"] in ("predict_proba", "probabilities", "scores"):
             n, k = out["shape"]
@@ -254,8 +247,9 @@ def _proba_from_v2(answer: Any) -> list[list[float]]:
     raise RuntimeError(f"no probability output among {[o['name'] for o in answer['outputs']]}")
 
 
-def _proba_from_watchkeeper(answer: Any) -> list[list[float]]:
-    return [[float(p) for p in item["scores"].values()] for item in answer["predictions"]]
+def _proba_from_watchkeeper(answer: Any, prep: Prepared) -> list[list[float]]:
+    # {"scores": [{"<class>": p, ...}, ...]}, keyed by the class label as text.
+    return [[float(item[str(c)]) for c in prep.classes] for item in answer["scores"]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,9 +409,9 @@ SERVERS: dict[str, Server] = {
             ),
             Endpoint(
                 "v2",
-                "`/v2/models/{name}/infer`, one tensor per feature",
+                "`/v2/models/{name}/infer`, one [n, 9] tensor (MLServer's body)",
                 f"/v2/models/{MODEL_NAME}/infer",
-                _v2_columns_body,
+                _v2_tensor_body,
                 _proba_from_v2,
             ),
         ),
@@ -445,9 +439,9 @@ SERVERS: dict[str, Server] = {
         (
             Endpoint(
                 "records",
-                "`/predict`, JSON records",
+                '`/predict`, `{"records": [...]}`',
                 "/predict",
-                _records_body,
+                _bento_body,
                 _proba_from_records,
             ),
         ),
@@ -456,8 +450,11 @@ SERVERS: dict[str, Server] = {
 
 
 @contextlib.contextmanager
-def running(server: Server, prep: Prepared, workers: int, scratch: Path) -> Iterator[str]:
-    """Start `server` on a free loopback port, wait until ready, yield its base URL, stop it."""
+def running(
+    server: Server, prep: Prepared, workers: int, scratch: Path
+) -> Iterator[tuple[str, int]]:
+    """Start `server` on a free loopback port, wait until ready, yield its base URL and
+    process group, stop it."""
     port = free_port()
     spec = server.launch(prep, port, workers, scratch)
     python = PEERS_PYTHON if server.group == "c" else PROJECT_PYTHON
@@ -478,9 +475,30 @@ def running(server: Server, prep: Prepared, workers: int, scratch: Path) -> Iter
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base + spec.ready_path, proc, log_file, timeout=120.0)
-        yield base
+        yield base, proc.pid
     finally:
         _stop(proc)
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) used so far by the live processes of process group `pgid`.
+
+    Divided by the requests served in a window, it is the server's CPU cost per request:
+    a number that other work on a shared machine disturbs far less than throughput.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, pgrp, ... utime (14th field) and stime (15th).
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_file: Path, timeout: float) -> None:
@@ -522,9 +540,10 @@ def post_json(url: str, body: bytes) -> Any:
         return json.loads(resp.read())
 
 
-def check_answer(endpoint: Endpoint, answer: Any, expected: list[list[float]]) -> None:
+def check_answer(endpoint: Endpoint, answer: Any, prep: Prepared, n: int) -> None:
     """Refuse to time a server that does not return the local model's probabilities."""
-    got = endpoint.probabilities(answer)
+    expected = prep.proba[:n]
+    got = endpoint.probabilities(answer, prep)
     if len(got) != len(expected):
         raise RuntimeError(f"{endpoint.path}: {len(got)} answers for {len(expected)} records")
     worst = max(
@@ -593,6 +612,80 @@ def run_wrk(url: str, body_file: Path, seconds: float, connections: int) -> dict
     }
 
 
+PY_SPY = PEERS_VENV / "bin" / "py-spy"
+PROFILE_DIR = BENCH_DIR / "results" / "serving-profiles"
+
+
+@contextlib.contextmanager
+def profiled(pgid: int, seconds: float, name: str, enabled: bool) -> Iterator[None]:
+    """Sample the server's processes with py-spy for `seconds` while the block runs; write
+    the hottest functions (self time, per thread) to ``results/serving-profiles/NAME.txt``.
+
+    py-spy samples from outside the process (ptrace), so the server runs unmodified; its
+    sampling still costs a little CPU, which is why profiles come from a separate run.
+    """
+    if not enabled:
+        yield
+        return
+    pids = [pid for pid in _group_pids(pgid) if pid != pgid] or [pgid]
+    PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for pid in pids:
+        raw = PROFILE_DIR / f"{name}-{pid}.raw"
+        argv = [str(PY_SPY), "record", "-p", str(pid), "-d", f"{seconds:g}", "-r", "250"]
+        argv += ["--format", "raw", "--threads", "--nonblocking", "-o", str(raw)]
+        procs.append(
+            (raw, subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        )
+    try:
+        yield
+    finally:
+        lines = []
+        for raw, proc in procs:
+            proc.wait(timeout=seconds + 60)
+            if raw.exists():
+                lines.append(_summarise_profile(raw))
+                raw.unlink()
+        (PROFILE_DIR / f"{name}.txt").write_text("\n".join(lines))
+
+
+def _group_pids(pgid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:
+                found.append(int(entry.name))
+    return found
+
+
+def _summarise_profile(raw: Path, top: int = 25) -> str:
+    """Self time per function (and per thread) from py-spy's collapsed stacks."""
+    import collections
+    import re
+
+    per_function: collections.Counter[str] = collections.Counter()
+    per_thread: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        per_thread[re.sub(r"\(\d+\)", "", frames[0])] += n
+        per_function[re.sub(r":\d+\)$", ")", frames[-1])] += n
+    out = [f"{raw.stem}: {total} samples (active threads only)", "threads:"]
+    out += [f"  {100 * n / total:5.1f}%  {t}" for t, n in per_thread.most_common()]
+    out.append("self time:")
+    out += [f"  {100 * n / total:5.1f}%  {f}" for f, n in per_function.most_common(top)]
+    return "\n".join(out) + "\n"
+
+
 def measure(
     servers: Sequence[str],
     workers_list: Sequence[int],
@@ -602,6 +695,7 @@ def measure(
     warmup: float,
     prep: Prepared,
     scratch: Path,
+    profile: bool = False,
 ) -> list[dict[str, Any]]:
     """Round-robin over repetitions, servers and worker counts; one row per measured point."""
     bodies: dict[tuple[str, str, int], Path] = {}
@@ -611,7 +705,7 @@ def measure(
             for key in servers:
                 server = SERVERS[key]
                 log(f"rep {rep + 1}/{reps}: {key}, {workers} worker(s) ...")
-                with running(server, prep, workers, scratch) as base:
+                with running(server, prep, workers, scratch) as (base, pgid):
                     for endpoint in server.endpoints:
                         for n in batch_sizes:
                             name = (key, endpoint.key, n)
@@ -621,10 +715,15 @@ def measure(
                                 bodies[name].write_bytes(json.dumps(body).encode())
                             body_bytes = bodies[name].read_bytes()
                             url = base + endpoint.path
-                            check_answer(endpoint, post_json(url, body_bytes), prep.proba[:n])
+                            check_answer(endpoint, post_json(url, body_bytes), prep, n)
                             run_wrk(url, bodies[name], warmup, CONCURRENCY)
                             load_before = _load_average()
-                            result = run_wrk(url, bodies[name], seconds, CONCURRENCY)
+                            cpu_before = group_cpu_seconds(pgid)
+                            tag = f"{key}-{endpoint.key}-{workers}w-{n}"
+                            with profiled(pgid, seconds, tag, profile and server.group == "b"):
+                                result = run_wrk(url, bodies[name], seconds, CONCURRENCY)
+                            cpu = group_cpu_seconds(pgid) - cpu_before
+                            result["server_cpu_ms"] = 1000 * cpu / max(result["requests"], 1)
                             row = {
                                 "server": key,
                                 "endpoint": endpoint.key,
@@ -638,6 +737,7 @@ def measure(
                             log(
                                 f"  {endpoint.key:8s} batch {n:>3}: {result['rps']:8.1f} req/s, "
                                 f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
+                                f"server CPU {result['server_cpu_ms']:.2f} ms/req, "
                                 f"non-2xx {result['non_2xx']}, errors {result['errors']}"
                             )
                             rows.append(row)
@@ -668,6 +768,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "rps": median(r["rps"] for r in items),
                 "p50_ms": median(r["p50_ms"] for r in items),
                 "p99_ms": median(r["p99_ms"] for r in items),
+                "server_cpu_ms": median(r["server_cpu_ms"] for r in items),
                 "failed": sum(r["non_2xx"] + r["errors"] for r in items),
                 "requests": sum(r["requests"] for r in items),
             }
@@ -712,6 +813,15 @@ def targets(summary: Sequence[dict[str, Any]]) -> list[list[str]]:
                         ratio,
                         BASELINE_RATIO_TARGET,
                     )
+                )
+                out.append(
+                    [
+                        where,
+                        "(context) server CPU per request, watchkeeper / bare FastAPI",
+                        f"{wk['server_cpu_ms']:.2f} / {base['server_cpu_ms']:.2f} ms "
+                        f"= {wk['server_cpu_ms'] / base['server_cpu_ms']:.2f}x",
+                        "-",
+                    ]
                 )
             peers = [
                 s
@@ -786,8 +896,8 @@ def render(meta: dict[str, Any], summary: Sequence[dict[str, Any]], notes: str) 
         "answers with the label and class probabilities of every record. "
         "`OMP_NUM_THREADS=1` for every server; telemetry off; no access log.",
         "",
-        "| server | endpoint | workers | records / request | req/s | records/s | p50 (ms) | p99 (ms) | failed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| server | endpoint | workers | records / request | req/s | records/s | p50 (ms) | p99 (ms) | server CPU per request (ms) | failed |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     group_order = {"a": 0, "b": 1, "c": 2}
     ordered = sorted(
@@ -805,7 +915,8 @@ def render(meta: dict[str, Any], summary: Sequence[dict[str, Any]], notes: str) 
         lines.append(
             f"| ({server.group}) {server.label} | {_endpoint_label(s['server'], s['endpoint'])} | "
             f"{s['workers']} | {s['batch']} | {_fmt(s['rps'])} | {_fmt(s['rps'] * s['batch'])} | "
-            f"{_fmt(s['p50_ms'])} | {_fmt(s['p99_ms'])} | {s['failed']} of {s['requests']:,} |"
+            f"{_fmt(s['p50_ms'])} | {_fmt(s['p99_ms'])} | {_fmt(s['server_cpu_ms'])} | "
+            f"{s['failed']} of {s['requests']:,} |"
         )
     lines += ["", "### Targets (watchkeeper `/v1`)", ""]
     lines.append(md_table(["point", "target", "measured", "status"], targets(summary)))
@@ -835,6 +946,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone"
     )
     parser.add_argument("--from-json", type=Path, help="re-render a previous run's raw results")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample watchkeeper's server with py-spy during each point (results/serving-profiles/); "
+        "implies --no-write, since sampling costs CPU",
+    )
     args = parser.parse_args(argv)
 
     if args.from_json:
@@ -855,7 +972,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds, warmup, reps, workers_list = 3.0, 1.0, 1, [1]
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    if any(SERVERS[s].group == "c" for s in servers):
+    if args.profile or any(SERVERS[s].group == "c" for s in servers):
         ensure_peers_venv()
 
     meta: dict[str, Any] = {
@@ -882,12 +999,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         scratch = Path(tmp)
         log("fitting and registering the model ...")
         prep = prepare(scratch)
-        rows = measure(servers, workers_list, BATCH_SIZES, reps, seconds, warmup, prep, scratch)
+        rows = measure(
+            servers, workers_list, BATCH_SIZES, reps, seconds, warmup, prep, scratch, args.profile
+        )
     meta["load_end"] = _load_average()
     summary = summarise(rows)
     section = render(meta, summary, _notes())
     print(section)
-    if not (args.quick or args.no_write):
+    if not (args.quick or args.no_write or args.profile):
         RAW_RESULTS.parent.mkdir(exist_ok=True)
         RAW_RESULTS.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
         write_section("serving", section)
