@@ -6,8 +6,8 @@ kind ``route`` in the same transaction, so the highest event id is a single numb
 changes whenever anything a gateway serves changes (a route, an alias, a rollback, a
 deletion): gateway workers poll that number and reload only when it moves.
 
-The table lives in its own metadata and is created on first use, so registries created
-before it existed keep their schema version.
+The tables live in their own metadata and are created on first use, so registries created
+before they existed keep their schema version.
 """
 
 from __future__ import annotations
@@ -41,6 +41,17 @@ routes = sa.Table(
     sa.Column("actor", sa.String(256), nullable=False),
 )
 
+# One counter row. Route writers increment it first: the row lock it takes serializes them on
+# PostgreSQL (under READ COMMITTED, two writers reading max(revision) could both write the
+# same next revision), and SQLite's write lock already does.
+counters = sa.Table(
+    "wk_gateway_counters",
+    _metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Integer, nullable=False),
+)
+_REVISION = "route_revision"
+
 
 @dataclass(frozen=True)
 class RoutingState:
@@ -56,12 +67,15 @@ class RoutingState:
         Alias to version, by model name.
     models
         Names of the models with at least one live version.
+    revision
+        Revision of the latest route change (0 before any).
     """
 
     token: int
     routes: Mapping[str, str] = field(default_factory=dict)
     aliases: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     models: tuple[str, ...] = ()
+    revision: int = 0
 
 
 class RouteTable:
@@ -100,8 +114,16 @@ class RouteTable:
         self._store: SqlStore = store
 
         def create(conn: sa.Connection) -> None:
-            routes.create(conn, checkfirst=True)
+            _metadata.create_all(conn, checkfirst=True)
+            found = conn.execute(
+                sa.select(counters.c.value).where(counters.c.key == _REVISION)
+            ).first()
+            if found is None:
+                top = conn.execute(sa.select(sa.func.max(routes.c.revision))).scalar()
+                conn.execute(sa.insert(counters).values(key=_REVISION, value=int(top or 0)))
 
+        # Two processes creating the tables at once: the loser's insert conflicts and
+        # _write retries, finding them made.
         store._write(create)
 
     def put(
@@ -131,14 +153,21 @@ class RouteTable:
                         f"alias {alias!r} of model {name!r} is not set; set it first "
                         f"(`watchkeeper models alias {name} {alias} VERSION`)"
                     )
-            top = conn.execute(sa.select(sa.func.max(routes.c.revision))).scalar()
+            conn.execute(
+                sa.update(counters)
+                .where(counters.c.key == _REVISION)
+                .values(value=counters.c.value + 1)
+            )
+            revision = conn.execute(
+                sa.select(counters.c.value).where(counters.c.key == _REVISION)
+            ).scalar_one()
             at = now_utc()
             conn.execute(sa.delete(routes).where(routes.c.name == name))
             conn.execute(
                 sa.insert(routes).values(
                     name=name,
                     route=document,
-                    revision=int(top or 0) + 1,
+                    revision=int(revision),
                     updated_at=at,
                     actor=actor,
                 )
@@ -172,7 +201,9 @@ class RouteTable:
         """Routes, aliases and live models, consistent with each other."""
         with self._store._read() as conn:
             token = int(conn.execute(sa.select(sa.func.max(t.events.c.id))).scalar() or 0)
-            stored = {row.name: row.route for row in conn.execute(sa.select(routes)).all()}
+            rows = conn.execute(sa.select(routes)).all()
+            stored = {row.name: row.route for row in rows}
+            revision = max((int(row.revision) for row in rows), default=0)
             held: dict[str, dict[str, int]] = {}
             for name, alias, version in conn.execute(
                 sa.select(t.aliases.c.name, t.aliases.c.alias, t.aliases.c.version)
@@ -186,4 +217,6 @@ class RouteTable:
                     .order_by(t.versions.c.name)
                 ).scalars()
             )
-        return RoutingState(token=token, routes=stored, aliases=held, models=models)
+        return RoutingState(
+            token=token, routes=stored, aliases=held, models=models, revision=revision
+        )
