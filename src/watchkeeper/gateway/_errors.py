@@ -12,7 +12,7 @@ from typing import Any
 
 from watchkeeper.exceptions import InputError
 
-__all__ = ["MAX_PROBLEMS", "ApiError", "FieldProblem"]
+__all__ = ["MAX_PROBLEMS", "ApiError", "FieldProblem", "first_line"]
 
 #: Most problems listed in one response; the rest are counted.
 MAX_PROBLEMS = 100
@@ -62,3 +62,15 @@ class ApiError(InputError):
                 {"field": "", "problem": f"... and {len(self.problems) - MAX_PROBLEMS} more"}
             )
         return {"error": self.error, "detail": detail}
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 500 characters; its type if empty).
+
+    Examples
+    --------
+    >>> first_line(ValueError("bad input\\nat line 3"))
+    'bad input'
+    """
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:500]

@@ -3,8 +3,8 @@
 Order of work: pick the model and arm from the request's snapshot, validate every record
 (all problems at once), build the model input once, predict (inline for small batches, in
 a worker thread otherwise), write the records to the log and wait until they are durable,
-and only then answer. Shadow copies run afterwards, off the response path, bounded in
-number; their records carry the id ``<id>#shadow:<alias>`` because the log is keyed by id.
+and only then answer. Shadow copies (:mod:`._shadow`) run afterwards, off the response
+path.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from watchkeeper.gateway._errors import ApiError, FieldProblem
+from watchkeeper.gateway._errors import ApiError, FieldProblem, first_line
 from watchkeeper.gateway._log import PredictionLog
 from watchkeeper.gateway._metrics import GatewayMetrics
 from watchkeeper.gateway._models import ServedModel, ServedVersion, ServingState, Snapshot
@@ -30,6 +30,7 @@ from watchkeeper.gateway._routes_store import RouteStore
 from watchkeeper.gateway._routing import Decision, choose
 from watchkeeper.gateway._security import TokenAuth
 from watchkeeper.gateway._settings import GatewaySettings
+from watchkeeper.gateway._shadow import schedule_shadow
 from watchkeeper.gateway._validation import (
     build_input,
     check_columns,
@@ -39,22 +40,11 @@ from watchkeeper.gateway._validation import (
 from watchkeeper.logstore._records import PredictionRecord
 from watchkeeper.registry import Registry, validate_name
 
-__all__ = ["Answer", "Context", "predict_records", "served_model", "shadow_id"]
+__all__ = ["Answer", "Context", "current_snapshot", "predict_records", "refresh", "served_model"]
 
 logger = logging.getLogger("watchkeeper.gateway")
 
 Locate = Callable[[int, str], str]
-
-
-def shadow_id(prediction_id: str, alias: str) -> str:
-    """Log id of the shadow copy of a prediction.
-
-    Examples
-    --------
-    >>> shadow_id("order-17", "challenger")
-    'order-17#shadow:challenger'
-    """
-    return f"{prediction_id}#shadow:{alias}"
 
 
 @dataclass
@@ -324,7 +314,7 @@ async def predict_records(
         # cast): the caller can act on the model's own message.
         raise ApiError(
             "the model could not predict these records",
-            [FieldProblem("", f"{type(exc).__name__}: {_first_line(exc)}")],
+            [FieldProblem("", f"{type(exc).__name__}: {first_line(exc)}")],
         ) from exc
     seconds = time.perf_counter() - started
     ctx.metrics.child(ctx.metrics.model_duration, *labels).observe(seconds)
@@ -362,7 +352,7 @@ async def write_log(ctx: Context, records: Sequence[PredictionRecord]) -> None:
         logger.exception("the prediction log failed")
         raise ApiError(
             "the prediction log is unavailable, so the prediction is not returned",
-            [FieldProblem("", f"{type(exc).__name__}: {_first_line(exc)}; retry later")],
+            [FieldProblem("", f"{type(exc).__name__}: {first_line(exc)}; retry later")],
             status=503,
         ) from exc
     ctx.metrics.log_write_duration.observe(time.perf_counter() - started)
@@ -385,101 +375,6 @@ def _features(
                 if key in known and key not in row:
                     row[key] = value
     return out
-
-
-def schedule_shadow(
-    ctx: Context,
-    served: ServedModel,
-    alias: str,
-    records: Sequence[Mapping[str, Any]],
-    ids: list[str],
-    features: list[dict[str, Any]],
-    spec: Any,
-    X: Any,
-) -> None:
-    """Start the shadow prediction unless too many are already in flight."""
-    target = served.versions.get(alias)
-    if target is None:
-        return
-    if len(ctx.shadow_tasks) >= ctx.settings.max_shadow_tasks:
-        ctx.metrics.child(ctx.metrics.shadow_skipped, served.name).inc()
-        return
-    same_input = target.spec == spec
-    task = asyncio.get_running_loop().create_task(
-        _run_shadow(
-            ctx, served.name, alias, target, records, ids, features, X if same_input else None
-        )
-    )
-    ctx.shadow_tasks.add(task)
-    task.add_done_callback(ctx.shadow_tasks.discard)
-
-
-async def _run_shadow(
-    ctx: Context,
-    name: str,
-    alias: str,
-    target: ServedVersion,
-    records: Sequence[Mapping[str, Any]],
-    ids: list[str],
-    features: list[dict[str, Any]],
-    X: Any,
-) -> None:
-    started = time.perf_counter()
-    predictions: list[Any] = [None] * len(ids)
-    scores: list[dict[str, float]] | None = None
-    error: str | None = None
-    try:
-        if X is None:
-            # The challenger takes other inputs than the answering arm: rebuild them.
-            spec = target.spec
-            columns, _, problems = records_to_columns(
-                records, spec, unknown="ignore", missing="null", locate=lambda i, n: n
-            )
-            problems += check_columns(columns, spec, missing="null", locate=lambda i, n: n)
-            if problems:
-                raise ValueError(f"{problems[0].field}: {problems[0].problem}")
-            X = build_input(columns, spec)
-        predictions, scores = await anyio.to_thread.run_sync(
-            target.infer, X, ctx.settings.return_scores
-        )
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {_first_line(exc)}"
-        logger.warning("shadow %s of model %s failed: %s", alias, name, error)
-    seconds = time.perf_counter() - started
-    now = time.time()
-    logged = [
-        PredictionRecord(
-            id=shadow_id(ids[i], alias),
-            ts=now,
-            model=name,
-            version=target.version,
-            arm=alias,
-            features=features[i],
-            prediction=predictions[i],
-            scores=None if scores is None else scores[i],
-            latency_ms=seconds * 1000.0,
-            shadow=True,
-            status="ok" if error is None else "error",
-            error=error,
-        )
-        for i in range(len(ids))
-    ]
-    labels = (name, str(target.version), alias)
-    if error is None:
-        ctx.metrics.child(ctx.metrics.model_duration, *labels).observe(seconds)
-    try:
-        dropped = await ctx.log.log(logged)
-    except Exception:
-        logger.exception("could not log the shadow predictions of model %s", name)
-        return
-    if dropped:
-        ctx.metrics.log_dropped.inc(dropped)
-    ctx.metrics.child(ctx.metrics.predictions, *labels, "true").inc(len(ids))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:500]
 
 
 def finite_or_none(value: Any) -> Any:

@@ -6,14 +6,14 @@ Two input layouts are understood: one tensor per feature (named like the feature
 ``[N, n_features]`` holding rows in the model's input order. Either way the request becomes
 records and takes the same path as ``/v1/.../predict``: the same validation, routing and
 durable logging. Outputs are ``predict``, ``predict_proba`` (classifiers, ``[N, classes]``)
-and ``prediction_id`` (BYTES), the ids to send feedback for.
+and ``prediction_id`` (BYTES), the ids to send feedback for. Tensor handling lives in
+:mod:`._v2_codec`.
 
 Reference: https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,35 +22,28 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from watchkeeper import __version__
-from watchkeeper.data import ColumnKind
 from watchkeeper.gateway._errors import ApiError, FieldProblem
 from watchkeeper.gateway._http import json_response, read_json
 from watchkeeper.gateway._models import ServedModel, ServedVersion
 from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName, VersionNumber
 from watchkeeper.gateway._service import (
-    Answer,
     Context,
     current_snapshot,
     predict_records,
     served_model,
 )
+from watchkeeper.gateway._v2_codec import (
+    DATATYPES,
+    OUTPUTS,
+    datatype_of,
+    decode_inputs,
+    encode_outputs,
+    tensor_type,
+    wanted_outputs,
+)
 from watchkeeper.gateway._validation import InputSpec
 
-__all__ = ["add_v2", "decode_inputs", "encode_outputs"]
-
-_INT_RANGES = {
-    "INT8": (-(2**7), 2**7 - 1),
-    "INT16": (-(2**15), 2**15 - 1),
-    "INT32": (-(2**31), 2**31 - 1),
-    "INT64": (-(2**63), 2**63 - 1),
-    "UINT8": (0, 2**8 - 1),
-    "UINT16": (0, 2**16 - 1),
-    "UINT32": (0, 2**32 - 1),
-    "UINT64": (0, 2**64 - 1),
-}
-_FLOATS = ("FP16", "FP32", "FP64")
-DATATYPES = ("BOOL", *_INT_RANGES, *_FLOATS, "BYTES")
-_OUTPUTS = ("predict", "predict_proba", "prediction_id")
+__all__ = ["add_v2"]
 
 _INFER_BODY = {
     "requestBody": {
@@ -86,7 +79,7 @@ _INFER_BODY = {
                             "items": {
                                 "type": "object",
                                 "required": ["name"],
-                                "properties": {"name": {"enum": list(_OUTPUTS)}},
+                                "properties": {"name": {"enum": list(OUTPUTS)}},
                             },
                         },
                     },
@@ -103,223 +96,19 @@ _INFER_BODY = {
 }
 
 
-def _flatten(data: Any) -> list[Any]:
-    if not any(isinstance(v, list) for v in data):
-        return list(data)
-    out: list[Any] = []
-    stack = [iter(data)]
-    while stack:
-        for value in stack[-1]:
-            if isinstance(value, list):
-                stack.append(iter(value))
-                break
-            out.append(value)
-        else:
-            stack.pop()
-    return out
-
-
-def _check_tensor(i: int, tensor: Any) -> tuple[str, list[int], str, list[Any]]:
-    where = f"inputs[{i}]"
-    if not isinstance(tensor, dict):
-        raise ApiError("invalid tensor", [FieldProblem(where, "expected an object")])
-    name, shape, datatype, data = (tensor.get(k) for k in ("name", "shape", "datatype", "data"))
-    problems = []
-    if not isinstance(name, str) or not name:
-        problems.append(FieldProblem(f"{where}.name", "expected a non-empty string"))
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        problems.append(FieldProblem(f"{where}.shape", "expected a list of non-negative integers"))
-    if datatype not in DATATYPES:
-        problems.append(
-            FieldProblem(f"{where}.datatype", f"expected one of {', '.join(DATATYPES)}")
-        )
-    if not isinstance(data, list):
-        problems.append(FieldProblem(f"{where}.data", "expected a list"))
-    if problems:
-        raise ApiError("invalid tensor", problems)
-    assert isinstance(name, str)
-    assert isinstance(shape, list)
-    assert isinstance(data, list)
-    flat = _flatten(data)
-    if len(flat) != math.prod(shape):
-        raise ApiError(
-            "tensor data does not match its shape",
-            [
-                FieldProblem(
-                    f"{where}.data",
-                    f"shape {shape} needs {math.prod(shape)} values, got {len(flat)}",
-                )
-            ],
-        )
-    problem = _datatype_problem(str(datatype), flat)
-    if problem is not None:
-        raise ApiError(
-            "tensor data does not match its datatype", [FieldProblem(f"{where}.data", problem)]
-        )
-    return name, shape, str(datatype), flat
-
-
-def _datatype_problem(datatype: str, values: list[Any]) -> str | None:
-    if datatype == "BOOL":
-        ok = all(type(v) is bool for v in values)
-        return None if ok else "BOOL tensors hold true/false"
-    if datatype in _INT_RANGES:
-        low, high = _INT_RANGES[datatype]
-        ok = all(type(v) is int and low <= v <= high for v in values)
-        return None if ok else f"{datatype} tensors hold integers in [{low}, {high}]"
-    if datatype in _FLOATS:
-        ok = all(type(v) in (int, float) for v in values)
-        return None if ok else f"{datatype} tensors hold numbers"
-    ok = all(type(v) is str for v in values)
-    return None if ok else "BYTES tensors hold strings"
-
-
-def decode_inputs(inputs: Any, spec: InputSpec) -> list[dict[str, Any]]:
-    """Records from v2 input tensors (one per feature, or one ``[N, n_features]`` matrix).
-
-    Examples
-    --------
-    >>> from watchkeeper.data import ColumnSpec, Schema
-    >>> spec = InputSpec.for_model(Schema((ColumnSpec("a", "numeric"),
-    ...                                    ColumnSpec("b", "numeric"))), None)
-    >>> decode_inputs([{"name": "a", "shape": [2], "datatype": "FP64", "data": [1, 2]},
-    ...                {"name": "b", "shape": [2, 1], "datatype": "FP64", "data": [[3], [4]]}],
-    ...               spec)
-    [{'a': 1, 'b': 3}, {'a': 2, 'b': 4}]
-    >>> decode_inputs([{"name": "input-0", "shape": [1, 2], "datatype": "FP32",
-    ...                 "data": [5.0, 6.0]}], spec)
-    [{'a': 5.0, 'b': 6.0}]
-    """
-    if not isinstance(inputs, list) or not inputs:
-        raise ApiError("no inputs", [FieldProblem("inputs", "send a non-empty list of tensors")])
-    tensors = [_check_tensor(i, t) for i, t in enumerate(inputs)]
-    names = [t[0] for t in tensors]
-    if len(set(names)) != len(names):
-        raise ApiError("duplicate input names", [FieldProblem("inputs", f"names repeat: {names}")])
-    columns = set(spec.columns)
-    if len(tensors) == 1 and names[0] not in columns and names[0] != "id":
-        name, shape, _, flat = tensors[0]
-        width = len(spec.columns)
-        if len(shape) != 2 or shape[1] != width:
-            raise ApiError(
-                "cannot map the input tensor to the model's inputs",
-                [
-                    FieldProblem(
-                        "inputs[0]",
-                        f"send one tensor per feature ({', '.join(spec.columns)}) or one tensor "
-                        f"of shape [N, {width}] in that order; got {name!r} with shape {shape}",
-                    )
-                ],
-            )
-        order = spec.columns
-        return [
-            dict(zip(order, flat[r * width : (r + 1) * width], strict=True))
-            for r in range(shape[0])
-        ]
-    n: int | None = None
-    for i, (_, shape, _, _) in enumerate(tensors):
-        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
-            raise ApiError(
-                "per-feature tensors must be columns",
-                [FieldProblem(f"inputs[{i}].shape", f"expected [N] or [N, 1], got {shape}")],
-            )
-        if n is None:
-            n = shape[0]
-        elif shape[0] != n:
-            raise ApiError(
-                "input tensors disagree on the number of rows",
-                [FieldProblem(f"inputs[{i}].shape", f"{shape[0]} rows, the first tensor has {n}")],
-            )
-    records: list[dict[str, Any]] = [{} for _ in range(n or 0)]
-    for name, _, _, flat in tensors:
-        for record, value in zip(records, flat, strict=True):
-            record[name] = value
-    return records
-
-
-def _datatype_of(values: Sequence[Any]) -> str:
-    if all(type(v) is bool for v in values):
-        return "BOOL"
-    if all(type(v) is int for v in values):
-        return "INT64"
-    if all(type(v) in (int, float) or v is None for v in values):
-        return "FP64"
-    return "BYTES"
-
-
-def encode_outputs(answer: Answer, wanted: Sequence[str] | None) -> list[dict[str, Any]]:
-    """v2 output tensors for an answer.
-
-    Examples
-    --------
-    >>> answer = Answer("m", 1, "champion", ["a", "b"], ["no", "yes"],
-    ...                 [{"no": 0.8, "yes": 0.2}, {"no": 0.1, "yes": 0.9}])
-    >>> [(o["name"], o["datatype"], o["shape"]) for o in encode_outputs(answer, None)]
-    [('predict', 'BYTES', [2]), ('predict_proba', 'FP64', [2, 2]), ('prediction_id', 'BYTES', [2])]
-    """
-    n = len(answer.ids)
-    predictions = answer.predictions
-    outputs: list[dict[str, Any]] = []
-    if predictions and isinstance(predictions[0], list):
-        flat = _flatten(predictions)
-        shape = [n, len(predictions[0])]
-    else:
-        flat, shape = (
-            [p if isinstance(p, bool | int | float) or p is None else str(p) for p in predictions],
-            [n],
-        )
-    outputs.append(
-        {"name": "predict", "datatype": _datatype_of(flat), "shape": shape, "data": flat}
-    )
-    if answer.scores is not None:
-        keys = list(answer.scores[0]) if answer.scores else []
-        outputs.append(
-            {
-                "name": "predict_proba",
-                "datatype": "FP64",
-                "shape": [n, len(keys)],
-                "data": [row[k] for row in answer.scores for k in keys],
-            }
-        )
-    outputs.append({"name": "prediction_id", "datatype": "BYTES", "shape": [n], "data": answer.ids})
-    if wanted is not None:
-        outputs = [o for o in outputs if o["name"] in wanted]
-    return outputs
-
-
-def _wanted(body: Mapping[str, Any]) -> list[str] | None:
-    requested = body.get("outputs")
-    if requested is None:
-        return None
-    if not isinstance(requested, list) or not all(
-        isinstance(o, dict) and o.get("name") in _OUTPUTS for o in requested
-    ):
-        raise ApiError(
-            "invalid outputs",
-            [FieldProblem("outputs", f"a list of {{name}} among {', '.join(_OUTPUTS)}")],
-        )
-    return [o["name"] for o in requested]
-
-
-def _tensor_type(kind: ColumnKind | None) -> str:
-    if kind is ColumnKind.NUMERIC:
-        return "FP64"
-    if kind is ColumnKind.BOOLEAN:
-        return "BOOL"
-    return "BYTES"
-
-
 def _metadata(served: ServedModel, versions: Sequence[ServedVersion]) -> dict[str, Any]:
     first = versions[0]
     spec = first.spec
     inputs = [
-        {"name": n, "datatype": _tensor_type(k), "shape": [-1]}
+        {"name": n, "datatype": tensor_type(k), "shape": [-1]}
         for n, k in zip(spec.columns, spec.kinds, strict=True)
     ]
     outputs: list[dict[str, Any]] = [
-        {"name": "predict", "datatype": "BYTES" if first.classes else "FP64", "shape": [-1]}
+        {
+            "name": "predict",
+            "datatype": datatype_of(list(first.classes)) if first.classes else "FP64",
+            "shape": [-1],
+        }
     ]
     if first.has_proba and first.classes is not None:
         outputs.append(
@@ -454,7 +243,7 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
                     "expected an inference request object",
                     [FieldProblem("body", 'send {"inputs": [...]}')],
                 )
-            wanted = _wanted(body)
+            wanted = wanted_outputs(body)
             headers: Mapping[str, str] = request.headers
             request_id = body.get("id")
             if request_id is not None:
