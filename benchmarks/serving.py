@@ -454,7 +454,7 @@ def running(
     server: Server, prep: Prepared, workers: int, scratch: Path
 ) -> Iterator[tuple[str, int]]:
     """Start `server` on a free loopback port, wait until ready, yield its base URL and
-    process group, stop it."""
+    process id, stop it (and everything it started)."""
     port = free_port()
     spec = server.launch(prep, port, workers, scratch)
     python = PEERS_PYTHON if server.group == "c" else PROJECT_PYTHON
@@ -480,14 +480,9 @@ def running(
         _stop(proc)
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU time (user + system) used so far by the live processes of process group `pgid`.
-
-    Divided by the requests served in a window, it is the server's CPU cost per request:
-    a number that other work on a shared machine disturbs far less than throughput.
-    """
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, CPU ticks used: user + system) of every live process."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -495,10 +490,35 @@ def group_cpu_seconds(pgid: int) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        # After the command: state, ppid, pgrp, ... utime (14th field) and stime (15th).
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+        # After the command: state, ppid, ..., utime (14th field of the line), stime (15th).
+        table[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return table
+
+
+def descendants(root: int, table: dict[int, tuple[int, int]] | None = None) -> list[int]:
+    """`root` and every live process below it (BentoML's workers leave its process group)."""
+    table = _process_table() if table is None else table
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in table:
+            found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) used so far by `root` and its live descendants.
+
+    Divided by the requests served in a window, it is the server's CPU cost per request:
+    a number that other work on a shared machine disturbs far less than throughput.
+    """
+    table = _process_table()
+    ticks = sum(table[pid][1] for pid in descendants(root, table))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_file: Path, timeout: float) -> None:
@@ -517,7 +537,17 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_file: Path, timeout
     raise RuntimeError(f"{url} not ready after {timeout:.0f} s (log: {log_file})")
 
 
+def _start_time(pid: int) -> str | None:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
+    # Remember (pid, start time) of the whole tree now: a worker that survives its parent is
+    # killed below only if it is still that same process (pids can be reused).
+    tree = [(pid, _start_time(pid)) for pid in descendants(proc.pid)]
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -530,6 +560,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     # Workers that outlived their parent would keep the port and the cores busy.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+    for pid, started in tree:
+        if started is not None and _start_time(pid) == started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def post_json(url: str, body: bytes) -> Any:
@@ -617,7 +651,7 @@ PROFILE_DIR = BENCH_DIR / "results" / "serving-profiles"
 
 
 @contextlib.contextmanager
-def profiled(pgid: int, seconds: float, name: str, enabled: bool) -> Iterator[None]:
+def profiled(root: int, seconds: float, name: str, enabled: bool) -> Iterator[None]:
     """Sample the server's processes with py-spy for `seconds` while the block runs; write
     the hottest functions (self time, per thread) to ``results/serving-profiles/NAME.txt``.
 
@@ -627,7 +661,8 @@ def profiled(pgid: int, seconds: float, name: str, enabled: bool) -> Iterator[No
     if not enabled:
         yield
         return
-    pids = [pid for pid in _group_pids(pgid) if pid != pgid] or [pgid]
+    # The workers (uvicorn's supervisor only forwards signals), or the server itself.
+    pids = [pid for pid in descendants(root) if pid != root] or [root]
     PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     procs = []
     for pid in pids:
@@ -647,19 +682,6 @@ def profiled(pgid: int, seconds: float, name: str, enabled: bool) -> Iterator[No
                 lines.append(_summarise_profile(raw))
                 raw.unlink()
         (PROFILE_DIR / f"{name}.txt").write_text("\n".join(lines))
-
-
-def _group_pids(pgid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid:
-                found.append(int(entry.name))
-    return found
 
 
 def _summarise_profile(raw: Path, top: int = 25) -> str:
@@ -705,7 +727,7 @@ def measure(
             for key in servers:
                 server = SERVERS[key]
                 log(f"rep {rep + 1}/{reps}: {key}, {workers} worker(s) ...")
-                with running(server, prep, workers, scratch) as (base, pgid):
+                with running(server, prep, workers, scratch) as (base, pid):
                     for endpoint in server.endpoints:
                         for n in batch_sizes:
                             name = (key, endpoint.key, n)
@@ -718,11 +740,11 @@ def measure(
                             check_answer(endpoint, post_json(url, body_bytes), prep, n)
                             run_wrk(url, bodies[name], warmup, CONCURRENCY)
                             load_before = _load_average()
-                            cpu_before = group_cpu_seconds(pgid)
+                            cpu_before = tree_cpu_seconds(pid)
                             tag = f"{key}-{endpoint.key}-{workers}w-{n}"
-                            with profiled(pgid, seconds, tag, profile and server.group == "b"):
+                            with profiled(pid, seconds, tag, profile and server.group == "b"):
                                 result = run_wrk(url, bodies[name], seconds, CONCURRENCY)
-                            cpu = group_cpu_seconds(pgid) - cpu_before
+                            cpu = tree_cpu_seconds(pid) - cpu_before
                             result["server_cpu_ms"] = 1000 * cpu / max(result["requests"], 1)
                             row = {
                                 "server": key,
