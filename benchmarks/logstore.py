@@ -16,6 +16,8 @@ prints).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -48,6 +50,9 @@ from watchkeeper.logstore import (
 )
 
 N_FEATURES = 20
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results" / "logstore.json"
+NOTES = BENCH_DIR / "logstore_notes.md"
 
 
 def make_record(tag: str, i: int) -> PredictionRecord:
@@ -96,23 +101,41 @@ def quantile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def per_record(folder: Path, synchronous: str, n: int) -> dict[str, Any]:
-    sink = SQLiteLogSink(folder / f"per-record-{synchronous}.db", synchronous=synchronous)  # type: ignore[arg-type]
-    latencies = []
+def per_record(folder: Path, synchronous: str, n: int, producers: int = 1) -> dict[str, Any]:
+    """Every record in its own transaction, from ``producers`` threads (no group commit)."""
+    path = folder / f"per-record-{synchronous}-{producers}.db"
+    sink = SQLiteLogSink(path, synchronous=synchronous)  # type: ignore[arg-type]
+    per_producer = n // producers
+    latencies: list[list[float]] = [[] for _ in range(producers)]
+    barrier = threading.Barrier(producers + 1)
+
+    def produce(p: int) -> None:
+        mine = latencies[p]
+        barrier.wait()
+        for i in range(per_producer):
+            record = make_record(f"p{p}", i)
+            t0 = time.perf_counter()
+            sink.write_predictions([record])
+            mine.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
+    for t in threads:
+        t.start()
+    barrier.wait()
     start = time.perf_counter()
-    for i in range(n):
-        record = make_record("p", i)
-        t0 = time.perf_counter()
-        sink.write_predictions([record])
-        latencies.append(time.perf_counter() - t0)
+    for t in threads:
+        t.join()
     wall = time.perf_counter() - start
     sink.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    flat = [x for lat in latencies for x in lat]
     return {
-        "records": n,
+        "records": per_producer * producers,
         "wall_s": wall,
-        "latencies": latencies,
-        "commit_seconds": latencies,
-        "commits": n,
+        "latencies": flat,
+        "commit_seconds": flat if producers == 1 else [],
+        "commits": per_producer * producers,
     }
 
 
@@ -157,6 +180,43 @@ def group(
         "commit_seconds": sink.seconds,
         "commits": len(sink.seconds),
         "path": path,
+    }
+
+
+def group_async(
+    folder: Path, synchronous: str, n: int, tasks: int, delay_ms: float
+) -> dict[str, Any]:
+    """Group commit from asyncio: ``tasks`` coroutines each awaiting ``writer.log(record)``."""
+    path = folder / f"async-{synchronous}-{delay_ms}.db"
+    sink = TimedSink(SQLiteLogSink(path, synchronous=synchronous))  # type: ignore[arg-type]
+    writer = GroupCommitWriter(sink, max_delay_ms=delay_ms)
+    per_task = n // tasks
+    latencies: list[float] = []
+
+    async def produce(p: int) -> None:
+        for i in range(per_task):
+            record = make_record(f"a{p}", i)
+            t0 = time.perf_counter()
+            await writer.log(record)
+            latencies.append(time.perf_counter() - t0)
+
+    async def main() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(produce(p) for p in range(tasks)))
+        return time.perf_counter() - start
+
+    wall = asyncio.run(main())
+    writer.close()
+    assert writer.committed_total == per_task * tasks
+    sink.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return {
+        "records": per_task * tasks,
+        "wall_s": wall,
+        "latencies": latencies,
+        "commit_seconds": sink.seconds,
+        "commits": len(sink.seconds),
     }
 
 
@@ -210,13 +270,21 @@ def run(quick: bool, repeats: int) -> tuple[list[dict[str, Any]], dict[str, floa
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="logstore-", dir=DATA_DIR))
     fs = filesystem(folder)
-    n_per = {"full": 100 if quick else 400, "normal": 500 if quick else 3_000}
+    n_per = {"full": 160 if quick else 800, "normal": 800 if quick else 4_800}
     n_group = 2_000 if quick else 20_000
     producers = 16
+    tasks = 64
     configs: list[tuple[str, str, Callable[[], dict[str, Any]]]] = []
     for sync in ("full", "normal"):
         configs.append(
             ("per-record commit, 1 thread", sync, lambda s=sync: per_record(folder, s, n_per[s]))
+        )
+        configs.append(
+            (
+                f"per-record commit, {producers} producers",
+                sync,
+                lambda s=sync: per_record(folder, s, n_per[s], producers),
+            )
         )
         for delay in (0.0, 2.0):
             configs.append(
@@ -226,16 +294,20 @@ def run(quick: bool, repeats: int) -> tuple[list[dict[str, Any]], dict[str, floa
                     lambda s=sync, d=delay: group(folder, s, n_group, producers, d),
                 )
             )
+        for delay in (0.0, 2.0):
+            configs.append(
+                (
+                    f"group commit, {tasks} asyncio tasks, max_delay_ms={delay:g}",
+                    sync,
+                    lambda s=sync, d=delay: group_async(folder, s, n_group, tasks, d),
+                )
+            )
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     try:
         for r in range(repeats):  # round-robin: load from other work falls on every config
             for name, sync, fn in configs:
                 log(f"[{r + 1}/{repeats}] {name}, synchronous={sync}")
                 out = fn()
-                if name.startswith("per-record"):
-                    (folder / f"per-record-{sync}.db").unlink()
-                    for suffix in ("-wal", "-shm"):
-                        Path(f"{folder}/per-record-{sync}.db{suffix}").unlink(missing_ok=True)
                 results.setdefault((name, sync), []).append(out)
         log("reads and export")
         kept = group(folder, "normal", n_group, producers, 2.0, keep=True)
@@ -261,18 +333,42 @@ def run(quick: bool, repeats: int) -> tuple[list[dict[str, Any]], dict[str, floa
     return rows, read_numbers, fs
 
 
-def render(
-    rows: list[dict[str, Any]], read_numbers: dict[str, float], fs: str, repeats: int
-) -> str:
-    machine = machine_description()
-    base = {r["synchronous"]: r["records_per_s"] for r in rows if r["name"].startswith("per-")}
+def collect(quick: bool, repeats: int) -> dict[str, Any]:
+    """Run everything and return the raw numbers with what they were measured on."""
+    rows, read_numbers, fs = run(quick, repeats)
+    commit = subprocess.run(
+        ["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "commit": commit or "unknown",
+        "repeats": repeats,
+        "quick": quick,
+        "machine": machine_description(),
+        "filesystem": fs,
+        "loadavg": loadavg(),
+        "rows": rows,
+        "reads": read_numbers,
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    rows, read_numbers, machine = result["rows"], result["reads"], result["machine"]
+    base = {
+        r["synchronous"]: r["records_per_s"]
+        for r in rows
+        if r["name"].startswith("per-record") and "producers" in r["name"]
+    }
     table = md_table(
         [
             "mode",
             "synchronous",
             "records",
             "records/s",
-            "vs per-record",
+            "vs per-record, same producers",
             "latency per record p50 (ms)",
             "p99 (ms)",
             "commit p50 (ms)",
@@ -295,24 +391,18 @@ def render(
             for r in rows
         ],
     )
-    date = datetime.now(UTC).strftime("%Y-%m-%d")
-    commit = subprocess.run(
-        ["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    notes = NOTES.read_text(encoding="utf-8").strip() if NOTES.exists() else ""
     return f"""## Prediction log
 
-Written by `benchmarks/logstore.py` on {date} (commit {commit or "unknown"}; median of {repeats} runs per row, run round-robin; re-run with `.venv/bin/python benchmarks/logstore.py`). Machine: {machine["cpu"]}, {machine["usable_cpus"]} usable CPUs, {machine["os"]}; SQLite file on {fs}; load average after the runs {loadavg()}.
+Written by `benchmarks/logstore.py` on {result["date"]} (commit {result["commit"]}; median of {result["repeats"]} runs per row, run round-robin; re-run with `.venv/bin/python benchmarks/logstore.py`, raw numbers in `benchmarks/results/logstore.json`). Machine: {machine["cpu"]}, {machine["usable_cpus"]} usable CPUs, {machine["os"]}; SQLite file on {result["filesystem"]}; load average after the runs {result["loadavg"]} (a machine shared with other work: compare rows of one run, not runs).
 
-**What is timed**: records of {N_FEATURES} features (18 numbers, 2 strings) with a prediction and two class scores. *Latency per record* is what a request pays for durable logging: from handing the record over until the commit holding it returned (per-record: the `write_predictions([record])` call; group commit: `GroupCommitWriter.submit(record).result()`, each of 16 producer threads waiting for its record before sending the next, as gateway handlers do). *Commit* is one `write_predictions` transaction as the sink saw it. `synchronous="full"` fsyncs the WAL at every commit (survives power loss); `"normal"` does not (survives `kill -9`, which `tests/logstore/test_durability.py` checks in both modes).
+**What is timed**: records of {N_FEATURES} features (18 numbers, 2 strings) with a prediction and two class scores. *Latency per record* is what a request pays for durable logging: from handing the record over until the commit holding it returned (per-record: the `write_predictions([record])` call, waiting for the sink's lock included; group commit: `GroupCommitWriter.submit(record).result()`). With *16 producers* each of 16 threads waits for its record before sending the next, as threaded request handlers do; with *64 asyncio tasks* each of 64 coroutines on one event loop awaits `writer.log(record)` before sending the next, as the ASGI gateway's handlers do. *Commit* is one `write_predictions` transaction as the sink saw it (not measured apart for 16 per-record producers). `synchronous="full"` fsyncs the WAL at every commit (survives power loss); `"normal"` does not (survives `kill -9`, which `tests/logstore/test_durability.py` checks in both modes).
 
 {table}
 
-Reading back the {read_numbers["rows"]:,} records of the last `normal` group-commit run: `read_window` (all rows, {N_FEATURES} feature columns, labels joined) {fmt(read_numbers["window_s"])} s; `read_window(last=1000)` {ms(read_numbers["last_1000_s"])} ms; `export_parquet` of the same rows {fmt(read_numbers["export_s"])} s.
+Reading back the {read_numbers["rows"]:,} records of one `normal` group-commit run: `read_window` (all rows, {N_FEATURES} feature columns, labels joined) {fmt(read_numbers["window_s"])} s; `read_window(last=1000)` {ms(read_numbers["last_1000_s"])} ms; `export_parquet` of the same rows {fmt(read_numbers["export_s"])} s.
 
-How to read it: with per-record commits every record pays a whole commit (an fsync under `full`); group commit shares one commit among the records that arrived while the previous one ran, so throughput rises with concurrency while each request still waits for its own commit. `max_delay_ms` trades a little latency for larger groups when commits are cheap. The writer itself is pure Python: under `normal`, where a commit costs little, the producers' and the writer's Python work (GIL) bounds the rate rather than SQLite.
+{notes}
 """
 
 
@@ -324,14 +414,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--write",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="write BENCHMARKS.md (default: yes, except with --quick)",
+        help="write BENCHMARKS.md and the JSON results (default: yes, except with --quick)",
     )
+    parser.add_argument("--from-json", type=Path, help="re-render saved results, run nothing")
     args, _unknown = parser.parse_known_args(argv)  # run_all.py passes every script its args
-    repeats = args.repeats or (1 if args.quick else 3)
-    rows, read_numbers, fs = run(args.quick, repeats)
-    body = render(rows, read_numbers, fs, repeats)
+    if args.from_json:
+        result = json.loads(args.from_json.read_text(encoding="utf-8"))
+    else:
+        result = collect(args.quick, args.repeats or (1 if args.quick else 3))
+    body = render(result)
     print(body)
-    if args.write if args.write is not None else not args.quick:
+    if args.write if args.write is not None else not (args.quick or args.from_json):
+        if not args.from_json:
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         write_section("logstore", body)
         log("wrote the logstore section of BENCHMARKS.md")
     return 0

@@ -59,8 +59,10 @@ class LogOutcome(StrEnum):
 class _Item:
     feedback: bool
     records: list[Any]
-    future: Future[Any]
+    # a concurrent.futures.Future for threads, or an asyncio.Future of ``loop``
+    future: Any
     enqueued: float
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 def _done(value: Any) -> Future[Any]:
@@ -72,6 +74,17 @@ def _done(value: Any) -> Future[Any]:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _settle(results: list[tuple[Any, Any, BaseException | None]]) -> None:
+    """Resolve futures (run in their event loop for asyncio ones); cancelled ones are skipped."""
+    for future, value, failure in results:
+        if future.done():  # the caller gave up waiting; its records were written anyway
+            continue
+        if failure is None:
+            future.set_result(value)
+        else:
+            future.set_exception(failure)
 
 
 class GroupCommitWriter:
@@ -244,9 +257,15 @@ class GroupCommitWriter:
                 "on its own)"
             )
 
-    def _admit_locked(self, feedback: bool, records: list[Any], nonfinite: int) -> Future[Any]:
-        future: Future[Any] = Future()
-        self._queue.append(_Item(feedback, records, future, time.monotonic()))
+    def _admit_locked(
+        self,
+        feedback: bool,
+        records: list[Any],
+        nonfinite: int,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> Any:
+        future: Any = Future() if loop is None else loop.create_future()
+        self._queue.append(_Item(feedback, records, future, time.monotonic(), loop))
         self._queued += len(records)
         self._pending += len(records)
         self.max_queue_depth = max(self.max_queue_depth, self._pending)
@@ -286,7 +305,8 @@ class GroupCommitWriter:
                     self.dropped_total += len(clean)
                     return _done(LogOutcome.DROPPED)
                 self._wait_for_room_locked(len(clean), timeout)
-            return self._admit_locked(feedback, clean, nonfinite)
+            future: Future[Any] = self._admit_locked(feedback, clean, nonfinite)
+            return future
 
     def submit(
         self,
@@ -328,7 +348,7 @@ class GroupCommitWriter:
                 if self._pending + len(clean) <= self.max_pending:
                     if blocked_since is not None:
                         self.blocked_seconds_total += time.monotonic() - blocked_since
-                    future = self._admit_locked(feedback, clean, nonfinite)
+                    future = self._admit_locked(feedback, clean, nonfinite, loop)
                     break
                 if not feedback and self.on_full == "drop":
                     self.dropped_total += len(clean)
@@ -344,8 +364,8 @@ class GroupCommitWriter:
                 with self._lock:
                     self.blocked_seconds_total += time.monotonic() - blocked_since
                 raise
-        # shield: a cancelled request must not cancel the write its records are part of
-        return await asyncio.shield(asyncio.wrap_future(future))
+        # A cancelled caller cancels only this future: its records are written all the same.
+        return await future
 
     async def log(self, records: Sequence[PredictionRecord] | PredictionRecord) -> LogOutcome:
         """``await`` version of :meth:`submit` for asyncio code; never blocks the event loop.
@@ -401,12 +421,18 @@ class GroupCommitWriter:
                 return None
             delay = min(self._delay, self._commit_average) if self._last_items > 1 else 0.0
             if delay > 0:
+                # wait in slices and stop at the first slice without a new arrival: once every
+                # caller is queued (each waits for its own commit) nobody else is coming
                 deadline = self._queue[0].enqueued + delay
+                step = delay / 4
                 while self._queued < self.max_batch and not self._closed:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
-                    self._work.wait(remaining)
+                    before = self._queued
+                    self._work.wait(min(step, remaining))
+                    if self._queued == before:
+                        break
             batch = [self._queue.popleft()]
             n = len(batch[0].records)
             while self._queue and n + len(self._queue[0].records) <= self.max_batch:
@@ -420,8 +446,9 @@ class GroupCommitWriter:
 
     def _write(self, batch: list[_Item]) -> None:
         for item in batch:
-            # a caller may have cancelled its future: its records are still written
-            item.future.set_running_or_notify_cancel()
+            if item.loop is None:
+                # a caller may have cancelled its future: its records are still written
+                item.future.set_running_or_notify_cancel()
         outcomes: list[tuple[_Item, Any, BaseException | None]] = []
         predictions = [item for item in batch if not item.feedback]
         feedback = [item for item in batch if item.feedback]
@@ -457,13 +484,28 @@ class GroupCommitWriter:
             self._pending -= sum(len(item.records) for item in batch)
             self._inflight = []
             self._notify_room_locked()
+        self._settle(outcomes)
+
+    @staticmethod
+    def _settle(outcomes: list[tuple[_Item, Any, BaseException | None]]) -> None:
+        """Resolve callers' futures: threads' directly, asyncio ones with one call per loop.
+
+        One ``call_soon_threadsafe`` per event loop and batch (not per record) keeps the
+        cross-thread wake-ups of the event loop to one per commit.
+        """
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, BaseException | None]]]
+        by_loop = {}
+        direct = []
         for item, value, failure in outcomes:
-            if item.future.cancelled():
-                continue
-            if failure is None:
-                item.future.set_result(value)
+            if item.loop is None:
+                direct.append((item.future, value, failure))
             else:
-                item.future.set_exception(failure)
+                by_loop.setdefault(item.loop, []).append((item.future, value, failure))
+        _settle(direct)
+        for loop, results in by_loop.items():
+            # a closed event loop raises RuntimeError: nobody waits there any more
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, results)
 
     @staticmethod
     def _timed(write: Any) -> tuple[Exception | None, float]:
@@ -502,9 +544,7 @@ class GroupCommitWriter:
             self.last_error = str(error)
             self._pending = self._queued = 0
             self._notify_room_locked()
-        for item in stranded:
-            if not item.future.done():
-                item.future.set_exception(error)
+        self._settle([(item, None, error) for item in stranded])
 
     # -- shutting down -------------------------------------------------------------------
 
