@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -228,3 +229,17 @@ def test_interrupted_write_leaves_no_visible_partial_file(
         ".part-0.parquet.dead.tmp",
         "part-0.parquet",
     ]
+
+
+def test_records_at_midnight_are_exported_exactly_once(sink: SQLiteLogSink, tmp_path: Path) -> None:
+    midnight = T0 + 86_400
+    times = [math.nextafter(midnight, 0), midnight, math.nextafter(midnight, math.inf)]
+    times += [midnight - 1e-7, midnight - 0.5e-6]
+    sink.write_predictions(
+        [PredictionRecord(f"m{i}", t, "churn", 1, "c", {"i": i}, 0) for i, t in enumerate(times)]
+    )
+    root = tmp_path / "export"
+    result = export_parquet(sink, root, until=UNTIL, delete=True)
+    assert (result.n_rows, result.n_deleted, sink.count()) == (5, 5, 0)
+    back = read_parquet(root, "churn")
+    assert sorted(back.column("id").to_pylist()) == [f"m{i}" for i in range(5)]

@@ -173,11 +173,11 @@ def export_parquet(
     store = _Store(root, purpose=f"Exporting the prediction log to {os.fspath(root)!r}")
     n_rows = n_deleted = 0
     paths: list[str] = []
-    for name, day in sink._partitions(limit):
+    for name, day_number in sink._partitions(limit):
         if model is not None and name != model:
             continue
-        lo = datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()
-        table, max_seq = sink._export_snapshot(name, lo, min(lo + _DAY, limit))
+        day = datetime.fromtimestamp(day_number * _DAY, UTC).date().isoformat()
+        table, max_seq = sink._export_snapshot(name, day_number, limit)
         if table.num_rows == 0:
             continue
         path = store.join(f"model={name}", f"date={day}", _FILE)

@@ -104,6 +104,7 @@ LEFT JOIN feedback AS ff ON ff.seq = (
     SELECT seq FROM feedback WHERE prediction_id = p.id AND flag IS NOT NULL
     ORDER BY ts DESC, seq DESC LIMIT 1)
 """
+_DAY_OF = "CAST(p.ts / 86400.0 AS INTEGER)"  # UTC day number of a prediction (ts >= 0)
 _CHUNK = 500  # ids per IN (...) list, well below SQLite's variable limit
 
 
@@ -417,21 +418,31 @@ class SQLiteLogSink:
 
     # -- export support (used by watchkeeper.logstore._parquet) -----------------------------
 
-    def _partitions(self, until: float) -> list[tuple[str, str]]:
-        """Distinct ``(model, "YYYY-MM-DD")`` (UTC) of predictions with ``ts < until``."""
+    def _partitions(self, until: float) -> list[tuple[str, int]]:
+        """Distinct ``(model, UTC day number)`` of predictions with ``ts < until``.
+
+        The day is ``CAST(ts / 86400 AS INTEGER)``, the same expression
+        :meth:`_export_snapshot` selects by, so a row a rounding error away from midnight
+        belongs to exactly one day.
+        """
         with self._snapshot() as conn:
             rows = conn.execute(
-                "SELECT DISTINCT model, date(ts, 'unixepoch') FROM predictions WHERE ts < ? "
+                f"SELECT DISTINCT model, {_DAY_OF} FROM predictions AS p WHERE p.ts < ? "
                 "ORDER BY 1, 2",
                 (until,),
             )
-            return [(r[0], r[1]) for r in rows]
+            return [(r[0], int(r[1])) for r in rows]
 
-    def _export_snapshot(self, model: str, lo: float, hi: float) -> tuple[pa.Table, int]:
-        """Window of every arm (shadow included) in ``[lo, hi)`` and the last feedback seq seen."""
+    def _export_snapshot(self, model: str, day: int, until: float) -> tuple[pa.Table, int]:
+        """Every arm (shadow included) of one UTC day before ``until``, and the last feedback
+        seq seen in the same snapshot."""
         from watchkeeper.logstore._arrow import window_table
 
+        # the ts range lets the (model, ts) index do the work; the day expression decides
+        lo, hi = day * 86_400.0 - 1, (day + 1) * 86_400.0 + 1
         where, params = window_filters(model, lo, hi, None, None, None, True)
+        where += f" AND {_DAY_OF} = ? AND p.ts < ?"
+        params += [day, until]
         with self._snapshot() as conn:
             rows = conn.execute(
                 f"{_SELECT_WINDOW} WHERE {where} ORDER BY p.ts, p.id, p.arm", params
