@@ -108,6 +108,14 @@ class GroupCommitWriter:
         ``"block"`` (default): callers wait for room. ``"drop"``: prediction records that do
         not fit are refused and counted; feedback always waits, it is never dropped.
 
+    Notes
+    -----
+    Call :meth:`close` on shutdown (e.g. in the ASGI lifespan) to write what is queued. The
+    writer thread is a daemon: after a hard exit, records still queued are lost, but none of
+    them was acknowledged (their futures never resolved), so no response claimed them.
+    Callers blocked under ``on_full="block"`` hold their records outside the queue; bound
+    their number with the server's concurrency limit, or pass ``timeout`` and answer 503.
+
     Examples
     --------
     >>> import tempfile, os
