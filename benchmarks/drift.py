@@ -227,6 +227,13 @@ def _s(x: float) -> str:
     return f"{x:.3f}" if x < 1 else f"{x:.2f}" if x < 100 else f"{x:.0f}"
 
 
+def _time_cell(seconds: Sequence[float]) -> str:
+    if len(seconds) == 1:
+        return f"{_s(seconds[0])} (1 run)"
+    lo, hi = min(seconds), max(seconds)
+    return f"{_s(median(seconds))} ({_s(lo)} to {_s(hi)}, {len(seconds)} runs)"
+
+
 def _ratio(x: float) -> str:
     return f"{x:,.1f}x" if x >= 1 else f"{x:.2g}x"
 
@@ -269,7 +276,7 @@ def _case_table(case_out: dict[str, Any]) -> str:
         rows.append(
             [
                 TOOLS[tool][0],
-                f"{_s(d['seconds_median'])} ({runs} run{'s' if runs > 1 else ''})",
+                _time_cell(d["seconds"]),
                 _s(n["seconds_median"]),
                 ratio,
                 _s(fit) if fit else "-",
@@ -282,7 +289,7 @@ def _case_table(case_out: dict[str, Any]) -> str:
         )
     header = [
         "tool",
-        "time, drift pair (s)",
+        "time, drift pair (s): median (range)",
         "time, no-drift pair (s)",
         "time / watchkeeper",
         "fit or profile build (s)",
@@ -418,8 +425,11 @@ def render(
         "only carry Evidently's own per-column verdicts). NannyML: `calculate(current)` on a "
         "`UnivariateDriftCalculator` with default methods and chunking, fitted on the reference "
         "(fit timed apart; a column counts as flagged when any analysis chunk alerts). scipy: "
-        "one test per column at p < 0.05 without correction. Times are medians; *time / "
-        "watchkeeper* is peer time over watchkeeper's `compare(profile, current)` time.",
+        "one test per column at p < 0.05 without correction. Times are medians (with the range "
+        "over runs: on a loaded 2-core machine single runs of sub-second steps vary by 2x or "
+        "more, threaded code such as watchkeeper's more than single-threaded peers); *time / "
+        "watchkeeper* is the ratio of medians, peer over watchkeeper's "
+        "`compare(profile, current)`.",
         "",
         "**Memory**: *peak above baseline* is the process's peak RSS during the timed step (the "
         "kernel's high-water mark, reset just before the step) minus its RSS after the imports, "
@@ -482,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--repeats",
         type=int,
         default=None,
-        help="runs per tool on the drift pair (default 3; 1 with --quick)",
+        help="runs per tool on the drift pair (default 5; 1 with --quick)",
     )
     parser.add_argument(
         "--quick",
@@ -519,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     rows = args.rows or (QUICK_ROWS if args.quick else FULL_ROWS)
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 5)
     write = args.write if args.write is not None else (rows == FULL_ROWS and not args.quick)
     cases = [c for c in args.cases.split(",") if c]
     tools = [t for t in args.tools.split(",") if t]
