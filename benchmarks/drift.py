@@ -267,7 +267,6 @@ def _case_table(case_out: dict[str, Any]) -> str:
     rows = []
     for tool, pairs in tools.items():
         d, n = pairs["drift"], pairs["nodrift"]
-        runs = len(d["seconds"])
         ratio = "1" if tool == "watchkeeper" else (_ratio(d["seconds_median"] / wk) if wk else "-")
         fit = _fit(case_out, tool)
         consistent = (
