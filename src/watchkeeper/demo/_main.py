@@ -25,11 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    # The demo's models are small: one thread each avoids OpenMP's busy-waiting, which makes
+    # gradient boosting many times slower on a machine whose cores are busy with other work.
+    from threadpoolctl import threadpool_limits
+
     from watchkeeper.datasets import BIKESHARE_FEATURES, load_bikeshare
     from watchkeeper.demo._drift import drift_story
     from watchkeeper.demo._index import write_index
     from watchkeeper.demo._model import MODEL_NAME, register_champion, retrain_challenger
 
+    threadpool_limits(1)
     console = Console(highlight=False)
     say = console.print
     started = time.perf_counter()
