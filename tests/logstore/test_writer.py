@@ -96,7 +96,11 @@ def _ids(sink: SQLiteLogSink) -> list[str]:
 
 def test_concurrent_producers_share_commits(sqlite: SQLiteLogSink) -> None:
     n_threads, per_thread = 8, 100
-    with GroupCommitWriter(sqlite, max_delay_ms=2.0) as writer:
+    # Each commit takes at least 10 ms, so while one is written the other producers are
+    # already waiting: sharing then does not depend on how busy the machine is.
+    slow = SlowSink(sqlite, seconds=0.01)
+    with GroupCommitWriter(slow, max_delay_ms=2.0) as writer:
+        slow.writer = writer
 
         def produce(t: int) -> None:
             for i in range(per_thread):
