@@ -350,7 +350,7 @@ async def test_the_response_waits_for_the_log(root: Path) -> None:
             return {}
 
         def close(self) -> None:
-            pass
+            return None  # nothing to release
 
     app = create_app(settings_for(root), log=BrokenLog())
     async with serve(app) as client:
