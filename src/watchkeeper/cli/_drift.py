@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from watchkeeper.cli._app import EXIT_CLEAN, EXIT_FINDINGS, app
+from watchkeeper.cli._options import MlflowExperiment, MlflowRun, MlflowTrackingUri
 from watchkeeper.exceptions import InputError
 
 
@@ -95,25 +96,9 @@ def compare_command(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
-    mlflow_run: str | None = typer.Option(
-        None,
-        "--mlflow-run",
-        metavar="RUN_ID",
-        help="Log the report to this existing MLflow run.",
-    ),
-    mlflow_experiment: str | None = typer.Option(
-        None,
-        "--mlflow-experiment",
-        metavar="NAME",
-        help="Log the report to a new run in this MLflow experiment (created if missing).",
-    ),
-    mlflow_tracking_uri: str | None = typer.Option(
-        None,
-        "--mlflow-tracking-uri",
-        metavar="URI",
-        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI); alone, logs to a new run "
-        "in the default experiment.",
-    ),
+    mlflow_run: MlflowRun = None,
+    mlflow_experiment: MlflowExperiment = None,
+    mlflow_tracking_uri: MlflowTrackingUri = None,
 ) -> None:
     """Compare current data with a reference: drift per column and overall, and data quality.
 
