@@ -1028,13 +1028,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise(rows)
     section = render(meta, summary, _notes())
     print(section)
-    if not (args.quick or args.no_write or args.profile):
+    if not (args.quick or args.profile):
+        # Raw numbers are kept even with --no-write: a long run is never lost.
         RAW_RESULTS.parent.mkdir(exist_ok=True)
         RAW_RESULTS.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        log(f"wrote {RAW_RESULTS.relative_to(REPO_DIR)}")
+    if not (args.quick or args.no_write or args.profile):
         write_section("serving", section)
-        log(
-            f"wrote the serving section of {RESULTS_FILE.name} and {RAW_RESULTS.relative_to(REPO_DIR)}"
-        )
+        log(f"wrote the serving section of {RESULTS_FILE.name}")
     return 0
 
 
