@@ -1,0 +1,589 @@
+"""A model's monitoring history as one JSON-ready view, and the HTML that shows it.
+
+The gateway's dashboard (``/dashboard``) and ``watchkeeper report`` read the same view, so a
+page, its JSON API and a report written from the command line show the same numbers. The view
+is built from a monitor history store (``watchkeeper.monitor.MonitorStore`` or anything with
+its ``windows``/``results`` reading API): the last ``last`` windows of each (version, arm)
+stream, the status of every check over those windows (drawn as heat strips), and the numeric
+series (realised and estimated performance, serving health) with their intervals (drawn as line
+charts with bands).
+
+Rendering only reads the view: nothing here queries a store while drawing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from watchkeeper._html import STATUS_COLORS, badge, esc, fmt, legend, line_chart, table
+
+__all__ = [
+    "MONITOR_VIEW_FORMAT",
+    "HistoryStore",
+    "heat_strip",
+    "monitor_view",
+    "render_alerts",
+    "render_monitoring",
+    "worst_status",
+]
+
+MONITOR_VIEW_FORMAT = "watchkeeper.monitor-view/1"
+
+#: Check families drawn as series of numbers (with intervals) rather than as status strips.
+SERIES_FAMILIES = ("performance", "estimated", "serving")
+#: Status strips first for these families, in this order; any other family follows.
+STRIP_ORDER = ("drift", "quality", "concept", "fairness", "attribution")
+_SEVERITY = {"ok": 0, "insufficient_data": 1, "warn": 2, "alert": 3, "error": 4}
+#: Heat-strip fills: saturated enough to read at a glance, the same hues as the badges.
+_FILL = {
+    "ok": "#8fd19e",
+    "insufficient_data": "#d0d7de",
+    "warn": "#f2b84b",
+    "alert": "#e5534b",
+    "error": "#8b1a10",
+}
+_REALISED_COLOR = "#4C72B0"
+_ESTIMATED_COLOR = "#DD8452"
+
+
+class HistoryStore(Protocol):
+    """The reading side of a monitor history (``watchkeeper.monitor.MonitorStore``)."""
+
+    def windows(self, model: str, **filters: Any) -> Sequence[Any]:
+        """Window summaries of ``model``."""
+        ...
+
+    def results(self, model: str, **filters: Any) -> Sequence[Any]:
+        """One row per check result per window of ``model``."""
+        ...
+
+
+def worst_status(statuses: Iterable[str | None]) -> str | None:
+    """The most severe of ``statuses`` (``None`` when there is none).
+
+    Examples
+    --------
+    >>> worst_status(["ok", "warn", None, "insufficient_data"])
+    'warn'
+    >>> worst_status([]) is None
+    True
+    """
+    known = [s for s in statuses if s is not None]
+    return max(known, key=lambda s: _SEVERITY.get(s, 0)) if known else None
+
+
+def _text(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _when(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(float(value), UTC)
+    return datetime.fromisoformat(str(value)).astimezone(UTC)
+
+
+def _iso(value: Any) -> str | None:
+    found = _when(value)
+    return None if found is None else found.isoformat()
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _get(obj: Any, *names: str) -> Any:
+    """The first attribute (or mapping key) of ``names`` that ``obj`` has."""
+    for name in names:
+        if isinstance(obj, Mapping):
+            if name in obj:
+                return obj[name]
+        elif hasattr(obj, name):
+            return getattr(obj, name)
+    return None
+
+
+def _window(summary: Any) -> dict[str, Any]:
+    n_rows = _get(summary, "n_rows")
+    n_labels = _get(summary, "n_labels")
+    coverage = _number(_get(summary, "label_coverage", "coverage"))
+    if coverage is None and n_rows:
+        coverage = (n_labels or 0) / n_rows
+    status = _get(summary, "status", "worst_status")
+    return {
+        "start": _iso(_get(summary, "window_start", "start")),
+        "end": _iso(_get(summary, "window_end", "end")),
+        "kind": _get(summary, "window_kind", "kind"),
+        "n_rows": None if n_rows is None else int(n_rows),
+        "n_labels": None if n_labels is None else int(n_labels),
+        "label_coverage": coverage,
+        "status": None if status is None else _text(status),
+    }
+
+
+def _stream_key(row: Any) -> tuple[int | None, str]:
+    version = _get(row, "version")
+    return (None if version is None else int(version), str(_get(row, "arm") or ""))
+
+
+def _window_key(row: Any) -> tuple[str | None, str | None]:
+    return _iso(_get(row, "window_start", "start")), _iso(_get(row, "window_end", "end"))
+
+
+def monitor_view(
+    store: HistoryStore,
+    model: str,
+    *,
+    last: int = 48,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    version: int | None = None,
+    arm: str | None = None,
+) -> dict[str, Any]:
+    """The monitoring history of ``model``: the last ``last`` windows of each (version, arm).
+
+    Parameters
+    ----------
+    store
+        A monitor history (``watchkeeper.monitor.MonitorStore``).
+    model
+        Model name.
+    last
+        Windows kept per (version, arm) stream, newest last; bounds every query.
+    since, until
+        Only windows inside ``[since, until)`` (aware datetimes).
+    version, arm
+        Only this version / arm.
+
+    Returns
+    -------
+    dict
+        ``format``, ``model``, ``status`` (worst status of each stream's latest window),
+        ``latest`` (each check's result in the latest window of its stream, worst first) and
+        ``streams``: per (version, arm), its ``windows`` (bounds, rows, labels, label
+        coverage, worst status), ``strips`` (status per window of each status check) and
+        ``series`` (value, lower, upper and status per window of each performance,
+        estimated-performance and serving check). Lists run over the stream's windows, with
+        ``None`` where a window has no result for that check.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime, timedelta
+    >>> from types import SimpleNamespace as Row
+    >>> t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    >>> def row(i, check, status, value=None):
+    ...     return Row(version=1, arm="champion", window_start=t0 + timedelta(hours=i),
+    ...                window_end=t0 + timedelta(hours=i + 1), window_kind="time", n_rows=100,
+    ...                n_labels=50, check=check, subject="temp" if check[0] == "d" else "model",
+    ...                status=status, value=value, lower=None, upper=None, threshold=None,
+    ...                p_value=None, rule=None, reason=f"{check} is {status}", details={})
+    >>> class Store:
+    ...     rows = [row(0, "drift.ks", "ok", 0.02), row(1, "drift.ks", "alert", 0.31),
+    ...             row(0, "performance.accuracy", "ok", 0.91),
+    ...             row(1, "performance.accuracy", "warn", 0.84)]
+    ...     def windows(self, model, **kw):
+    ...         return [r for r in self.rows if r.check == "drift.ks"]
+    ...     def results(self, model, **kw):
+    ...         return self.rows
+    >>> view = monitor_view(Store(), "churn")
+    >>> view["status"], [s["statuses"] for s in view["streams"][0]["strips"]]
+    ('alert', [['ok', 'alert']])
+    >>> view["streams"][0]["series"][0]["values"]
+    [0.91, 0.84]
+    >>> view["latest"][0]["check"], view["latest"][0]["status"]
+    ('drift.ks', 'alert')
+    """
+    filters: dict[str, Any] = {}
+    if since is not None:
+        filters["since"] = since
+    if until is not None:
+        filters["until"] = until
+    if version is not None:
+        filters["version"] = version
+    if arm is not None:
+        filters["arm"] = arm
+    summaries = list(store.windows(model, **filters))
+    by_stream: dict[tuple[int | None, str], dict[tuple[str | None, str | None], Any]] = {}
+    for summary in summaries:
+        by_stream.setdefault(_stream_key(summary), {})[_window_key(summary)] = summary
+    kept = {
+        key: sorted(windows.items(), key=lambda kv: (kv[0][1] or "", kv[0][0] or ""))[-last:]
+        for key, windows in by_stream.items()
+    }
+    starts = [_when(w[0][0][0]) for w in kept.values() if w]
+    earliest = min((s for s in starts if s is not None), default=None)
+    if earliest is not None and (since is None or earliest > since):
+        # Results only from the oldest kept window on: the query is bounded by ``last``.
+        filters["since"] = earliest
+    rows = list(store.results(model, **filters)) if kept else []
+    streams = [_stream(key, kept[key], rows) for key in sorted(kept, key=_sort_stream)]
+    latest = [r for stream in streams for r in stream.pop("_latest")]
+    latest.sort(key=lambda r: (-_SEVERITY.get(r["status"], 0), r["check"], r["subject"]))
+    return {
+        "format": MONITOR_VIEW_FORMAT,
+        "model": model,
+        "status": worst_status(s["windows"][-1]["status"] for s in streams if s["windows"]),
+        "latest": latest,
+        "streams": streams,
+    }
+
+
+def _sort_stream(key: tuple[int | None, str]) -> tuple[int, str]:
+    return (-1 if key[0] is None else key[0], key[1])
+
+
+def _result(row: Any) -> dict[str, Any]:
+    return {
+        "check": str(_get(row, "check")),
+        "subject": str(_get(row, "subject")),
+        "status": _text(_get(row, "status")),
+        "value": _number(_get(row, "value")),
+        "lower": _number(_get(row, "lower")),
+        "upper": _number(_get(row, "upper")),
+        "threshold": _number(_get(row, "threshold")),
+        "p_value": _number(_get(row, "p_value")),
+        "reason": str(_get(row, "reason") or ""),
+    }
+
+
+def _stream(
+    key: tuple[int | None, str],
+    windows: list[tuple[tuple[str | None, str | None], Any]],
+    rows: Sequence[Any],
+) -> dict[str, Any]:
+    position = {wkey: i for i, (wkey, _) in enumerate(windows)}
+    n = len(windows)
+    cells: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
+    for row in rows:
+        if _stream_key(row) != key:
+            continue
+        i = position.get(_window_key(row))
+        if i is None:
+            continue
+        found = _result(row)
+        cells.setdefault((found["check"], found["subject"]), [None] * n)[i] = found
+    window_dicts = [_window(summary) for _, summary in windows]
+    for i, window in enumerate(window_dicts):
+        if window["status"] is None:
+            found_here = (c[i] for c in cells.values())
+            window["status"] = worst_status(c["status"] for c in found_here if c is not None)
+    strips: list[dict[str, Any]] = []
+    series: list[dict[str, Any]] = []
+    latest: list[dict[str, Any]] = []
+    for (check, subject), values in sorted(cells.items(), key=lambda kv: _check_order(kv[0])):
+        family = check.split(".", 1)[0]
+        if family in SERIES_FAMILIES:
+            series.append(
+                {
+                    "check": check,
+                    "subject": subject,
+                    "family": family,
+                    "values": [None if c is None else c["value"] for c in values],
+                    "lower": [None if c is None else c["lower"] for c in values],
+                    "upper": [None if c is None else c["upper"] for c in values],
+                    "statuses": [None if c is None else c["status"] for c in values],
+                }
+            )
+        else:
+            strips.append(
+                {
+                    "check": check,
+                    "subject": subject,
+                    "family": family,
+                    "statuses": [None if c is None else c["status"] for c in values],
+                    "values": [None if c is None else c["value"] for c in values],
+                    "reasons": [None if c is None else c["reason"] for c in values],
+                }
+            )
+        if values and values[-1] is not None:
+            latest.append({"version": key[0], "arm": key[1], **values[-1]})
+    return {
+        "version": key[0],
+        "arm": key[1],
+        "windows": window_dicts,
+        "strips": strips,
+        "series": series,
+        "_latest": latest,
+    }
+
+
+def _check_order(key: tuple[str, str]) -> tuple[int, str, str]:
+    family = key[0].split(".", 1)[0]
+    rank = STRIP_ORDER.index(family) if family in STRIP_ORDER else len(STRIP_ORDER)
+    return rank, key[0], key[1]
+
+
+# -- HTML --------------------------------------------------------------------------------------
+
+
+def _window_label(window: Mapping[str, Any]) -> str:
+    end = window.get("end")
+    if not end:
+        return "?"
+    when = datetime.fromisoformat(end)
+    return when.strftime("%m-%d %H:%M")
+
+
+def heat_strip(
+    rows: Sequence[Mapping[str, Any]],
+    window_labels: Sequence[str],
+    *,
+    width: int = 1040,
+    label_width: int = 260,
+) -> str:
+    """Status over windows, one row of coloured cells per check and subject (inline SVG).
+
+    Each cell carries its status in ``data-status`` and a tooltip with the window, the status
+    and the check's reason; empty cells mean no result in that window.
+
+    Examples
+    --------
+    >>> svg = heat_strip([{"check": "drift.ks", "subject": "temp",
+    ...                    "statuses": ["ok", "alert"], "reasons": ["fine", "shifted"]}],
+    ...                  ["05-01 01:00", "05-01 02:00"])
+    >>> svg.count("<rect"), 'data-status="alert"' in svg
+    (2, True)
+    """
+    n = max(len(window_labels), 1)
+    cell_w = max(min((width - label_width - 8) / n, 28.0), 3.0)
+    cell_h, top = 18, 4
+    height = top + cell_h * len(rows) + 20
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="heat" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img">'
+    ]
+    for r, row in enumerate(rows):
+        y = top + r * cell_h
+        name = f"{row['check']} · {row['subject']}"
+        shown = name if len(name) <= 40 else name[:39] + "…"
+        parts.append(
+            f'<text x="{label_width - 6}" y="{y + 13}" text-anchor="end">{esc(shown)}'
+            f"<title>{esc(name)}</title></text>"
+        )
+        reasons = row.get("reasons") or [None] * len(row["statuses"])
+        for i, status in enumerate(row["statuses"]):
+            x = label_width + i * cell_w
+            if status is None:
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y + 1}" width="{cell_w - 1:.1f}" '
+                    f'height="{cell_h - 2}" fill="#fff" stroke="#eaeef2"/>'
+                )
+                continue
+            when = window_labels[i] if i < len(window_labels) else ""
+            tip = f"{name} · {when}: {status.replace('_', ' ')}"
+            if reasons[i]:
+                tip += f" — {reasons[i]}"
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y + 1}" width="{cell_w - 1:.1f}" height="{cell_h - 2}" '
+                f'fill="{_FILL.get(status, "#eef0f3")}" data-check="{esc(row["check"])}" '
+                f'data-subject="{esc(row["subject"])}" data-status="{esc(status)}">'
+                f"<title>{esc(tip)}</title></rect>"
+            )
+    y = top + cell_h * len(rows) + 14
+    step = max(1, n // 8)
+    for i, label in enumerate(window_labels):
+        if i % step == 0:
+            parts.append(f'<text x="{label_width + i * cell_w:.1f}" y="{y}">{esc(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _strip_legend() -> str:
+    return legend([(s.replace("_", " "), c) for s, c in _FILL.items()])
+
+
+def _series_chart(
+    item: Mapping[str, Any], labels: Sequence[str], realised: Mapping[str, Any] | None
+) -> str:
+    color = _ESTIMATED_COLOR if item["family"] == "estimated" else _REALISED_COLOR
+    lines = [(item["check"], item["values"], color)]
+    if realised is not None:
+        # The realised metric on the estimate's chart: how close the estimate came.
+        lines.append((realised["check"], realised["values"], _REALISED_COLOR))
+    has_band = any(v is not None for v in item["lower"]) and any(
+        v is not None for v in item["upper"]
+    )
+    chart = line_chart(
+        labels,
+        lines,
+        width=500,
+        height=200,
+        band=(item["lower"], item["upper"], color) if has_band else None,
+    )
+    latest = next((s for s in reversed(item["statuses"]) if s is not None), None)
+    caption = f"{esc(item['check'])} · {esc(item['subject'])} "
+    caption += badge(latest) if latest else ""
+    if has_band:
+        caption += ' <span class="muted">(band: interval)</span>'
+    keys = [(item["check"], color)] + ([(realised["check"], _REALISED_COLOR)] if realised else [])
+    return (
+        f'<figure data-check="{esc(item["check"])}" data-subject="{esc(item["subject"])}">'
+        f"{chart}{legend(keys)}<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def _stream_html(stream: Mapping[str, Any]) -> str:
+    windows = stream["windows"]
+    labels = [_window_label(w) for w in windows]
+    title = f"version {stream['version']} · {stream['arm']}" if stream["arm"] else "all arms"
+    first, end = windows[0], windows[-1]
+    span = f"{len(windows)} window(s), {first.get('start') or '?'} to {end.get('end') or '?'}"
+    parts = [
+        f'<section class="column stream" data-version="{esc(stream["version"])}" '
+        f'data-arm="{esc(stream["arm"])}"><header><h3>{esc(title)}</h3>'
+        f"{badge(end['status']) if end.get('status') else ''}"
+        f'<span class="muted">{esc(span)}</span></header>'
+    ]
+    if stream["strips"]:
+        parts.append(
+            "<h4>Drift and data quality over windows</h4>"
+            + heat_strip(stream["strips"], labels)
+            + _strip_legend()
+        )
+    by_name = {(s["check"], s["subject"]): s for s in stream["series"]}
+    for family, heading in (
+        ("performance", "Performance with labels"),
+        ("estimated", "Performance estimated without labels"),
+        ("serving", "Serving health"),
+    ):
+        figures = []
+        for item in stream["series"]:
+            if item["family"] != family:
+                continue
+            realised = None
+            if family == "estimated":
+                metric = item["check"].split(".", 1)[1]
+                realised = by_name.get((f"performance.{metric}", item["subject"]))
+            figures.append(_series_chart(item, labels, realised))
+        if figures:
+            parts.append(f'<h4>{heading}</h4><div class="charts">{"".join(figures)}</div>')
+    coverage = [w.get("label_coverage") for w in windows]
+    if any(c is not None for c in coverage):
+        parts.append(
+            "<h4>Label coverage</h4>"
+            + line_chart(labels, [("label coverage", coverage, "#6e7781")], width=500, height=160)
+        )
+    rows = [
+        (
+            esc(w.get("start") or ""),
+            esc(w.get("end") or ""),
+            w.get("n_rows"),
+            w.get("n_labels"),
+            "—" if w.get("label_coverage") is None else f"{100 * w['label_coverage']:.1f}%",
+            badge(w["status"]) if w.get("status") else "—",
+        )
+        for w in reversed(windows)
+    ]
+    headers = ["start", "end", "rows", "labels", "label coverage", "worst status"]
+    parts.append(
+        f"<details><summary>Windows</summary>{table(headers, rows, raw=True)}</details></section>"
+    )
+    return "".join(parts)
+
+
+def render_monitoring(view: Mapping[str, Any]) -> str:
+    """HTML sections of a :func:`monitor_view`: latest results, then each stream's history.
+
+    Examples
+    --------
+    >>> html = render_monitoring({"model": "m", "status": None, "latest": [], "streams": []})
+    >>> "No monitoring history" in html
+    True
+    """
+    if not view["streams"]:
+        return (
+            '<section id="monitoring"><h2>Monitoring</h2><p>No monitoring history for this '
+            "model yet: run <code>watchkeeper monitor run</code> (or start the gateway with "
+            "a monitor schedule).</p></section>"
+        )
+    latest = table(
+        ["version", "arm", "check", "subject", "status", "value", "interval", "reason"],
+        (
+            (
+                r["version"],
+                esc(r["arm"]),
+                esc(r["check"]),
+                esc(r["subject"]),
+                f'<span data-check="{esc(r["check"])}" data-subject="{esc(r["subject"])}">'
+                f"{badge(r['status'])}</span>",
+                r["value"],
+                _interval(r["lower"], r["upper"]),
+                esc(r["reason"]),
+            )
+            for r in view["latest"]
+        ),
+        raw=True,
+    )
+    streams = "".join(_stream_html(s) for s in view["streams"] if s["windows"])
+    return (
+        '<section id="monitoring"><h2>Monitoring</h2>'
+        f"<h3>Latest window</h3>{latest}<h3>Over time</h3>{streams}</section>"
+    )
+
+
+def _interval(lower: float | None, upper: float | None) -> str:
+    if lower is None and upper is None:
+        return "—"
+    return f"{fmt(lower)} to {fmt(upper)}"
+
+
+def _state_badge(state: str) -> str:
+    bg, fg = STATUS_COLORS["alert" if state == "firing" else "ok"]
+    return f'<span class="badge" style="background:{bg};color:{fg}">{esc(state)}</span>'
+
+
+def render_alerts(alerts: Sequence[Mapping[str, Any]] | None) -> str:
+    """The alerts section: firing alerts first, then recent ones.
+
+    ``alerts`` are JSON-ready events (``rule``, ``severity``, ``state``, ``check``,
+    ``subject``, ``version``, ``arm``, ``started_at``, ``resolved_at``, ``message``); ``None``
+    means alerting is not set up.
+
+    Examples
+    --------
+    >>> html = render_alerts([{"rule": "drift", "severity": "critical", "state": "firing",
+    ...                        "check": "drift.ks", "subject": "temp", "started_at": "x"}])
+    >>> "firing" in html and "drift.ks" in html
+    True
+    """
+    if alerts is None:
+        return (
+            '<section id="alerts"><h2>Alerts</h2><p class="muted">Alerting is not set up '
+            "for this project (no alert history).</p></section>"
+        )
+    firing = [a for a in alerts if a.get("state") == "firing"]
+    others = [a for a in alerts if a.get("state") != "firing"]
+    headers = ["state", "severity", "rule", "check", "subject", "version", "arm", "since",
+               "resolved", "message"]  # fmt: skip
+
+    def rows(items: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        return [
+            (
+                _state_badge(str(a.get("state") or "resolved")),
+                esc(a.get("severity") or ""),
+                esc(a.get("rule") or ""),
+                esc(a.get("check") or ""),
+                esc(a.get("subject") or ""),
+                a.get("version"),
+                esc(a.get("arm") or ""),
+                esc(a.get("started_at") or ""),
+                esc(a.get("resolved_at") or ""),
+                esc(a.get("message") or ""),
+            )
+            for a in items
+        ]
+
+    body = f"<h3>Firing ({len(firing)})</h3>"
+    body += table(headers, rows(firing), raw=True) if firing else "<p>No alert is firing.</p>"
+    if others:
+        body += f"<h3>Recent</h3>{table(headers, rows(others), raw=True)}"
+    return f'<section id="alerts"><h2>Alerts</h2>{body}</section>'
