@@ -3,6 +3,26 @@
 Checks are pure: they do not render, log or alert.
 """
 
+from watchkeeper.checks._concept import (
+    DEFAULT_DETECTORS,
+    DetectorRun,
+    concept_drift_check,
+    concept_drift_checks,
+    error_stream,
+    run_detector,
+)
+from watchkeeper.checks._detectors import (
+    ADWIN,
+    DDM,
+    EDDM,
+    KSWIN,
+    Detector,
+    DetectorWithWarning,
+    PageHinkley,
+    available_detectors,
+    detector,
+    get_detector,
+)
 from watchkeeper.checks._drift import DEFAULT_METHODS, ColumnDrift
 from watchkeeper.checks._quality import QualityThresholds, quality_checks
 from watchkeeper.checks._result import CheckResult, Status
@@ -16,16 +36,32 @@ from watchkeeper.checks._rules import (
 )
 
 __all__ = [
+    "ADWIN",
+    "DDM",
+    "DEFAULT_DETECTORS",
     "DEFAULT_METHODS",
+    "EDDM",
+    "KSWIN",
     "CheckResult",
     "ColumnDrift",
     "ColumnTest",
     "Decision",
     "DecisionRule",
+    "Detector",
+    "DetectorRun",
+    "DetectorWithWarning",
+    "PageHinkley",
     "QualityThresholds",
     "ReferenceChunksRule",
     "StatisticalRule",
     "Status",
     "ThresholdRule",
+    "available_detectors",
+    "concept_drift_check",
+    "concept_drift_checks",
+    "detector",
+    "error_stream",
+    "get_detector",
     "quality_checks",
+    "run_detector",
 ]
