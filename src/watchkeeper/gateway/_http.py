@@ -23,6 +23,11 @@ __all__ = ["CatchAll", "error_response", "json_response", "read_json"]
 
 logger = logging.getLogger("watchkeeper.gateway")
 
+try:  # installed with the serve extra; the standard library is the fallback
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON; send finite numbers (or null)")
@@ -47,6 +52,13 @@ async def read_json(request: Request, limit: int) -> Any:
             raise _too_large(limit)
     if not body.strip():
         raise ApiError("empty body", [FieldProblem("body", "send a JSON document")], status=400)
+    if _orjson is not None:
+        # Fast path for valid documents; anything orjson refuses (NaN, bad UTF-8, integers
+        # beyond 64 bits, ...) is parsed again below, which accepts or explains it.
+        try:
+            return _orjson.loads(body)
+        except _orjson.JSONDecodeError:
+            pass
     try:
         # RFC 8259: JSON between systems is UTF-8 (json.loads would also guess UTF-16/32).
         return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
@@ -83,6 +95,11 @@ def _too_large(limit: int) -> ApiError:
 
 def dumps(payload: Any) -> bytes:
     """Compact JSON; NaN and infinities (not JSON) become ``null``."""
+    if _orjson is not None:
+        try:  # orjson writes NaN and infinities as null, like the fallback below
+            return _orjson.dumps(payload, option=_orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:
+            pass
     try:
         return json.dumps(
             payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False

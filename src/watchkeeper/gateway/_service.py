@@ -10,6 +10,7 @@ path.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import math
@@ -115,6 +116,7 @@ async def refresh(ctx: Context, *, force: bool = False) -> bool:
     """Rebuild the served state now if it changed (or ``force``); update model-info."""
     swapped = await ctx.state.refresh(force)
     if swapped:
+        _freeze_heap()
         snapshot = ctx.state.current
         ctx.metrics.set_served(
             (name, str(v.version), alias, v.record.format)
@@ -122,6 +124,21 @@ async def refresh(ctx: Context, *, force: bool = False) -> bool:
             for alias, v in served.versions.items()
         )
     return swapped
+
+
+def _freeze_heap() -> None:
+    """Take the long-lived heap (libraries, loaded models) out of the garbage collector's view.
+
+    The gateway process holds a large, long-lived heap. Without this, the objects every
+    request allocates regularly set off full collections that walk all of it and pause the
+    event loop for tens of milliseconds: the p99 latency tail (BENCHMARKS.md, serving). After
+    each model swap the previous freeze is undone first, so models no longer served can be
+    collected, then what is live now is frozen again (``gc.freeze``, as recommended for
+    long-running servers in the ``gc`` module's documentation).
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 async def _watch(ctx: Context) -> None:

@@ -30,11 +30,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore._errors import LogClosedError, LogStoreError
 from watchkeeper.logstore._normalize import (
+    Checked,
     dumps,
     normalize_feedback,
     normalize_prediction,
@@ -106,6 +107,19 @@ LEFT JOIN feedback AS ff ON ff.seq = (
 """
 _DAY_OF = "CAST(p.ts / 86400.0 AS INTEGER)"  # UTC day number of a prediction (ts >= 0)
 _CHUNK = 500  # ids per IN (...) list, well below SQLite's variable limit
+
+
+def _checked(records: Sequence[Any], normalize: Any) -> tuple[Sequence[Any], int]:
+    """``records`` cleaned, and the non-finite values nulled; a :class:`Checked` list (from
+    the group-commit writer, which checked every record on submit) is taken as it is."""
+    if isinstance(records, Checked):
+        return records, records.nonfinite
+    clean, nonfinite = [], 0
+    for record in records:
+        rec, n = normalize(record)
+        clean.append(rec)
+        nonfinite += n
+    return clean, nonfinite
 
 
 class SQLiteLogSink:
@@ -244,10 +258,9 @@ class SQLiteLogSink:
         Idempotent: a record whose ``(id, arm)`` is already stored, or a live record whose id
         is already stored live, is ignored (counted in ``duplicates_total``).
         """
-        rows, nonfinite = [], 0
-        for record in records:
-            clean, n = normalize_prediction(record)
-            nonfinite += n
+        rows: list[tuple[Any, ...]] = []
+        clean_records, nonfinite = _checked(records, normalize_prediction)
+        for clean in clean_records:
             rows.append(
                 (
                     clean.id,
@@ -277,11 +290,7 @@ class SQLiteLogSink:
         An exact repeat of a stored feedback record (same id, ts, label, flag and note) is
         ignored, so retrying a batch is safe.
         """
-        clean, nonfinite = [], 0
-        for record in records:
-            rec, n = normalize_feedback(record)
-            clean.append(rec)
-            nonfinite += n
+        clean, nonfinite = _checked(records, normalize_feedback)
         if not clean:
             return FeedbackResult(0, 0, ())
         rows = [

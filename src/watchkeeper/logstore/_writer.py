@@ -33,7 +33,7 @@ from typing import Any, Literal
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore._errors import LogClosedError, LogFullError, LogStoreError
 from watchkeeper.logstore._histogram import Histogram
-from watchkeeper.logstore._normalize import normalize_feedback, normalize_prediction
+from watchkeeper.logstore._normalize import Checked, normalize_feedback, normalize_prediction
 from watchkeeper.logstore._records import (
     FeedbackRecord,
     FeedbackResult,
@@ -63,6 +63,14 @@ class _Item:
     future: Any
     enqueued: float
     loop: asyncio.AbstractEventLoop | None = None
+
+
+def _checked(items: list[_Item]) -> Checked:
+    """The items' records as one list the sink need not check again (they were, on submit)."""
+    return Checked(
+        (r for item in items for r in item.records),
+        nonfinite=sum(getattr(item.records, "nonfinite", 0) for item in items),
+    )
 
 
 def _done(value: Any) -> Future[Any]:
@@ -250,11 +258,12 @@ class GroupCommitWriter:
                 f"{self.max_pending}; submit them in smaller groups or raise max_pending"
             )
         normalize = normalize_feedback if feedback else normalize_prediction
-        clean, nonfinite = [], 0
+        clean, nonfinite = Checked(), 0
         for record in records:
             rec, n = normalize(record)
             clean.append(rec)
             nonfinite += n
+        clean.nonfinite = nonfinite
         return clean, nonfinite
 
     def _check_open(self) -> None:
@@ -461,7 +470,7 @@ class GroupCommitWriter:
         predictions = [item for item in batch if not item.feedback]
         feedback = [item for item in batch if item.feedback]
         if predictions:
-            records = [r for item in predictions for r in item.records]
+            records = _checked(predictions)
             error, seconds = self._timed(lambda: self.sink.write_predictions(records))
             with self._lock:
                 if error is None:
@@ -471,7 +480,7 @@ class GroupCommitWriter:
                     self._failed(error, len(records))
             outcomes.extend((item, LogOutcome.COMMITTED, error) for item in predictions)
         if feedback:
-            records = [r for item in feedback for r in item.records]
+            records = _checked(feedback)
             result: list[FeedbackResult] = []
             f_error, seconds = self._timed(lambda: result.append(self.sink.write_feedback(records)))
             with self._lock:
