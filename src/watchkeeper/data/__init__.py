@@ -16,6 +16,7 @@ from watchkeeper.data._column_profiles import (
     DatetimeColumnProfile,
     TextColumnProfile,
 )
+from watchkeeper.data._group_counts import GroupCounts
 from watchkeeper.data._numeric_profile import NumericColumnProfile
 from watchkeeper.data._validation import SchemaReport, TypeMismatch
 from watchkeeper.data.profile import ColumnProfile, Profile
@@ -27,6 +28,7 @@ __all__ = [
     "ColumnProfile",
     "ColumnSpec",
     "DatetimeColumnProfile",
+    "GroupCounts",
     "NumericColumnProfile",
     "Profile",
     "Role",

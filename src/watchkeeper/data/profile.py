@@ -29,6 +29,7 @@ from watchkeeper.data._column_profiles import (
     DatetimeColumnProfile,
     TextColumnProfile,
 )
+from watchkeeper.data._group_counts import GroupCounts, profile_group_counts
 from watchkeeper.data._io import table_from_text, table_to_text
 from watchkeeper.data._numeric_profile import NumericColumnProfile
 from watchkeeper.data._profiling import COLUMN_CLASSES, ColumnProfile, profile_column
@@ -81,6 +82,10 @@ class Profile:
         ``with_reference``.
     sample_priorities
         The bottom-k priority of each sample row (what :meth:`merge` combines samples by).
+    group_counts
+        Confusion counts (classifiers) or error sums (regressors) per cell of the sensitive
+        attributes, kept when the schema declares sensitive attributes, one target and one
+        prediction column (see :class:`~watchkeeper.data.GroupCounts`); ``None`` otherwise.
 
     Examples
     --------
@@ -104,6 +109,7 @@ class Profile:
     sample: pa.Table | None
     meta: Mapping[str, Any]
     sample_priorities: NDArray[np.uint64] | None = field(default=None, repr=False)
+    group_counts: GroupCounts | None = field(default=None, repr=False)
     _sorted: dict[str, NDArray[np.float64]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -228,6 +234,9 @@ class Profile:
             take = bottom_k(all_priorities, sample_size)
             priorities = all_priorities[take]
             sample = pa.table({n: c.take(take) for n, c in canonical.items()})
+        group_counts = profile_group_counts(
+            schema, table, None if reference is None else reference.group_counts
+        )
         meta = {
             "created": _now(),
             "watchkeeper_version": __version__,
@@ -239,7 +248,7 @@ class Profile:
             "hll_lg_k": HLL_LG_K,
             "with_reference": reference is not None,
         }
-        return cls(schema, table.num_rows, columns, sample, meta, priorities)
+        return cls(schema, table.num_rows, columns, sample, meta, priorities, group_counts)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -338,7 +347,15 @@ class Profile:
             sample_size=k,
             with_reference=bool(self.meta["with_reference"] and other.meta["with_reference"]),
         )
-        return Profile(self.schema, self.n_rows + other.n_rows, columns, sample, meta, priorities)
+        return Profile(
+            self.schema,
+            self.n_rows + other.n_rows,
+            columns,
+            sample,
+            meta,
+            priorities,
+            _merged_group_counts(self.group_counts, other.group_counts),
+        )
 
     def _merged_sample(
         self, other: Profile
@@ -365,6 +382,8 @@ class Profile:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form: sketches as base64, the sample as base64 Arrow IPC (zstd).
 
+        Group counts, when kept, are under ``"group_counts"``.
+
         Examples
         --------
         >>> import pandas as pd
@@ -373,7 +392,7 @@ class Profile:
         >>> q.columns["c"] == p.columns["c"], q.sample.equals(p.sample)
         (True, True)
         """
-        return {
+        out = {
             "format_version": PROFILE_FORMAT_VERSION,
             "meta": dict(self.meta),
             "schema": self.schema.to_dict(),
@@ -381,6 +400,9 @@ class Profile:
             "columns": {n: c.to_dict() for n, c in self.columns.items()},
             "sample": None if self.sample is None else table_to_text(self.sample),
         }
+        if self.group_counts is not None:
+            out["group_counts"] = self.group_counts.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> Profile:
@@ -411,7 +433,11 @@ class Profile:
             if sample is not None:
                 canonical = {n: sample.column(n) for n in sample.column_names}
                 priorities = row_priorities(canonical, sample.num_rows, int(meta["random_state"]))
-            return cls(schema, int(payload["n_rows"]), columns, sample, meta, priorities)
+            groups = payload.get("group_counts")
+            group_counts = None if groups is None else GroupCounts.from_dict(groups)
+            return cls(
+                schema, int(payload["n_rows"]), columns, sample, meta, priorities, group_counts
+            )
         except InputError:
             raise
         except (
@@ -462,6 +488,17 @@ def _check_reference(specs: list[ColumnSpec], reference: Profile) -> None:
                 f"column {s.name!r} is {s.kind.value} in the schema but {ref_kind} in the "
                 "reference profile; use the reference's schema"
             )
+
+
+def _merged_group_counts(a: GroupCounts | None, b: GroupCounts | None) -> GroupCounts | None:
+    if a is None and b is None:
+        return None
+    if a is None or b is None:
+        raise InputError(
+            "only one of the profiles has per-group counts; profile both batches with the same "
+            "schema and reference= so that both count the sensitive groups"
+        )
+    return a.merge(b)
 
 
 def _now() -> str:
