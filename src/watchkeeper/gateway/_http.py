@@ -26,7 +26,7 @@ logger = logging.getLogger("watchkeeper.gateway")
 try:  # installed with the serve extra; the standard library is the fallback
     import orjson as _orjson
 except ImportError:  # pragma: no cover
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 
 def _refuse_constant(name: str) -> Any:

@@ -45,7 +45,7 @@ _stdlib_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_
 try:  # orjson (installed with the serve extra) encodes log records about 10x faster
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised only without the serve extra
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 
 def dumps(value: Any) -> str:
