@@ -1,0 +1,31 @@
+"""Continuous monitoring: windows over the prediction log, history, alerts."""
+
+from watchkeeper.monitor._alert_event import AlertEvent
+from watchkeeper.monitor._alert_rules import AlertConfig, AlertRule, Condition
+from watchkeeper.monitor._alerts import AlertEvaluator, AlertOutcome, AlertStoreError
+from watchkeeper.monitor._channels import (
+    Delivery,
+    DeliveryError,
+    EmailChannel,
+    LogChannel,
+    SlackChannel,
+    WebhookChannel,
+    deliver,
+)
+
+__all__ = [
+    "AlertConfig",
+    "AlertEvaluator",
+    "AlertEvent",
+    "AlertOutcome",
+    "AlertRule",
+    "AlertStoreError",
+    "Condition",
+    "Delivery",
+    "DeliveryError",
+    "EmailChannel",
+    "LogChannel",
+    "SlackChannel",
+    "WebhookChannel",
+    "deliver",
+]
