@@ -24,6 +24,7 @@ from watchkeeper.checks._detectors import (
     get_detector,
 )
 from watchkeeper.checks._drift import DEFAULT_METHODS, ColumnDrift
+from watchkeeper.checks._performance import PerformanceRule, realised_performance
 from watchkeeper.checks._quality import QualityThresholds, quality_checks
 from watchkeeper.checks._result import CheckResult, Status
 from watchkeeper.checks._rules import (
@@ -51,6 +52,7 @@ __all__ = [
     "DetectorRun",
     "DetectorWithWarning",
     "PageHinkley",
+    "PerformanceRule",
     "QualityThresholds",
     "ReferenceChunksRule",
     "StatisticalRule",
@@ -63,5 +65,6 @@ __all__ = [
     "error_stream",
     "get_detector",
     "quality_checks",
+    "realised_performance",
     "run_detector",
 ]

@@ -1,0 +1,534 @@
+"""Realised model performance on labelled rows, each metric with a confidence interval.
+
+Point values are scikit-learn's own metrics on the same rows. Intervals:
+
+- accuracy, precision and recall are proportions (of all rows, of the rows predicted as a
+  class, of the rows truly of a class), so they get the Wilson score interval, exact enough at
+  any sample size and never outside [0, 1];
+- every other metric (F1, ROC AUC, log loss, MAE, RMSE, MAPE, R2) gets a percentile bootstrap
+  interval with a fixed seed: the rows are resampled as weights (how often each row is drawn),
+  so a resample costs one matrix product instead of a Python loop.
+
+A verdict needs at least ``min_labels`` labelled rows (``insufficient_data`` below). A drop
+is decided against a reference value (the version's registered metrics or the first labelled
+windows) *with the interval*: ``alert`` when the whole interval lies beyond the reference by
+more than the tolerance, ``warn`` when only the point estimate does, ``ok`` otherwise. The
+tolerance is absolute for metrics on [0, 1] and relative to the reference for the others,
+so that a trivially small drop does not alarm on a huge window.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from watchkeeper.checks._result import CheckResult, Status
+from watchkeeper.exceptions import InputError
+
+__all__ = ["PerformanceRule", "realised_performance", "wilson_interval"]
+
+Task = Literal["classification", "regression"]
+FloatArray = NDArray[np.float64]
+#: A statistic of resampling weights: ``weights`` (B x n) -> B values.
+WeightedStat = Callable[[FloatArray], FloatArray]
+
+#: Metrics where larger is better; the others are losses.
+GREATER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"})
+#: Metrics on the fixed scale [0, 1] (absolute tolerance); the others use a relative one.
+BOUNDED = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc"})
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
+_EPS = float(np.finfo(np.float64).eps)
+_CELLS = 2_000_000  # resampling weights drawn at once (B x n), about 16 MB
+_CACHED_CELLS = 2_000_000  # up to this size the weights are drawn once and reused
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceRule:
+    """How realised performance is judged.
+
+    Parameters
+    ----------
+    min_labels
+        Labelled rows needed for a verdict; fewer give ``insufficient_data``.
+    confidence
+        Level of every interval.
+    tolerance
+        Drop that matters for metrics on [0, 1] (absolute, e.g. 0.02 accuracy).
+    relative_tolerance
+        Drop that matters for the other metrics, as a share of the reference value.
+    n_bootstrap
+        Resamples of the bootstrap intervals.
+    random_state
+        Seed of the bootstrap.
+
+    Examples
+    --------
+    >>> PerformanceRule().threshold("accuracy", 0.9)
+    0.88
+    >>> round(PerformanceRule().threshold("mae", 10.0), 6)
+    10.5
+    """
+
+    min_labels: int = 50
+    confidence: float = 0.95
+    tolerance: float = 0.02
+    relative_tolerance: float = 0.05
+    n_bootstrap: int = 500
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        if self.min_labels < 1:
+            raise InputError(f"min_labels must be at least 1, got {self.min_labels}")
+        if not 0 < self.confidence < 1:
+            raise InputError(f"confidence must be in (0, 1), got {self.confidence}")
+        if self.tolerance < 0 or self.relative_tolerance < 0:
+            raise InputError("tolerance and relative_tolerance must be >= 0")
+        if self.n_bootstrap < 10:
+            raise InputError(f"n_bootstrap must be at least 10, got {self.n_bootstrap}")
+
+    def threshold(self, metric: str, reference: float) -> float:
+        """The value beyond which ``metric`` counts as dropped from ``reference``."""
+        tol = self.tolerance if metric in BOUNDED else self.relative_tolerance * abs(reference)
+        return reference - tol if metric in GREATER_IS_BETTER else reference + tol
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion.
+
+    Examples
+    --------
+    >>> lo, hi = wilson_interval(90, 100)
+    >>> round(lo, 4), round(hi, 4)
+    (0.8256, 0.9448)
+    """
+    if n <= 0:
+        return (0.0, 1.0)
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _weights(n: int, rule: PerformanceRule) -> Iterable[FloatArray]:
+    """Resampling weights (how often each row is drawn), in chunks of rows of a B x n matrix.
+
+    The same seed gives the same resamples for every metric of one call, so intervals of
+    related metrics come from the same bootstrap replicates; small matrices are drawn once
+    and reused.
+    """
+    if n * rule.n_bootstrap <= _CACHED_CELLS:
+        return _cached_weights(n, rule.n_bootstrap, rule.random_state)
+    return _draw_weights(n, rule.n_bootstrap, rule.random_state)
+
+
+def _draw_weights(n: int, n_bootstrap: int, random_state: int) -> Iterator[FloatArray]:
+    rng = np.random.default_rng(random_state)
+    per_chunk = max(1, _CELLS // max(n, 1))
+    done = 0
+    while done < n_bootstrap:
+        b = min(per_chunk, n_bootstrap - done)
+        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        chunk = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+        chunk.setflags(write=False)
+        yield chunk
+        done += b
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_weights(n: int, n_bootstrap: int, random_state: int) -> tuple[FloatArray, ...]:
+    return tuple(_draw_weights(n, n_bootstrap, random_state))
+
+
+def _bootstrap(
+    stat: WeightedStat, n: int, rule: PerformanceRule
+) -> tuple[float | None, float | None]:
+    """Percentile interval of ``stat`` over bootstrap resampling weights."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.concatenate([stat(w) for w in _weights(n, rule)])
+    finite = values[np.isfinite(values)]
+    if finite.size < rule.n_bootstrap // 2:
+        return None, None  # most resamples undefined (e.g. one class only)
+    alpha = 1 - rule.confidence
+    lo, hi = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def weighted_auc(
+    scores: FloatArray, positive: NDArray[np.bool_], weights: FloatArray
+) -> FloatArray:
+    """ROC AUC (ties count one half) for each row of resampling ``weights``.
+
+    With unit weights this is the Mann–Whitney form of the AUC, equal to scikit-learn's
+    ``roc_auc_score``.
+
+    Examples
+    --------
+    >>> s = np.array([0.1, 0.4, 0.35, 0.8]); y = np.array([False, False, True, True])
+    >>> weighted_auc(s, y, np.ones((1, 4)))
+    array([0.75])
+    """
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    pos = positive[order].astype(np.float64)
+    w = weights[:, order]
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    gp = np.add.reduceat(w * pos, starts, axis=1)
+    gn = np.add.reduceat(w * (1.0 - pos), starts, axis=1)
+    below = np.cumsum(gn, axis=1) - gn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (gp * (below + 0.5 * gn)).sum(axis=1) / (gp.sum(axis=1) * gn.sum(axis=1))
+    return np.asarray(out, dtype=np.float64)
+
+
+def _cell_f1(weights: FloatArray, cells: FloatArray) -> FloatArray:
+    tp, fp, fn = (weights @ cells).T  # cells: tp, fp, fn indicators per row
+    return _f1_from(tp, fp, fn)
+
+
+def _auc_of(weights: FloatArray, scores: FloatArray, positive: NDArray[np.bool_]) -> FloatArray:
+    return weighted_auc(scores, positive, weights)
+
+
+def _f1_from(tp: FloatArray, fp: FloatArray, fn: FloatArray) -> FloatArray:
+    den = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1.0), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Measure:
+    """One metric on one subject before it is judged."""
+
+    metric: str
+    subject: str
+    value: float | None
+    lower: float | None
+    upper: float | None
+    interval: str
+    details: Mapping[str, Any]
+
+
+def _proportion(
+    metric: str, subject: str, k: int, n: int, value: float, rule: PerformanceRule, of: str
+) -> _Measure:
+    lo, hi = wilson_interval(k, n, rule.confidence) if n else (None, None)
+    return _Measure(
+        metric, subject, value, lo, hi, "wilson", {"successes": k, "trials": n, "of": of}
+    )
+
+
+def _booted(
+    metric: str,
+    subject: str,
+    value: float | None,
+    stat: WeightedStat,
+    n: int,
+    rule: PerformanceRule,
+) -> _Measure:
+    lo, hi = (None, None) if value is None else _bootstrap(stat, n, rule)
+    return _Measure(metric, subject, value, lo, hi, "bootstrap", {"n_bootstrap": rule.n_bootstrap})
+
+
+def _class_measures(
+    y: NDArray[Any],
+    pred: NDArray[Any],
+    proba: FloatArray | None,
+    classes: Sequence[str],
+    rule: PerformanceRule,
+) -> list[_Measure]:
+    from sklearn import metrics as skm
+
+    n = len(y)
+    out: list[_Measure] = []
+    correct = y == pred
+    out.append(
+        _proportion(
+            "accuracy", "model", int(correct.sum()), n,
+            float(skm.accuracy_score(y, pred)), rule, "all labelled rows",
+        )
+    )  # fmt: skip
+    present = [c for c in classes if bool(np.any(y == c) | np.any(pred == c))]
+    binary = len(classes) == 2
+    # binary: the positive class (the second, as in scikit-learn); multiclass: every class
+    targets = [classes[1]] if binary else present
+    truth = {c: (y == c).astype(np.float64) for c in targets}
+    said = {c: (pred == c).astype(np.float64) for c in targets}
+    for c in targets:
+        subject = "model" if binary else str(c)
+        tp = int((truth[c] * said[c]).sum())
+        n_said, n_true = int(said[c].sum()), int(truth[c].sum())
+        prec = float(skm.precision_score(y, pred, labels=[c], average="macro", zero_division=0.0))
+        rec = float(skm.recall_score(y, pred, labels=[c], average="macro", zero_division=0.0))
+        out.append(_proportion("precision", subject, tp, n_said, prec, rule, f"predicted {c}"))
+        out.append(_proportion("recall", subject, tp, n_true, rec, rule, f"true {c}"))
+        t, s = truth[c], said[c]
+        cells = np.stack([t * s, (1 - t) * s, t * (1 - s)], axis=1)  # tp, fp, fn per row
+        f1 = float(skm.f1_score(y, pred, labels=[c], average="macro", zero_division=0.0))
+        out.append(_booted("f1", subject, f1, functools.partial(_cell_f1, cells=cells), n, rule))
+    if not binary and present:
+        tps = np.stack([truth[c] * said[c] for c in present])
+        fps = np.stack([(1 - truth[c]) * said[c] for c in present])
+        fns = np.stack([truth[c] * (1 - said[c]) for c in present])
+
+        def macro(w: FloatArray, part: str) -> FloatArray:
+            tp, fp, fn = w @ tps.T, w @ fps.T, w @ fns.T
+            with np.errstate(invalid="ignore", divide="ignore"):
+                if part == "precision":
+                    v = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1), 0.0)
+                elif part == "recall":
+                    v = np.where(tp + fn > 0, tp / np.where(tp + fn > 0, tp + fn, 1), 0.0)
+                else:
+                    v = _f1_from(tp, fp, fn)
+            return np.asarray(v.mean(axis=1), dtype=np.float64)
+
+        for part, fn_ in (
+            ("precision", skm.precision_score),
+            ("recall", skm.recall_score),
+            ("f1", skm.f1_score),
+        ):
+            value = float(fn_(y, pred, labels=present, average="macro", zero_division=0.0))
+            out.append(_booted(part, "model", value, functools.partial(macro, part=part), n, rule))
+    if proba is not None:
+        out += _proba_measures(y, proba, classes, rule)
+    return out
+
+
+def _proba_measures(
+    y: NDArray[Any], proba: FloatArray, classes: Sequence[str], rule: PerformanceRule
+) -> list[_Measure]:
+    from sklearn import metrics as skm
+
+    n = len(y)
+    out: list[_Measure] = []
+    known = np.isin(y, list(classes))
+    if not bool(known.all()):
+        # a label the model has no score for: log loss and AUC are undefined on those rows
+        y, proba = y[known], proba[known]
+        n = len(y)
+    if n == 0:
+        return out
+    index = {c: i for i, c in enumerate(classes)}
+    rows = np.array([index[v] for v in y], dtype=np.intp)
+    norm = proba / proba.sum(axis=1, keepdims=True)
+    picked = np.clip(norm[np.arange(n), rows], _EPS, 1 - _EPS)
+    per_row = -np.log(picked)
+    value = float(skm.log_loss(y, norm, labels=list(classes)))
+    out.append(_booted("log_loss", "model", value, lambda w: (w @ per_row) / n, n, rule))
+    binary = len(classes) == 2
+    aucs: list[tuple[str, FloatArray, NDArray[np.bool_]]] = []
+    for i, c in enumerate(classes):
+        if binary and i == 0:
+            continue
+        positive = rows == i
+        aucs.append(("model" if binary else str(c), proba[:, i], positive))
+    for subject, score, positive in aucs:
+        defined = 0 < int(positive.sum()) < n
+        value_auc = float(skm.roc_auc_score(positive, score)) if defined else None
+        out.append(
+            _booted("roc_auc", subject, value_auc,
+                    functools.partial(_auc_of, scores=score, positive=positive), n, rule)
+        )  # fmt: skip
+    if not binary:
+        present = [(s, p) for _, s, p in aucs if 0 < int(p.sum()) < n]
+        if len(present) == len(aucs):
+            macro = float(skm.roc_auc_score(rows, norm, multi_class="ovr",
+                                            labels=list(range(len(classes)))))  # fmt: skip
+
+            def stat(w: FloatArray) -> FloatArray:
+                return np.asarray(
+                    np.mean([weighted_auc(s, p, w) for s, p in present], axis=0),
+                    dtype=np.float64,
+                )
+
+            out.append(_booted("roc_auc", "model", macro, stat, n, rule))
+    return out
+
+
+def _regression_measures(y: FloatArray, pred: FloatArray, rule: PerformanceRule) -> list[_Measure]:
+    from sklearn import metrics as skm
+
+    n = len(y)
+    abs_err = np.abs(y - pred)
+    sq = (y - pred) ** 2
+    ape = abs_err / np.maximum(np.abs(y), _EPS)
+    yy = y * y
+
+    def r2(w: FloatArray) -> FloatArray:
+        sst = w @ yy - (w @ y) ** 2 / n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(1 - (w @ sq) / sst, dtype=np.float64)
+
+    r2_value = float(skm.r2_score(y, pred)) if n >= 2 and np.ptp(y) > 0 else None
+    return [
+        _booted("mae", "model", float(skm.mean_absolute_error(y, pred)),
+                lambda w: (w @ abs_err) / n, n, rule),
+        _booted("rmse", "model", float(np.sqrt(skm.mean_squared_error(y, pred))),
+                lambda w: np.sqrt((w @ sq) / n), n, rule),
+        _booted("mape", "model", float(skm.mean_absolute_percentage_error(y, pred)),
+                lambda w: (w @ ape) / n, n, rule),
+        _booted("r2", "model", r2_value, r2, n, rule),
+    ]  # fmt: skip
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _judge(m: _Measure, n: int, reference: float | None, rule: PerformanceRule) -> CheckResult:
+    details = {**m.details, "n_labels": n, "interval": m.interval, "reference": reference}
+    level = f"{rule.confidence:.0%}"
+    shown = f"{m.metric} {_fmt(m.value)} ({level} CI {_fmt(m.lower)} to {_fmt(m.upper)})"
+
+    def result(status: Status, reason: str, threshold: float | None = None) -> CheckResult:
+        return CheckResult(
+            f"performance.{m.metric}", m.subject, status, reason, value=m.value,
+            threshold=threshold, lower=m.lower, upper=m.upper, rule="performance",
+            details=details,
+        )  # fmt: skip
+
+    if n < rule.min_labels:
+        return result(
+            Status.INSUFFICIENT_DATA,
+            f"only {n:,} labelled rows; at least {rule.min_labels:,} are needed for a verdict",
+        )
+    if m.value is None or m.lower is None or m.upper is None:
+        return result(
+            Status.INSUFFICIENT_DATA,
+            f"{m.metric} is undefined on these {n:,} labelled rows (e.g. only one class present)",
+        )
+    if reference is None:
+        return result(
+            Status.OK, f"{shown} on {n:,} labelled rows; no reference performance to compare with"
+        )
+    threshold = rule.threshold(m.metric, reference)
+    better = m.metric in GREATER_IS_BETTER
+    whole_beyond = m.upper < threshold if better else m.lower > threshold
+    point_beyond = m.value < threshold if better else m.value > threshold
+    if whole_beyond:
+        status, verdict = Status.ALERT, "the whole interval is worse than"
+    elif point_beyond:
+        status, verdict = Status.WARN, "the estimate (not yet the interval) is worse than"
+    else:
+        status, verdict = Status.OK, "within the tolerance of"
+    return result(
+        status,
+        f"{shown} on {n:,} labelled rows; {verdict} the reference {_fmt(reference)} "
+        f"(threshold {_fmt(threshold)})",
+        threshold,
+    )
+
+
+def realised_performance(
+    y_true: Sequence[Any] | NDArray[Any],
+    y_pred: Sequence[Any] | NDArray[Any],
+    *,
+    task: Task,
+    scores: Sequence[Sequence[float]] | FloatArray | None = None,
+    classes: Sequence[Any] | None = None,
+    reference: Mapping[tuple[str, str], float] | None = None,
+    rule: PerformanceRule | None = None,
+) -> list[CheckResult]:
+    """Realised performance on labelled rows, judged against a reference.
+
+    Parameters
+    ----------
+    y_true, y_pred
+        Labels and the model's predictions, row by row.
+    task
+        ``"classification"`` (accuracy, precision, recall, F1, ROC AUC, log loss; per class
+        as well when there are more than two classes) or ``"regression"`` (MAE, RMSE, MAPE,
+        R2).
+    scores
+        Class probabilities, one column per class of ``classes`` (classification; needed for
+        ROC AUC and log loss).
+    classes
+        Class labels in the column order of ``scores`` (default: the sorted labels and
+        predictions). Labels are compared as strings, as JSON may turn ``1`` into ``"1"``.
+        With two classes the second is the positive one.
+    reference
+        Reference values by ``(metric, subject)``; ``subject`` is ``"model"`` or a class.
+    rule
+        Thresholds and interval settings (default :class:`PerformanceRule`).
+
+    Returns
+    -------
+    list of CheckResult
+        ``performance.<metric>`` results, subject ``"model"`` or a class label.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 400)
+    >>> pred = np.where(rng.random(400) < 0.8, y, 1 - y)
+    >>> found = realised_performance(y, pred, task="classification",
+    ...                              reference={("accuracy", "model"): 0.95})
+    >>> acc = next(r for r in found if r.check == "performance.accuracy")
+    >>> acc.status.value, round(acc.value, 3), round(acc.lower, 3), round(acc.upper, 3)
+    ('alert', 0.807, 0.766, 0.843)
+    """
+    from threadpoolctl import threadpool_limits
+
+    rule = rule or PerformanceRule()
+    with threadpool_limits(1):  # small products: threads cost more than they bring
+        return _realised(y_true, y_pred, task, scores, classes, reference or {}, rule)
+
+
+def _realised(
+    y_true: Sequence[Any] | NDArray[Any],
+    y_pred: Sequence[Any] | NDArray[Any],
+    task: Task,
+    scores: Sequence[Sequence[float]] | FloatArray | None,
+    classes: Sequence[Any] | None,
+    reference: Mapping[tuple[str, str], float],
+    rule: PerformanceRule,
+) -> list[CheckResult]:
+    y = np.asarray(y_true, dtype=object)
+    pred = np.asarray(y_pred, dtype=object)
+    if y.shape != pred.shape or y.ndim != 1:
+        raise InputError(
+            f"y_true and y_pred must be 1-D and of the same length, got {y.shape} and {pred.shape}"
+        )
+    n = len(y)
+    if task == "regression":
+        try:
+            yf, pf = y.astype(np.float64), pred.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"regression labels and predictions must be numbers: {exc}; is the model a "
+                "classifier?"
+            ) from exc
+        keep = np.isfinite(yf) & np.isfinite(pf)
+        measures = _regression_measures(yf[keep], pf[keep], rule) if keep.any() else []
+        n = int(keep.sum())
+    elif task == "classification":
+        ys = np.array([str(v) for v in y], dtype=object)
+        ps = np.array([str(v) for v in pred], dtype=object)
+        names = [str(c) for c in classes] if classes is not None else sorted({*ys, *ps})
+        proba = None
+        if scores is not None:
+            proba = np.asarray(scores, dtype=np.float64)
+            if proba.shape != (n, len(names)):
+                raise InputError(
+                    f"scores must have one row per label and one column per class "
+                    f"({n} x {len(names)}), got {proba.shape}"
+                )
+        measures = _class_measures(ys, ps, proba, names, rule) if n else []
+    else:
+        raise InputError(f"task must be 'classification' or 'regression', got {task!r}")
+    if not measures:
+        return [
+            CheckResult(f"performance.{m}", "model", Status.INSUFFICIENT_DATA,
+                        "no labelled rows yet", details={"n_labels": 0}, rule="performance")
+            for m in (REGRESSION_METRICS if task == "regression" else ("accuracy",))
+        ]  # fmt: skip
+    return [_judge(m, n, reference.get((m.metric, m.subject)), rule) for m in measures]
