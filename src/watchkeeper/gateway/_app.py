@@ -145,12 +145,14 @@ def create_app(
     app.add_middleware(CatchAll)
     _install_error_handlers(app)
     from watchkeeper.gateway._admin import add_admin
+    from watchkeeper.gateway._dashboard import add_dashboard
     from watchkeeper.gateway._v1 import add_v1
     from watchkeeper.gateway._v2 import add_v2
 
     add_v1(app, ctx)
     add_admin(app, ctx)
     add_v2(app, ctx)
+    add_dashboard(app, ctx)
     _add_operations(app, ctx)
     return app
 

@@ -23,6 +23,7 @@ from watchkeeper._html import STATUS_COLORS, badge, esc, fmt, legend, line_chart
 __all__ = [
     "MONITOR_VIEW_FORMAT",
     "HistoryStore",
+    "alert_view",
     "heat_strip",
     "monitor_view",
     "render_alerts",
@@ -536,23 +537,55 @@ def _interval(lower: float | None, upper: float | None) -> str:
     return f"{fmt(lower)} to {fmt(upper)}"
 
 
-def _state_badge(state: str) -> str:
-    bg, fg = STATUS_COLORS["alert" if state == "firing" else "ok"]
-    return f'<span class="badge" style="background:{bg};color:{fg}">{esc(state)}</span>'
+def alert_view(
+    events: Iterable[Any], *, firing: Iterable[Any] | None = None, recent: int = 50
+) -> dict[str, Any]:
+    """Alert events (``watchkeeper.monitor.AlertEvent`` or their dicts) as firing and recent.
 
-
-def render_alerts(alerts: Sequence[Mapping[str, Any]] | None) -> str:
-    """The alerts section: firing alerts first, then recent ones.
-
-    ``alerts`` are JSON-ready events (``rule``, ``severity``, ``state``, ``check``,
-    ``subject``, ``version``, ``arm``, ``started_at``, ``resolved_at``, ``message``); ``None``
-    means alerting is not set up.
+    ``firing`` are the firing events of the alerts firing now, as the alert store knows
+    them; without it, an alert (one rule on one model, version, arm and subject) counts as
+    firing when its newest event in ``events`` is a firing one. ``recent`` lists the newest
+    events first.
 
     Examples
     --------
-    >>> html = render_alerts([{"rule": "drift", "severity": "critical", "state": "firing",
-    ...                        "check": "drift.ks", "subject": "temp", "started_at": "x"}])
-    >>> "firing" in html and "drift.ks" in html
+    >>> events = [{"kind": "firing", "key": "a", "rule": "drift", "window_end": "2024-05-02"},
+    ...           {"kind": "firing", "key": "b", "rule": "quality", "window_end": "2024-05-02"},
+    ...           {"kind": "resolved", "key": "b", "rule": "quality", "window_end": "2024-05-03"}]
+    >>> view = alert_view(events)
+    >>> [e["rule"] for e in view["firing"]], [e["kind"] for e in view["recent"]]
+    (['drift'], ['resolved', 'firing', 'firing'])
+    """
+    rows = [_plain(e) for e in events]
+    if firing is not None:
+        now = [_plain(e) for e in firing]
+    else:
+        newest: dict[Any, dict[str, Any]] = {}
+        for row in rows:
+            newest[row.get("key") or id(row)] = row
+        now = [r for r in newest.values() if r.get("kind") == "firing"]
+    return {"firing": now, "recent": list(reversed(rows))[:recent]}
+
+
+def _plain(event: Any) -> dict[str, Any]:
+    return dict(event.to_dict() if hasattr(event, "to_dict") else event)
+
+
+def _state_badge(kind: str) -> str:
+    bg, fg = STATUS_COLORS["alert" if kind == "firing" else "ok"]
+    return f'<span class="badge" style="background:{bg};color:{fg}">{esc(kind)}</span>'
+
+
+def render_alerts(alerts: Mapping[str, Any] | None) -> str:
+    """The alerts section of an :func:`alert_view`: firing alerts, then recent events.
+
+    ``None`` means alerting is not set up.
+
+    Examples
+    --------
+    >>> html = render_alerts(alert_view([{"kind": "firing", "key": "k", "rule": "drift",
+    ...                                   "check": "drift.ks", "subject": "temp"}]))
+    >>> "Firing (1)" in html and "drift.ks" in html
     True
     """
     if alerts is None:
@@ -560,30 +593,28 @@ def render_alerts(alerts: Sequence[Mapping[str, Any]] | None) -> str:
             '<section id="alerts"><h2>Alerts</h2><p class="muted">Alerting is not set up '
             "for this project (no alert history).</p></section>"
         )
-    firing = [a for a in alerts if a.get("state") == "firing"]
-    others = [a for a in alerts if a.get("state") != "firing"]
-    headers = ["state", "severity", "rule", "check", "subject", "version", "arm", "since",
-               "resolved", "message"]  # fmt: skip
+    headers = ["event", "severity", "rule", "check", "subject", "version", "arm", "window end",
+               "reason"]  # fmt: skip
 
     def rows(items: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         return [
             (
-                _state_badge(str(a.get("state") or "resolved")),
+                _state_badge(str(a.get("kind") or "")),
                 esc(a.get("severity") or ""),
                 esc(a.get("rule") or ""),
                 esc(a.get("check") or ""),
                 esc(a.get("subject") or ""),
-                a.get("version"),
+                esc(a.get("version") or ""),
                 esc(a.get("arm") or ""),
-                esc(a.get("started_at") or ""),
-                esc(a.get("resolved_at") or ""),
-                esc(a.get("message") or ""),
+                esc(a.get("window_end") or ""),
+                esc(a.get("reason") or ""),
             )
             for a in items
         ]
 
+    firing, recent = alerts["firing"], alerts["recent"]
     body = f"<h3>Firing ({len(firing)})</h3>"
     body += table(headers, rows(firing), raw=True) if firing else "<p>No alert is firing.</p>"
-    if others:
-        body += f"<h3>Recent</h3>{table(headers, rows(others), raw=True)}"
+    if recent:
+        body += f"<h3>Recent events</h3>{table(headers, rows(recent), raw=True)}"
     return f'<section id="alerts"><h2>Alerts</h2>{body}</section>'
