@@ -474,7 +474,7 @@ def realised_performance(
     ...                              reference={("accuracy", "model"): 0.95})
     >>> acc = next(r for r in found if r.check == "performance.accuracy")
     >>> acc.status.value, round(acc.value, 3), round(acc.lower, 3), round(acc.upper, 3)
-    ('alert', 0.807, 0.766, 0.843)
+    ('alert', 0.8, 0.758, 0.836)
     """
     from threadpoolctl import threadpool_limits
 
