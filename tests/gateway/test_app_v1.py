@@ -404,3 +404,36 @@ async def test_servers_without_lifespan_load_on_the_first_request(root: Path) ->
     ctx.watcher.cancel()
     ctx.log.close()
     ctx.registry.close()
+
+
+async def test_event_time_header_sets_the_logged_times(root: Path) -> None:
+    # Replays and backfills: the log's times are the data's, for predictions and labels.
+    async with gateway(root) as client:
+        resp = await client.post(
+            "/v1/models/churn/predict",
+            json=[churn_record(1), churn_record(2)],
+            headers={"X-Event-Time": "2011-04-01T08:00:00Z"},
+        )
+        assert resp.status_code == 200, resp.text
+        first = resp.json()["ids"][0]
+        label = await client.post(
+            "/v1/models/churn/feedback",
+            json={"id": first, "label": "yes"},
+            headers={"X-Event-Time": "1301904000"},  # three days later, as UNIX seconds
+        )
+        assert label.status_code == 200, label.text
+        bad = [
+            await client.post(
+                "/v1/models/churn/predict", json=churn_record(3), headers={"X-Event-Time": v}
+            )
+            for v in ("yesterday", "2011-04-01T08:00:00", "nan", "-5", "99999999999")
+        ]
+    rows = read_log(root, "churn")
+    assert [r["ts"].timestamp() for r in rows] == [1301644800.0, 1301644800.0]
+    assert {r["id"]: r["label_ts"] for r in rows}[first].timestamp() == 1301904000.0
+    for resp in bad:
+        assert resp.status_code == 422, resp.text
+        _error_shape(resp.json())
+        assert resp.json()["detail"][0]["field"] == "header.x-event-time"
+    # Refused requests are not logged.
+    assert len(rows) == 2

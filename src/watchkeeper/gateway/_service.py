@@ -41,7 +41,15 @@ from watchkeeper.gateway._validation import (
 from watchkeeper.logstore._records import PredictionRecord
 from watchkeeper.registry import Registry, validate_name
 
-__all__ = ["Answer", "Context", "current_snapshot", "predict_records", "refresh", "served_model"]
+__all__ = [
+    "Answer",
+    "Context",
+    "current_snapshot",
+    "event_time",
+    "predict_records",
+    "refresh",
+    "served_model",
+]
 
 logger = logging.getLogger("watchkeeper.gateway")
 
@@ -336,7 +344,7 @@ async def predict_records(
     seconds = time.perf_counter() - started
     ctx.metrics.child(ctx.metrics.model_duration, *labels).observe(seconds)
     features = _features(records, columns, spec.columns, spec.known)
-    now = time.time()
+    now = event_time(headers)
     latency_ms = seconds * 1000.0
     version_number = arm.version
     logged = [
@@ -356,8 +364,62 @@ async def predict_records(
     await write_log(ctx, logged)
     ctx.metrics.child(ctx.metrics.predictions, *labels, "false").inc(len(ids))
     if decision.shadow is not None:
-        schedule_shadow(ctx, served, decision.shadow, records, ids, features, spec, X)
+        schedule_shadow(ctx, served, decision.shadow, records, ids, features, spec, X, ts=now)
     return Answer(served.name, version_number, decision.alias, ids, predictions, scores)
+
+
+#: Largest lead of an ``X-Event-Time`` over the server's clock (clock skew), in seconds.
+_MAX_EVENT_LEAD = 86_400.0
+
+
+def event_time(headers: Mapping[str, str]) -> float:
+    """The time the request's records are about, in UTC seconds: now, or ``X-Event-Time``.
+
+    Replays and backfills send the time the data describes (UNIX seconds, or ISO 8601 with
+    a UTC offset such as ``2011-04-01T08:00:00Z``), so that the log's windows follow the
+    data's time, not the time of the replay. More than a day ahead of the server's clock is
+    refused.
+
+    Examples
+    --------
+    >>> event_time({"x-event-time": "2011-04-01T08:00:00Z"})
+    1301644800.0
+    >>> event_time({"x-event-time": "1301644800"})
+    1301644800.0
+    """
+    raw = headers.get("x-event-time")
+    now = time.time()
+    if raw is None:
+        return now
+    value: float | None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = _iso_seconds(raw)
+    if value is None or not math.isfinite(value) or value < 0 or value > now + _MAX_EVENT_LEAD:
+        raise ApiError(
+            "invalid X-Event-Time header",
+            [
+                FieldProblem(
+                    "header.x-event-time",
+                    "UNIX seconds or ISO 8601 with a UTC offset (e.g. 2011-04-01T08:00:00Z), "
+                    "not more than a day ahead of the server's clock",
+                )
+            ],
+        )
+    return value
+
+
+def _iso_seconds(text: str) -> float | None:
+    from datetime import datetime
+
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None  # ambiguous without an offset
+    return parsed.timestamp()
 
 
 async def write_log(ctx: Context, records: Sequence[PredictionRecord]) -> None:

@@ -50,6 +50,8 @@ def schedule_shadow(
     features: list[dict[str, Any]],
     spec: Any,
     X: Any,
+    *,
+    ts: float | None = None,
 ) -> None:
     """Start the shadow prediction unless too many are already in flight."""
     target = served.versions.get(alias)
@@ -61,7 +63,15 @@ def schedule_shadow(
     same_input = target.spec == spec
     task = asyncio.get_running_loop().create_task(
         _run_shadow(
-            ctx, served.name, alias, target, records, ids, features, X if same_input else None
+            ctx,
+            served.name,
+            alias,
+            target,
+            records,
+            ids,
+            features,
+            X if same_input else None,
+            ts,
         )
     )
     ctx.shadow_tasks.add(task)
@@ -77,6 +87,7 @@ async def _run_shadow(
     ids: list[str],
     features: list[dict[str, Any]],
     X: Any,
+    ts: float | None,
 ) -> None:
     started = time.perf_counter()
     predictions: list[Any] = [None] * len(ids)
@@ -100,7 +111,7 @@ async def _run_shadow(
         error = f"{type(exc).__name__}: {first_line(exc)}"
         logger.warning("shadow %s of model %s failed: %s", alias, name, error)
     seconds = time.perf_counter() - started
-    now = time.time()
+    now = time.time() if ts is None else ts
     logged = [
         PredictionRecord(
             id=shadow_id(ids[i], alias),

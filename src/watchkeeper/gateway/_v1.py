@@ -28,6 +28,7 @@ from watchkeeper.gateway._schemas import (
 from watchkeeper.gateway._service import (
     Context,
     current_snapshot,
+    event_time,
     predict_records,
     served_model,
 )
@@ -58,7 +59,9 @@ def add_v1(app: FastAPI, ctx: Context) -> None:
     async def predict(name: ModelName, request: Request) -> Response:
         """Predictions for one record (a JSON object keyed by feature name) or a batch (a
         list of them). Send ``X-Request-Id`` or a per-record ``id`` to choose prediction ids;
-        send the route's sticky header (default ``X-User-Id``) to keep a user on one arm."""
+        send the route's sticky header (default ``X-User-Id``) to keep a user on one arm;
+        send ``X-Event-Time`` (UNIX seconds or ISO 8601 with an offset) when replaying or
+        backfilling, so the log records the time the data describes."""
         started = time.perf_counter()
         labels = ["unknown", "", "", "500"]
         try:
@@ -105,7 +108,9 @@ def add_v1(app: FastAPI, ctx: Context) -> None:
         single = isinstance(body, dict)
         items = [body] if single else body
         _require_records(items)
-        records = _feedback_records(items, _locate_single if single else _locate_batch)
+        records = _feedback_records(
+            items, _locate_single if single else _locate_batch, event_time(request.headers)
+        )
         try:
             result = await ctx.log.feedback(records)
         except Exception as exc:
@@ -206,10 +211,9 @@ def _require_records(items: Any) -> None:
         raise ApiError("every record must be a JSON object keyed by field name", bad)
 
 
-def _feedback_records(items: list[dict[str, Any]], locate: Any) -> list[FeedbackRecord]:
+def _feedback_records(items: list[dict[str, Any]], locate: Any, now: float) -> list[FeedbackRecord]:
     problems: list[FieldProblem] = []
     records = []
-    now = time.time()
     for i, item in enumerate(items):
         for key in item:
             if key not in _FEEDBACK_KEYS:
