@@ -6,6 +6,10 @@ Third-party methods registered with ``@drift_method`` can run the same suite::
     check_drift_method(get_method("my_method", "numeric"))
 """
 
-from watchkeeper.testing._conformance import check_drift_method, check_multivariate_method
+from watchkeeper.testing._conformance import (
+    check_detector,
+    check_drift_method,
+    check_multivariate_method,
+)
 
-__all__ = ["check_drift_method", "check_multivariate_method"]
+__all__ = ["check_detector", "check_drift_method", "check_multivariate_method"]

@@ -6,6 +6,10 @@
 - sane: identical samples give no evidence of drift and a zero-ish effect, a large shift gives
   strong evidence and a large effect; effect sizes do not grow with the sample size alone;
 - documented: a docstring with an ``Examples`` section (run as a doctest by the test suite).
+
+Concept-drift detectors (:func:`check_detector`) must be deterministic, leave their input alone,
+restart cleanly on ``reset()``, round-trip their state through JSON without changing a single
+later decision, and catch a large abrupt rise of the error rate.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from numpy.typing import NDArray
 
 from watchkeeper.stats import DriftMethod, TestResult
 
-__all__ = ["check_drift_method", "check_multivariate_method"]
+__all__ = ["check_detector", "check_drift_method", "check_multivariate_method"]
 
 
 def _numeric_pair(
@@ -109,3 +113,67 @@ def check_multivariate_method(func: Any, *, effect_floor: float = 0.0) -> None:
     assert shifted.effect_size >= effect_floor, (
         f"effect {shifted.effect_size} below floor {effect_floor}"
     )
+
+
+def _errors(seed: int, n_before: int, n_after: int, before: float, after: float) -> Any:
+    rng = np.random.default_rng(seed)
+    return np.r_[rng.random(n_before) < before, rng.random(n_after) < after].astype(np.float64)
+
+
+def _signals(det: Any, stream: Any) -> tuple[tuple[int, ...], tuple[bool, ...]]:
+    drifts, warnings = [], []
+    for i, x in enumerate(stream):
+        det.update(float(x))
+        if det.drift_detected:
+            drifts.append(i)
+        warnings.append(bool(getattr(det, "warning_detected", False)))
+    return tuple(drifts), tuple(warnings)
+
+
+def check_detector(name: str, **params: Any) -> None:
+    """Run the conformance checks on the registered concept-drift detector ``name``; raise
+    AssertionError if one fails, with the detector's name in the message.
+
+    Checks: a documented example; the same stream gives the same signals (seeded); the input
+    array is not mutated; ``reset()`` gives a fresh detector; the state is strict JSON and a
+    detector restored from it (at several points, including right after a drift) continues
+    with exactly the signals of an uninterrupted run; a large abrupt rise of the error rate
+    is detected.
+    """
+    from watchkeeper.checks import Detector, get_detector, run_detector
+
+    where = f"detector {name!r}"
+    det = get_detector(name, **params)
+    doc = type(det).__doc__ or ""
+    assert "Examples" in doc and ">>>" in doc, f"{where} has no docstring Examples section"
+
+    # Short, because KSWIN runs an exact KS test per value (~0.3 ms each).
+    stream = _errors(11, 800, 800, 0.05, 0.6)
+    copy = stream.copy()
+    first = run_detector(get_detector(name, **params), stream)
+    assert np.array_equal(stream, copy), f"{where} mutated its input"
+    second = run_detector(get_detector(name, **params), stream)
+    assert first == second, f"{where} is not deterministic: {first} != {second}"
+    assert any(i >= 800 for i in first.drift_indices), (
+        f"{where} misses a rise of the error rate from 5% to 60% (signals {first.drift_indices})"
+    )
+
+    used = get_detector(name, **params)
+    run_detector(used, stream[:500])
+    assert used.reset().n_seen == 0 and used.last_drift_at is None, f"{where}: reset kept counts"
+    assert run_detector(used, stream) == first, f"{where}: reset() is not a fresh detector"
+
+    expected = _signals(get_detector(name, **params), stream)
+    cuts = sorted({1, 799, *(i + 1 for i in first.drift_indices[:2])})
+    for cut in cuts:
+        head = get_detector(name, **params)
+        head_signals = _signals(head, stream[:cut])
+        state = json.loads(json.dumps(head.to_state(), allow_nan=False))
+        restored = Detector.from_state(state)
+        assert restored.n_seen == cut, f"{where}: restored n_seen {restored.n_seen} != {cut}"
+        tail_signals = _signals(restored, stream[cut:])
+        joined = (
+            head_signals[0] + tuple(cut + i for i in tail_signals[0]),
+            head_signals[1] + tail_signals[1],
+        )
+        assert joined == expected, f"{where}: restored at row {cut} diverges from a single run"
