@@ -3,6 +3,7 @@
 Checks are pure: they do not render, log or alert.
 """
 
+from watchkeeper.checks._cbpe import CBPE
 from watchkeeper.checks._concept import (
     DEFAULT_DETECTORS,
     DetectorRun,
@@ -23,7 +24,9 @@ from watchkeeper.checks._detectors import (
     detector,
     get_detector,
 )
+from watchkeeper.checks._dle import DLE
 from watchkeeper.checks._drift import DEFAULT_METHODS, ColumnDrift
+from watchkeeper.checks._estimation import ChunkEstimate
 from watchkeeper.checks._performance import PerformanceRule, realised_performance
 from watchkeeper.checks._quality import QualityThresholds, quality_checks
 from watchkeeper.checks._result import CheckResult, Status
@@ -38,12 +41,15 @@ from watchkeeper.checks._rules import (
 
 __all__ = [
     "ADWIN",
+    "CBPE",
     "DDM",
     "DEFAULT_DETECTORS",
     "DEFAULT_METHODS",
+    "DLE",
     "EDDM",
     "KSWIN",
     "CheckResult",
+    "ChunkEstimate",
     "ColumnDrift",
     "ColumnTest",
     "Decision",
