@@ -41,6 +41,10 @@ def _register_commands() -> None:
 
     if not any(group.name == "models" for group in app.registered_groups):
         app.add_typer(models_app, name="models", help="Model registry: versions, aliases, audit.")
+    from watchkeeper.cli._alerts import app as alerts_app
+
+    if not any(group.name == "alerts" for group in app.registered_groups):
+        app.add_typer(alerts_app, name="alerts", help="Alert rules, Prometheus/Grafana, history.")
 
 
 def main(argv: list[str] | None = None) -> None:
