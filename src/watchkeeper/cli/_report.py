@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = ["MONITOR_REPORT_FORMAT", "parse_window", "report_command"]
 MONITOR_REPORT_FORMAT = "watchkeeper.monitor-report/1"
 #: Windows read from the history at most, whatever the period (bounds the queries).
 _MAX_WINDOWS = 2000
+_TICK = timedelta(microseconds=1)
 
 
 def _when(text: str, what: str) -> datetime:
@@ -263,7 +264,15 @@ def report_command(
             {"model": model, "status": None, "latest": [], "streams": []}
             if store is None
             else monitor_view(
-                store, model, last=_MAX_WINDOWS, since=start, until=end, version=version, arm=arm
+                store,
+                model,
+                last=_MAX_WINDOWS,
+                # The store bounds window ends by since <= end < until: keep the windows
+                # that end inside (start, end].
+                since=start + _TICK,
+                until=end + _TICK,
+                version=version,
+                arm=arm,
             )
         )
         alerts = None
@@ -272,7 +281,7 @@ def report_command(
 
             events = [
                 e
-                for e in alerting.events(model, since=start)
+                for e in alerting.events(model, since=start + _TICK)
                 if _aware(e.window_end) <= end
                 and (version is None or str(e.version) == str(version))
                 and (arm is None or e.arm == arm)

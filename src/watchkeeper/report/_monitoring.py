@@ -161,7 +161,8 @@ def monitor_view(
     last
         Windows kept per (version, arm) stream, newest last; bounds every query.
     since, until
-        Only windows inside ``[since, until)`` (aware datetimes).
+        Only windows that end in ``[since, until)`` (aware datetimes), as the store's
+        ``windows`` and ``results`` select them.
     version, arm
         Only this version / arm.
 
