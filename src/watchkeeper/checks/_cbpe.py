@@ -97,7 +97,8 @@ class CBPE(Estimator):
         Rows per chunk for :meth:`estimate_chunks`.
     tolerance
         Drop from the reference value (metric units) that matters: ``alert`` when the upper
-        bound is below ``reference - tolerance``, ``warn`` when the estimate is.
+        bound is below ``reference - tolerance``. Out-of-support windows get at least
+        ``warn`` (see ``max_unsupported_share``).
     confidence
         Level of the intervals.
     min_rows

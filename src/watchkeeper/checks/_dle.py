@@ -74,7 +74,7 @@ class DLE(Estimator):
         As for :class:`CBPE`.
     tolerance
         Relative worsening that matters: ``alert`` when the lower bound exceeds the
-        reference value times ``1 + tolerance``, ``warn`` when the estimate does.
+        reference value times ``1 + tolerance``.
 
     Examples
     --------

@@ -163,7 +163,12 @@ def decide_estimate(
     """Status of one estimated metric against the reference performance.
 
     ``alert`` when the whole interval is on the bad side of ``threshold`` (the reference
-    value worsened by the tolerance), ``warn`` when only the estimate is, ``ok`` otherwise.
+    value worsened by the tolerance), ``ok`` otherwise. The point estimate alone does not
+    decide: a window's realised metric scatters around it by about half the interval, so a
+    rule on the estimate would warn on a good share of windows of an unchanged model. Since
+    the interval is a two-sided prediction interval at level ``confidence``, an unchanged
+    model alerts on at most ``(1 - confidence) / 2`` of windows per metric (less with a
+    tolerance).
     """
     where = f"estimated {metric} {fmt(value)} ({fmt(lower)} to {fmt(upper)})"
     # The bad side of the threshold: below it for scores, above it for errors.
@@ -176,7 +181,7 @@ def decide_estimate(
     if sign * (threshold - edge) > 0:
         return Status.ALERT, f"{where}: even the {bound} bound is {side} {limit}"
     if sign * (threshold - value) > 0:
-        return Status.WARN, f"{where}: the estimate is {side} {limit}, the interval reaches it"
+        return Status.OK, f"{where}: the estimate is {side} {limit} but the interval reaches it"
     return Status.OK, f"{where}: within the tolerance of the reference {fmt(reference)}"
 
 
@@ -291,12 +296,17 @@ class Estimator:
         metric, subject = key
         check = f"estimated.{metric}"
         if not math.isfinite(value):
+            status = with_assumption_check(
+                Status.INSUFFICIENT_DATA, details, support[0], self.max_unsupported_share,
+                support[1],
+            )  # fmt: skip
             return CheckResult(
                 check=check,
                 subject=subject,
-                status=Status.INSUFFICIENT_DATA,
+                status=status,
                 reason=f"{metric} is undefined on this window (no expected rows in its "
-                "denominator, e.g. no predicted positives for precision)",
+                "denominator, e.g. no predicted positives for precision, or a single "
+                "expected class for ROC AUC)",
                 rule=RULE,
                 details=details,
             )
