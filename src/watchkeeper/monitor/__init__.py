@@ -12,6 +12,9 @@ from watchkeeper.monitor._channels import (
     WebhookChannel,
     deliver,
 )
+from watchkeeper.monitor._config import MonitorConfig
+from watchkeeper.monitor._monitor import Monitor, MonitorSummary
+from watchkeeper.monitor._store import MonitorStore, MonitorStoreError, WindowCheck, WindowSummary
 
 __all__ = [
     "AlertConfig",
@@ -25,7 +28,14 @@ __all__ = [
     "DeliveryError",
     "EmailChannel",
     "LogChannel",
+    "Monitor",
+    "MonitorConfig",
+    "MonitorStore",
+    "MonitorStoreError",
+    "MonitorSummary",
     "SlackChannel",
     "WebhookChannel",
+    "WindowCheck",
+    "WindowSummary",
     "deliver",
 ]

@@ -1,0 +1,152 @@
+"""The monitor's configuration: one frozen object, changed by making a new one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from watchkeeper.checks import CheckResult, PerformanceRule
+from watchkeeper.exceptions import InputError
+from watchkeeper.monitor._windows import WindowSpec, parse_every
+
+__all__ = ["DriftDetector", "MonitorConfig", "PerformanceEstimator"]
+
+
+@runtime_checkable
+class PerformanceEstimator(Protocol):
+    """Label-free performance estimation (``watchkeeper.checks.CBPE``, ``DLE``).
+
+    ``fit`` receives the reference frame and ``estimate`` each window's frame: pandas
+    DataFrames with the feature columns, ``prediction``, ``label`` (``None`` where no label
+    arrived; the reference frame holds labelled rows only), and for classifiers one
+    ``score.<class>`` column per class (the logged probabilities).
+    """
+
+    def fit(self, reference: Any) -> Any: ...
+
+    def estimate(self, data: Any) -> list[CheckResult]: ...
+
+
+@runtime_checkable
+class DriftDetector(Protocol):
+    """A concept-drift detector on the error stream (``watchkeeper.checks.Detector``)."""
+
+    def update(self, x: float) -> Any: ...
+
+    @property
+    def drift_detected(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """What the monitor computes for each window.
+
+    Parameters
+    ----------
+    every
+        Window size: a duration (``"1h"``, ``"1d"``, aligned to UTC) or a row count (1000).
+    min_rows
+        Rows a window needs for drift, quality and serving verdicts (drift tests also apply
+        their own ``min_samples``); fewer give ``insufficient_data``.
+    performance
+        Rule for realised performance (minimum labels, interval level, tolerated drop).
+    drift_rule
+        Decision rule of the drift checks (``"fdr"`` default, ``"threshold"``, ``"chunks"``
+        or a rule object), the same rules as :func:`watchkeeper.compare`.
+    multivariate
+        Multivariate drift method run on the features of each window, or ``None``.
+    quality
+        Run the data-quality checks.
+    baseline_rows
+        Rows of a version's earliest windows used as the baseline of prediction and score
+        drift when the reference profile has no prediction column (and of feature drift when
+        the version has no reference profile).
+    reference_window
+        ``(start, end)`` of the log to use as that baseline instead of the earliest rows.
+    estimators
+        Label-free performance estimators (see :class:`PerformanceEstimator`), fitted on the
+        version's labelled baseline rows.
+    detectors
+        Concept-drift detectors on the error stream: names (``"adwin"``, ``"ddm"``, ...,
+        see :func:`watchkeeper.checks.available_detectors`). Binary detectors are skipped
+        for regressors.
+    label_delay
+        Seconds after a prediction before its error is fed to the detectors; a label that
+        arrives later than this is not fed (labels are otherwise fed as soon as they are
+        seen, in prediction-time order).
+    recompute_horizon
+        Seconds back from the latest evaluated window within which windows are re-read to
+        pick up late labels (older windows are left as they are unless ``since`` asks).
+    max_error_rate
+        Share of failed predictions that alerts (``warn`` while only the estimate exceeds
+        it).
+    max_latency_p99_ms
+        p99 latency above which the window alerts (``None``: reported, never judged).
+    random_state
+        Seed of every random choice.
+
+    Examples
+    --------
+    >>> MonitorConfig(every="1d").window.size
+    86400
+    >>> MonitorConfig(every="fortnightly")
+    Traceback (most recent call last):
+    ...
+    watchkeeper.exceptions.InputError: every='fortnightly' is not a window size; ...
+    """
+
+    every: str | int = "1h"
+    min_rows: int = 100
+    performance: PerformanceRule = field(default_factory=PerformanceRule)
+    drift_rule: Any = None
+    multivariate: str | None = None
+    quality: bool = True
+    baseline_rows: int = 1000
+    reference_window: tuple[datetime, datetime] | None = None
+    estimators: Sequence[PerformanceEstimator] = ()
+    detectors: Sequence[str] = ("adwin", "ddm")
+    label_delay: float = 0.0
+    recompute_horizon: float = 7 * 86400.0
+    max_error_rate: float = 0.01
+    max_latency_p99_ms: float | None = None
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        parse_every(self.every)
+        if self.min_rows < 1:
+            raise InputError(f"min_rows must be at least 1, got {self.min_rows}")
+        if self.baseline_rows < 1:
+            raise InputError(f"baseline_rows must be at least 1, got {self.baseline_rows}")
+        if self.label_delay < 0 or self.recompute_horizon < 0:
+            raise InputError("label_delay and recompute_horizon must be >= 0 seconds")
+        if not 0 <= self.max_error_rate <= 1:
+            raise InputError(f"max_error_rate must be in [0, 1], got {self.max_error_rate}")
+        object.__setattr__(self, "estimators", tuple(self.estimators))
+        object.__setattr__(self, "detectors", tuple(self.detectors))
+        for est in self.estimators:
+            if not isinstance(est, PerformanceEstimator):
+                raise InputError(
+                    f"estimators must have fit(reference) and estimate(window), got "
+                    f"{type(est).__name__}"
+                )
+        if self.detectors:
+            from watchkeeper.checks import available_detectors
+
+            unknown = [d for d in self.detectors if d not in available_detectors()]
+            if unknown:
+                raise InputError(
+                    f"unknown detectors {unknown}; choose from {', '.join(available_detectors())}"
+                )
+        if self.reference_window is not None:
+            start, end = self.reference_window
+            if start.tzinfo is None or end.tzinfo is None or not start < end:
+                raise InputError(
+                    "reference_window must be (start, end) aware datetimes with start < end"
+                )
+
+    @property
+    def window(self) -> WindowSpec:
+        """The parsed window size."""
+        return parse_every(self.every)

@@ -1,0 +1,143 @@
+"""Columns of a log window as the checks need them: times, predictions, labels, scores."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+__all__ = ["LOG_COLUMNS", "Rows", "label_key"]
+
+#: The log's own columns (everything else in a window table is a feature).
+LOG_COLUMNS = frozenset(
+    {
+        "id",
+        "ts",
+        "version",
+        "arm",
+        "shadow",
+        "status",
+        "error",
+        "latency_ms",
+        "prediction",
+        "scores",
+        "label",
+        "flag",
+        "label_ts",
+    }
+)
+
+
+def label_key(value: Any) -> str:
+    """A class label as text, so that ``1``, ``1.0`` and ``"1"`` are the same class.
+
+    Examples
+    --------
+    >>> label_key(1.0), label_key(True), label_key("a")
+    ('1', 'true', 'a')
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass
+class Rows:
+    """One (version, arm) slice of a log window table, sorted by time, as numpy columns."""
+
+    table: pa.Table
+    ts_us: NDArray[np.int64]
+    ids: list[str]
+    prediction: list[Any]
+    label: list[Any]
+    has_label: NDArray[np.bool_]
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> Rows:
+        ts = table.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        label = table.column("label").to_pylist()
+        return cls(
+            table=table,
+            ts_us=np.asarray(ts, dtype=np.int64),
+            ids=table.column("id").to_pylist(),
+            prediction=table.column("prediction").to_pylist(),
+            label=label,
+            has_label=np.array([v is not None for v in label], dtype=bool),
+        )
+
+    def take(self, first: int, stop: int) -> Rows:
+        """Rows ``first:stop``."""
+        return Rows(
+            self.table.slice(first, stop - first),
+            self.ts_us[first:stop],
+            self.ids[first:stop],
+            self.prediction[first:stop],
+            self.label[first:stop],
+            self.has_label[first:stop],
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_labels(self) -> int:
+        """Rows with a label."""
+        return int(self.has_label.sum())
+
+    def features(self, names: list[str]) -> pa.Table:
+        """The feature columns ``names`` present in the window."""
+        return self.table.select([n for n in names if n in self.table.column_names])
+
+    def feature_names(self) -> list[str]:
+        """Every feature column of the window."""
+        return [n for n in self.table.column_names if n not in LOG_COLUMNS]
+
+    def scores(self) -> list[dict[str, float] | None]:
+        """Logged class probabilities per row (``None`` where none were logged)."""
+        return [
+            None if s is None else json.loads(s) for s in self.table.column("scores").to_pylist()
+        ]
+
+    def classes(self) -> list[str] | None:
+        """Class keys of the logged scores, in their logged order (``None`` without scores)."""
+        for s in self.table.column("scores").to_pylist():
+            if s is not None:
+                return list(json.loads(s))
+        return None
+
+    def score_matrix(
+        self, classes: list[str], rows: NDArray[np.bool_]
+    ) -> NDArray[np.float64] | None:
+        """Scores of the selected ``rows`` as a matrix (columns ordered as ``classes``), or
+        ``None`` when any selected row has no scores."""
+        picked = [s for s, keep in zip(self.scores(), rows.tolist(), strict=True) if keep]
+        if not picked or any(s is None for s in picked):
+            return None
+        return np.array([[float(s.get(c, 0.0)) for c in classes] for s in picked if s is not None])
+
+    def frame(self, classes: list[str] | None, labelled_only: bool = False) -> Any:
+        """A pandas DataFrame for estimators: features, ``prediction``, ``label`` and one
+        ``score.<class>`` column per class."""
+        import pandas as pd
+
+        keep = self.has_label if labelled_only else np.ones(len(self), dtype=bool)
+        idx = np.flatnonzero(keep)
+        data: dict[str, Any] = {
+            n: self.table.column(n).take(pa.array(idx)).to_pylist() for n in self.feature_names()
+        }
+        data["prediction"] = [self.prediction[i] for i in idx]
+        data["label"] = [self.label[i] for i in idx]
+        if classes:
+            scores = self.scores()
+            for c in classes:
+                data[f"score.{c}"] = [
+                    np.nan if scores[i] is None else float(scores[i].get(c, np.nan))  # type: ignore[union-attr]
+                    for i in idx
+                ]
+        return pd.DataFrame(data)

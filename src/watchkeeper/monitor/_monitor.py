@@ -1,0 +1,616 @@
+"""``Monitor(config).run(sink, registry, store)``: evaluate the log's new windows, once.
+
+One run, per model:
+
+1. reads the log from ``since`` (default: ``recompute_horizon`` before the latest window
+   already evaluated, or the whole log the first time), shadow arms included;
+2. cuts it into windows per (version, arm) (see :mod:`._windows`);
+3. evaluates every closed window not yet stored, and re-evaluates stored windows whose row
+   count changed (everything) or whose label count changed (``performance.*`` only, replaced
+   in place);
+4. feeds the new labelled rows' errors to the concept-drift detectors in prediction-time
+   order, persisting each detector's state and position with its results (so a row is fed
+   once across runs).
+
+Every window is written in its own transaction, so an interrupted run resumes where it
+stopped on the next run, and a repeated run changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.checks import CheckResult, Status
+from watchkeeper.exceptions import InputError
+from watchkeeper.monitor._config import MonitorConfig
+from watchkeeper.monitor._frames import Rows, label_key
+from watchkeeper.monitor._store import DetectorState, MonitorStore, WindowSummary
+from watchkeeper.monitor._window_checks import (
+    Baseline,
+    drift_results,
+    estimated_results,
+    performance_results,
+    prediction_schema,
+    prediction_table,
+    serving_results,
+)
+from watchkeeper.monitor._windows import Window, count_windows, time_windows, to_us
+
+__all__ = ["Monitor", "MonitorSummary"]
+
+logger = logging.getLogger("watchkeeper.monitor")
+
+Progress = Callable[[str, int, int], None]
+_LABEL_FAMILIES = ("performance.",)
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSummary:
+    """What one run did.
+
+    ``windows`` are the windows evaluated (or re-evaluated) in this run; ``results`` their
+    results by ``(model, version, arm, window_start)``; ``skipped`` the stored windows that
+    needed nothing; ``feedback`` the feedback statistics of each model (labels for unknown
+    ids are counted there, not lost).
+    """
+
+    run_id: str
+    windows: tuple[WindowSummary, ...]
+    results: Mapping[tuple[str, int, str, datetime], tuple[CheckResult, ...]]
+    skipped: int
+    feedback: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def worst_status(self) -> Status:
+        """The most severe status among this run's results (``ok`` when there are none)."""
+        found = [r.status for rs in self.results.values() for r in rs]
+        return max(found, key=lambda s: s.severity, default=Status.OK)
+
+    @property
+    def alerts(self) -> list[tuple[tuple[str, int, str, datetime], CheckResult]]:
+        """Every result of this run with status ``alert`` or ``error``."""
+        return [
+            (key, r)
+            for key, rs in self.results.items()
+            for r in rs
+            if r.status.severity >= Status.ALERT.severity
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serializable form."""
+        return {
+            "run_id": self.run_id,
+            "worst_status": self.worst_status.value,
+            "skipped": self.skipped,
+            "windows": [
+                {
+                    **w.to_dict(),
+                    "results": [
+                        r.to_dict()
+                        for r in self.results.get((w.model, w.version, w.arm, w.window_start), ())
+                    ],
+                }
+                for w in self.windows
+            ],
+            "feedback": {
+                m: (s if isinstance(s, dict) else _fields(s)) for m, s in self.feedback.items()
+            },
+        }
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {k: getattr(obj, k) for k in getattr(obj, "__dataclass_fields__", {})}
+
+
+class Monitor:
+    """Scheduled checks over the prediction log.
+
+    Parameters
+    ----------
+    config
+        What to compute (default :class:`MonitorConfig`).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import numpy as np, pandas as pd
+    >>> from sklearn.dummy import DummyRegressor
+    >>> from watchkeeper.logstore import PredictionRecord, SQLiteLogSink
+    >>> from watchkeeper.monitor import MonitorConfig, MonitorStore
+    >>> from watchkeeper.registry import Registry
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> registry = Registry(root=tmp.name)
+    >>> rng = np.random.default_rng(0)
+    >>> _ = registry.register("m", DummyRegressor().fit([[0.0]], [1.0]), actor="a",
+    ...                       reference=pd.DataFrame({"x": rng.normal(size=500)}))
+    >>> sink = SQLiteLogSink(os.path.join(tmp.name, "predictions.db"))
+    >>> t0 = 1_700_000_000 // 3600 * 3600
+    >>> sink.write_predictions([PredictionRecord(f"r{i}", t0 + i * 10.0, "m", 1, "champion",
+    ...                                          {"x": float(rng.normal())}, 1.0)
+    ...                         for i in range(600)])
+    >>> store = MonitorStore(root=tmp.name)
+    >>> summary = Monitor(MonitorConfig(every="1h", detectors=())).run(
+    ...     sink, registry, store, now=t0 + 7200)
+    >>> [(w.window_start.hour, w.n_rows, w.status.value) for w in summary.windows]
+    [(22, 360, 'insufficient_data'), (23, 240, 'insufficient_data')]
+    >>> Monitor(MonitorConfig(every="1h", detectors=())).run(
+    ...     sink, registry, store, now=t0 + 7200).skipped
+    2
+    >>> sink.close(); registry.close(); store.close(); tmp.cleanup()
+    """
+
+    def __init__(self, config: MonitorConfig | None = None) -> None:
+        self.config = config or MonitorConfig()
+
+    def run(
+        self,
+        sink: Any,
+        registry: Any,
+        store: MonitorStore,
+        *,
+        model: str | None = None,
+        since: datetime | float | None = None,
+        now: datetime | float | None = None,
+        progress: Progress | None = None,
+    ) -> MonitorSummary:
+        """Evaluate the new (and changed) windows of ``model`` (default: every logged model).
+
+        Parameters
+        ----------
+        sink
+            The prediction log (:class:`~watchkeeper.logstore.SQLiteLogSink`).
+        registry
+            The model registry (reference profiles, output kinds, registered metrics).
+        store
+            Where results are kept (:class:`MonitorStore`).
+        model
+            Monitor only this model.
+        since
+            Re-read the log from here (aware datetime or UTC seconds) instead of the default
+            (``recompute_horizon`` before the latest stored window).
+        now
+            The current time (default: the clock); only windows closed by then are evaluated.
+        progress
+            Called as ``progress(model, windows_done, windows_total)``.
+        """
+        now_us = _as_us(now, "now") if now is not None else to_us(datetime.now(UTC))
+        since_us = _as_us(since, "since") if since is not None else None
+        models = [model] if model is not None else sink.models()
+        run_id = store.start_run()
+        summary_windows: list[WindowSummary] = []
+        found: dict[tuple[str, int, str, datetime], tuple[CheckResult, ...]] = {}
+        skipped = 0
+        feedback: dict[str, Any] = {}
+        try:
+            for name in models:
+                state = _ModelRun(self.config, sink, registry, store, name, run_id, now_us)
+                skipped += state.run(since_us, summary_windows, found, progress)
+                feedback[name] = sink.feedback_stats(name)
+        except BaseException as exc:
+            store.finish_run(
+                run_id,
+                status="failed",
+                n_windows=len(summary_windows),
+                message=f"{type(exc).__name__}: {exc}",
+            )
+            raise
+        store.finish_run(run_id, status="done", n_windows=len(summary_windows))
+        return MonitorSummary(run_id, tuple(summary_windows), found, skipped, feedback)
+
+
+def _as_us(value: datetime | float, name: str) -> int:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InputError(f"{name} must be an aware datetime (e.g. tzinfo=timezone.utc)")
+        return to_us(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{name} must be a datetime or UTC seconds, got {value!r}")
+    return round(float(value) * 1e6)
+
+
+class _ModelRun:
+    """One model within one run: reading, slicing, baselines and writing."""
+
+    def __init__(
+        self,
+        config: MonitorConfig,
+        sink: Any,
+        registry: Any,
+        store: MonitorStore,
+        model: str,
+        run_id: str,
+        now_us: int,
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self.registry = registry
+        self.store = store
+        self.model = model
+        self.run_id = run_id
+        self.now_us = now_us
+        self.spec = config.window
+        self._baselines: dict[int, Baseline] = {}
+        self._table: Any = None
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _read_from(self, since_us: int | None, stored: list[WindowSummary]) -> int | None:
+        if since_us is not None:
+            return since_us
+        if not stored:
+            return None
+        latest = max(to_us(w.window_end) for w in stored)
+        return latest - int(self.config.recompute_horizon * 1e6)
+        # detectors resume from their positions, which may lie before the horizon
+
+    def run(
+        self,
+        since_us: int | None,
+        out_windows: list[WindowSummary],
+        out_results: dict[tuple[str, int, str, datetime], tuple[CheckResult, ...]],
+        progress: Progress | None,
+    ) -> int:
+        stored_all = self.store.windows(self.model)
+        read_from = self._read_from(since_us, stored_all)
+        if read_from is not None and self.spec.kind == "count":
+            # a count window is cut from where the previous one ended: start reading there
+            before = [to_us(w.window_start) for w in stored_all if to_us(w.window_end) > read_from]
+            read_from = min([read_from, *before])
+        table = self.sink.read_window(
+            self.model,
+            start=None if read_from is None else read_from / 1e6,
+            end=self.now_us / 1e6,
+            include_shadow=True,
+        )
+        self._table = table
+        if table.num_rows == 0:
+            return 0
+        slices = _slices(table)
+        plan: list[tuple[int, str, Rows, Window, WindowSummary | None, str]] = []
+        skipped = 0
+        for (version, arm), rows in slices.items():
+            stored = {
+                (to_us(w.window_start), to_us(w.window_end)): w
+                for w in stored_all
+                if w.version == version and w.arm == arm
+            }
+            for window in self._windows(rows, version, arm, stored, read_from):
+                old = stored.get((window.start_us, window.end_us))
+                part = rows.take(window.first, window.stop)
+                if old is None or old.n_rows != window.n_rows:
+                    plan.append((version, arm, part, window, old, "all"))
+                elif old.n_labels != part.n_labels:
+                    plan.append((version, arm, part, window, old, "labels"))
+                else:
+                    skipped += 1
+        for i, (version, arm, part, window, _old, what) in enumerate(plan):
+            results = self._evaluate(version, part, window, what)
+            self.store.write_window(
+                self.model,
+                version,
+                arm,
+                window.start,
+                window.end,
+                window.kind,
+                len(part),
+                part.n_labels,
+                results,
+                run_id=self.run_id,
+                replace=None if what == "all" else list(_LABEL_FAMILIES),
+            )
+            out_windows.append(
+                WindowSummary(
+                    self.model,
+                    version,
+                    arm,
+                    window.start,
+                    window.end,
+                    window.kind,
+                    len(part),
+                    part.n_labels,
+                    max((r.status for r in results), key=lambda s: s.severity, default=Status.OK),
+                    run_id=self.run_id,
+                )
+            )
+            out_results[(self.model, version, arm, window.start)] = tuple(results)
+            if progress is not None:
+                progress(self.model, i + 1, len(plan))
+        if self.config.detectors:
+            for (version, arm), rows in slices.items():
+                self._feed_detectors(version, arm, rows)
+        return skipped
+
+    def _windows(
+        self,
+        rows: Rows,
+        version: int,
+        arm: str,
+        stored: Mapping[tuple[int, int], WindowSummary],
+        read_from: int | None,
+    ) -> list[Window]:
+        if self.spec.kind == "time":
+            found = time_windows(rows.ts_us, self.spec.size, self.now_us)
+            # a window cut by the start of the read is incomplete: leave it as stored
+            return [w for w in found if read_from is None or w.start_us >= read_from]
+        out: list[Window] = []
+        ends = sorted(stored)
+        for start, end in ends:
+            lo = int(np.searchsorted(rows.ts_us, start, side="left"))
+            hi = int(np.searchsorted(rows.ts_us, end, side="left"))
+            if hi > lo and (read_from is None or start >= read_from):
+                out.append(Window(start, end, "count", lo, hi))
+        last_end = ends[-1][1] if ends else None
+        return out + count_windows(rows.ts_us, self.spec.size, last_end)
+
+    # -- baselines -----------------------------------------------------------------------
+
+    def _baseline(self, version: int, rows_now: Rows) -> Baseline:
+        found = self._baselines.get(version)
+        if found is not None:
+            return found
+        record = self.registry.get_version(self.model, version)
+        profile = self.registry.load_profile(self.model, version)
+        head = self._baseline_rows(version)
+        classes = head.classes() if len(head) else rows_now.classes()
+        task = _task(record.output_kind, classes, head if len(head) else rows_now)
+        predictions = None
+        if len(head) >= self.config.baseline_rows:
+            from watchkeeper.data import Profile
+
+            pseudo = Baseline(task, classes, None, None, 0, None)
+            table = prediction_table(head, pseudo)
+            predictions = Profile.from_data(
+                table,
+                prediction_schema(table, task),
+                sample_size=5000,
+                random_state=self.config.random_state,
+                n_jobs=1,
+            )
+        if profile is None and predictions is not None:
+            from watchkeeper.data import Profile, Schema
+
+            features = head.features(head.feature_names())
+            profile = Profile.from_data(
+                features,
+                Schema.infer(features),
+                sample_size=5000,
+                random_state=self.config.random_state,
+                n_jobs=1,
+            )
+        base = Baseline(
+            task=task,
+            classes=classes,
+            profile=profile,
+            predictions=predictions,
+            n_baseline=len(head),
+            baseline_end_us=int(head.ts_us[-1]) + 1 if len(head) else None,
+            performance=_registered_performance(record.metrics),
+        )
+        if not base.performance:
+            base.performance = self._first_labelled_performance(version)
+        if self.config.estimators:
+            labelled = head.frame(classes, labelled_only=True)
+            for est in self.config.estimators:
+                est.fit(labelled)
+        self._baselines[version] = base
+        return base
+
+    def _baseline_rows(self, version: int) -> Rows:
+        n = self.config.baseline_rows
+        if self.config.reference_window is not None:
+            start, end = self.config.reference_window
+            table = self.sink.read_window(
+                self.model, start=start, end=end, version=version, include_shadow=True
+            )
+            return Rows.from_table(table)
+        stored = list(self.store.windows(self.model, version=version))
+        table = self._table
+        mask = np.asarray(table.column("version").to_numpy(zero_copy_only=False)) == version
+        in_hand = table.filter(mask)
+        first_stored = min((to_us(w.window_start) for w in stored), default=None)
+        if in_hand.num_rows and (
+            first_stored is None
+            or int(in_hand.column("ts").cast("int64")[0].as_py()) <= first_stored
+        ):
+            return Rows.from_table(in_hand.slice(0, n))
+        # the earliest windows of this version were evaluated in earlier runs: read them back
+        if first_stored is None:
+            return Rows.from_table(in_hand.slice(0, 0))
+        stored.sort(key=lambda w: w.window_start)
+        total, end = 0, stored[0].window_end
+        for w in stored:
+            total += w.n_rows
+            end = w.window_end
+            if total >= n:
+                break
+        table = self.sink.read_window(
+            self.model,
+            start=stored[0].window_start,
+            end=end,
+            version=version,
+            include_shadow=True,
+        )
+        return Rows.from_table(table.slice(0, n))
+
+    def _first_labelled_performance(self, version: int) -> dict[tuple[str, str], float]:
+        """Reference performance from the earliest window of the version with enough
+        labels (per metric and subject)."""
+        out: dict[tuple[str, str], float] = {}
+        for r in self.store.results(self.model, check="performance.", version=version):
+            key = (r.check.removeprefix("performance."), r.subject)
+            if key not in out and r.status is not Status.INSUFFICIENT_DATA and r.value is not None:
+                out[key] = float(r.value)
+        return out
+
+    # -- evaluation ----------------------------------------------------------------------
+
+    def _evaluate(self, version: int, rows: Rows, window: Window, what: str) -> list[CheckResult]:
+        base = self._baseline(version, rows)
+        t0 = time.perf_counter()
+        if not base.performance:
+            base.performance = self._first_labelled_performance(version) or None
+        results = performance_results(rows, base, self.config.performance)
+        if what == "all":
+            results = (
+                drift_results(rows, base, self.config)
+                + results
+                + estimated_results(rows, base, self.config.estimators)
+                + serving_results(rows, window.seconds, self.config)
+            )
+        logger.debug(
+            "model %s v%s window %s: %d results in %.2f s",
+            self.model,
+            version,
+            window.start,
+            len(results),
+            time.perf_counter() - t0,
+        )
+        return results
+
+    # -- concept drift -------------------------------------------------------------------
+
+    def _feed_detectors(self, version: int, arm: str, rows: Rows) -> None:
+        from watchkeeper.checks import Detector, concept_drift_check, error_stream, get_detector
+
+        base = self._baseline(version, rows)
+        states = self.store.detector_states(self.model, version, arm)
+        dets: dict[str, Detector] = {}
+        for name in self.config.detectors:
+            det = get_detector(name)
+            if det.binary and base.task != "classification":
+                continue
+            saved = states.get(name)
+            if saved is not None:
+                try:
+                    det = Detector.from_state(saved.state)
+                except InputError:
+                    logger.warning(
+                        "detector %s of %s v%s %s restarted: %s",
+                        name,
+                        self.model,
+                        version,
+                        arm,
+                        "unreadable state",
+                    )
+            dets[name] = det
+        if not dets:
+            return
+        position = max(
+            ((s.position_ts, s.position_id) for s in states.values()), default=(-np.inf, "")
+        )
+        windows = {
+            (to_us(w.window_start), to_us(w.window_end)): w
+            for w in self.store.windows(self.model, version=version, arm=arm)
+        }
+        cutoff = self.now_us - int(self.config.label_delay * 1e6)
+        closed_end = max((end for _, end in windows), default=None)
+        if closed_end is None:
+            return
+        cutoff = min(cutoff, closed_end)
+        ts_s = rows.ts_us / 1e6
+        eligible = [
+            i
+            for i in range(len(rows))
+            if rows.has_label[i]
+            and rows.ts_us[i] < cutoff
+            and (float(ts_s[i]), rows.ids[i]) > position
+        ]
+        if not eligible:
+            return
+        y = [rows.label[i] for i in eligible]
+        p = [rows.prediction[i] for i in eligible]
+        if base.task == "classification":
+            errors = error_stream([label_key(v) for v in y], [label_key(v) for v in p])
+        else:
+            errors = error_stream(np.asarray(y, float), np.asarray(p, float), task="regression")
+        # attribute each fed row to its stored window, in prediction-time order
+        bounds = sorted(windows)
+        window_results: list[tuple[Any, list[CheckResult]]] = []
+        at = np.asarray([rows.ts_us[i] for i in eligible])
+        for start, end in bounds:
+            pick = np.flatnonzero((at >= start) & (at < end))
+            if pick.size == 0:
+                continue
+            found = [concept_drift_check(det, errors[pick]) for det in dets.values()]
+            window_results.append((windows[(start, end)], found))
+        last = eligible[-1]
+        new_position = (float(ts_s[last]), rows.ids[last])
+        saved_states = [
+            DetectorState(
+                name,
+                det.to_state(),
+                new_position[0],
+                new_position[1],
+                (states[name].n_fed if name in states else 0) + len(eligible),
+            )
+            for name, det in dets.items()
+        ]
+        self.store.save_detectors(
+            self.model, version, arm, saved_states, window_results, run_id=self.run_id
+        )
+
+
+def _slices(table: Any) -> dict[tuple[int, str], Rows]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: dict[tuple[int, str], Rows] = {}
+    versions = table.column("version").to_pylist()
+    arms = table.column("arm").to_pylist()
+    keys = sorted(set(zip(versions, arms, strict=True)))
+    for version, arm in keys:
+        mask = pc.and_(
+            pc.equal(table.column("version"), pa.scalar(version, pa.int64())),
+            pc.equal(table.column("arm"), pa.scalar(arm, pa.string())),
+        )
+        out[(int(version), str(arm))] = Rows.from_table(table.filter(mask))
+    return out
+
+
+def _task(output_kind: str, classes: Sequence[str] | None, rows: Rows) -> str:
+    if output_kind in ("classification", "regression"):
+        return output_kind
+    if classes:
+        return "classification"
+    values = [p for p in rows.prediction if p is not None]
+    numeric = values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    if numeric and any(isinstance(v, float) and not float(v).is_integer() for v in values):
+        return "regression"
+    return "classification"
+
+
+_METRIC_NAMES = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "log_loss",
+    "mae",
+    "rmse",
+    "mape",
+    "r2",
+)
+
+
+def _registered_performance(metrics: Mapping[str, float]) -> dict[tuple[str, str], float]:
+    """Reference values from a version's registered metrics: ``accuracy``, or a dotted name
+    ending in it (``holdout.accuracy``, ``cv.r2.score``...), exact names first."""
+    out: dict[tuple[str, str], float] = {}
+    for name in _METRIC_NAMES:
+        if name in metrics:
+            out[(name, "model")] = float(metrics[name])
+            continue
+        for key in sorted(metrics):
+            parts = key.split(".")
+            if name in parts:
+                out[(name, "model")] = float(metrics[key])
+                break
+    return out

@@ -1,0 +1,782 @@
+"""The monitor history: one row per check result per window, in SQLite or PostgreSQL.
+
+The same SQLAlchemy Core tables serve both back-ends (the registry's engine set-up: WAL and
+``BEGIN IMMEDIATE`` on SQLite, lock timeouts on PostgreSQL). Writes are idempotent: a
+window's results are keyed by ``(model, version, arm, window_start, window_end, check,
+subject)`` and :meth:`MonitorStore.write_window` replaces, in one transaction, the rows of the
+check families it recomputed. A run interrupted midway therefore leaves every window either
+fully written or untouched, and the next run completes it without duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from watchkeeper.checks import CheckResult, Status
+from watchkeeper.exceptions import InputError, WatchkeeperError
+
+__all__ = ["MonitorStore", "MonitorStoreError", "WindowCheck", "WindowSummary"]
+
+T = TypeVar("T")
+SCHEMA_VERSION = 1
+_PG_MIGRATION_LOCK = 0x7761_6D6F  # serialises table creation by concurrent monitors
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "wk_monitor_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+
+def _window_key() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("model", sa.String(128), primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True),
+        sa.Column("arm", sa.String(64), primary_key=True),
+        sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("window_end", sa.DateTime(timezone=True), primary_key=True),
+    ]
+
+
+windows = sa.Table(
+    "wk_monitor_windows",
+    metadata,
+    *_window_key(),
+    sa.Column("window_kind", sa.String(8), nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("n_labels", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+)
+
+results = sa.Table(
+    "wk_monitor_results",
+    metadata,
+    *_window_key(),
+    sa.Column("check", sa.String(128), primary_key=True),
+    sa.Column("subject", sa.String(256), primary_key=True),
+    sa.Column("window_kind", sa.String(8), nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("n_labels", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("lower", sa.Float, nullable=True),
+    sa.Column("upper", sa.Float, nullable=True),
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("p_value", sa.Float, nullable=True),
+    sa.Column("rule", sa.String(64), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    # JSON kept as text: identical behaviour on every backend.
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Index("ix_wk_monitor_results_model_end", "model", "window_end"),
+)
+
+#: Per (model, version, arm, detector): the detector's JSON state and how far it was fed.
+detectors = sa.Table(
+    "wk_monitor_detectors",
+    metadata,
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("arm", sa.String(64), primary_key=True),
+    sa.Column("detector", sa.String(64), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("position_ts", sa.Float, nullable=False),
+    sa.Column("position_id", sa.String(256), nullable=False),
+    sa.Column("n_fed", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+runs = sa.Table(
+    "wk_monitor_runs",
+    metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("n_windows", sa.Integer, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)
+
+
+class MonitorStoreError(WatchkeeperError):
+    """The monitor history cannot be opened, read or written; the message says why."""
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything the store writes is UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _num(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCheck:
+    """One stored check result of one window.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> row = WindowCheck("churn", 1, "champion", datetime(2024, 5, 1, tzinfo=UTC),
+    ...                   datetime(2024, 5, 1, 1, tzinfo=UTC), "time", 120, 30,
+    ...                   "drift.ks", "age", Status.OK, "no drift")
+    >>> row.label_coverage, row.to_result().check
+    (0.25, 'drift.ks')
+    """
+
+    model: str
+    version: int
+    arm: str
+    window_start: datetime
+    window_end: datetime
+    window_kind: str
+    n_rows: int
+    n_labels: int
+    check: str
+    subject: str
+    status: Status
+    reason: str
+    value: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    threshold: float | None = None
+    p_value: float | None = None
+    rule: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    computed_at: datetime | None = None
+    run_id: str | None = None
+
+    @property
+    def label_coverage(self) -> float:
+        """Share of the window's rows that have a label."""
+        return self.n_labels / self.n_rows if self.n_rows else 0.0
+
+    def to_result(self) -> CheckResult:
+        """The :class:`~watchkeeper.checks.CheckResult` this row stores."""
+        return CheckResult(
+            check=self.check,
+            subject=self.subject,
+            status=self.status,
+            reason=self.reason,
+            value=self.value,
+            threshold=self.threshold,
+            lower=self.lower,
+            upper=self.upper,
+            p_value=self.p_value,
+            rule=self.rule,
+            details=dict(self.details),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serializable form (times as ISO 8601)."""
+        out = {
+            "model": self.model,
+            "version": self.version,
+            "arm": self.arm,
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "window_kind": self.window_kind,
+            "n_rows": self.n_rows,
+            "n_labels": self.n_labels,
+        }
+        out.update(self.to_result().to_dict())
+        out["computed_at"] = None if self.computed_at is None else self.computed_at.isoformat()
+        out["run_id"] = self.run_id
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSummary:
+    """One evaluated window: bounds, rows, labels and its worst status.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> w = WindowSummary("churn", 1, "champion", datetime(2024, 5, 1, tzinfo=UTC),
+    ...                   datetime(2024, 5, 2, tzinfo=UTC), "time", 200, 50, Status.WARN)
+    >>> w.label_coverage, w.to_dict()["status"]
+    (0.25, 'warn')
+    """
+
+    model: str
+    version: int
+    arm: str
+    window_start: datetime
+    window_end: datetime
+    window_kind: str
+    n_rows: int
+    n_labels: int
+    status: Status
+    computed_at: datetime | None = None
+    run_id: str | None = None
+
+    @property
+    def label_coverage(self) -> float:
+        """Share of the window's rows that have a label."""
+        return self.n_labels / self.n_rows if self.n_rows else 0.0
+
+    @property
+    def worst_status(self) -> Status:
+        """The most severe status among the window's results (same as :attr:`status`)."""
+        return self.status
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serializable form (times as ISO 8601)."""
+        return {
+            "model": self.model,
+            "version": self.version,
+            "arm": self.arm,
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "window_kind": self.window_kind,
+            "n_rows": self.n_rows,
+            "n_labels": self.n_labels,
+            "label_coverage": self.label_coverage,
+            "status": self.status.value,
+            "computed_at": None if self.computed_at is None else self.computed_at.isoformat(),
+            "run_id": self.run_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorState:
+    """A persisted concept-drift detector and the last row of the error stream it was fed."""
+
+    detector: str
+    state: Mapping[str, Any]
+    position_ts: float
+    position_id: str
+    n_fed: int
+
+
+class MonitorStore:
+    """History of monitoring results (SQLite by default, PostgreSQL through the same code).
+
+    Parameters
+    ----------
+    url
+        Database URL (``sqlite:///...`` or ``postgresql://...``). Default: SQLite at
+        ``<root>/monitor.db``.
+    root
+        Project folder of the embedded defaults.
+    timeout
+        Seconds to wait for a locked database or a connection before failing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from datetime import UTC, datetime
+    >>> from watchkeeper.checks import CheckResult, Status
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = MonitorStore(root=tmp.name)
+    >>> start, end = datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 1, 1, tzinfo=UTC)
+    >>> found = [CheckResult("serving.error_rate", "model", Status.OK, "0 errors", value=0.0)]
+    >>> store.write_window("churn", 1, "champion", start, end, "time", 120, 30, found,
+    ...                    run_id="r1")
+    >>> [(r.check, r.n_rows, r.status.value) for r in store.results("churn")]
+    [('serving.error_rate', 120, 'ok')]
+    >>> store.windows("churn")[0].label_coverage
+    0.25
+    >>> store.close(); tmp.cleanup()
+    """
+
+    def __init__(
+        self, url: str | None = None, *, root: str | Path = ".watchkeeper", timeout: float = 10.0
+    ) -> None:
+        from watchkeeper.registry._engine import create_engine, db_errors
+
+        if timeout <= 0:
+            raise InputError(f"timeout must be positive seconds, got {timeout!r}")
+        if url is None:
+            url = f"sqlite:///{Path(root).absolute() / 'monitor.db'}"
+        self.timeout = timeout
+        self._db_errors = db_errors
+        try:
+            self._engine = create_engine(url, timeout=timeout)
+        except InputError as exc:
+            raise InputError(str(exc).replace("registry", "monitor")) from exc
+        self.url = self._engine.url
+        try:
+            self._write(self._migrate)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        from watchkeeper.registry._errors import RegistryError
+
+        try:
+            with self._db_errors(self.url, self.timeout):
+                yield
+        except RegistryError as exc:
+            raise MonitorStoreError(str(exc).replace("registry", "monitor history")) from exc
+
+    def _write(self, work: Callable[[sa.Connection], T]) -> T:
+        with self._errors(), self._engine.begin() as conn:
+            return work(conn)
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        from watchkeeper.registry._engine import READ_ONLY
+
+        with self._errors(), self._engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY: True})
+            with conn.begin():
+                yield conn
+
+    def _migrate(self, conn: sa.Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        meta.create(conn, checkfirst=True)
+        row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
+        if row is None:
+            metadata.create_all(conn, checkfirst=True)
+            conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise MonitorStoreError(
+                f"the monitor database has schema version {row[0]} but this watchkeeper only "
+                f"knows up to {SCHEMA_VERSION}; upgrade watchkeeper to use it"
+            )
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> MonitorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        from watchkeeper.registry._engine import safe_url
+
+        return f"MonitorStore({safe_url(self.url)!r})"
+
+    # -- runs --------------------------------------------------------------------------
+
+    def start_run(self) -> str:
+        """Record the start of a monitor run and return its id."""
+        run_id = uuid.uuid4().hex
+        self._write(
+            lambda conn: conn.execute(
+                sa.insert(runs).values(
+                    run_id=run_id,
+                    started_at=datetime.now(UTC),
+                    status="running",
+                    n_windows=0,
+                    message="",
+                )
+            )
+        )
+        return run_id
+
+    def finish_run(self, run_id: str, *, status: str, n_windows: int, message: str = "") -> None:
+        """Record how a run ended (``done`` or ``failed``)."""
+        self._write(
+            lambda conn: conn.execute(
+                sa.update(runs)
+                .where(runs.c.run_id == run_id)
+                .values(
+                    finished_at=datetime.now(UTC),
+                    status=status,
+                    n_windows=n_windows,
+                    message=message[:2000],
+                )
+            )
+        )
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ``limit`` runs, newest first."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit))
+            return [
+                {
+                    **row._asdict(),
+                    "started_at": _utc(row.started_at),
+                    "finished_at": None if row.finished_at is None else _utc(row.finished_at),
+                }
+                for row in rows
+            ]
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write_window(
+        self,
+        model: str,
+        version: int,
+        arm: str,
+        window_start: datetime,
+        window_end: datetime,
+        window_kind: str,
+        n_rows: int,
+        n_labels: int,
+        found: Sequence[CheckResult],
+        *,
+        run_id: str,
+        replace: Sequence[str] | None = None,
+        keep_worst: Sequence[str] = (),
+    ) -> None:
+        """Store one window's results in one transaction (idempotent).
+
+        ``replace`` lists the check-name prefixes recomputed (e.g. ``["performance."]``):
+        stored rows of those families are deleted before ``found`` is inserted. ``None``
+        replaces every row of the window. For prefixes in ``keep_worst`` a stored row with a
+        worse status than the new one is kept (a concept-drift signal is never erased by a
+        later, quieter batch of the same window).
+        """
+        start, end = _utc(window_start), _utc(window_end)
+        now = datetime.now(UTC)
+        key = {"model": model, "version": version, "arm": arm}
+
+        def where(table: sa.Table) -> Any:
+            c = table.c
+            return sa.and_(
+                c.model == model,
+                c.version == version,
+                c.arm == arm,
+                c.window_start == start,
+                c.window_end == end,
+            )
+
+        def work(conn: sa.Connection) -> None:
+            stored = {
+                (r.check, r.subject): Status(r.status)
+                for r in conn.execute(
+                    sa.select(results.c.check, results.c.subject, results.c.status).where(
+                        where(results)
+                    )
+                )
+            }
+            kept: set[tuple[str, str]] = set()  # stored rows worse than their new value
+            rows = []
+            for r in found:
+                old = stored.get((r.check, r.subject))
+                if (
+                    old is not None
+                    and any(r.check.startswith(p) for p in keep_worst)
+                    and old.severity > r.status.severity
+                ):
+                    kept.add((r.check, r.subject))
+                else:
+                    rows.append(_result_row(r))
+            doomed = [
+                {"b_check": c, "b_subject": s}
+                for (c, s) in stored
+                if (replace is None or any(c.startswith(p) for p in replace)) and (c, s) not in kept
+            ]
+            if doomed:
+                conn.execute(
+                    sa.delete(results).where(
+                        where(results),
+                        results.c.check == sa.bindparam("b_check"),
+                        results.c.subject == sa.bindparam("b_subject"),
+                    ),
+                    doomed,
+                )
+            if rows:
+                common = {
+                    **key,
+                    "window_start": start,
+                    "window_end": end,
+                    "window_kind": window_kind,
+                    "n_rows": n_rows,
+                    "n_labels": n_labels,
+                    "computed_at": now,
+                    "run_id": run_id,
+                }
+                conn.execute(sa.insert(results), [{**common, **r} for r in rows])
+            # window counts may change (late labels): keep every result row in step
+            conn.execute(
+                sa.update(results).where(where(results)).values(n_rows=n_rows, n_labels=n_labels)
+            )
+            statuses = [
+                Status(s)
+                for (s,) in conn.execute(sa.select(results.c.status).where(where(results)))
+            ]
+            worst = max(statuses, key=lambda s: s.severity, default=Status.OK)
+            conn.execute(sa.delete(windows).where(where(windows)))
+            conn.execute(
+                sa.insert(windows).values(
+                    **key,
+                    window_start=start,
+                    window_end=end,
+                    window_kind=window_kind,
+                    n_rows=n_rows,
+                    n_labels=n_labels,
+                    status=worst.value,
+                    computed_at=now,
+                    run_id=run_id,
+                )
+            )
+
+        self._write(work)
+
+    # -- detectors -----------------------------------------------------------------------
+
+    def detector_states(self, model: str, version: int, arm: str) -> dict[str, DetectorState]:
+        """The persisted detectors of one (model, version, arm), by name."""
+        c = detectors.c
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(detectors).where(c.model == model, c.version == version, c.arm == arm)
+            )
+            return {
+                r.detector: DetectorState(
+                    r.detector, json.loads(r.state), r.position_ts, r.position_id, r.n_fed
+                )
+                for r in rows
+            }
+
+    def save_detectors(
+        self,
+        model: str,
+        version: int,
+        arm: str,
+        states: Iterable[DetectorState],
+        window_results: Sequence[tuple[Any, Sequence[CheckResult]]] = (),
+        *,
+        run_id: str = "",
+    ) -> None:
+        """Persist detector states and, in the same transaction, their per-window results.
+
+        ``window_results`` holds ``(window, results)`` pairs where ``window`` has the
+        ``window_start``, ``window_end``, ``window_kind``, ``n_rows`` and ``n_labels`` of a
+        stored window. A stored result that is worse than the new one is kept.
+        """
+        states = list(states)
+        now = datetime.now(UTC)
+        c = detectors.c
+
+        def work(conn: sa.Connection) -> None:
+            for s in states:
+                conn.execute(
+                    sa.delete(detectors).where(
+                        c.model == model,
+                        c.version == version,
+                        c.arm == arm,
+                        c.detector == s.detector,
+                    )
+                )
+                conn.execute(
+                    sa.insert(detectors).values(
+                        model=model,
+                        version=version,
+                        arm=arm,
+                        detector=s.detector,
+                        state=json.dumps(s.state),
+                        position_ts=s.position_ts,
+                        position_id=s.position_id,
+                        n_fed=s.n_fed,
+                        updated_at=now,
+                    )
+                )
+
+        # detector states first, then each window: a crash in between re-feeds nothing and
+        # at worst leaves one window without its concept rows (never a row fed twice)
+        self._write(work)
+        for window, found in window_results:
+            self.write_window(
+                model,
+                version,
+                arm,
+                window.window_start,
+                window.window_end,
+                window.window_kind,
+                window.n_rows,
+                window.n_labels,
+                found,
+                run_id=run_id,
+                replace=["concept."],
+                keep_worst=["concept."],
+            )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def results(
+        self,
+        model: str,
+        *,
+        check: str | None = None,
+        subject: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        version: int | None = None,
+        arm: str | None = None,
+    ) -> list[WindowCheck]:
+        """Stored results of ``model`` ordered by window, then check and subject.
+
+        ``check`` is a full name (``"drift.ks"``) or a family ending with a dot
+        (``"performance."``); ``since``/``until`` bound the window end (``since <= end <
+        until``).
+        """
+        c = results.c
+        query = sa.select(results).where(c.model == model)
+        if check is not None:
+            query = query.where(
+                c.check.startswith(check) if check.endswith(".") else c.check == check
+            )
+        query = _filtered(query, c, subject, since, until, version, arm)
+        query = query.order_by(c.window_end, c.version, c.arm, c.check, c.subject)
+        with self._read() as conn:
+            return [_to_check(r) for r in conn.execute(query)]
+
+    def windows(
+        self,
+        model: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        version: int | None = None,
+        arm: str | None = None,
+    ) -> list[WindowSummary]:
+        """Evaluated windows of ``model`` ordered by end (``since <= end < until``)."""
+        c = windows.c
+        query = _filtered(
+            sa.select(windows).where(c.model == model), c, None, since, until, version, arm
+        )
+        query = query.order_by(c.window_end, c.version, c.arm)
+        with self._read() as conn:
+            return [
+                WindowSummary(
+                    r.model,
+                    int(r.version),
+                    r.arm,
+                    _utc(r.window_start),
+                    _utc(r.window_end),
+                    r.window_kind,
+                    int(r.n_rows),
+                    int(r.n_labels),
+                    Status(r.status),
+                    _utc(r.computed_at),
+                    r.run_id,
+                )
+                for r in conn.execute(query)
+            ]
+
+    def models(self) -> list[str]:
+        """Models with stored windows, sorted."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(windows.c.model).distinct().order_by(windows.c.model))
+            return [r[0] for r in rows]
+
+    def latest(self, model: str | None = None) -> list[WindowCheck]:
+        """The results of the latest window of each (model, version, arm)."""
+        c = windows.c
+        last = sa.select(c.model, c.version, c.arm, sa.func.max(c.window_end).label("end"))
+        if model is not None:
+            last = last.where(c.model == model)
+        sub = last.group_by(c.model, c.version, c.arm).subquery()
+        r = results.c
+        query = (
+            sa.select(results)
+            .join(
+                sub,
+                sa.and_(
+                    r.model == sub.c.model,
+                    r.version == sub.c.version,
+                    r.arm == sub.c.arm,
+                    r.window_end == sub.c.end,
+                ),
+            )
+            .order_by(r.model, r.version, r.arm, r.check, r.subject)
+        )
+        with self._read() as conn:
+            return [_to_check(row) for row in conn.execute(query)]
+
+
+def _filtered(
+    query: Any,
+    c: Any,
+    subject: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    version: int | None,
+    arm: str | None,
+) -> Any:
+    if subject is not None:
+        query = query.where(c.subject == subject)
+    if since is not None:
+        query = query.where(c.window_end >= _utc(since))
+    if until is not None:
+        query = query.where(c.window_end < _utc(until))
+    if version is not None:
+        query = query.where(c.version == version)
+    if arm is not None:
+        query = query.where(c.arm == arm)
+    return query
+
+
+def _result_row(r: CheckResult) -> dict[str, Any]:
+    return {
+        "check": r.check,
+        "subject": r.subject,
+        "status": r.status.value,
+        "value": _num(r.value),
+        "lower": _num(r.lower),
+        "upper": _num(r.upper),
+        "threshold": _num(r.threshold),
+        "p_value": _num(r.p_value),
+        "rule": r.rule,
+        "reason": r.reason,
+        "details": json.dumps(r.to_dict()["details"], sort_keys=True, default=_json_default),
+    }
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, tuple | set | frozenset):
+        return list(o)
+    if isinstance(o, datetime):
+        return o.isoformat()
+    return str(o)
+
+
+def _to_check(r: Any) -> WindowCheck:
+    return WindowCheck(
+        model=r.model,
+        version=int(r.version),
+        arm=r.arm,
+        window_start=_utc(r.window_start),
+        window_end=_utc(r.window_end),
+        window_kind=r.window_kind,
+        n_rows=int(r.n_rows),
+        n_labels=int(r.n_labels),
+        check=r.check,
+        subject=r.subject,
+        status=Status(r.status),
+        reason=r.reason,
+        value=r.value,
+        lower=r.lower,
+        upper=r.upper,
+        threshold=r.threshold,
+        p_value=r.p_value,
+        rule=r.rule,
+        details=json.loads(r.details),
+        computed_at=_utc(r.computed_at),
+        run_id=r.run_id,
+    )

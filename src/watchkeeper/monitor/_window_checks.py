@@ -1,0 +1,303 @@
+"""The checks of one window: drift and quality, prediction and score drift, realised
+performance, label-free estimates and serving health.
+
+Drift and quality reuse :func:`watchkeeper.compare` (same methods, same decision rules). It
+lives in the ``report`` package, above ``monitor`` in the layer order, so it is imported
+inside the function that uses it; moving ``compare``'s computation into ``checks`` would
+remove that exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.checks import CheckResult, PerformanceRule, Status, realised_performance
+from watchkeeper.checks._performance import wilson_interval
+from watchkeeper.monitor._config import MonitorConfig
+from watchkeeper.monitor._frames import Rows, label_key
+
+__all__ = ["Baseline", "drift_results", "performance_results", "serving_results"]
+
+
+@dataclass
+class Baseline:
+    """What a version's windows are compared with.
+
+    ``profile`` is the registered reference profile (features, maybe target and
+    predictions); ``predictions`` is a profile of ``prediction`` and ``score.<class>`` columns
+    of the baseline rows (``None`` when the reference profile already has a prediction
+    column, or there are too few baseline rows); ``baseline_ids`` are the ids of the baseline
+    rows (windows made of them are compared with themselves, so they get no verdict).
+    """
+
+    task: str
+    classes: list[str] | None
+    profile: Any
+    predictions: Any
+    n_baseline: int
+    baseline_end_us: int | None
+    reference_frame: Any = None
+    performance: Mapping[tuple[str, str], float] | None = None
+
+
+def _report_results(report: Any, *, subject_prefix: str = "") -> list[CheckResult]:
+    out = [
+        CheckResult(
+            check=f"drift.{c.method}",
+            subject=subject_prefix + c.name,
+            status=c.status,
+            reason=c.reason,
+            value=c.effect_size,
+            threshold=c.threshold,
+            p_value=c.adjusted_p_value if c.adjusted_p_value is not None else c.p_value,
+            rule=c.rule,
+            details={
+                "statistic": c.statistic,
+                "p_value": c.p_value,
+                "adjusted_p_value": c.adjusted_p_value,
+                "n_reference": c.n_reference,
+                "n_current": c.n_current,
+                "reference_source": c.reference_source,
+            },
+        )
+        for c in report.columns
+    ]
+    out += [
+        CheckResult(
+            check=f"drift.{m.method}",
+            subject="dataset",
+            status=m.status,
+            reason=m.reason,
+            value=m.effect_size,
+            threshold=m.threshold,
+            p_value=m.adjusted_p_value if m.adjusted_p_value is not None else m.p_value,
+            rule=report.dataset.rule,
+            details={"columns": list(m.columns)},
+        )
+        for m in report.multivariate
+    ]
+    return out + list(report.quality)
+
+
+def _compare(reference: Any, current: Any, config: MonitorConfig, **options: Any) -> Any:
+    from threadpoolctl import threadpool_limits
+
+    from watchkeeper.report import compare  # see the module notes on this import
+
+    with threadpool_limits(1):
+        return compare(
+            reference,
+            current,
+            rule=config.drift_rule,
+            random_state=config.random_state,
+            n_jobs=1,
+            **options,
+        )
+
+
+def _insufficient(check: str, subjects: Sequence[str], reason: str) -> list[CheckResult]:
+    return [CheckResult(check, s, Status.INSUFFICIENT_DATA, reason) for s in subjects]
+
+
+def drift_results(rows: Rows, base: Baseline, config: MonitorConfig) -> list[CheckResult]:
+    """Feature drift and quality against the reference, prediction and score drift against
+    the prediction baseline."""
+    out: list[CheckResult] = []
+    profile = base.profile
+    if profile is not None:
+        from watchkeeper.data import Role
+
+        names = [s.name for s in profile.schema if s.role in (Role.FEATURE, Role.SENSITIVE)]
+        if len(rows) < config.min_rows:
+            out += _insufficient(
+                "drift.window",
+                ["dataset"],
+                f"only {len(rows):,} rows in the window; at least {config.min_rows:,} are "
+                "needed for drift and quality verdicts",
+            )
+        else:
+            report = _compare(
+                profile,
+                rows.features(names),
+                config,
+                schema=profile.schema.select(list(names)),
+                multivariate=config.multivariate,
+                quality=config.quality,
+            )
+            out += _report_results(report)
+    out += _prediction_drift(rows, base, config)
+    return out
+
+
+def prediction_table(rows: Rows, base: Baseline) -> Any:
+    """``prediction`` and ``score.<class>`` columns of ``rows`` as an Arrow table."""
+    import pyarrow as pa
+
+    data: dict[str, Any] = {}
+    if base.task == "classification":
+        data["prediction"] = pa.array(
+            [None if p is None else label_key(p) for p in rows.prediction]
+        )
+    else:
+        data["prediction"] = pa.array(
+            [None if p is None else float(p) for p in rows.prediction], pa.float64()
+        )
+    if base.classes:
+        scores = rows.scores()
+        keys = base.classes[1:] if len(base.classes) == 2 else base.classes
+        for c in keys:
+            data[f"score.{c}"] = pa.array(
+                [None if s is None else s.get(c) for s in scores], pa.float64()
+            )
+    return pa.table(data)
+
+
+def prediction_schema(table: Any, task: str) -> Any:
+    """Schema of a prediction table: categorical predictions for classifiers."""
+    from watchkeeper.data import Schema
+
+    kinds = {"prediction": "categorical" if task == "classification" else "numeric"}
+    roles = {n: ("prediction" if n == "prediction" else "score") for n in table.column_names}
+    return Schema.infer(table, roles=roles, kinds=kinds)
+
+
+def _prediction_drift(rows: Rows, base: Baseline, config: MonitorConfig) -> list[CheckResult]:
+    if base.predictions is None:
+        return _insufficient(
+            "drift.prediction",
+            ["prediction"],
+            f"the prediction baseline has only {base.n_baseline:,} rows of the "
+            f"{config.baseline_rows:,} needed",
+        )
+    if base.baseline_end_us is not None and int(rows.ts_us[-1]) < base.baseline_end_us:
+        return _insufficient(
+            "drift.prediction",
+            ["prediction"],
+            "this window is part of the prediction baseline; later windows are compared with it",
+        )
+    current = prediction_table(rows, base)
+    present = [n for n in current.column_names if n in base.predictions.schema]
+    report = _compare(
+        base.predictions,
+        current.select(present),
+        config,
+        schema=base.predictions.schema.select(present),
+        multivariate=None,
+        quality=False,
+    )
+    return _report_results(report)
+
+
+def performance_results(rows: Rows, base: Baseline, rule: PerformanceRule) -> list[CheckResult]:
+    """Realised performance on the window's labelled rows."""
+    keep = rows.has_label
+    y = [v for v, k in zip(rows.label, keep.tolist(), strict=True) if k]
+    pred = [v for v, k in zip(rows.prediction, keep.tolist(), strict=True) if k]
+    scores = None
+    if base.task == "classification" and base.classes and y:
+        scores = rows.score_matrix(base.classes, keep)
+    return realised_performance(
+        y,
+        pred,
+        task="classification" if base.task == "classification" else "regression",
+        scores=scores,
+        classes=base.classes if scores is not None else None,
+        reference=base.performance,
+        rule=rule,
+    )
+
+
+def serving_results(rows: Rows, seconds: float, config: MonitorConfig) -> list[CheckResult]:
+    """Latency p50/p99, error rate and throughput of the window."""
+    n = len(rows)
+    latency = np.asarray(rows.table.column("latency_ms").to_numpy(zero_copy_only=False), float)
+    status = rows.table.column("status").to_pylist()
+    errors = sum(1 for s in status if s != "ok")
+    few = n < config.min_rows
+    why_few = f"only {n:,} rows; at least {config.min_rows:,} are needed for a verdict"
+    p50, p99 = (float(v) for v in np.percentile(latency, [50, 99]))
+    limit = config.max_latency_p99_ms
+    if few:
+        p99_status, p99_reason = Status.INSUFFICIENT_DATA, why_few
+    elif limit is not None and p99 > limit:
+        p99_status, p99_reason = Status.ALERT, f"p99 latency {p99:.4g} ms exceeds {limit:g} ms"
+    else:
+        p99_status = Status.OK
+        p99_reason = f"p99 latency {p99:.4g} ms" + ("" if limit is None else f" (limit {limit:g})")
+    lo, hi = wilson_interval(errors, n)
+    rate = errors / n
+    cap = config.max_error_rate
+    if few:
+        err_status, err_reason = Status.INSUFFICIENT_DATA, why_few
+    elif lo > cap:
+        err_status = Status.ALERT
+        err_reason = f"error rate {rate:.2%} (95% CI {lo:.2%} to {hi:.2%}) is above {cap:.2%}"
+    elif rate > cap:
+        err_status = Status.WARN
+        err_reason = f"error rate {rate:.2%} is above {cap:.2%}, not yet significantly"
+    else:
+        err_status, err_reason = Status.OK, f"error rate {rate:.2%} ({errors:,} of {n:,} rows)"
+    return [
+        CheckResult(
+            "serving.latency_p50",
+            "model",
+            Status.OK if not few else Status.INSUFFICIENT_DATA,
+            f"median latency {p50:.4g} ms" if not few else why_few,
+            value=p50,
+            details={"unit": "ms", "n_rows": n},
+        ),
+        CheckResult(
+            "serving.latency_p99",
+            "model",
+            p99_status,
+            p99_reason,
+            value=p99,
+            threshold=limit,
+            details={"unit": "ms", "n_rows": n},
+        ),
+        CheckResult(
+            "serving.error_rate",
+            "model",
+            err_status,
+            err_reason,
+            value=rate,
+            lower=lo,
+            upper=hi,
+            threshold=cap,
+            details={"errors": errors, "n_rows": n},
+        ),
+        CheckResult(
+            "serving.throughput",
+            "model",
+            Status.OK,
+            f"{n / seconds:.4g} predictions per second",
+            value=n / seconds,
+            details={"unit": "1/s", "n_rows": n, "seconds": seconds},
+        ),
+    ]
+
+
+def estimated_results(rows: Rows, base: Baseline, estimators: Sequence[Any]) -> list[CheckResult]:
+    """Label-free performance estimates of the window (fitted estimators only)."""
+    if not estimators:
+        return []
+    frame = rows.frame(base.classes)
+    out: list[CheckResult] = []
+    for est in estimators:
+        try:
+            out += list(est.estimate(frame))
+        except Exception as exc:  # one estimator must not stop the others
+            name = type(est).__name__
+            out.append(
+                CheckResult(
+                    f"estimated.{name.lower()}",
+                    "model",
+                    Status.ERROR,
+                    f"{name} failed on this window: {type(exc).__name__}: {exc}",
+                )
+            )
+    return out
