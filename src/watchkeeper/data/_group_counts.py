@@ -443,6 +443,19 @@ def _canonical(value: Any) -> str:
     return str(string_values(pa.chunked_array([pa.array([value])]))[0].as_py())
 
 
+def canonical_strings(values: Any) -> NDArray[Any]:
+    """The string form of each value (as group keys and labels use), ``None`` where missing.
+
+    Examples
+    --------
+    >>> canonical_strings([1.0, None, 2.5]).tolist()
+    ['1', None, '2.5']
+    """
+    n = len(np.asarray(values, dtype=object))
+    strings = string_values(_arrow_column(values, "values", n))
+    return np.asarray(strings.to_numpy(zero_copy_only=False), dtype=object)
+
+
 def _arrow_column(values: Any, what: str, n: int) -> pa.ChunkedArray:
     import pandas as pd
 
