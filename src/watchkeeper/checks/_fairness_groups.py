@@ -30,8 +30,8 @@ from watchkeeper.checks._fairness_stats import (
     welch_anova,
     welch_interval,
     welch_test,
-    wilson_interval,
 )
+from watchkeeper.checks._performance import wilson_interval
 from watchkeeper.checks._result import CheckResult, Status
 from watchkeeper.data._group_counts import GroupCounts
 
@@ -148,7 +148,7 @@ class _Table:
                 out.append(done(self._too_small(metric, subject, n, what, details)))
                 continue
             value = x / n
-            lo, hi = wilson_interval(x, n, self.cfg.confidence)
+            lo, hi = wilson_interval(round(x), round(n), self.cfg.confidence)
             rest_x, rest_n = total_x - x, total_n - n
             p = two_proportion_test(x, n, rest_x, rest_n) if rest_n > 0 else None
             rest = rest_x / rest_n if rest_n > 0 else None

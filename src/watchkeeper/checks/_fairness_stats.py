@@ -1,8 +1,7 @@
 """Intervals and tests behind the fairness checks: pure functions over counts and sums.
 
-- Wilson score interval of one proportion (Wilson, 1927).
 - Newcombe's hybrid score interval of a difference of two independent proportions (Newcombe,
-  1998, method 10), built from the two Wilson intervals.
+  1998, method 10), built from the two Wilson (1927) intervals.
 - Log (Katz) interval of a ratio of two proportions (Katz et al., 1978), with 0.5 added to
   every cell when a count is zero.
 - Pearson's chi-square test of homogeneity of k proportions (k = 2 is the pooled two-proportion
@@ -19,6 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as _sps
 
+from watchkeeper.checks._performance import wilson_interval
+
 __all__ = [
     "chi2_homogeneity",
     "katz_ratio_interval",
@@ -28,30 +29,11 @@ __all__ = [
     "welch_anova",
     "welch_interval",
     "welch_test",
-    "wilson_interval",
 ]
 
 
 def _z(confidence: float) -> float:
     return float(_sps.norm.ppf(0.5 + confidence / 2))
-
-
-def wilson_interval(x: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of the proportion ``x / n`` (``(nan, nan)`` when ``n == 0``).
-
-    Examples
-    --------
-    >>> lo, hi = wilson_interval(8, 10)
-    >>> round(lo, 4), round(hi, 4)
-    (0.4902, 0.9433)
-    """
-    if n <= 0:
-        return math.nan, math.nan
-    z = _z(confidence)
-    p = x / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def newcombe_interval(
@@ -66,8 +48,8 @@ def newcombe_interval(
     (0.0524, 0.3339)
     """
     p1, p2 = x1 / n1, x2 / n2
-    l1, u1 = wilson_interval(x1, n1, confidence)
-    l2, u2 = wilson_interval(x2, n2, confidence)
+    l1, u1 = wilson_interval(round(x1), round(n1), confidence)
+    l2, u2 = wilson_interval(round(x2), round(n2), confidence)
     d = p1 - p2
     lower = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
     upper = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
