@@ -13,13 +13,8 @@ from watchkeeper.checks._concept import (
     run_detector,
 )
 from watchkeeper.checks._detectors import (
-    ADWIN,
-    DDM,
-    EDDM,
-    KSWIN,
     Detector,
     DetectorWithWarning,
-    PageHinkley,
     available_detectors,
     detector,
     get_detector,
@@ -27,9 +22,18 @@ from watchkeeper.checks._detectors import (
 from watchkeeper.checks._dle import DLE
 from watchkeeper.checks._drift import DEFAULT_METHODS, ColumnDrift
 from watchkeeper.checks._estimation import ChunkEstimate
+from watchkeeper.checks._fairness import (
+    CLASSIFICATION_GAPS,
+    REGRESSION_GAPS,
+    FairnessConfig,
+    fairness_checks,
+    fairness_from_counts,
+    profile_fairness_checks,
+)
 from watchkeeper.checks._performance import PerformanceRule, realised_performance
 from watchkeeper.checks._quality import QualityThresholds, quality_checks
 from watchkeeper.checks._result import CheckResult, Status
+from watchkeeper.checks._river_detectors import ADWIN, DDM, EDDM, KSWIN, PageHinkley
 from watchkeeper.checks._rules import (
     ColumnTest,
     Decision,
@@ -42,12 +46,14 @@ from watchkeeper.checks._rules import (
 __all__ = [
     "ADWIN",
     "CBPE",
+    "CLASSIFICATION_GAPS",
     "DDM",
     "DEFAULT_DETECTORS",
     "DEFAULT_METHODS",
     "DLE",
     "EDDM",
     "KSWIN",
+    "REGRESSION_GAPS",
     "CheckResult",
     "ChunkEstimate",
     "ColumnDrift",
@@ -57,6 +63,7 @@ __all__ = [
     "Detector",
     "DetectorRun",
     "DetectorWithWarning",
+    "FairnessConfig",
     "PageHinkley",
     "PerformanceRule",
     "QualityThresholds",
@@ -69,7 +76,10 @@ __all__ = [
     "concept_drift_checks",
     "detector",
     "error_stream",
+    "fairness_checks",
+    "fairness_from_counts",
     "get_detector",
+    "profile_fairness_checks",
     "quality_checks",
     "realised_performance",
     "run_detector",
