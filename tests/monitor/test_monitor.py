@@ -8,12 +8,8 @@ detectors are fed each labelled row once across runs.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -269,31 +265,9 @@ def test_serving_health(world: dict[str, Any]) -> None:
     assert got["serving.throughput"].value == pytest.approx(N / HOUR)
 
 
-def _postgres_helper() -> ModuleType:
-    name = "_watchkeeper_tests_postgres"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / "_postgres.py"
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(scope="module")
-def postgres_schema_url() -> Iterator[str]:
-    helper = _postgres_helper()
-    try:
-        server = helper.start_postgres()
-    except helper.PostgresUnavailableError as exc:
-        if os.environ.get("WATCHKEEPER_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"required service unavailable: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-    yield str(server.create_schema())
-    server.stop()
+@pytest.fixture
+def postgres_schema_url(monitor_postgres: Any) -> str:
+    return str(monitor_postgres.create_schema())
 
 
 @pytest.mark.service

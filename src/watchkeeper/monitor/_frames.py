@@ -10,26 +10,12 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from watchkeeper.logstore._arrow import LOG_COLUMNS as _LOG_COLUMNS
+
 __all__ = ["LOG_COLUMNS", "Rows", "label_key"]
 
 #: The log's own columns (everything else in a window table is a feature).
-LOG_COLUMNS = frozenset(
-    {
-        "id",
-        "ts",
-        "version",
-        "arm",
-        "shadow",
-        "status",
-        "error",
-        "latency_ms",
-        "prediction",
-        "scores",
-        "label",
-        "flag",
-        "label_ts",
-    }
-)
+LOG_COLUMNS = frozenset(_LOG_COLUMNS)
 
 
 def label_key(value: Any) -> str:
