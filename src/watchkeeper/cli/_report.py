@@ -15,7 +15,6 @@ Exit codes: 0 written, 2 usage or input error.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -68,12 +67,11 @@ def parse_window(text: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _monitor(name: str, url: str | None, root: str) -> Any:
-    """A class of the monitor layer opened on its database, or ``None`` without history."""
+def _monitor(cls: Any, url: str | None, root: str) -> Any:
+    """``cls`` (a monitor-layer store) opened on its database, or ``None`` without one."""
     if url is None and not (Path(root) / "monitor.db").exists():
         return None
-    cls = getattr(importlib.import_module("watchkeeper.monitor"), name, None)
-    return None if cls is None else cls(url=url, root=root)
+    return cls(url=url, root=root)
 
 
 def _last_windows(
@@ -150,7 +148,7 @@ def _card(label: str, value: str) -> str:
 def render_report_html(payload: dict[str, Any], drift_html: str | None) -> str:
     """The HTML page of a monitoring report (see :func:`report_command`)."""
     from watchkeeper._html import badge, esc, page
-    from watchkeeper.report._monitoring import render_alerts, render_monitoring
+    from watchkeeper.report._monitoring_html import render_alerts, render_monitoring
 
     view = payload["monitoring"]
     drift = payload["drift"]
@@ -233,6 +231,7 @@ def report_command(
     performance (realised and estimated) and serving health per window, and alerts."""
     from watchkeeper import __version__
     from watchkeeper.logstore import SQLiteLogSink
+    from watchkeeper.monitor import AlertEvaluator, MonitorStore
     from watchkeeper.registry import Registry, validate_name
     from watchkeeper.report._monitoring import monitor_view
 
@@ -242,8 +241,8 @@ def report_command(
     log_path = Path(log or Path(root) / "predictions.db")
     if not log_path.exists():
         raise InputError(f"no prediction log at {log_path}; pass --log or --root")
-    store = _monitor("MonitorStore", monitor_url, root)
-    alerting = _monitor("AlertEvaluator", monitor_url, root)
+    store = _monitor(MonitorStore, monitor_url, root)
+    alerting = _monitor(AlertEvaluator, monitor_url, root)
     try:
         if window is not None:
             start, end = parse_window(window)

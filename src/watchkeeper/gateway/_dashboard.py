@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,8 +30,9 @@ from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from watchkeeper._html import badge, esc, fmt, page, table
+from watchkeeper._html import esc, page
 from watchkeeper.gateway._admin import registry_error
+from watchkeeper.gateway._dashboard_pages import detail_page, login_page, nav, overview_page
 from watchkeeper.gateway._errors import ApiError, FieldProblem
 from watchkeeper.gateway._http import json_response
 from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName
@@ -128,7 +130,7 @@ class Sources:
         if found is not None:
             return found
         settings = self.ctx.settings
-        url = getattr(settings, "monitor_url", None)
+        url = getattr(settings, "monitor_url", None) or os.environ.get("WATCHKEEPER_MONITOR_URL")
         if url is None and not (Path(settings.root) / "monitor.db").exists():
             return None
         cls = _monitor_class(name)
@@ -241,175 +243,6 @@ def _detail(
     }
 
 
-# -- pages ---------------------------------------------------------------------------------------
-
-
-def _card(label: str, value: str) -> str:
-    return (
-        f'<div class="card"><div class="muted">{esc(label)}</div><div class="v">{value}</div></div>'
-    )
-
-
-def _nav(extra: str = "") -> str:
-    return (
-        f'<p class="muted"><a href="/dashboard">all models</a>{extra} · <a href="/docs">API</a></p>'
-    )
-
-
-def _reload(refresh: int) -> str:
-    if refresh <= 0:
-        return ""
-    # Plain reload: the server renders the page again from the stores.
-    return f"<script>setTimeout(function(){{location.reload();}},{refresh * 1000});</script>"
-
-
-def _overview_page(data: dict[str, Any], refresh: int) -> str:
-    rows = []
-    for m in data["models"]:
-        route = m["route"] or {}
-        described = (route.get("route") or {}).get("description") or route.get("not_served", "—")
-        rows.append(
-            (
-                f'<a href="/dashboard/models/{esc(m["name"])}">{esc(m["name"])}</a>',
-                m["n_versions"],
-                esc(", ".join(f"{a} → v{v}" for a, v in sorted(m["aliases"].items())) or "—"),
-                esc(described),
-                badge(m["status"]) if m["status"] else "—",
-                esc(m.get("latest_window_end") or "—"),
-                "—" if m["firing_alerts"] is None else m["firing_alerts"],
-            )
-        )
-    headers = ["model", "versions", "aliases", "route", "latest status", "latest window",
-               "firing alerts"]  # fmt: skip
-    notes = []
-    if not data["monitoring"]:
-        notes.append("No monitoring history yet: run <code>watchkeeper monitor run</code>.")
-    body = table(headers, rows, raw=True) if rows else "<p>No model is registered.</p>"
-    body += "".join(f'<p class="muted">{n}</p>' for n in notes)
-    return page(
-        "watchkeeper dashboard", _nav() + body + _reload(refresh), subtitle="registered models"
-    )
-
-
-def _route_html(route: dict[str, Any] | None) -> str:
-    if route is None:
-        return "<p>Not served by this gateway.</p>"
-    if "not_served" in route:
-        return f"<p>Not served: {esc(route['not_served'])}</p>"
-    spec = route["route"]
-    arms = route.get("arms", {})
-    total = sum(float(a.get("weight", 0.0)) for a in spec.get("arms", [])) or 1.0
-    rows = [
-        (
-            esc(a["alias"]),
-            f"{100 * float(a.get('weight', 0.0)) / total:.1f}%",
-            arms.get(a["alias"], {}).get("version"),
-            esc(arms.get(a["alias"], {}).get("format", "—")),
-        )
-        for a in spec.get("arms", [])
-    ]
-    if spec.get("shadow"):
-        shadow = spec["shadow"]
-        rows.append(
-            (
-                f"{esc(shadow)} (shadow)",
-                f"copy of {100 * float(spec.get('shadow_fraction', 1.0)):.0f}%",
-                arms.get(shadow, {}).get("version"),
-                esc(arms.get(shadow, {}).get("format", "—")),
-            )
-        )
-    problems = "".join(
-        f'<p class="muted">{esc(alias)}: {esc(why)}</p>'
-        for alias, why in (route.get("problems") or {}).items()
-    )
-    return (
-        f'<p><strong data-route-mode="{esc(spec["mode"])}">{esc(spec["description"])}</strong> '
-        f'<span class="muted">({esc(route.get("route_source", ""))} route)</span></p>'
-        + table(["arm", "traffic", "version", "format"], rows, raw=True)
-        + problems
-    )
-
-
-def _event_change(e: dict[str, Any]) -> str:
-    if e["alias"]:
-        before = "—" if e["from_version"] is None else f"v{e['from_version']}"
-        after = "—" if e["to_version"] is None else f"v{e['to_version']}"
-        return f"{e['alias']}: {before} → {after}"
-    return "" if e["version"] is None else f"v{e['version']}"
-
-
-def _detail_page(data: dict[str, Any], refresh: int) -> str:
-    from watchkeeper.report._monitoring import render_alerts, render_monitoring
-
-    name = data["model"]
-    monitoring = data["monitoring"]
-    status = None if monitoring is None else monitoring["status"]
-    alerts = data["alerts"]
-    route = data["route"] or {}
-    described = (route.get("route") or {}).get("description") or route.get("not_served", "—")
-    cards = "".join(
-        [
-            _card("latest status", badge(status) if status else "—"),
-            _card("versions", str(len(data["versions"]))),
-            _card(
-                "aliases",
-                esc(", ".join(f"{a} → v{v}" for a, v in sorted(data["aliases"].items())) or "—"),
-            ),
-            _card("firing alerts", "—" if alerts is None else str(len(alerts["firing"]))),
-        ]
-    )
-    versions = table(
-        ["version", "aliases", "registered", "by", "format", "output", "metrics", "description"],
-        (
-            (
-                v["version"],
-                " ".join(f'<span class="alias">{esc(a)}</span>' for a in v["aliases"]) or "—",
-                esc(v["created_at"]),
-                esc(v["actor"]),
-                esc(v["format"]),
-                esc(v["output_kind"]),
-                esc(", ".join(f"{k} {fmt(x)}" for k, x in sorted(v["metrics"].items())) or "—"),
-                esc(v["description"]),
-            )
-            for v in reversed(data["versions"])
-        ),
-        raw=True,
-    )
-    history = table(
-        ["when", "what", "change", "by", "reason"],
-        ((e["at"], e["kind"], _event_change(e), e["actor"], e["reason"]) for e in data["history"]),
-    )
-    body = (
-        _nav(f" · {esc(name)}")
-        + f'<div class="cards">{cards}</div>'
-        + f"<h2>Route</h2>{_route_html(data['route'])}"
-        + f"<h2>Versions and aliases</h2>{versions}"
-        + f"<h2>Audit history</h2>{history}"
-        + (
-            render_monitoring(monitoring)
-            if monitoring is not None
-            else '<section id="monitoring"><h2>Monitoring</h2><p>No monitoring history yet: '
-            "run <code>watchkeeper monitor run</code>.</p></section>"
-        )
-        + render_alerts(alerts)
-        + _reload(refresh)
-    )
-    return page(f"{name} — watchkeeper", body, subtitle=f"route: {described}")
-
-
-_LOGIN_FORM = (
-    '<form method="post" action="/dashboard/login"><p>{message}</p>'
-    '<label>Token <input type="password" name="token" autocomplete="current-password" '
-    'size="48" autofocus></label> <button type="submit">Open the dashboard</button></form>'
-    '<p class="muted">Any predict or admin token of this gateway. It is kept in an HttpOnly '
-    "cookie for this browser session.</p>"
-)
-
-
-def _login_page(message: str) -> str:
-    return page("watchkeeper dashboard — sign in", _LOGIN_FORM.format(message=esc(message)))
-
-
 def _html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return HTMLResponse(body, status, headers={**_HEADERS, **(headers or {})})
 
@@ -485,17 +318,17 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
         return json_response(data, headers={"Cache-Control": "no-store"})
 
     @app.get("/dashboard", include_in_schema=False, response_model=None)
-    async def overview_page(request: Request, refresh: Refresh = 60) -> Response:
+    async def show_overview(request: Request, refresh: Refresh = 60) -> Response:
         try:
             authorize(request)
         except ApiError as exc:
-            return _html(_login_page(exc.error), 401)
+            return _html(login_page(exc.error), 401)
         snapshot = await current_snapshot(ctx)
         data = await asyncio.to_thread(_overview, ctx, sources, snapshot)
-        return _html(_overview_page(data, refresh))
+        return _html(overview_page(data, refresh))
 
     @app.get("/dashboard/models/{name}", include_in_schema=False, response_model=None)
-    async def detail_page(
+    async def show_detail(
         name: ModelName,
         request: Request,
         last: Last = 48,
@@ -506,17 +339,17 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
         try:
             authorize(request)
         except ApiError as exc:
-            return _html(_login_page(exc.error), 401)
+            return _html(login_page(exc.error), 401)
         try:
             data = await detail(model_name(name), last, version, arm)
         except ApiError as exc:
             message = "; ".join([exc.error, *(p.problem for p in exc.problems)])
-            return _html(page("watchkeeper dashboard", _nav() + f"<p>{esc(message)}</p>"), 404)
-        return _html(_detail_page(data, refresh))
+            return _html(page("watchkeeper dashboard", nav() + f"<p>{esc(message)}</p>"), 404)
+        return _html(detail_page(data, refresh))
 
     @app.get("/dashboard/login", include_in_schema=False, response_model=None)
     async def login_form() -> Response:
-        return _html(_login_page("Sign in with a gateway token."))
+        return _html(login_page("Sign in with a gateway token."))
 
     @app.post("/dashboard/login", include_in_schema=False, response_model=None)
     async def login(request: Request) -> Response:
@@ -524,7 +357,7 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
         async for chunk in request.stream():
             body += chunk
             if len(body) > _MAX_LOGIN_BYTES:
-                return _html(_login_page("The form is too large."), 413)
+                return _html(login_page("The form is too large."), 413)
         if not ctx.auth.required:
             return RedirectResponse("/dashboard", status_code=303, headers=_HEADERS)
         try:
@@ -536,7 +369,7 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
             ctx.auth.check(f"Bearer {token}" if token else None, "predict")
         except ApiError as exc:
             if exc.status != 403:
-                return _html(_login_page(exc.error), 401)
+                return _html(login_page(exc.error), 401)
         response = RedirectResponse("/dashboard", status_code=303, headers=_HEADERS)
         response.set_cookie(
             COOKIE,
