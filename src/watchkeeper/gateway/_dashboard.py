@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import threading
 import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
@@ -124,8 +125,13 @@ class Sources:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._opened: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def _open(self, name: str) -> Any:
+        with self._lock:  # requests read from worker threads; open each store once
+            return self._open_locked(name)
+
+    def _open_locked(self, name: str) -> Any:
         found = self._opened.get(name)
         if found is not None:
             return found
