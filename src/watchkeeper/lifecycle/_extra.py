@@ -57,6 +57,9 @@ class GateContext:
         fairness check finds its sensitive attributes here).
     schema
         The :class:`watchkeeper.data.Schema` given to ``validate``, if any.
+    train_frame
+        Every column of the training rows (a mitigation that retrains needs their sensitive
+        attributes).
     """
 
     model: Any
@@ -72,6 +75,7 @@ class GateContext:
     random_state: int
     holdout_frame: pd.DataFrame | None = None
     schema: Any = None
+    train_frame: pd.DataFrame | None = None
 
 
 GateCheck = Callable[[GateContext, Mapping[str, Any]], "CheckResult | Sequence[CheckResult]"]

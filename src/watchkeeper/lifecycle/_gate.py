@@ -204,6 +204,7 @@ def validate(
             random_state=random_state,
             holdout_frame=d.holdout,
             schema=d.schema,
+            train_frame=d.train,
         )
         for check_name, params in cfg.extra_checks.items():
             step(f"extra check {check_name}")
