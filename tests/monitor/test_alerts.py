@@ -5,57 +5,60 @@ Evaluation runs on SQLite and on PostgreSQL (a throwaway server, see ``tests/_po
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from watchkeeper.checks import CheckResult, Status
 from watchkeeper.exceptions import InputError
-from watchkeeper.monitor import AlertConfig, AlertEvaluator, AlertRule, Condition, WebhookChannel
+from watchkeeper.monitor import (
+    AlertConfig,
+    AlertEvaluator,
+    AlertRule,
+    Condition,
+    MonitorStore,
+    WebhookChannel,
+    WindowCheck,
+)
 from watchkeeper.monitor._channels import DeliveryError
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Row:
-    """A window result with the fields of the monitor history's rows."""
-
-    window_end: datetime
-    status: str
-    check: str = "drift.ks"
-    subject: str = "age"
-    value: float | None = 0.3
-    model: str = "churn"
-    version: Any = 1
-    arm: str = "champion"
-    lower: float | None = None
-    upper: float | None = None
-    threshold: float | None = 0.1
-    reason: str = "KS distance 0.3 above the 0.1 floor"
-
-    @property
-    def window_start(self) -> datetime:
-        return self.window_end - timedelta(hours=1)
+def row(
+    window_end: datetime,
+    status: str,
+    *,
+    check: str = "drift.ks",
+    subject: str = "age",
+    value: float | None = 0.3,
+    model: str = "churn",
+    version: int = 1,
+    arm: str = "champion",
+    lower: float | None = None,
+    upper: float | None = None,
+) -> WindowCheck:
+    """A one-hour window's result as the monitor history stores it."""
+    return WindowCheck(
+        model, version, arm, window_end - timedelta(hours=1), window_end, "time", 100, 0,
+        check, subject, Status(status), "KS distance 0.3 above the 0.1 floor",
+        value=value, lower=lower, upper=upper, threshold=0.1,
+    )  # fmt: skip
 
 
 def hour(h: int) -> datetime:
     return T0 + timedelta(hours=h)
 
 
-def series(statuses: str, **kw: Any) -> list[Row]:
+def series(statuses: str, **kw: Any) -> list[WindowCheck]:
     """One result per hour: ``"ooaa"`` is ok, ok, alert, alert (``w`` warn, ``i``
     insufficient data, ``e`` error)."""
     names = {"o": "ok", "a": "alert", "w": "warn", "i": "insufficient_data", "e": "error"}
-    return [Row(hour(h), names[c], **kw) for h, c in enumerate(statuses)]
+    return [row(hour(h), names[c], **kw) for h, c in enumerate(statuses)]
 
 
 def config(**rule: Any) -> AlertConfig:
@@ -68,38 +71,11 @@ def config(**rule: Any) -> AlertConfig:
 # ---------------------------------------------------------------------------------------------
 
 
-def _postgres_helper() -> ModuleType:
-    name = "_watchkeeper_tests_postgres"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / "_postgres.py"
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[Any]:
-    helper = _postgres_helper()
-    try:
-        server = helper.start_postgres()
-    except helper.PostgresUnavailableError as exc:
-        if os.environ.get("WATCHKEEPER_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"required service unavailable: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-    yield server
-    server.stop()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'monitor.db'}"
-    return str(request.getfixturevalue("postgres_server").create_schema())
+    return str(request.getfixturevalue("monitor_postgres").create_schema())
 
 
 def kinds(outcome: Any) -> list[tuple[str, int]]:
@@ -200,12 +176,12 @@ def test_metric_comparator_on_value_and_bounds(tmp_path: Path) -> None:
         }
     )
     rows = [
-        Row(hour(0), "ok", check="performance.roc_auc", subject="model", value=0.9, upper=0.95),
-        Row(hour(1), "warn", check="performance.roc_auc", subject="model", value=0.7, upper=0.85),
-        Row(hour(2), "alert", check="performance.roc_auc", subject="model", value=0.6, upper=0.7),
+        row(hour(0), "ok", check="performance.roc_auc", subject="model", value=0.9, upper=0.95),
+        row(hour(1), "warn", check="performance.roc_auc", subject="model", value=0.7, upper=0.85),
+        row(hour(2), "alert", check="performance.roc_auc", subject="model", value=0.6, upper=0.7),
         # Too few labels: the number is not a verdict, so the window cannot be judged.
-        Row(hour(3), "insufficient_data", check="performance.roc_auc", subject="model", value=1.0),
-        Row(hour(4), "ok", check="performance.roc_auc", subject="model", value=None),
+        row(hour(3), "insufficient_data", check="performance.roc_auc", subject="model", value=1.0),
+        row(hour(4), "ok", check="performance.roc_auc", subject="model", value=None),
     ]
     with AlertEvaluator(rules, f"sqlite:///{tmp_path / 'm.db'}") as alerts:
         out = alerts.evaluate(rows)
@@ -220,13 +196,33 @@ def test_metric_comparator_on_value_and_bounds(tmp_path: Path) -> None:
 def test_late_labels_judge_a_window_that_could_not_be_judged(tmp_path: Path) -> None:
     rules = config(check="performance.*", when="status >= alert")
     with AlertEvaluator(rules, f"sqlite:///{tmp_path / 'm.db'}") as alerts:
-        first = [Row(hour(0), "insufficient_data", check="performance.accuracy")]
+        first = [row(hour(0), "insufficient_data", check="performance.accuracy")]
         assert kinds(alerts.evaluate(first)) == []
         # Labels arrived: the monitor recomputed the same window.
-        later = [Row(hour(0), "alert", check="performance.accuracy")]
+        later = [row(hour(0), "alert", check="performance.accuracy")]
         assert kinds(alerts.evaluate(later)) == [("firing", 0)]
         # A window already judged is not judged again.
-        assert kinds(alerts.evaluate([Row(hour(0), "ok", check="performance.accuracy")])) == []
+        assert kinds(alerts.evaluate([row(hour(0), "ok", check="performance.accuracy")])) == []
+
+
+def test_evaluates_the_monitor_history_in_the_same_database(db_url: str) -> None:
+    with MonitorStore(db_url) as store:
+        run = store.start_run()
+        for h, status in enumerate("aaao"):
+            found = [
+                CheckResult("drift.ks", "age", Status.ALERT if status == "a" else Status.OK, "-"),
+                CheckResult("performance.accuracy", "model", Status.OK, "-", value=0.9),
+            ]
+            store.write_window(
+                "churn", 1, "champion", hour(h), hour(h + 1), "time", 100, 50, found, run_id=run
+            )
+        with AlertEvaluator(AlertConfig.default(), db_url) as alerts:
+            out = alerts.evaluate_store(store)
+            assert [(e.rule, e.kind, e.window_end) for e in out.events] == [
+                ("drift", "firing", hour(2)),
+                ("drift", "resolved", hour(4)),
+            ]
+            assert alerts.evaluate_store(store, model="churn").events == ()
 
 
 def test_unreachable_channel_is_recorded_and_does_not_stop_evaluation(

@@ -85,7 +85,7 @@ CUSTOM = AlertConfig.from_dict(
             {"name": "auc-upper", "check": "performance.roc_auc", "subject": "class_?",
              "model": "churn*", "when": "upper < 0.7", "severity": "critical"},
             {"name": "shift", "check": "drift.[kp]*", "when": "status == warn", "cooldown": "2h"},
-            {"name": "slow", "check": "serving.latency_p50", "when": "value >= 0.1"},
+            {"name": "slow", "check": "serving.latency_p50", "when": "value >= 100"},
             {"name": "quiet", "check": "serving.throughput", "model": "fraud",
              "when": "value < 1"},
             {"name": "errors", "check": "serving.error_rate", "model": "churn",
@@ -149,6 +149,7 @@ def test_expressions_follow_the_rules() -> None:
     assert 'check=~"drift\\\\.[kp].*"' in rules["shift"]["expr"]
     assert rules["shift"]["keep_firing_for"] == "2h"
     assert rules["slow"]["expr"].startswith("histogram_quantile(0.5, ")
+    assert rules["slow"]["expr"].endswith(" * 1000 >= 100")
     assert rules["slow"]["for"] == "5m"
     assert 'watchkeeper_requests_total{model=~"fraud"}' in rules["quiet"]["expr"]
     assert 'watchkeeper_requests_total{model=~"churn", code=~"5.."}' in rules["errors"]["expr"]

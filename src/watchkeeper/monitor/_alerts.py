@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
@@ -38,6 +38,9 @@ from watchkeeper.monitor._alert_event import AlertEvent, alert_key
 from watchkeeper.monitor._alert_rules import AlertConfig, AlertRule
 from watchkeeper.monitor._channels import Delivery, deliver
 from watchkeeper.registry._engine import create_engine, safe_url
+
+if TYPE_CHECKING:
+    from watchkeeper.monitor._store import MonitorStore
 
 __all__ = ["AlertEvaluator", "AlertOutcome", "AlertStoreError", "WindowResult"]
 
@@ -255,6 +258,15 @@ class AlertEvaluator:
         sent = self._deliver(pending)
         stored = tuple(event for event, _ in pending)
         return AlertOutcome(stored, sent, judged)
+
+    def evaluate_store(
+        self, store: MonitorStore, *, model: str | None = None, since: datetime | None = None
+    ) -> AlertOutcome:
+        """Evaluate the monitor history in ``store`` (every model, or ``model``), from
+        ``since`` (window end) on; windows evaluated before are skipped, so the whole history
+        may be passed again safely."""
+        models = [model] if model is not None else store.models()
+        return self.evaluate([r for m in models for r in store.results(m, since=since)])
 
     def _advance(
         self,

@@ -8,9 +8,10 @@ the same alerts there:
   2 warn, 3 alert, 4 error);
 - a numeric condition reads ``watchkeeper_monitor_value`` / ``_lower`` / ``_upper`` and, like
   the evaluator, ignores results whose status is insufficient data or error;
-- ``serving.latency_p50`` / ``latency_p99``, ``serving.error_rate`` and
-  ``serving.throughput`` with a numeric condition are computed live from the gateway's own
-  latency histogram and request counter instead, over ``rate_window``.
+- ``serving.latency_p50`` / ``latency_p99`` (milliseconds, as the monitor reports them),
+  ``serving.error_rate`` and ``serving.throughput`` with a numeric condition are computed
+  live from the gateway's own latency histogram and request counter instead, over
+  ``rate_window``.
 
 ``for N`` windows becomes ``for: (N - 1) × window`` on monitor series (a window's result is a
 gauge that holds until the next window) and ``for: N × rate_window`` on live gateway series.
@@ -120,7 +121,9 @@ def _live_expr(rule: AlertRule, rate: str) -> str | None:
     if rule.check in _LIVE_LATENCY:
         q = _LIVE_LATENCY[rule.check]
         buckets = f"watchkeeper_request_duration_seconds_bucket{model}"
-        return f"histogram_quantile({q}, sum by (model, le) (rate({buckets}[{rate}]))) {comparison}"
+        # The monitor reports latency in milliseconds, the gateway's histogram in seconds.
+        quantile = f"histogram_quantile({q}, sum by (model, le) (rate({buckets}[{rate}])))"
+        return f"{quantile} * 1000 {comparison}"
     requests = "watchkeeper_requests_total"
     if rule.check == "serving.error_rate":
         failed = "{" + ", ".join([*([model[1:-1]] if model else []), 'code=~"5.."']) + "}"
