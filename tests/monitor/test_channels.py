@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from watchkeeper.checks import Status
 from watchkeeper.monitor import (
     AlertConfig,
     AlertEvaluator,
@@ -24,6 +25,7 @@ from watchkeeper.monitor import (
     LogChannel,
     SlackChannel,
     WebhookChannel,
+    WindowCheck,
     deliver,
 )
 
@@ -334,24 +336,11 @@ def test_log_channel_levels(caplog: pytest.LogCaptureFixture) -> None:
     assert "[FIRING critical] drift" in caplog.records[0].getMessage()
 
 
-@dataclass(frozen=True)
-class Row:
-    window_end: datetime
-    status: str
-    model: str = "churn"
-    version: int = 3
-    arm: str = "champion"
-    check: str = "drift.ks"
-    subject: str = "age"
-    value: float | None = 0.31
-    lower: float | None = None
-    upper: float | None = None
-    threshold: float | None = 0.1
-    reason: str = "KS distance 0.31 above the 0.1 floor"
-
-    @property
-    def window_start(self) -> datetime:
-        return self.window_end - timedelta(hours=1)
+def result(window_end: datetime, status: str) -> WindowCheck:
+    return WindowCheck(
+        "churn", 3, "champion", window_end - timedelta(hours=1), window_end, "time", 100, 0,
+        "drift.ks", "age", Status(status), "KS distance 0.31 above the 0.1 floor", value=0.31,
+    )  # fmt: skip
 
 
 def test_firing_and_resolution_reach_every_channel_once(
@@ -373,7 +362,7 @@ def test_firing_and_resolution_reach_every_channel_once(
             ],
         }
     )  # fmt: skip
-    rows = [Row(T0 + timedelta(hours=h), s) for h, s in enumerate(["alert"] * 5 + ["ok"])]
+    rows = [result(T0 + timedelta(hours=h), s) for h, s in enumerate(["alert"] * 5 + ["ok"])]
     with AlertEvaluator(config, f"sqlite:///{tmp_path / 'monitor.db'}") as alerts:
         out = alerts.evaluate(rows[:3])
         out2 = alerts.evaluate(rows)  # overlapping re-run: no duplicate firing

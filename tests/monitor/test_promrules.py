@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from watchkeeper.monitor import AlertConfig, AlertEvaluator
+from watchkeeper.checks import Status
+from watchkeeper.monitor import AlertConfig, AlertEvaluator, WindowCheck
 from watchkeeper.monitor._promrules import (
     GATEWAY_SERIES,
     MONITOR_SERIES,
@@ -245,33 +246,18 @@ def test_cli_generates_files_from_a_rules_file(tmp_path: Path) -> None:
 
 
 def test_cli_lists_alert_events(tmp_path: Path) -> None:
-    from dataclasses import dataclass
-
     from watchkeeper.cli._alerts import app
 
-    @dataclass(frozen=True)
-    class Row:
-        window_end: datetime
-        status: str
-        model: str = "churn"
-        version: int = 1
-        arm: str = "champion"
-        check: str = "performance.accuracy"
-        subject: str = "model"
-        value: float = 0.61
-        lower: None = None
-        upper: None = None
-        threshold: float = 0.7
-        reason: str = "accuracy fell"
-
-        @property
-        def window_start(self) -> datetime:
-            return self.window_end - timedelta(hours=1)
+    def result(end: datetime) -> WindowCheck:
+        return WindowCheck(
+            "churn", 1, "champion", end - timedelta(hours=1), end, "time", 100, 80,
+            "performance.accuracy", "model", Status.ALERT, "accuracy fell", value=0.61,
+        )  # fmt: skip
 
     t0 = datetime(2024, 5, 1, tzinfo=UTC)
     root = tmp_path / "root"
     with AlertEvaluator(root=root) as alerts:
-        alerts.evaluate([Row(t0, "alert"), Row(t0 + timedelta(hours=1), "alert")])
+        alerts.evaluate([result(t0), result(t0 + timedelta(hours=1))])
     runner = CliRunner()
     out = runner.invoke(app, ["list", "--root", str(root)])
     assert out.exit_code == 0, out.output
