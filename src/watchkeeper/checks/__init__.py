@@ -42,6 +42,7 @@ from watchkeeper.checks._rules import (
     StatisticalRule,
     ThresholdRule,
 )
+from watchkeeper.checks._skew import SkewFinding, detect_skew, skew_checks
 
 __all__ = [
     "ADWIN",
@@ -68,12 +69,14 @@ __all__ = [
     "PerformanceRule",
     "QualityThresholds",
     "ReferenceChunksRule",
+    "SkewFinding",
     "StatisticalRule",
     "Status",
     "ThresholdRule",
     "available_detectors",
     "concept_drift_check",
     "concept_drift_checks",
+    "detect_skew",
     "detector",
     "error_stream",
     "fairness_checks",
@@ -83,4 +86,5 @@ __all__ = [
     "quality_checks",
     "realised_performance",
     "run_detector",
+    "skew_checks",
 ]
