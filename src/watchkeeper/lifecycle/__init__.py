@@ -2,7 +2,8 @@
 
 :func:`validate` runs them all and returns a :class:`GateReport` (JSON, HTML and an exit code
 for CI/CD: 0 pass, 1 fail, 2 error). Each check is also a pure function usable on its own.
-Extra checks (fairness, in-house rules) plug in with :func:`gate_check`.
+Extra checks (fairness, in-house rules) plug in with :func:`gate_check`; importing this package
+registers the ``fairness`` check (see :func:`mitigate` for the mitigations it can offer).
 """
 
 from watchkeeper.lifecycle._calibration import calibration_check, expected_calibration_error
@@ -26,6 +27,7 @@ from watchkeeper.lifecycle._extra import (
     gate_check,
     get_gate_check,
 )
+from watchkeeper.lifecycle._fairness import MitigatedModel, mitigate, tradeoff_table
 from watchkeeper.lifecycle._gate import validate
 from watchkeeper.lifecycle._generalisation import cross_validation_checks, learning_curve_check
 from watchkeeper.lifecycle._iterations import early_stopping_check
@@ -42,6 +44,7 @@ __all__ = [
     "GateContext",
     "GateReport",
     "GeneralisationConfig",
+    "MitigatedModel",
     "PairedDifference",
     "Predictions",
     "RobustnessConfig",
@@ -57,10 +60,12 @@ __all__ = [
     "get_gate_check",
     "learning_curve_check",
     "mcnemar_test",
+    "mitigate",
     "paired_bootstrap",
     "predict",
     "robustness_checks",
     "serving_checks",
+    "tradeoff_table",
     "validate",
     "validation_curve_check",
 ]
