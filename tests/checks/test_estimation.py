@@ -266,3 +266,19 @@ def test_dle_bad_input() -> None:
         DLE(prediction="pred", target="y", features=["x"]).fit(bad)
     with pytest.raises(InputError, match="'missing'"):
         DLE(prediction="pred", target="y", features=["missing"]).fit(ref)
+
+
+def test_binary_interval_matches_a_label_simulation() -> None:
+    # The binary interval uses exact Poisson-binomial moments and the delta method; the
+    # multiclass path simulates labels. On the same binary window the two must agree.
+    est = CBPE(score="p", prediction="yhat", target="y", n_simulations=3000)
+    est.fit(binary(3000, 30))
+    window = binary(800, 31)
+    table = pa.Table.from_pandas(window)
+    s = est._scores(table)
+    yhat = est._indices(table, "yhat", "prediction")
+    _, sd, _ = est._binary(s[:, 0], yhat)
+    p = est._calibrated(s)
+    draws = est._simulate(p[1:], yhat, est._ranks(s))
+    for key, spread in sd.items():
+        assert np.std(draws[key], ddof=1) == pytest.approx(spread, rel=0.1), key

@@ -130,3 +130,54 @@ def metrics_from_confusion(c: Any, auc: Any) -> dict[str, Any]:
             "f1": 2 * tp / (predicted + actual),
             "roc_auc": auc,
         }
+
+
+def binary_moments(
+    p: NDArray[np.float64],
+    predicted: NDArray[np.float64],
+    count: NDArray[np.float64],
+    ranks: NDArray[np.float64],
+) -> tuple[dict[str, NDArray[np.float64]], dict[str, NDArray[np.float64]]]:
+    """Expected binary metrics and their label-noise variances, per row of ``p``.
+
+    The window is summarised by its distinct scores ("cells"): ``count`` rows per cell, of
+    which ``predicted`` are predicted positive, with the cell's midrank ``ranks``; ``p``
+    (calibrators, cells) holds the positive-class probability of each cell. With independent
+    Bernoulli labels, ``TP`` and ``FN`` are independent Poisson-binomial sums (over rows
+    predicted positive and negative) with variances ``sum p (1 - p)``; the metrics are smooth
+    functions of ``(TP, FN)`` — and ROC AUC of the positives' rank sum ``W`` and count ``P`` —
+    so their variances follow by the delta method. The expectations are the
+    ratio-of-expectations estimates CBPE reports.
+    """
+    n = float(count.sum())
+    q = p * (1.0 - p)
+    tp, fn = p @ predicted, p @ (count - predicted)
+    v1, v0 = q @ predicted, q @ (count - predicted)
+    pp = float(predicted.sum())
+    t = tp + fn
+    d = pp + t
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = {
+            "accuracy": (tp + (n - pp) - fn) / n,
+            "precision": tp / pp if pp else np.full_like(tp, np.nan),
+            "recall": tp / t,
+            "f1": 2 * tp / d,
+        }
+        var = {
+            "accuracy": (v1 + v0) / n**2,
+            "precision": v1 / pp**2 if pp else np.full_like(tp, np.nan),
+            "recall": (fn / t**2) ** 2 * v1 + (tp / t**2) ** 2 * v0,
+            "f1": (2 * (pp + fn) / d**2) ** 2 * v1 + (2 * tp / d**2) ** 2 * v0,
+        }
+        rw = ranks * count
+        s, s2, w = p @ count, (p * p) @ count, p @ rw
+        pairs = s * (n - s) - (s - s2)
+        mean["roc_auc"] = np.where(pairs > 0, (w - s - 0.5 * (s * s - s2)) / pairs, np.nan)
+        # Delta method for AUC = (W - P (P + 1) / 2) / (P (n - P)) at W = E W, P = E P.
+        den = s * (n - s)
+        d_w = 1.0 / den
+        d_p = (-(s + 0.5) * den - (w - s * (s + 1) / 2) * (n - 2 * s)) / den**2
+        var["roc_auc"] = (
+            d_w**2 * (q @ (ranks * rw)) + d_p**2 * (q @ count) + 2 * d_w * d_p * (q @ rw)
+        )
+    return mean, var

@@ -20,17 +20,20 @@ positive given the score changes, the estimate is wrong and nothing without labe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 from scipy.stats import rankdata
 
 from watchkeeper.checks._calibration import (
     N_FOLDS,
     Calibrator,
+    binary_moments,
     expected_auc,
     expected_confusion,
     metrics_from_confusion,
@@ -38,6 +41,8 @@ from watchkeeper.checks._calibration import (
 from watchkeeper.checks._estimation import (
     Estimator,
     Support,
+    class_indices,
+    draws_sd,
     label_values,
     score_values,
 )
@@ -191,16 +196,7 @@ class CBPE(Estimator):
         return s
 
     def _indices(self, table: pa.Table, column: str, role: str) -> NDArray[np.int64]:
-        values = label_values(table, column, role)
-        index = {c: i for i, c in enumerate(self.classes_)}
-        out = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=values.size)
-        if (out < 0).any():
-            odd = sorted({str(v) for v in values[out < 0]})[:5]
-            raise InputError(
-                f"the {role} column {column!r} holds classes {odd} that are not among "
-                f"{list(self.classes_)}; pass classes=[...] with every class"
-            )
-        return out
+        return class_indices(table, column, role, self.classes_)
 
     def fit(self, reference: Any) -> CBPE:
         """Calibrate the scores and record the reference performance.
@@ -227,7 +223,7 @@ class CBPE(Estimator):
         s = self._scores(table)
         y_labels = label_values(table, self.target, "target")
         if self.classes is None:
-            self.classes_ = tuple(sorted(set(y_labels.tolist())))
+            self.classes_ = tuple(sorted(pc.unique(y_labels).to_pylist()))
         else:
             self.classes_ = tuple(_label(c) for c in self.classes)
         k = len(self.classes_)
@@ -265,12 +261,12 @@ class CBPE(Estimator):
     # -- estimate -------------------------------------------------------------------------
 
     def _probabilities(self, s: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Class probabilities (n, k) from calibrated per-column probabilities (n, m)."""
-        if s.shape[1] == 1:
-            return np.column_stack([1.0 - s[:, 0], s[:, 0]])
-        total = s.sum(axis=1, keepdims=True)
+        """Class probabilities (..., k) from calibrated per-column probabilities (..., m)."""
+        if s.shape[-1] == 1:
+            return np.concatenate([1.0 - s, s], axis=-1)
+        total = s.sum(axis=-1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
-            p = np.where(total > 0, s / total, 1.0 / s.shape[1])
+            p = np.where(total > 0, s / total, 1.0 / s.shape[-1])
         return np.asarray(p, dtype=np.float64)
 
     def _calibrated(self, s: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -278,7 +274,7 @@ class CBPE(Estimator):
         if self.calibration == "none":
             return self._probabilities(s)[None]
         per_column = np.stack([cal(s[:, j]) for j, cal in enumerate(self.calibrators_)], axis=-1)
-        return np.stack([self._probabilities(p) for p in per_column])
+        return self._probabilities(per_column)
 
     def _ranks(self, s: NDArray[np.float64]) -> NDArray[np.float64]:
         """Midranks of the score of each class (n, k); binary class 0 ranks by ``-score``."""
@@ -343,13 +339,47 @@ class CBPE(Estimator):
             dtype=np.float64,
         )
 
+    def _binary(
+        self, s: NDArray[np.float64], yhat: NDArray[np.int64]
+    ) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float], NDArray[np.float64]]:
+        """Estimates, their standard deviations and the class probabilities of a binary
+        window.
+
+        The standard deviation follows the law of total variance: the label noise given a
+        calibrator (exact Poisson-binomial moments and the delta method, averaged over the
+        bootstrap calibrators) plus the spread of the estimate between calibrators. Rows are
+        grouped by distinct score first: a row's probability and rank depend on its score
+        only.
+        """
+        u, inv = np.unique(s, return_inverse=True)
+        count = np.bincount(inv).astype(np.float64)
+        predicted = np.asarray(
+            np.bincount(inv, weights=(yhat == 1).astype(np.float64), minlength=u.size),
+            dtype=np.float64,
+        )
+        ranks = np.cumsum(count) - (count - 1.0) / 2.0
+        pu = self._calibrated(u[:, None])[:, :, 1]
+        mean, var = binary_moments(pu, predicted, count, ranks)
+        boot = slice(1, None) if pu.shape[0] > 1 else slice(None)
+        point, sd = {}, {}
+        for m in self.metrics:
+            between = float(np.var(mean[m][boot], ddof=1)) if pu.shape[0] > 1 else 0.0
+            point[(m, "model")] = float(mean[m][0])
+            sd[(m, "model")] = math.sqrt(float(np.mean(var[m][boot])) + between)
+        p1 = pu[0][inv]
+        return point, sd, np.column_stack([1.0 - p1, p1])
+
     def _simulate(
         self, p: NDArray[np.float64], yhat: NDArray[np.int64], ranks: NDArray[np.float64]
     ) -> dict[tuple[str, str], NDArray[np.float64]]:
-        """Metrics of ``n_simulations`` label draws, draw ``d`` from calibrator ``d mod B``."""
+        """Metrics of ``n_simulations`` label draws, draw ``d`` from calibrator ``d mod B``.
+
+        Labels are drawn by inverse-CDF sampling of each row's class probabilities and
+        counted into one confusion matrix per draw by a single ``bincount`` per batch.
+        """
         n_cal, n, k = p.shape
         rng = np.random.default_rng(self.random_state)
-        cum = np.cumsum(p, axis=-1)[..., :-1]  # (B, n, k-1)
+        cum = np.cumsum(p, axis=-1)[..., :-1]
         batch = max(1, _DRAW_BUDGET // max(n * (k - 1), 1))
         parts: list[dict[tuple[str, str], NDArray[np.float64]]] = []
         for start in range(0, self.n_simulations, batch):
@@ -358,13 +388,10 @@ class CBPE(Estimator):
             y = (u[..., None] >= cum[which]).sum(axis=-1)  # class index of each row
             codes = (np.arange(which.size)[:, None] * k + y) * k + yhat[None, :]
             c = np.bincount(codes.ravel(), minlength=which.size * k * k).reshape(-1, k, k)
-            positives = c.sum(axis=-1)  # (draws, k)
-            auc = np.empty((which.size, k))
-            for j in range(k):
-                wins = (y == j) @ ranks[:, j]
-                npos = positives[:, j]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    auc[:, j] = (wins - npos * (npos + 1) / 2) / (npos * (n - npos))
+            positives = c.sum(axis=-1)
+            auc = np.column_stack(
+                [_auc((y == j) @ ranks[:, j], positives[:, j], n) for j in range(k)]
+            )
             parts.append(self._pick(metrics_from_confusion(c.astype(np.float64), auc)))
         return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
@@ -393,12 +420,16 @@ class CBPE(Estimator):
             return self._insufficient(n)
         s = self._scores(table)
         yhat = self._indices(table, self.prediction, "prediction")
-        p = self._calibrated(s)
-        ranks = self._ranks(s)
-        point = self._values(p[0], yhat, s)
-        draws = self._simulate(p[1:] if p.shape[0] > 1 else p, yhat, ranks)
+        if s.shape[1] == 1:
+            point, sd, p0 = self._binary(s[:, 0], yhat)
+        else:
+            p = self._calibrated(s)
+            p0, point = p[0], self._values(p[0], yhat, s)
+            boot = p[1:] if p.shape[0] > 1 else p
+            draws = self._simulate(boot, yhat, self._ranks(s))
+            sd = {key: draws_sd(v) for key, v in draws.items()}
         share, per_column = self.support_.outside(table)
-        confusion = expected_confusion(p[0], yhat, len(self.classes_)).round(6).tolist()
+        confusion = expected_confusion(p0, yhat, len(self.classes_)).round(6).tolist()
         out = []
         for key, value in point.items():
             details = self._details(n, self.reference_[key], self.reference_estimate_[key])
@@ -406,8 +437,14 @@ class CBPE(Estimator):
             if key[1] == "model":
                 details["expected_confusion_matrix"] = confusion
                 details["classes"] = list(self.classes_)
-            out.append(self._verdict(key, value, draws[key], details, (share, per_column)))
+            out.append(self._verdict(key, value, sd[key], details, (share, per_column)))
         return out
 
     def _threshold(self, reference: float) -> float:
         return reference - self.tolerance
+
+
+def _auc(wins: Any, npos: Any, n: int) -> Any:
+    """Mann–Whitney AUC from the rank sum of the positives (midranks, ties count one half)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (wins - npos * (npos + 1) / 2) / (npos * (n - npos))

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from watchkeeper.checks._estimation import (
     Estimator,
     Support,
+    draws_sd,
     is_numeric_type,
     score_values,
 )
@@ -276,7 +277,8 @@ class DLE(Estimator):
             value = _summary(metric, float(predicted.mean()))
             draws = self._simulate(metric, predicted, rng)
             details = self._details(n, self.reference_[metric], self.reference_estimate_[metric])
-            out.append(self._verdict((metric, "model"), value, draws, details, (share, per_column)))
+            sd = draws_sd(draws)
+            out.append(self._verdict((metric, "model"), value, sd, details, (share, per_column)))
         return out
 
     def _simulate(

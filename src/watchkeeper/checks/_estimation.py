@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 from scipy.stats import norm
 
@@ -25,7 +26,14 @@ from watchkeeper.checks._result import CheckResult, Status
 from watchkeeper.data._adapters import get_column, numeric_values, read_table, string_values
 from watchkeeper.exceptions import InputError, NotFittedError
 
-__all__ = ["ChunkEstimate", "Support", "decide_estimate", "label_values", "score_values"]
+__all__ = [
+    "ChunkEstimate",
+    "Support",
+    "class_indices",
+    "decide_estimate",
+    "label_values",
+    "score_values",
+]
 
 #: Name of the decision rule of estimated metrics (stored with every result).
 RULE = "estimated_vs_reference"
@@ -72,18 +80,32 @@ def score_values(table: pa.Table, name: str, role: str) -> NDArray[np.float64]:
     return np.asarray(values, dtype=np.float64)
 
 
-def label_values(table: pa.Table, name: str, role: str) -> NDArray[np.object_]:
+def label_values(table: pa.Table, name: str, role: str) -> pa.ChunkedArray:
     """Class labels of a column as strings (``1`` and ``1.0`` are both ``"1"``)."""
-    values = np.asarray(
-        string_values(get_column(table, name)).to_numpy(zero_copy_only=False), dtype=object
-    )
-    missing = int(sum(v is None for v in values))
-    if missing:
+    values = string_values(get_column(table, name))
+    if values.null_count:
         raise InputError(
-            f"the {role} column {name!r} has {missing:,} missing values of {values.size:,}; "
-            "drop those rows or fill them before estimating"
+            f"the {role} column {name!r} has {values.null_count:,} missing values of "
+            f"{len(values):,}; drop those rows or fill them before estimating"
         )
     return values
+
+
+def class_indices(
+    table: pa.Table, name: str, role: str, classes: Sequence[str]
+) -> NDArray[np.int64]:
+    """Position of each row's class in ``classes``, or an error naming the unknown ones."""
+    values = label_values(table, name, role)
+    found = pc.index_in(values, value_set=pa.array(list(classes), type=pa.string()))
+    if found.null_count:
+        odd = pc.unique(values.filter(pc.is_null(found))).to_pylist()
+        raise InputError(
+            f"the {role} column {name!r} holds classes {sorted(odd)[:5]} that are not among "
+            f"{list(classes)}; pass classes=[...] with every class"
+        )
+    if len(found) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +160,12 @@ class Support:
             per_column[name] = float(out.mean())
             any_out |= out
         for name, seen in self.categories.items():
-            strings = string_values(get_column(table, name)).to_numpy(zero_copy_only=False)
-            out = np.fromiter((v not in seen for v in strings), dtype=bool, count=n)
+            strings = string_values(get_column(table, name))
+            known = pa.array([v for v in seen if v is not None], type=pa.string())
+            inside = pc.is_in(strings, value_set=known)
+            if None in seen:
+                inside = pc.or_(inside, pc.is_null(strings))
+            out = ~np.asarray(inside.to_numpy(zero_copy_only=False), dtype=bool)
             per_column[name] = float(out.mean())
             any_out |= out
         return float(any_out.mean()), {k: v for k, v in per_column.items() if v > 0}
@@ -147,7 +173,7 @@ class Support:
 
 def fmt(x: float) -> str:
     """A number for a sentence: four significant digits."""
-    return f"{x:.4g}"
+    return f"{float(x):.4g}"
 
 
 def decide_estimate(
@@ -209,13 +235,10 @@ def with_assumption_check(
     return status
 
 
-def interval(
-    value: float, draws: NDArray[np.float64], z: float, lo: float, hi: float
-) -> tuple[float, float]:
-    """``value`` plus or minus ``z`` standard deviations of the simulated ``draws``, clipped."""
+def draws_sd(draws: NDArray[np.float64]) -> float:
+    """Standard deviation of simulated values (undefined draws left out)."""
     finite = draws[np.isfinite(draws)]
-    sd = float(finite.std(ddof=1)) if finite.size > 1 else math.inf
-    return max(lo, value - z * sd), min(hi, value + z * sd)
+    return float(finite.std(ddof=1)) if finite.size > 1 else math.inf
 
 
 class Estimator:
@@ -288,11 +311,12 @@ class Estimator:
         self,
         key: tuple[str, str],
         value: float,
-        draws: NDArray[np.float64],
+        sd: float,
         details: dict[str, Any],
         support: tuple[float, dict[str, float]],
     ) -> CheckResult:
-        """The result of one estimated metric: interval, comparison, assumption check."""
+        """The result of one estimated metric: the interval ``value +- z sd`` (clipped to the
+        metric's range), the comparison with the reference, the assumption check."""
         metric, subject = key
         check = f"estimated.{metric}"
         if not math.isfinite(value):
@@ -311,7 +335,9 @@ class Estimator:
                 details=details,
             )
         z = float(norm.ppf(0.5 + self.confidence / 2))
-        lower, upper = interval(value, draws, z, 0.0, self._upper_limit)
+        if not math.isfinite(sd):
+            sd = math.inf
+        lower, upper = max(0.0, value - z * sd), min(self._upper_limit, value + z * sd)
         reference = float(details["reference_value"])
         threshold = self._threshold(reference)
         status, reason = decide_estimate(
