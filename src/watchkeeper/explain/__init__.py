@@ -1,7 +1,11 @@
 """Explanations: local and global attributions through SHAP, importance with its noise
-floor, interpretable surrogates, and attribution drift.
+floor, permutation importance, interpretable surrogates, and attribution drift.
+
+Needs the ``explain`` extra (``pip install "watchkeeper[explain]"``) for SHAP, and ``lime``
+for LIME; both are imported only when an explanation is computed.
 """
 
+from watchkeeper.explain._drift import DegradationCause, attribution_drift, rank_degradation_causes
 from watchkeeper.explain._global import (
     GlobalExplanation,
     RankChange,
@@ -9,13 +13,26 @@ from watchkeeper.explain._global import (
     rank_changes,
 )
 from watchkeeper.explain._local import Explainer, Explanation, explain
+from watchkeeper.explain._surrogate import (
+    PermutationImportance,
+    Surrogate,
+    permutation_importance,
+    surrogate,
+)
 
 __all__ = [
+    "DegradationCause",
     "Explainer",
     "Explanation",
     "GlobalExplanation",
+    "PermutationImportance",
     "RankChange",
+    "Surrogate",
+    "attribution_drift",
     "explain",
     "global_importance",
+    "permutation_importance",
     "rank_changes",
+    "rank_degradation_causes",
+    "surrogate",
 ]

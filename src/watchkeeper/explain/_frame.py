@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from watchkeeper.exceptions import InputError
 
-__all__ = ["FrameCodec", "as_frame"]
+__all__ = ["FrameCodec", "as_frame", "is_numeric_column"]
 
 
 def as_frame(X: Any, feature_names: Sequence[str] | None = None) -> Any:
@@ -70,7 +70,8 @@ def as_frame(X: Any, feature_names: Sequence[str] | None = None) -> Any:
     return frame[list(feature_names)]
 
 
-def _is_numeric(series: Any) -> bool:
+def is_numeric_column(series: Any) -> bool:
+    """Whether a pandas column holds numbers (booleans included, categoricals not)."""
     import pandas as pd
 
     dtype = series.dtype
@@ -83,8 +84,8 @@ class FrameCodec:
     Parameters
     ----------
     as_frame
-        Decode to a DataFrame (the model was fitted on named columns or takes non-numeric
-        values) rather than a float array.
+        Decode to a DataFrame (the model was fitted on named columns) rather than an array
+        (of floats, or of objects when some columns are not numeric).
 
     Examples
     --------
@@ -105,16 +106,10 @@ class FrameCodec:
         self.columns_: tuple[str, ...] = tuple(str(c) for c in frame.columns)
         self.dtypes_ = {c: frame[c].dtype for c in self.columns_}
         self.categorical_: tuple[str, ...] = tuple(
-            c for c in self.columns_ if not _is_numeric(frame[c])
+            c for c in self.columns_ if not is_numeric_column(frame[c])
         )
         self.values_: dict[str, list[Any]] = {c: [] for c in self.categorical_}
         self._index: dict[str, dict[Any, int]] = {c: {} for c in self.categorical_}
-        if self.categorical_ and not self.as_frame:
-            raise InputError(
-                f"columns {list(self.categorical_)[:5]} are not numeric but the model takes a "
-                "numeric matrix; encode them (e.g. in a scikit-learn Pipeline) before "
-                "explaining, or pass a model fitted on a DataFrame"
-            )
         self.encode(frame)
         return self
 
@@ -154,7 +149,7 @@ class FrameCodec:
 
     def decode(self, Z: NDArray[np.float64]) -> Any:
         """The model input for the float matrix ``Z``."""
-        if not self.as_frame:
+        if not self.as_frame and not self.categorical_:
             return Z
         import pandas as pd
 
@@ -174,7 +169,8 @@ class FrameCodec:
                 data[c] = column.astype(bool)
             else:
                 data[c] = column
-        return pd.DataFrame(data, columns=list(self.columns_))
+        frame = pd.DataFrame(data, columns=list(self.columns_))
+        return frame if self.as_frame else frame.to_numpy(dtype=object)
 
     def categories(self, column: str) -> list[Any]:
         """Values of a non-numeric column, in code order."""

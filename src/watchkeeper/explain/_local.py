@@ -282,10 +282,14 @@ class Explainer:
         frame = as_frame(background, self._feature_names(view))
         if len(frame) == 0:
             raise InputError("the background data has no rows; pass at least one")
-        as_frame_input = getattr(view.native, "feature_names_in_", None) is not None or not all(
-            np.issubdtype(np.asarray(frame[c]).dtype, np.number) for c in frame
-        )
-        self.codec_ = FrameCodec(as_frame=as_frame_input).fit(frame)
+        named = getattr(view.native, "feature_names_in_", None) is not None
+        self.codec_ = FrameCodec(as_frame=named).fit(frame)
+        if self.codec_.categorical_ and not named and view.prefix is None:
+            raise InputError(
+                f"columns {list(self.codec_.categorical_)[:5]} are not numeric but "
+                f"{type(view.native).__name__} takes numbers; encode them (e.g. in a "
+                "scikit-learn Pipeline) before explaining, or pass a model fitted on a DataFrame"
+            )
         rng = np.random.default_rng(self.random_state)
         n = len(frame)
         keep = np.sort(rng.choice(n, size=min(n, self.max_background), replace=False))
@@ -428,8 +432,17 @@ class Explainer:
         if len(frame) == 0:
             raise InputError("no rows to explain; pass at least one row")
         Z = self.codec_.encode(frame)
-        values, bases = self._backend(Z)
-        predictions = self._function()(Z)
+        try:
+            values, bases = self._backend(Z)
+            predictions = self._function()(Z)
+        except (ValueError, TypeError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(
+                f"the model could not be evaluated on the explained rows "
+                f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}); pass rows "
+                "with the same columns and types as the model's training data"
+            ) from exc
         data = np.empty(frame.shape, dtype=object)
         data[:, :] = frame.to_numpy(dtype=object)
         view = self.view_
