@@ -11,11 +11,9 @@ fully written or untouched, and the next run completes it without duplicates.
 from __future__ import annotations
 
 import json
-import math
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,8 +22,23 @@ import sqlalchemy as sa
 
 from watchkeeper.checks import CheckResult, Status
 from watchkeeper.exceptions import InputError, WatchkeeperError
+from watchkeeper.monitor._records import (
+    DetectorState,
+    WindowCheck,
+    WindowSummary,
+    as_utc,
+    result_row,
+    to_check,
+    to_summary,
+)
 
-__all__ = ["MonitorStore", "MonitorStoreError", "WindowCheck", "WindowSummary"]
+__all__ = [
+    "DetectorState",
+    "MonitorStore",
+    "MonitorStoreError",
+    "WindowCheck",
+    "WindowSummary",
+]
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
@@ -116,157 +129,6 @@ runs = sa.Table(
 
 class MonitorStoreError(WatchkeeperError):
     """The monitor history cannot be opened, read or written; the message says why."""
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything the store writes is UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _num(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-@dataclass(frozen=True, slots=True)
-class WindowCheck:
-    """One stored check result of one window.
-
-    Examples
-    --------
-    >>> from datetime import UTC, datetime
-    >>> row = WindowCheck("churn", 1, "champion", datetime(2024, 5, 1, tzinfo=UTC),
-    ...                   datetime(2024, 5, 1, 1, tzinfo=UTC), "time", 120, 30,
-    ...                   "drift.ks", "age", Status.OK, "no drift")
-    >>> row.label_coverage, row.to_result().check
-    (0.25, 'drift.ks')
-    """
-
-    model: str
-    version: int
-    arm: str
-    window_start: datetime
-    window_end: datetime
-    window_kind: str
-    n_rows: int
-    n_labels: int
-    check: str
-    subject: str
-    status: Status
-    reason: str
-    value: float | None = None
-    lower: float | None = None
-    upper: float | None = None
-    threshold: float | None = None
-    p_value: float | None = None
-    rule: str | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
-    computed_at: datetime | None = None
-    run_id: str | None = None
-
-    @property
-    def label_coverage(self) -> float:
-        """Share of the window's rows that have a label."""
-        return self.n_labels / self.n_rows if self.n_rows else 0.0
-
-    def to_result(self) -> CheckResult:
-        """The :class:`~watchkeeper.checks.CheckResult` this row stores."""
-        return CheckResult(
-            check=self.check,
-            subject=self.subject,
-            status=self.status,
-            reason=self.reason,
-            value=self.value,
-            threshold=self.threshold,
-            lower=self.lower,
-            upper=self.upper,
-            p_value=self.p_value,
-            rule=self.rule,
-            details=dict(self.details),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serializable form (times as ISO 8601)."""
-        out = {
-            "model": self.model,
-            "version": self.version,
-            "arm": self.arm,
-            "window_start": self.window_start.isoformat(),
-            "window_end": self.window_end.isoformat(),
-            "window_kind": self.window_kind,
-            "n_rows": self.n_rows,
-            "n_labels": self.n_labels,
-        }
-        out.update(self.to_result().to_dict())
-        out["computed_at"] = None if self.computed_at is None else self.computed_at.isoformat()
-        out["run_id"] = self.run_id
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class WindowSummary:
-    """One evaluated window: bounds, rows, labels and its worst status.
-
-    Examples
-    --------
-    >>> from datetime import UTC, datetime
-    >>> w = WindowSummary("churn", 1, "champion", datetime(2024, 5, 1, tzinfo=UTC),
-    ...                   datetime(2024, 5, 2, tzinfo=UTC), "time", 200, 50, Status.WARN)
-    >>> w.label_coverage, w.to_dict()["status"]
-    (0.25, 'warn')
-    """
-
-    model: str
-    version: int
-    arm: str
-    window_start: datetime
-    window_end: datetime
-    window_kind: str
-    n_rows: int
-    n_labels: int
-    status: Status
-    computed_at: datetime | None = None
-    run_id: str | None = None
-
-    @property
-    def label_coverage(self) -> float:
-        """Share of the window's rows that have a label."""
-        return self.n_labels / self.n_rows if self.n_rows else 0.0
-
-    @property
-    def worst_status(self) -> Status:
-        """The most severe status among the window's results (same as :attr:`status`)."""
-        return self.status
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serializable form (times as ISO 8601)."""
-        return {
-            "model": self.model,
-            "version": self.version,
-            "arm": self.arm,
-            "window_start": self.window_start.isoformat(),
-            "window_end": self.window_end.isoformat(),
-            "window_kind": self.window_kind,
-            "n_rows": self.n_rows,
-            "n_labels": self.n_labels,
-            "label_coverage": self.label_coverage,
-            "status": self.status.value,
-            "computed_at": None if self.computed_at is None else self.computed_at.isoformat(),
-            "run_id": self.run_id,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class DetectorState:
-    """A persisted concept-drift detector and the last row of the error stream it was fed."""
-
-    detector: str
-    state: Mapping[str, Any]
-    position_ts: float
-    position_id: str
-    n_fed: int
 
 
 class MonitorStore:
@@ -416,8 +278,8 @@ class MonitorStore:
             return [
                 {
                     **row._asdict(),
-                    "started_at": _utc(row.started_at),
-                    "finished_at": None if row.finished_at is None else _utc(row.finished_at),
+                    "started_at": as_utc(row.started_at),
+                    "finished_at": None if row.finished_at is None else as_utc(row.finished_at),
                 }
                 for row in rows
             ]
@@ -448,7 +310,7 @@ class MonitorStore:
         worse status than the new one is kept (a concept-drift signal is never erased by a
         later, quieter batch of the same window).
         """
-        start, end = _utc(window_start), _utc(window_end)
+        start, end = as_utc(window_start), as_utc(window_end)
         now = datetime.now(UTC)
         key = {"model": model, "version": version, "arm": arm}
 
@@ -482,7 +344,7 @@ class MonitorStore:
                 ):
                     kept.add((r.check, r.subject))
                 else:
-                    rows.append(_result_row(r))
+                    rows.append(result_row(r))
             doomed = [
                 {"b_check": c, "b_subject": s}
                 for (c, s) in stored
@@ -642,7 +504,7 @@ class MonitorStore:
         query = _filtered(query, c, subject, since, until, version, arm)
         query = query.order_by(c.window_end, c.version, c.arm, c.check, c.subject)
         with self._read() as conn:
-            return [_to_check(r) for r in conn.execute(query)]
+            return [to_check(r) for r in conn.execute(query)]
 
     def windows(
         self,
@@ -660,22 +522,7 @@ class MonitorStore:
         )
         query = query.order_by(c.window_end, c.version, c.arm)
         with self._read() as conn:
-            return [
-                WindowSummary(
-                    r.model,
-                    int(r.version),
-                    r.arm,
-                    _utc(r.window_start),
-                    _utc(r.window_end),
-                    r.window_kind,
-                    int(r.n_rows),
-                    int(r.n_labels),
-                    Status(r.status),
-                    _utc(r.computed_at),
-                    r.run_id,
-                )
-                for r in conn.execute(query)
-            ]
+            return [to_summary(r) for r in conn.execute(query)]
 
     def models(self) -> list[str]:
         """Models with stored windows, sorted."""
@@ -705,7 +552,7 @@ class MonitorStore:
             .order_by(r.model, r.version, r.arm, r.check, r.subject)
         )
         with self._read() as conn:
-            return [_to_check(row) for row in conn.execute(query)]
+            return [to_check(row) for row in conn.execute(query)]
 
 
 def _filtered(
@@ -720,63 +567,11 @@ def _filtered(
     if subject is not None:
         query = query.where(c.subject == subject)
     if since is not None:
-        query = query.where(c.window_end >= _utc(since))
+        query = query.where(c.window_end >= as_utc(since))
     if until is not None:
-        query = query.where(c.window_end < _utc(until))
+        query = query.where(c.window_end < as_utc(until))
     if version is not None:
         query = query.where(c.version == version)
     if arm is not None:
         query = query.where(c.arm == arm)
     return query
-
-
-def _result_row(r: CheckResult) -> dict[str, Any]:
-    return {
-        "check": r.check,
-        "subject": r.subject,
-        "status": r.status.value,
-        "value": _num(r.value),
-        "lower": _num(r.lower),
-        "upper": _num(r.upper),
-        "threshold": _num(r.threshold),
-        "p_value": _num(r.p_value),
-        "rule": r.rule,
-        "reason": r.reason,
-        "details": json.dumps(r.to_dict()["details"], sort_keys=True, default=_json_default),
-    }
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, tuple | set | frozenset):
-        return list(o)
-    if isinstance(o, datetime):
-        return o.isoformat()
-    return str(o)
-
-
-def _to_check(r: Any) -> WindowCheck:
-    return WindowCheck(
-        model=r.model,
-        version=int(r.version),
-        arm=r.arm,
-        window_start=_utc(r.window_start),
-        window_end=_utc(r.window_end),
-        window_kind=r.window_kind,
-        n_rows=int(r.n_rows),
-        n_labels=int(r.n_labels),
-        check=r.check,
-        subject=r.subject,
-        status=Status(r.status),
-        reason=r.reason,
-        value=r.value,
-        lower=r.lower,
-        upper=r.upper,
-        threshold=r.threshold,
-        p_value=r.p_value,
-        rule=r.rule,
-        details=json.loads(r.details),
-        computed_at=_utc(r.computed_at),
-        run_id=r.run_id,
-    )
