@@ -44,10 +44,10 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+@dataclass(frozen=True, slots=True)
 class _Window:
-    """The window fields :class:`WindowCheck` and :class:`WindowSummary` share."""
+    """The window fields :class:`WindowCheck` and :class:`WindowSummary` share (first)."""
 
-    __slots__ = ()
     model: str
     version: int
     arm: str
@@ -90,14 +90,6 @@ class WindowCheck(_Window):
     ('2024-05-01T01:00:00+00:00', 'ok')
     """
 
-    model: str
-    version: int
-    arm: str
-    window_start: datetime
-    window_end: datetime
-    window_kind: str
-    n_rows: int
-    n_labels: int
     check: str
     subject: str
     status: Status
@@ -150,14 +142,6 @@ class WindowSummary(_Window):
     (0.25, 'warn')
     """
 
-    model: str
-    version: int
-    arm: str
-    window_start: datetime
-    window_end: datetime
-    window_kind: str
-    n_rows: int
-    n_labels: int
     status: Status
     computed_at: datetime | None = None
     run_id: str | None = None
