@@ -1,4 +1,4 @@
-"""``watchkeeper models ...``: register, list, show, history, alias, rollback, delete.
+"""``watchkeeper models ...``: register, list, show, history, alias, rollback, delete, card.
 
 Every command takes ``--json`` to print machine-readable output on stdout. Errors print one
 line on stderr (and, with ``--json``, an ``{"error": ...}`` object on stdout) and exit 2.
@@ -366,6 +366,35 @@ def delete_command(
         [e.to_dict() for e in events],
         as_json,
         lambda: _print_events(events),
+    )
+
+
+@app.command("card")
+def card_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="NAME, NAME@VERSION or NAME@ALIAS (default: latest)."),
+    markdown: str | None = typer.Option(None, "--md", help="Write the Markdown card here."),
+    html: str | None = typer.Option(None, "--html", help="Write the HTML card here."),
+    gate_report: str | None = typer.Option(
+        None, "--gate-report", help="The version's gate report JSON (default: its gate_report tag)."
+    ),
+    as_json: bool = _JSON,
+) -> None:
+    """Write the model card of a version: intended use, data, metrics overall and by group,
+    fairness, known limits, lineage. Without --md/--html it prints the Markdown."""
+    from watchkeeper.lifecycle._model_card import model_card
+
+    name, _, ref = model.partition("@")
+    with _session(ctx, as_json) as registry:
+        card = model_card(registry, name, ref or "latest", gate_report=gate_report)
+    card.save(markdown=markdown, html=html)
+    written = [p for p in (markdown, html) if p]
+    _emit(
+        {**card.to_dict(), "written": written},
+        as_json,
+        lambda: typer.echo(
+            "\n".join(f"model card: {p}" for p in written) if written else card.to_markdown()
+        ),
     )
 
 

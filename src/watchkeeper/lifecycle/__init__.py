@@ -32,6 +32,7 @@ from watchkeeper.lifecycle._gate import validate
 from watchkeeper.lifecycle._generalisation import cross_validation_checks, learning_curve_check
 from watchkeeper.lifecycle._iterations import early_stopping_check
 from watchkeeper.lifecycle._metrics import Predictions, available_metrics, predict
+from watchkeeper.lifecycle._model_card import ModelCard, model_card
 from watchkeeper.lifecycle._regularisation import validation_curve_check
 from watchkeeper.lifecycle._report import GateReport
 from watchkeeper.lifecycle._robustness import robustness_checks
@@ -45,6 +46,7 @@ __all__ = [
     "GateReport",
     "GeneralisationConfig",
     "MitigatedModel",
+    "ModelCard",
     "PairedDifference",
     "Predictions",
     "RobustnessConfig",
@@ -61,6 +63,7 @@ __all__ = [
     "learning_curve_check",
     "mcnemar_test",
     "mitigate",
+    "model_card",
     "paired_bootstrap",
     "predict",
     "robustness_checks",
