@@ -25,7 +25,8 @@ denominator of each metric: positives for TPR, negatives for FPR, predicted posi
 precision) are ``insufficient_data`` with their counts and left out of the gaps, which list
 them; every p-value of one call is adjusted together (Benjamini–Hochberg by default, or Holm);
 a gap is reported (``warn``) only when significant *and* at least the effect ``floor``, and
-fails (``alert``) when it also reaches its threshold. Each group is also compared with the rest
+fails (``alert``) when it also reaches its threshold and the interval of the extreme pair clears
+the floor (so two small noisy groups at the ends cannot fail a gate by themselves). Each group is also compared with the rest
 of the population and ``warn``s under the same rule, which says which groups drive a gap.
 """
 
