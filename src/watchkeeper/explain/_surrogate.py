@@ -353,7 +353,7 @@ def _linear(
         best = None
         for C in np.logspace(-3, 2, 16):
             model = LogisticRegression(
-                penalty="l1", C=C, solver="liblinear", random_state=random_state
+                C=C, solver="liblinear", random_state=random_state, **_l1()
             ).fit(Z, y)
             if best is not None and np.count_nonzero(model.coef_.any(axis=0)) > max_features:
                 break
@@ -387,6 +387,14 @@ def _linear(
     total = float(coef.sum()) or 1.0
     importance = {n: float(c) / total for n, c in zip(names, coef, strict=True) if c > 0}
     return fitted, rules, dict(sorted(importance.items(), key=lambda kv: -kv[1]))
+
+
+def _l1() -> dict[str, Any]:
+    """The L1 penalty in the spelling of the installed scikit-learn (1.8 renamed it)."""
+    import sklearn
+
+    major, minor = (int(p) for p in sklearn.__version__.split(".")[:2])
+    return {"l1_ratio": 1.0} if (major, minor) >= (1, 8) else {"penalty": "l1"}
 
 
 class _SparseLinear:
