@@ -13,6 +13,8 @@ from watchkeeper.explain._global import (
     rank_changes,
 )
 from watchkeeper.explain._local import Explainer, Explanation, explain
+from watchkeeper.explain._render import explanation_section
+from watchkeeper.explain._report import ExplanationReport, explanation_report
 from watchkeeper.explain._surrogate import (
     PermutationImportance,
     Surrogate,
@@ -24,12 +26,15 @@ __all__ = [
     "DegradationCause",
     "Explainer",
     "Explanation",
+    "ExplanationReport",
     "GlobalExplanation",
     "PermutationImportance",
     "RankChange",
     "Surrogate",
     "attribution_drift",
     "explain",
+    "explanation_report",
+    "explanation_section",
     "global_importance",
     "permutation_importance",
     "rank_changes",
