@@ -6,6 +6,7 @@ Evaluation runs on SQLite and on PostgreSQL (a throwaway server, see ``tests/_po
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -121,6 +122,24 @@ def test_state_carries_across_calls_and_reruns_do_not_double_count(db_url: str) 
     with AlertEvaluator(config(**{"for": 3}), db_url) as alerts:
         assert kinds(alerts.evaluate(rows)) == [("resolved", 5)]
         assert len(alerts.events()) == 2
+
+
+def test_concurrent_evaluators_fire_once(db_url: str) -> None:
+    rows = series("aaaa")
+    with AlertEvaluator(config(), db_url):
+        pass  # tables created before the race
+    fired: list[int] = []
+
+    def evaluate() -> None:
+        with AlertEvaluator(config(), db_url) as alerts:
+            fired.append(len(alerts.evaluate(rows).events))
+
+    threads = [threading.Thread(target=evaluate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(fired) == [0, 0, 0, 1]
 
 
 def test_dedup_per_rule_model_version_arm_subject(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from watchkeeper.monitor import _alert_tables as t
 from watchkeeper.monitor._alert_event import AlertEvent, alert_key
 from watchkeeper.monitor._alert_rules import AlertConfig, AlertRule
 from watchkeeper.monitor._channels import Delivery, deliver
-from watchkeeper.registry._engine import create_engine, safe_url
+from watchkeeper.registry._engine import READ_ONLY, create_engine, safe_url
 
 if TYPE_CHECKING:
     from watchkeeper.monitor._store import MonitorStore
@@ -215,12 +215,17 @@ class AlertEvaluator:
     # -- plumbing -----------------------------------------------------------------------
 
     @contextmanager
-    def _begin(self) -> Iterator[sa.Connection]:
+    def _begin(self, *, write: bool = True) -> Iterator[sa.Connection]:
+        # Writers are serialised (SQLite's write lock, a PostgreSQL advisory lock); readers
+        # (dashboard, CLI) take neither.
         try:
-            with self._engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
-                yield conn
+            with self._engine.connect() as conn:
+                if not write:
+                    conn.execution_options(**{READ_ONLY: True})
+                with conn.begin():
+                    if write and conn.dialect.name == "postgresql":
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+                    yield conn
         except sa.exc.DBAPIError as exc:
             detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise AlertStoreError(
@@ -496,7 +501,7 @@ class AlertEvaluator:
             query = query.where(c.window_end >= _utc(since))
         if limit is not None:
             query = query.limit(limit)
-        with self._begin() as conn:
+        with self._begin(write=False) as conn:
             rows = conn.execute(query).all()
         return [t.row_to_event(r) for r in reversed(rows)]
 
@@ -511,13 +516,13 @@ class AlertEvaluator:
         )
         if model is not None:
             query = query.where(s.model == model)
-        with self._begin() as conn:
+        with self._begin(write=False) as conn:
             return [t.row_to_event(r) for r in conn.execute(query).all()]
 
     def deliveries(self, event_id: int) -> list[dict[str, Any]]:
         """Delivery records of one event: channel, state, attempts, error."""
         d = t.deliveries.c
-        with self._begin() as conn:
+        with self._begin(write=False) as conn:
             rows = conn.execute(
                 sa.select(d.channel, d.state, d.attempts, d.error)
                 .where(d.event_id == event_id)
