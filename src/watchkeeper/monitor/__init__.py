@@ -13,6 +13,8 @@ from watchkeeper.monitor._channels import (
     deliver,
 )
 from watchkeeper.monitor._config import MonitorConfig
+from watchkeeper.monitor._cycle import MonitorCycle, run_cycle
+from watchkeeper.monitor._gauges import MonitorCollector, render_monitor_metrics
 from watchkeeper.monitor._monitor import Monitor, MonitorSummary
 from watchkeeper.monitor._store import MonitorStore, MonitorStoreError, WindowCheck, WindowSummary
 
@@ -29,7 +31,9 @@ __all__ = [
     "EmailChannel",
     "LogChannel",
     "Monitor",
+    "MonitorCollector",
     "MonitorConfig",
+    "MonitorCycle",
     "MonitorStore",
     "MonitorStoreError",
     "MonitorSummary",
@@ -38,4 +42,6 @@ __all__ = [
     "WindowCheck",
     "WindowSummary",
     "deliver",
+    "render_monitor_metrics",
+    "run_cycle",
 ]
