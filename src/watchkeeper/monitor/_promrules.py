@@ -29,6 +29,7 @@ from typing import Any
 
 from watchkeeper.checks import Status
 from watchkeeper.monitor._alert_rules import AlertConfig, AlertRule, format_duration
+from watchkeeper.monitor._gauges import MONITOR_GAUGES
 
 __all__ = [
     "GATEWAY_SERIES",
@@ -40,15 +41,8 @@ __all__ = [
     "render_prometheus_rules",
 ]
 
-#: Series of the monitor (the shared contract), read by the rules and the dashboard.
-MONITOR_SERIES = (
-    "watchkeeper_monitor_value",
-    "watchkeeper_monitor_lower",
-    "watchkeeper_monitor_upper",
-    "watchkeeper_monitor_status",
-    "watchkeeper_monitor_window_end_timestamp_seconds",
-    "watchkeeper_monitor_label_coverage_ratio",
-)
+#: Series of the monitor (the shared contract, exported by ``MonitorCollector``).
+MONITOR_SERIES = tuple(MONITOR_GAUGES)
 #: Metric families of the gateway (``gateway/_metrics.py``) the dashboard shows.
 GATEWAY_SERIES = (
     "watchkeeper_requests",
