@@ -36,7 +36,7 @@ def _root(
 def _register_commands() -> None:
     # Each module adds its commands to ``app`` when imported; they import heavy
     # dependencies lazily inside the commands so that `--help` stays fast.
-    from watchkeeper.cli import _drift, _report, _serve, _validate  # noqa: F401
+    from watchkeeper.cli import _drift, _explain, _report, _serve, _validate  # noqa: F401
     from watchkeeper.cli._models import app as models_app
 
     if not any(group.name == "models" for group in app.registered_groups):
