@@ -83,6 +83,16 @@ class GatewaySettings:
     log_synchronous
         SQLite log durability: ``full`` survives power loss, ``normal`` survives a killed
         process but not a power cut.
+    monitor_every
+        Seconds between runs of the monitor (and its alert rules) inside the gateway, in
+        exactly one worker; ``None`` or 0: the gateway does not run it (run ``watchkeeper
+        monitor watch`` or cron instead). ``/metrics`` exports the monitor gauges either way.
+    monitor_window
+        Window size of that monitor: a duration (``"1h"``) or a row count (``"1000"``).
+    monitor_url
+        Monitor history database URL; default SQLite in ``<root>/monitor.db``.
+    alert_rules
+        Alert rules file of that monitor (default: the rules shipped with watchkeeper).
 
     Examples
     --------
@@ -115,6 +125,10 @@ class GatewaySettings:
     max_shadow_tasks: int = 64
     log_on_full: OnFull = "block"
     log_synchronous: Synchronous = "full"
+    monitor_every: float | None = None
+    monitor_window: str = "1h"
+    monitor_url: str | None = None
+    alert_rules: str | None = None
 
     def __post_init__(self) -> None:
         from watchkeeper.registry import validate_alias, validate_name
@@ -149,6 +163,10 @@ class GatewaySettings:
         if self.log_synchronous not in ("full", "normal"):
             raise InputError(
                 f"log_synchronous must be 'full' or 'normal', got {self.log_synchronous!r}"
+            )
+        if self.monitor_every is not None and not self.monitor_every >= 0:
+            raise InputError(
+                f"monitor_every must be seconds >= 0 (0: off), got {self.monitor_every}"
             )
         validate_alias(self.default_alias)
         if self.models is not None:
@@ -194,7 +212,8 @@ class GatewaySettings:
         """Settings from ``WATCHKEEPER_*`` environment variables, then ``overrides``.
 
         Variables: ``WATCHKEEPER_ROOT``, ``WATCHKEEPER_REGISTRY_URL``,
-        ``WATCHKEEPER_ARTIFACTS``, ``WATCHKEEPER_LOG``, ``WATCHKEEPER_PREDICT_TOKENS``,
+        ``WATCHKEEPER_ARTIFACTS``, ``WATCHKEEPER_LOG``, ``WATCHKEEPER_MONITOR_URL``,
+        ``WATCHKEEPER_ALERT_RULES``, ``WATCHKEEPER_PREDICT_TOKENS``,
         ``WATCHKEEPER_ADMIN_TOKENS``, ``WATCHKEEPER_TOKENS_FILE`` and
         ``WATCHKEEPER_GATEWAY_*`` for the other fields (upper-case field names, e.g.
         ``WATCHKEEPER_GATEWAY_MAX_BODY_BYTES``; ``MODELS`` comma-separated).
@@ -214,6 +233,8 @@ class GatewaySettings:
             "WATCHKEEPER_REGISTRY_URL": "registry_url",
             "WATCHKEEPER_ARTIFACTS": "artifacts",
             "WATCHKEEPER_LOG": "log_path",
+            "WATCHKEEPER_MONITOR_URL": "monitor_url",
+            "WATCHKEEPER_ALERT_RULES": "alert_rules",
         }
         for var, name in plain.items():
             if env.get(var):
@@ -252,6 +273,8 @@ _ENV_FIELDS: dict[str, str] = {
     "max_shadow_tasks": "int",
     "log_on_full": "str",
     "log_synchronous": "str",
+    "monitor_every": "float",
+    "monitor_window": "str",
 }
 
 
