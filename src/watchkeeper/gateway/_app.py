@@ -27,6 +27,7 @@ from watchkeeper.gateway._http import CatchAll, error_response, json_response
 from watchkeeper.gateway._log import PredictionLog, open_log
 from watchkeeper.gateway._metrics import GatewayMetrics
 from watchkeeper.gateway._models import ServingState
+from watchkeeper.gateway._monitor_task import MonitorTask
 from watchkeeper.gateway._routes_store import RouteStore
 from watchkeeper.gateway._security import TokenAuth
 from watchkeeper.gateway._service import (
@@ -115,12 +116,16 @@ def create_app(
         ),
     )
 
+    monitor_task = MonitorTask(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await ensure_started(ctx)
+        monitor_task.start()
         try:
             yield
         finally:
+            await asyncio.to_thread(monitor_task.stop)
             if ctx.watcher is not None:
                 ctx.watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -142,6 +147,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.monitor_task = monitor_task
     app.add_middleware(CatchAll)
     _install_error_handlers(app)
     from watchkeeper.gateway._admin import add_admin
@@ -234,9 +240,10 @@ def _add_operations(app: FastAPI, ctx: Context) -> None:
         response_class=PlainTextResponse,
     )
     async def prometheus_metrics() -> Response:
-        """Prometheus text exposition (all workers)."""
+        """Prometheus text exposition (all workers), with the monitor gauges."""
         ctx.metrics.sample_log(ctx.log.stats())
         body, content_type = await asyncio.to_thread(ctx.metrics.render)
+        body += await asyncio.to_thread(app.state.monitor_task.exposition)
         return Response(body, media_type=content_type)
 
 
