@@ -45,6 +45,10 @@ def _register_commands() -> None:
 
     if not any(group.name == "alerts" for group in app.registered_groups):
         app.add_typer(alerts_app, name="alerts", help="Alert rules, Prometheus/Grafana, history.")
+    from watchkeeper.cli._monitor import app as monitor_app
+
+    if not any(group.name == "monitor" for group in app.registered_groups):
+        app.add_typer(monitor_app, name="monitor", help="Monitor the prediction log; alerts.")
 
 
 def main(argv: list[str] | None = None) -> None:
