@@ -152,6 +152,7 @@ def create_app(
     _install_error_handlers(app)
     from watchkeeper.gateway._admin import add_admin
     from watchkeeper.gateway._dashboard import add_dashboard
+    from watchkeeper.gateway._explain import add_explain
     from watchkeeper.gateway._v1 import add_v1
     from watchkeeper.gateway._v2 import add_v2
 
@@ -159,6 +160,7 @@ def create_app(
     add_admin(app, ctx)
     add_v2(app, ctx)
     add_dashboard(app, ctx)
+    add_explain(app, ctx)
     _add_operations(app, ctx)
     return app
 
