@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from watchkeeper.checks import CheckResult, PerformanceRule
 from watchkeeper.exceptions import InputError
@@ -66,12 +66,16 @@ class MonitorConfig:
     reference_window
         ``(start, end)`` of the log to use as that baseline instead of the earliest rows.
     estimators
-        Label-free performance estimators (see :class:`PerformanceEstimator`), fitted on the
-        version's labelled baseline rows.
+        Label-free performance estimators (see :class:`PerformanceEstimator`). ``"auto"``
+        (default): :class:`~watchkeeper.checks.CBPE` for a classifier that logs class scores,
+        :class:`~watchkeeper.checks.DLE` for a regressor, none otherwise. Each version gets
+        its own copy, fitted on its labelled baseline rows once at least ``min_rows`` of them
+        are labelled (until then its windows get ``estimated.*`` ``insufficient_data``).
     detectors
-        Concept-drift detectors on the error stream: names (``"adwin"``, ``"ddm"``, ...,
-        see :func:`watchkeeper.checks.available_detectors`). Binary detectors are skipped
-        for regressors.
+        Concept-drift detectors on the error stream: names (``"adwin"``, ``"page_hinkley"``,
+        ``"ddm"``..., see :func:`watchkeeper.checks.available_detectors`). Binary detectors
+        are skipped for regressors. Default: ADWIN and Page-Hinkley, which take 0/1 errors
+        and losses alike.
     label_delay
         Seconds after a prediction before its error is fed to the detectors; a label that
         arrives later than this is not fed (labels are otherwise fed as soon as they are
@@ -91,6 +95,8 @@ class MonitorConfig:
     --------
     >>> MonitorConfig(every="1d").window.size
     86400
+    >>> MonitorConfig().estimators, MonitorConfig().detectors
+    ('auto', ('adwin', 'page_hinkley'))
     >>> MonitorConfig(every="fortnightly")
     Traceback (most recent call last):
     ...
@@ -105,8 +111,8 @@ class MonitorConfig:
     quality: bool = True
     baseline_rows: int = 1000
     reference_window: tuple[datetime, datetime] | None = None
-    estimators: Sequence[PerformanceEstimator] = ()
-    detectors: Sequence[str] = ("adwin", "ddm")
+    estimators: Sequence[PerformanceEstimator] | Literal["auto"] = "auto"
+    detectors: Sequence[str] = ("adwin", "page_hinkley")
     label_delay: float = 0.0
     recompute_horizon: float = 7 * 86400.0
     max_error_rate: float = 0.01
@@ -123,14 +129,23 @@ class MonitorConfig:
             raise InputError("label_delay and recompute_horizon must be >= 0 seconds")
         if not 0 <= self.max_error_rate <= 1:
             raise InputError(f"max_error_rate must be in [0, 1], got {self.max_error_rate}")
-        object.__setattr__(self, "estimators", tuple(self.estimators))
         object.__setattr__(self, "detectors", tuple(self.detectors))
-        for est in self.estimators:
-            if not isinstance(est, PerformanceEstimator):
+        if isinstance(self.estimators, str):
+            if self.estimators != "auto":
                 raise InputError(
-                    f"estimators must have fit(reference) and estimate(window), got "
-                    f"{type(est).__name__}"
+                    f"estimators must be 'auto' or a list of estimators, got {self.estimators!r}"
                 )
+        else:
+            object.__setattr__(self, "estimators", tuple(self.estimators))
+            for est in self.estimators:
+                if not isinstance(est, PerformanceEstimator):
+                    raise InputError(
+                        f"estimators must have fit(reference) and estimate(window), got "
+                        f"{type(est).__name__}"
+                    )
+        self._check_detectors_and_window()
+
+    def _check_detectors_and_window(self) -> None:
         if self.detectors:
             from watchkeeper.checks import available_detectors
 

@@ -30,6 +30,7 @@ import numpy as np
 from watchkeeper.checks import CheckResult, Status
 from watchkeeper.exceptions import InputError
 from watchkeeper.monitor._config import MonitorConfig
+from watchkeeper.monitor._estimators import FittedEstimators, fit_estimators
 from watchkeeper.monitor._frames import Rows, label_key
 from watchkeeper.monitor._store import DetectorState, MonitorStore, WindowSummary
 from watchkeeper.monitor._window_checks import (
@@ -148,6 +149,9 @@ class Monitor:
 
     def __init__(self, config: MonitorConfig | None = None) -> None:
         self.config = config or MonitorConfig()
+        # each version's fitted estimators, kept across runs of this monitor (refitted when
+        # more of its baseline rows are labelled)
+        self._fitted: dict[tuple[str, int], FittedEstimators] = {}
 
     def run(
         self,
@@ -190,7 +194,9 @@ class Monitor:
         feedback: dict[str, Any] = {}
         try:
             for name in models:
-                state = _ModelRun(self.config, sink, registry, store, name, run_id, now_us)
+                state = _ModelRun(
+                    self.config, sink, registry, store, name, run_id, now_us, self._fitted
+                )
                 skipped += state.run(since_us, summary_windows, found, progress)
                 feedback[name] = sink.feedback_stats(name)
         except BaseException as exc:
@@ -227,8 +233,10 @@ class _ModelRun:
         model: str,
         run_id: str,
         now_us: int,
+        fitted: dict[tuple[str, int], FittedEstimators],
     ) -> None:
         self.config = config
+        self.fitted = fitted
         self.sink = sink
         self.registry = registry
         self.store = store
@@ -395,10 +403,16 @@ class _ModelRun:
         )
         if not base.performance:
             base.performance = self._first_labelled_performance(version)
-        if self.config.estimators:
-            labelled = head.frame(classes, labelled_only=True)
-            for est in self.config.estimators:
-                est.fit(labelled)
+        key = (self.model, version)
+        base.estimators = self.fitted[key] = fit_estimators(
+            self.config,
+            task,
+            classes,
+            head.frame(classes, labelled_only=True),
+            self.fitted.get(key),
+        )
+        if base.estimators.note:
+            logger.info("estimators of %s v%s: %s", self.model, version, base.estimators.note)
         self._baselines[version] = base
         return base
 
@@ -461,7 +475,7 @@ class _ModelRun:
             results = (
                 drift_results(rows, base, self.config)
                 + results
-                + estimated_results(rows, base, self.config.estimators)
+                + estimated_results(rows, base)
                 + serving_results(rows, window.seconds, self.config)
             )
         logger.debug(

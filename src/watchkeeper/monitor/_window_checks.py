@@ -42,6 +42,7 @@ class Baseline:
     baseline_end_us: int | None
     reference_frame: Any = None
     performance: Mapping[tuple[str, str], float] | None = None
+    estimators: Any = None  # FittedEstimators
 
 
 def _report_results(report: Any, *, subject_prefix: str = "") -> list[CheckResult]:
@@ -281,10 +282,19 @@ def serving_results(rows: Rows, seconds: float, config: MonitorConfig) -> list[C
     ]
 
 
-def estimated_results(rows: Rows, base: Baseline, estimators: Sequence[Any]) -> list[CheckResult]:
-    """Label-free performance estimates of the window (fitted estimators only)."""
-    if not estimators:
+def estimated_results(rows: Rows, base: Baseline) -> list[CheckResult]:
+    """Label-free performance estimates of the window (``insufficient_data`` while the
+    version's estimators could not be fitted)."""
+    fitted = base.estimators
+    if fitted is None:
         return []
+    estimators = fitted.estimators
+    if not estimators:
+        if fitted.note is None:
+            return []
+        return [
+            CheckResult("estimated.performance", "model", Status.INSUFFICIENT_DATA, fitted.note)
+        ]
     frame = rows.frame(base.classes)
     out: list[CheckResult] = []
     for est in estimators:
