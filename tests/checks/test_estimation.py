@@ -282,3 +282,14 @@ def test_binary_interval_matches_a_label_simulation() -> None:
     draws = est._simulate(p[1:], yhat, est._ranks(s))
     for key, spread in sd.items():
         assert np.std(draws[key], ddof=1) == pytest.approx(spread, rel=0.1), key
+
+
+def test_dle_chunks_equal_per_window_estimates(dle: DLE) -> None:
+    window = regression(650, 25)
+    chunked = DLE(prediction="pred", target="y", features=["x", "c"], chunk_size=300)
+    chunked.fit(regression(4000, 20))
+    chunks = chunked.estimate_chunks(window)
+    assert [(c.start, c.stop) for c in chunks] == [(0, 300), (300, 600), (600, 650)]
+    assert chunks[2].results[0].status is Status.INSUFFICIENT_DATA
+    alone = dle.estimate(window.iloc[300:600])
+    assert [r.to_dict() for r in chunks[1].results] == [r.to_dict() for r in alone]

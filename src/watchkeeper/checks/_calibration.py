@@ -110,11 +110,13 @@ def expected_auc(p: NDArray[np.float64], ranks: NDArray[np.float64]) -> float:
     ``sum p (r - 1) - ((sum p)^2 - sum p^2) / 2`` and the expected number of pairs is
     ``sum p * sum (1 - p) - sum p (1 - p)`` (a row is never paired with itself).
     """
+    # Contiguous copies: a strided column would send the dot products through slow paths.
+    p, ranks = np.ascontiguousarray(p), np.ascontiguousarray(ranks)
     sp, sp2 = float(p.sum()), float((p * p).sum())
     pairs = sp * (p.size - sp) - (sp - sp2)
     if pairs <= 0:
         return math.nan
-    return float((p @ (ranks - 1.0) - 0.5 * (sp * sp - sp2)) / pairs)
+    return float((np.sum(p * (ranks - 1.0)) - 0.5 * (sp * sp - sp2)) / pairs)
 
 
 def metrics_from_confusion(c: Any, auc: Any) -> dict[str, Any]:

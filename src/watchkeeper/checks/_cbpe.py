@@ -161,7 +161,6 @@ class CBPE(Estimator):
             confidence=confidence,
             min_rows=min_rows,
             max_unsupported_share=max_unsupported_share,
-            n_simulations=n_simulations,
             random_state=random_state,
         )
         self.score = score
@@ -170,6 +169,7 @@ class CBPE(Estimator):
         self.features = tuple(features)
         self.classes = None if classes is None else tuple(classes)
         self.calibration = calibration
+        self.n_simulations = n_simulations
 
     # -- fit ------------------------------------------------------------------------------
 
@@ -178,6 +178,8 @@ class CBPE(Estimator):
 
     def _validate(self) -> None:
         self._check_options()
+        if self.n_simulations < 2:
+            raise InputError(f"n_simulations must be at least 2, got {self.n_simulations}")
         if self.calibration not in ("isotonic", "none"):
             raise InputError(f"calibration must be 'isotonic' or 'none', got {self.calibration!r}")
         n_scores = len(self._score_columns())

@@ -264,7 +264,6 @@ class Estimator:
         confidence: float,
         min_rows: int,
         max_unsupported_share: float,
-        n_simulations: int,
         random_state: int,
     ) -> None:
         self.metrics = tuple(metrics)
@@ -273,7 +272,6 @@ class Estimator:
         self.confidence = confidence
         self.min_rows = min_rows
         self.max_unsupported_share = max_unsupported_share
-        self.n_simulations = n_simulations
         self.random_state = random_state
 
     def _check_options(self) -> None:
@@ -289,8 +287,6 @@ class Estimator:
             raise InputError(f"min_rows must be at least 1, got {self.min_rows}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise InputError(f"chunk_size must be a positive number of rows, got {self.chunk_size}")
-        if self.n_simulations < 2:
-            raise InputError(f"n_simulations must be at least 2, got {self.n_simulations}")
 
     def _threshold(self, reference: float) -> float:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -382,6 +378,14 @@ class Estimator:
             for metric, subject in self._subjects()
         ]
 
+    def _chunk_rows(self) -> int:
+        if self.chunk_size is None:
+            raise InputError(
+                f"{type(self).__name__}(chunk_size=None) cannot split data into chunks; pass "
+                "chunk_size=<rows per chunk> or call estimate() per window"
+            )
+        return self.chunk_size
+
     def estimate_chunks(self, data: Any) -> list[ChunkEstimate]:
         """Estimate on consecutive chunks of ``chunk_size`` rows (the last may be shorter).
 
@@ -391,15 +395,11 @@ class Estimator:
             If ``chunk_size`` was not set.
         """
         self._require_fitted()
-        if self.chunk_size is None:
-            raise InputError(
-                f"{type(self).__name__}(chunk_size=None) cannot split data into chunks; pass "
-                "chunk_size=<rows per chunk> or call estimate() per window"
-            )
+        size = self._chunk_rows()
         table = read_table(data, allow_empty=True)
         out: list[ChunkEstimate] = []
-        for start in range(0, table.num_rows, self.chunk_size):
-            stop = min(start + self.chunk_size, table.num_rows)
+        for start in range(0, table.num_rows, size):
+            stop = min(start + size, table.num_rows)
             results = self.estimate(table.slice(start, stop - start))
             out.append(ChunkEstimate(start, stop, tuple(results)))
         return out
