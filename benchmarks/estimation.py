@@ -260,7 +260,7 @@ def main(argv: list[str]) -> int:
                 },
             }
         )
-        if not (args.quick or args.no_write):
+        if not args.quick:
             RAW_RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RAW_RESULTS.write_text(json.dumps(results, indent=1), encoding="utf-8")
     body = render(results)
