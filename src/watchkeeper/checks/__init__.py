@@ -42,6 +42,7 @@ from watchkeeper.checks._rules import (
     StatisticalRule,
     ThresholdRule,
 )
+from watchkeeper.checks._segments import weak_segments
 from watchkeeper.checks._skew import SkewFinding, detect_skew, skew_checks
 
 __all__ = [
@@ -87,4 +88,5 @@ __all__ = [
     "realised_performance",
     "run_detector",
     "skew_checks",
+    "weak_segments",
 ]
