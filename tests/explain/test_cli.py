@@ -98,7 +98,7 @@ def test_explain_names_missing_inputs(project: tuple[Path, Path], tmp_path: Path
     _frame(20, 2).drop(columns=["usage"]).to_csv(data, index=False)
     result = runner.invoke(app, ["explain", "churn@1", str(data), "--root", str(root)])
     assert result.exit_code == 2
-    assert "lacks the model's inputs ['usage']" in result.stderr
+    assert "lacks the model's features ['usage']" in result.stderr
     ghost = runner.invoke(app, ["explain", "ghost", str(data), "--root", str(root)])
     assert ghost.exit_code == 2
     assert "ghost" in ghost.stderr

@@ -104,9 +104,7 @@ def _print(report: Any, written: list[str]) -> None:
         zip(g.features, g.shares, strict=True), key=lambda t: -float(g.get(t[0])[0])
     ):
         importance = g.get(feature)[0]
-        typer.echo(
-            f"{feature[:24]:<24} {importance:>12.4g} {floor[feature]:>10.3g} {share:>7.1%}"
-        )
+        typer.echo(f"{feature[:24]:<24} {importance:>12.4g} {floor[feature]:>10.3g} {share:>7.1%}")
     if report.surrogate is not None:
         s = report.surrogate
         typer.echo(
@@ -118,18 +116,9 @@ def _print(report: Any, written: list[str]) -> None:
 
 
 def _read(path: Path, columns: tuple[str, ...] | None) -> Any:
-    from watchkeeper.data import read_table
+    from watchkeeper.explain._frame import as_frame
 
-    frame = read_table(path).to_pandas()
-    if columns is None:
-        return frame
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{path} lacks the model's inputs {missing[:10]}; its columns: "
-            f"{list(frame.columns)[:20]}"
-        )
-    return frame[list(columns)]
+    return as_frame(path, columns)
 
 
 def _inputs(loaded: Any) -> tuple[str, ...] | None:
@@ -200,4 +189,3 @@ def explain_file(
             "rows in file": len(frame),
         },
     )
-

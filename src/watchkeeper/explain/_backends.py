@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -31,7 +32,14 @@ from numpy.typing import NDArray
 from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError
 
-__all__ = ["LimeBackend", "LinearBackend", "SamplingBackend", "TreeBackend", "load_shap"]
+__all__ = [
+    "LimeBackend",
+    "LinearBackend",
+    "SamplingBackend",
+    "Space",
+    "TreeBackend",
+    "load_shap",
+]
 
 Attributions = tuple[NDArray[np.float64], NDArray[np.float64]]
 #: Rows per TreeSHAP call: bounds memory and keeps SHAP's progress bar (shown after 10 s)
@@ -75,25 +83,43 @@ def _pick(values: Any, expected: Any, class_index: int | None, n_classes: int) -
     return v, base
 
 
+@dataclass(frozen=True)
+class Space:
+    """Where the final estimator of a pipeline works, and how its attributions map back.
+
+    ``transform`` turns encoded input rows into the estimator's input; transformed column
+    ``k`` comes from input feature ``groups[k]`` (of ``n_features``); ``class_index`` and
+    ``n_classes`` pick the explained output of a classifier.
+    """
+
+    transform: Callable[[NDArray[np.float64]], Any]
+    groups: Sequence[int]
+    n_features: int
+    class_index: int | None
+    n_classes: int
+
+    def inputs(self, Z: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The estimator's (dense) input for encoded rows ``Z``."""
+        return _dense(self.transform(Z))
+
+    def project(self, raw: Any, expected: Any) -> Attributions:
+        """Attributions of the explained output, summed into the input features."""
+        v, b = _pick(raw, expected, self.class_index, self.n_classes)
+        return v @ _group_matrix(self.groups, self.n_features), b
+
+
 class TreeBackend:
     """TreeSHAP on the final tree model, in the transformed space of a pipeline."""
 
     def __init__(
         self,
         final: Any,
-        transform: Callable[[NDArray[np.float64]], Any],
-        groups: Sequence[int],
-        n_features: int,
+        space: Space,
         *,
-        class_index: int | None,
-        n_classes: int,
         interventional_background: NDArray[np.float64] | None = None,
     ) -> None:
         shap = load_shap()
-        self.transform = transform
-        self.G = _group_matrix(groups, n_features)
-        self.class_index = class_index
-        self.n_classes = n_classes
+        self.space = space
         self.interventional = interventional_background is not None
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*TreeExplainer shap values output")
@@ -104,7 +130,7 @@ class TreeBackend:
             else:
                 self.explainer = shap.TreeExplainer(
                     final,
-                    data=_dense(transform(interventional_background)),
+                    data=space.inputs(interventional_background),
                     feature_perturbation="interventional",
                     model_output="probability",
                 )
@@ -117,20 +143,20 @@ class TreeBackend:
             "feature_perturbation": (
                 "interventional" if self.interventional else "tree_path_dependent"
             ),
-            "transformed_features": int(self.G.shape[0]),
+            "transformed_features": len(self.space.groups),
         }
 
     def __call__(self, Z: NDArray[np.float64]) -> Attributions:
         values, bases = [], []
         for start in range(0, len(Z), _CHUNK):
-            Zt = _dense(self.transform(Z[start : start + _CHUNK]))
+            Zt = self.space.inputs(Z[start : start + _CHUNK])
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*TreeExplainer shap values output")
                 raw = self.explainer.shap_values(Zt, check_additivity=False)
             if isinstance(raw, list):  # older per-class lists
                 raw = np.stack(raw, axis=-1)
-            v, b = _pick(raw, self.explainer.expected_value, self.class_index, self.n_classes)
-            values.append(v @ self.G)
+            v, b = self.space.project(raw, self.explainer.expected_value)
+            values.append(v)
             bases.append(b)
         return np.vstack(values), np.concatenate(bases)
 
@@ -138,23 +164,10 @@ class TreeBackend:
 class LinearBackend:
     """Exact SHAP of a linear model (interventional, independent features)."""
 
-    def __init__(
-        self,
-        final: Any,
-        transform: Callable[[NDArray[np.float64]], Any],
-        groups: Sequence[int],
-        n_features: int,
-        background: NDArray[np.float64],
-        *,
-        class_index: int | None,
-        n_classes: int,
-    ) -> None:
+    def __init__(self, final: Any, space: Space, background: NDArray[np.float64]) -> None:
         shap = load_shap()
-        self.transform = transform
-        self.G = _group_matrix(groups, n_features)
-        self.class_index = class_index
-        self.n_classes = n_classes
-        bg = _dense(transform(background))
+        self.space = space
+        bg = space.inputs(background)
         self.explainer = shap.LinearExplainer(
             final, shap.maskers.Independent(bg, max_samples=len(bg))
         )
@@ -165,13 +178,12 @@ class LinearBackend:
         return {
             "algorithm": "LinearSHAP",
             "feature_perturbation": "interventional",
-            "transformed_features": int(self.G.shape[0]),
+            "transformed_features": len(self.space.groups),
         }
 
     def __call__(self, Z: NDArray[np.float64]) -> Attributions:
-        raw = self.explainer.shap_values(_dense(self.transform(Z)))
-        v, b = _pick(raw, self.explainer.expected_value, self.class_index, self.n_classes)
-        return v @ self.G, b
+        raw = self.explainer.shap_values(self.space.inputs(Z))
+        return self.space.project(raw, self.explainer.expected_value)
 
 
 class SamplingBackend:

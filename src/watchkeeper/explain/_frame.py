@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from watchkeeper.exceptions import InputError
 
-__all__ = ["FrameCodec", "as_frame", "is_numeric_column"]
+__all__ = ["FrameCodec", "as_frame", "is_numeric_column", "model_frame", "sample_rows"]
 
 
 def as_frame(X: Any, feature_names: Sequence[str] | None = None) -> Any:
@@ -68,6 +68,31 @@ def as_frame(X: Any, feature_names: Sequence[str] | None = None) -> Any:
             f"{list(frame.columns)[:20]}"
         )
     return frame[list(feature_names)]
+
+
+def model_frame(native: Any, X: Any) -> Any:
+    """``X`` as a frame named by the model's own feature names, when it has them."""
+    names = getattr(native, "feature_names_in_", None)
+    return as_frame(X, None if names is None else [str(n) for n in names])
+
+
+def sample_rows(
+    frame: Any, max_rows: int | None, random_state: int
+) -> tuple[Any, NDArray[np.intp] | None]:
+    """A seeded sample of at most ``max_rows`` rows (in their order) and its positions.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows, keep = sample_rows(pd.DataFrame({"x": range(10)}), 3, 0)
+    >>> len(rows), keep.tolist() == sorted(keep.tolist())
+    (3, True)
+    """
+    if max_rows is None or len(frame) <= max_rows:
+        return frame, None
+    rng = np.random.default_rng(random_state)
+    keep = np.sort(rng.choice(len(frame), size=max_rows, replace=False))
+    return frame.iloc[keep], keep
 
 
 def is_numeric_column(series: Any) -> bool:

@@ -29,14 +29,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from watchkeeper.exceptions import InputError
-from watchkeeper.explain._frame import as_frame
+from watchkeeper.explain._frame import model_frame, sample_rows
 from watchkeeper.explain._local import Explainer, Explanation, Method
 from watchkeeper.explain._model import ModelView, Output
 
-__all__ = ["GlobalExplanation", "RankChange", "global_importance", "rank_changes"]
+__all__ = ["GlobalExplanation", "RankChange", "global_importance", "rank_changes", "ranked"]
 
 #: Normal quantile of the 95% intervals.
 Z95 = 1.959963984540054
+
+
+def ranked(features: tuple[str, ...], importance: NDArray[np.float64]) -> list[str]:
+    """``features`` from the largest to the smallest ``importance`` (stable)."""
+    order = sorted(range(len(features)), key=lambda j: (-importance[j], j))
+    return [features[j] for j in order]
 
 
 def _array(values: Any) -> NDArray[np.float64]:
@@ -105,9 +111,8 @@ class GlobalExplanation:
         return self.importance / total if total > 0 else np.zeros_like(self.importance)
 
     def ranking(self) -> list[str]:
-        """Features from most to least important (ties by name)."""
-        order = sorted(range(len(self.features)), key=lambda j: (-self.importance[j], j))
-        return [self.features[j] for j in order]
+        """Features from most to least important (ties in feature order)."""
+        return ranked(self.features, self.importance)
 
     def get(self, feature: str) -> tuple[float, float]:
         """``(importance, std_error)`` of one feature."""
@@ -227,13 +232,9 @@ def global_importance(
     """
     if isinstance(n_backgrounds, bool) or n_backgrounds < 1:
         raise InputError(f"n_backgrounds must be at least 1, got {n_backgrounds}")
-    names = getattr(ModelView.of(model).native, "feature_names_in_", None)
-    names = None if names is None else [str(n) for n in names]
-    rows = as_frame(X, names)
-    if max_rows is not None and len(rows) > max_rows:
-        rng = np.random.default_rng(random_state)
-        rows = rows.iloc[np.sort(rng.choice(len(rows), size=max_rows, replace=False))]
-    pool = rows if background is None else as_frame(background, names)
+    native = ModelView.of(model).native
+    rows, _ = sample_rows(model_frame(native, X), max_rows, random_state)
+    pool = rows if background is None else model_frame(native, background)
     explanations: list[Explanation] = []
     importances = []
     for r, draw in enumerate(_backgrounds(pool, n_backgrounds, max_background, random_state)):

@@ -37,6 +37,7 @@ from watchkeeper.explain._backends import (
     LimeBackend,
     LinearBackend,
     SamplingBackend,
+    Space,
     TreeBackend,
 )
 from watchkeeper.explain._frame import FrameCodec, as_frame
@@ -378,24 +379,13 @@ class Explainer:
         if self.method_ in ("tree", "linear"):
             groups = self._groups(view)
             assert groups is not None
+            space = Space(self._transform(view), groups, p, self.class_index_, n_classes)
             if self.method_ == "linear":
-                return LinearBackend(
-                    view.final,
-                    self._transform(view),
-                    groups,
-                    p,
-                    self._Z_background,
-                    class_index=self.class_index_,
-                    n_classes=n_classes,
-                )
+                return LinearBackend(view.final, space, self._Z_background)
             interventional = self.output_ == "probability" and not view.probability_trees
             return TreeBackend(
                 view.final,
-                self._transform(view),
-                groups,
-                p,
-                class_index=self.class_index_,
-                n_classes=n_classes,
+                space,
                 interventional_background=self._Z_background if interventional else None,
             )
         if self.method_ == "lime":

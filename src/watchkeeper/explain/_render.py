@@ -123,14 +123,26 @@ def waterfall(explanation: Explanation, row: int, *, top: int = 10) -> str:
     return table(["feature", "value", "attribution", "", "running total"], rows, raw=True)
 
 
+def _ranked_chart(
+    features: Sequence[str],
+    order: Sequence[int],
+    values: Any,
+    lower: Any,
+    upper: Any,
+    color: str,
+) -> str:
+    return importance_chart(
+        [features[j] for j in order],
+        [float(values[j]) for j in order],
+        [float(lower[j]) for j in order],
+        [float(upper[j]) for j in order],
+        color=color,
+    )
+
+
 def _global_block(g: GlobalExplanation) -> str:
     order = [g.features.index(f) for f in g.ranking()]
-    chart = importance_chart(
-        [g.features[j] for j in order],
-        [float(g.importance[j]) for j in order],
-        [float(g.lower[j]) for j in order],
-        [float(g.upper[j]) for j in order],
-    )
+    chart = _ranked_chart(g.features, order, g.importance, g.lower, g.upper, CUR_COLOR)
     rows = [
         [
             g.features[j],
@@ -154,13 +166,7 @@ def _global_block(g: GlobalExplanation) -> str:
 
 def _permutation_block(pi: PermutationImportance) -> str:
     order = [pi.features.index(f) for f in pi.ranking()]
-    chart = importance_chart(
-        [pi.features[j] for j in order],
-        [float(pi.importance[j]) for j in order],
-        [float(pi.lower[j]) for j in order],
-        [float(pi.upper[j]) for j in order],
-        color=REF_COLOR,
-    )
+    chart = _ranked_chart(pi.features, order, pi.importance, pi.lower, pi.upper, REF_COLOR)
     return (
         f'<p class="muted">Drop in {esc(pi.scoring)} (baseline {fmt(pi.baseline_score)}, '
         f"against the {esc(pi.target)}) when a feature is shuffled, {pi.n_repeats} repeats; "

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from watchkeeper._html import page
-from watchkeeper.explain._frame import as_frame
+from watchkeeper.explain._frame import model_frame, sample_rows
 from watchkeeper.explain._global import GlobalExplanation, global_importance
 from watchkeeper.explain._local import Method
 from watchkeeper.explain._model import ModelView, Output
@@ -102,6 +100,7 @@ def explanation_report(
 
     Examples
     --------
+    >>> import numpy as np
     >>> from sklearn.linear_model import LinearRegression
     >>> X = np.random.default_rng(0).normal(size=(200, 2))
     >>> report = explanation_report(LinearRegression().fit(X, 2 * X[:, 1]), X, max_rows=100,
@@ -111,11 +110,7 @@ def explanation_report(
     >>> "<svg" in report.html()
     True
     """
-    names = getattr(ModelView.of(model).native, "feature_names_in_", None)
-    frame = as_frame(X, None if names is None else [str(n) for n in names])
-    if max_rows is not None and len(frame) > max_rows:
-        rng = np.random.default_rng(random_state)
-        frame = frame.iloc[np.sort(rng.choice(len(frame), size=max_rows, replace=False))]
+    frame, _ = sample_rows(model_frame(ModelView.of(model).native, X), max_rows, random_state)
     importance = global_importance(
         model,
         frame,

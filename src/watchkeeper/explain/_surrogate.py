@@ -23,7 +23,8 @@ from numpy.typing import NDArray
 from scipy.stats import t as student_t
 
 from watchkeeper.exceptions import InputError
-from watchkeeper.explain._frame import as_frame, is_numeric_column
+from watchkeeper.explain._frame import is_numeric_column, model_frame, sample_rows
+from watchkeeper.explain._global import ranked
 from watchkeeper.explain._model import ModelView
 
 __all__ = ["PermutationImportance", "Surrogate", "permutation_importance", "surrogate"]
@@ -37,11 +38,6 @@ def _model_input(view: ModelView, frame: Any) -> Any:
         return frame.to_numpy(dtype=np.float64)
     except (TypeError, ValueError):
         return frame
-
-
-def _names(model: Any) -> list[str] | None:
-    names = getattr(ModelView.of(model).native, "feature_names_in_", None)
-    return None if names is None else [str(n) for n in names]
 
 
 def _own_target(view: ModelView, X: Any) -> NDArray[Any]:
@@ -68,8 +64,7 @@ class PermutationImportance:
 
     def ranking(self) -> list[str]:
         """Features from largest to smallest drop."""
-        order = sorted(range(len(self.features)), key=lambda j: (-self.importance[j], j))
-        return [self.features[j] for j in order]
+        return ranked(self.features, self.importance)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serializable form."""
@@ -130,12 +125,9 @@ def permutation_importance(
     if isinstance(n_repeats, bool) or n_repeats < 2:
         raise InputError(f"n_repeats must be at least 2 for an interval, got {n_repeats}")
     view = ModelView.of(model)
-    frame = as_frame(X, _names(model))
-    if max_rows is not None and len(frame) > max_rows:
-        rng = np.random.default_rng(random_state)
-        keep = np.sort(rng.choice(len(frame), size=max_rows, replace=False))
-        frame = frame.iloc[keep]
-        y = None if y is None else np.asarray(y)[keep]
+    frame, keep = sample_rows(model_frame(view.native, X), max_rows, random_state)
+    if y is not None and keep is not None:
+        y = np.asarray(y)[keep]
     data = _model_input(view, frame)
     target = "labels" if y is not None else "model predictions"
     truth = np.asarray(y) if y is not None else _own_target(view, data)
@@ -277,10 +269,7 @@ def surrogate(
     if max_depth < 1:
         raise InputError(f"max_depth must be at least 1, got {max_depth}")
     view = ModelView.of(model)
-    frame = as_frame(X, _names(model))
-    if max_rows is not None and len(frame) > max_rows:
-        rng = np.random.default_rng(random_state)
-        frame = frame.iloc[np.sort(rng.choice(len(frame), size=max_rows, replace=False))]
+    frame, _ = sample_rows(model_frame(view.native, X), max_rows, random_state)
     if len(frame) < 8:
         raise InputError(f"a surrogate needs at least 8 rows, got {len(frame)}")
     target = _own_target(view, _model_input(view, frame))

@@ -42,7 +42,7 @@ from watchkeeper.exceptions import InputError, MissingExtraError
 from watchkeeper.gateway._errors import ApiError, FieldProblem, first_line
 from watchkeeper.gateway._http import json_response, read_json
 from watchkeeper.gateway._models import ServedVersion
-from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName
+from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName, predict_request_schema
 from watchkeeper.gateway._service import Context, current_snapshot, pick_arm, served_model
 from watchkeeper.gateway._validation import (
     build_input,
@@ -129,14 +129,8 @@ class ExplainResponse(BaseModel):
 
 def explain_request_schema() -> dict[str, Any]:
     """OpenAPI request body of the explain endpoint."""
-    record = {
-        "type": "object",
-        "description": "One record: feature name to value (as for predict).",
-        "additionalProperties": {
-            "anyOf": [{"type": t} for t in ("string", "number", "boolean", "null")]
-        },
-        "minProperties": 1,
-    }
+    predict = predict_request_schema()["requestBody"]["content"]["application/json"]
+    records = predict["schema"]["oneOf"]  # one record, or a list of them
     by_id = {
         "type": "object",
         "required": ["prediction_id"],
@@ -148,9 +142,7 @@ def explain_request_schema() -> dict[str, Any]:
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": {
-                        "oneOf": [by_id, record, {"type": "array", "items": record, "minItems": 1}]
-                    },
+                    "schema": {"oneOf": [by_id, *records]},
                     "examples": {
                         "records": {"value": [{"temp": 0.3, "hr": 8, "workingday": 1}]},
                         "logged": {"value": {"prediction_id": "8f2c1a-1f"}},
