@@ -23,6 +23,7 @@ from typing import Any
 
 import typer
 
+from watchkeeper.cli._alerts import _RULES  # the same --rules as `watchkeeper alerts`
 from watchkeeper.cli._app import EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE
 from watchkeeper.exceptions import InputError, WatchkeeperError
 
@@ -64,12 +65,6 @@ _MONITOR = typer.Option(
     "--monitor",
     envvar="WATCHKEEPER_MONITOR_URL",
     help="Monitor history database URL (default: SQLite in <root>/monitor.db).",
-)
-_RULES = typer.Option(
-    None,
-    "--rules",
-    envvar="WATCHKEEPER_ALERT_RULES",
-    help="Alert rules file (.toml or .json; default: the rules shipped with watchkeeper).",
 )
 _NO_ALERTS = typer.Option(False, "--no-alerts", help="Store results only; evaluate no rule.")
 _PROM_FILE = typer.Option(
