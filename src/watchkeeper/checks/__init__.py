@@ -43,6 +43,7 @@ from watchkeeper.checks._rules import (
     ThresholdRule,
 )
 from watchkeeper.checks._segments import weak_segments
+from watchkeeper.checks._selection import FeatureSuggestion, FeatureSuggestions, feature_suggestions
 from watchkeeper.checks._skew import SkewFinding, detect_skew, skew_checks
 
 __all__ = [
@@ -66,6 +67,8 @@ __all__ = [
     "DetectorRun",
     "DetectorWithWarning",
     "FairnessConfig",
+    "FeatureSuggestion",
+    "FeatureSuggestions",
     "PageHinkley",
     "PerformanceRule",
     "QualityThresholds",
@@ -82,6 +85,7 @@ __all__ = [
     "error_stream",
     "fairness_checks",
     "fairness_from_counts",
+    "feature_suggestions",
     "get_detector",
     "profile_fairness_checks",
     "quality_checks",
