@@ -36,6 +36,7 @@ from watchkeeper.lifecycle._model_card import ModelCard, model_card
 from watchkeeper.lifecycle._regularisation import validation_curve_check
 from watchkeeper.lifecycle._report import GateReport
 from watchkeeper.lifecycle._robustness import robustness_checks
+from watchkeeper.lifecycle._selection import validate_feature_drop
 from watchkeeper.lifecycle._serving import serving_checks
 
 __all__ = [
@@ -70,5 +71,6 @@ __all__ = [
     "serving_checks",
     "tradeoff_table",
     "validate",
+    "validate_feature_drop",
     "validation_curve_check",
 ]
