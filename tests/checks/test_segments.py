@@ -160,6 +160,10 @@ def test_results_serialize_and_bad_input_is_refused() -> None:
         weak_segments(df, errors=errors[:10])
     with pytest.raises(InputError, match="not in the frame"):
         weak_segments(df, errors=errors, features=["nope"])
+    one = weak_segments(df, errors=errors, features="hour")
+    assert {r.details["features"][0] for r in one} == {"hour"}
+    with pytest.raises(InputError, match="mann_whitney"):
+        weak_segments(df, errors=errors, test="t")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="max_bins"):
         weak_segments(df, errors=errors, max_bins=1)
 

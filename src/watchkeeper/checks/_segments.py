@@ -177,12 +177,10 @@ def _compare(
         if test == "mann_whitney":
             p = float(_sps.mannwhitneyu(inside, outside, alternative="greater").pvalue)
             name = "Mann-Whitney U (one-sided)"
-        elif test == "welch":
+        else:
             d, _se, p_two = welch_test(n1, s1, ss1, n2, s2, ss2)
             p = _one_sided(p_two, d)
             name = "Welch t (one-sided)"
-        else:
-            raise InputError(f"test must be 'welch' or 'mann_whitney', got {test!r}")
         lo, hi = mean_interval(n1, s1, ss1, confidence)
         d_lo, d_hi = welch_interval(n1, s1, ss1, n2, s2, ss2, confidence)
         extra = {}
@@ -301,6 +299,8 @@ def weak_segments(
         raise InputError("max_categories and min_size must be at least 1")
     if not 0 < alpha < 1 or not 0 < confidence < 1 or effect_floor < 0:
         raise InputError("alpha and confidence must be in (0, 1), effect_floor non-negative")
+    if test not in ("welch", "mann_whitney"):
+        raise InputError(f"test must be 'welch' or 'mann_whitney', got {test!r}")
     if not isinstance(frame, pd.DataFrame):
         from watchkeeper.data import read_table
 
@@ -308,7 +308,10 @@ def weak_segments(
     frame = frame.reset_index(drop=True)
     e, the_task, measure = _row_errors(frame, errors, y_true, y_pred, task, loss)
     named = {v for v in (errors, y_true, y_pred) if isinstance(v, str)}
-    names = [str(c) for c in frame.columns if c not in named] if features is None else features
+    if features is None:
+        names = [str(c) for c in frame.columns if c not in named]
+    else:
+        names = [features] if isinstance(features, str) else list(features)
     unknown = [f for f in names if f not in frame.columns]
     if unknown:
         raise InputError(f"features {unknown} are not in the frame; columns: {list(frame.columns)}")
