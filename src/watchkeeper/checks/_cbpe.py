@@ -7,15 +7,16 @@ probabilities, and every confusion-matrix count has a known expectation:
 and so on (the entries sum to the number of rows). Metrics are computed from the expected
 matrix, and ROC AUC from the expected numbers of correctly ordered positive/negative pairs.
 Scores are calibrated on the labelled reference by isotonic regression (one-vs-rest per class,
-rows renormalised, for multiclass). This is NannyML's CBPE; see also Kivimäki et al.,
-"Confidence-based performance estimation" (2023).
+rows renormalised, for multiclass). This is the method of NannyML's ``CBPE``; on NannyML's car
+loan data both give the same estimates (see ``BENCHMARKS.md``).
 
-The interval is a *prediction interval for the metric the window's labels will give*. It is
-simulated: labels are drawn from the calibrated probabilities (a Poisson-binomial draw per
-class count), each draw through a calibrator refitted on a bootstrap resample of the reference
-(Poisson bootstrap), so it covers the label noise of a finite window *and* the calibrator's
-estimation error from a finite reference. It does not cover concept drift: if the chance of a
-positive given the score changes, the estimate is wrong and nothing without labels can show it.
+The interval is a *prediction interval for the metric the window's labels will give*. Its
+variance adds, by the law of total variance, the label noise of a finite window given the
+calibrated probabilities (binary: exact Poisson-binomial moments of the confusion counts and
+the delta method; multiclass: simulated label draws) and the calibrator's estimation error
+from a finite reference (the spread of the estimate between calibrators refitted on Poisson
+bootstrap resamples of the reference). It does not cover concept drift: if the chance of a
+class given the score changes, the estimate is wrong and nothing without labels can show it.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ ASSUMPTIONS = (
 )
 COVERAGE = (
     "prediction interval for the metric this window's labels will give, covering label noise "
-    "(labels simulated from the calibrated probabilities) and the calibrator's estimation error "
+    "(labels drawn from the calibrated probabilities) and the calibrator's estimation error "
     "(calibrators refitted on bootstrap resamples of the reference); valid only under the "
     "assumptions"
 )
