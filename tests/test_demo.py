@@ -1,9 +1,10 @@
-"""`make demo` end to end: what it prints is what its reports say."""
+"""`make demo` end to end: what it prints is what its log, registry and reports say."""
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,51 @@ def test_demo_runs_and_tells_the_truth(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "200"}
     run = subprocess.run(
         [sys.executable, "-m", "watchkeeper.demo", "--out", str(out)],
-        capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=1200, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     text = run.stdout
+    lines = text.splitlines()
+
+    # The served months, as printed, are what the prediction log holds.
+    served = json.loads((out / "serving-summary.json").read_text())
+    assert [m["month"] for m in served] == [f"2011-{m:02d}" for m in range(4, 13)]
+    db = sqlite3.connect(out / ".watchkeeper" / "predictions.db")
+    live = db.execute("SELECT count(*) FROM predictions WHERE shadow = 0").fetchone()[0]
+    shadow = db.execute("SELECT count(*) FROM predictions WHERE shadow = 1").fetchone()[0]
+    labelled = db.execute(
+        "SELECT count(DISTINCT p.id) FROM predictions p JOIN feedback f ON f.prediction_id = p.id"
+        " WHERE p.shadow = 0 AND f.label IS NOT NULL"
+    ).fetchone()[0]
+    per_version = dict(
+        db.execute("SELECT version, count(*) FROM predictions WHERE shadow = 0 GROUP BY version")
+    )
+    db.close()
+    assert live == sum(m["rows"] for m in served) > 6000
+    assert labelled < live  # the last days' labels have not arrived
+    assert f"{labelled:,} live predictions labelled" in text
+    # Read at each month's end, the last 3 days of the month are not labelled yet.
+    for month in served:
+        assert 0.8 * month["rows"] < month["labelled"] < month["rows"]
+    assert f"{live:,} live predictions and {shadow:,} shadow ones" in text
+    for month in served:
+        row = next(line for line in lines if f"({month['month']})" in line)
+        assert f"{month['rows']:,}" in row
+        for name in month["drifted_columns"][:2]:
+            assert name in row
+    # v1 served April to mid-July, v2 (promoted through the gateway) the rest.
+    assert set(per_version) == {1, 2}
+    assert served[0]["versions"] == {"1": served[0]["rows"]}
+    assert served[-1]["versions"] == {"2": served[-1]["rows"]}
+    assert per_version[2] > per_version[1]
+    assert "promoted through the gateway: champion -> v2" in text
+    assert "shadow: champion answers, challenger shadows" in text
+    assert shadow > 0
+    # Summer temperatures drift from the winter reference, in the log as in the reports.
+    july = next(m for m in served if m["month"] == "2011-07")
+    assert "temp" in july["drifted_columns"]
+
+    # Offline reports: one per later month, consistent with their summary.
     summary = json.loads((out / "drift-summary.json").read_text())
     assert len(summary) == 9  # April to December
     for month in summary:
@@ -28,16 +70,11 @@ def test_demo_runs_and_tells_the_truth(tmp_path: Path) -> None:
         assert report["dataset"]["drifted"] == month["drifted"]
         drifted = [c["name"] for c in report["columns"] if c["drifted"]]
         assert drifted == month["drifted_columns"]
-        # the printed table lists the same columns for that month
-        line = next(line for line in text.splitlines() if line.lstrip().startswith(month["month"]))
-        for name in drifted[:2]:
-            assert name in line
-    # Temperature really changes with the seasons: July must drift on temp.
-    july = next(m for m in summary if m["month"] == "2011-07")
-    assert "temp" in july["drifted_columns"]
     # The gate reports exist and agree with what was printed.
     gate1 = json.loads((out / "gate-v1.json").read_text())
     verdict = "PASSED" if gate1["passed"] else "FAILED"
     assert f"gate {verdict} for bikeshare-demand (trained on months 1-3)" in text
+    gate2 = json.loads((out / "gate-v2.json").read_text())
+    assert gate2["blessed"] is True
     assert (out / "index.html").read_text().count("<a href=") >= 10
     assert "control (random halves of the reference): no drift" in text
