@@ -168,7 +168,7 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "## Performance estimation without labels",
         "",
-        f"Written by `benchmarks/estimation.py` on {results['date']} ({results['repeats']} runs per tool and configuration, alternating; re-run with `make bench` or `.venv/bin/python benchmarks/estimation.py`).",
+        f"Written by `benchmarks/estimation.py` on {results['date']} ({results['repeats']} run{'s' if results['repeats'] != 1 else ''} per tool and configuration, alternating; re-run with `make bench` or `.venv/bin/python benchmarks/estimation.py`).",
         "",
         f"**Machine**: {results['machine']['cpu']}, {results['machine']['usable_cpus']} usable CPUs (of {results['machine']['logical_cpus']}), {results['machine']['ram_gib']} GiB RAM, {results['machine']['os']}; 1-minute load average during the runs {results['load_min']:.1f} to {results['load_max']:.1f} (the machine is shared). **Versions**: watchkeeper at commit {results['commit']}, NannyML {results['versions']['peers'].get('nannyml', '?')} (LightGBM {results['versions']['peers'].get('lightgbm', '?')}), scikit-learn {results['versions']['project'].get('scikit-learn', '?')} (watchkeeper's side).",
         "",
