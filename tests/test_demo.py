@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -50,14 +51,44 @@ def test_demo_runs_and_tells_the_truth(tmp_path: Path) -> None:
         assert f"{month['rows']:,}" in row
         for name in month["drifted_columns"][:2]:
             assert name in row
-    # v1 served April to mid-July, v2 (promoted through the gateway) the rest.
-    assert set(per_version) == {1, 2}
+    # Promotions happened through the gateway, as printed, and the registry audited them.
+    from watchkeeper.registry import Registry
+
+    with Registry(root=out / ".watchkeeper") as registry:
+        history = registry.history("bikeshare-demand")
+        final = registry.get_version("bikeshare-demand", "champion").version
+    promoted = [
+        e.to_version
+        for e in history
+        if e.kind == "alias" and e.alias == "champion" and e.from_version is not None
+    ]
+    printed = [
+        int(m) for m in re.findall(r"promoted through the gateway: champion -> v(\d+)", text)
+    ]
+    assert promoted == printed
+    assert len(promoted) >= 1
+    assert final == (promoted[-1] if promoted else 1)
+    assert set(per_version) == {1, *promoted}  # only champions answered; challengers shadowed
     assert served[0]["versions"] == {"1": served[0]["rows"]}
-    assert served[-1]["versions"] == {"2": served[-1]["rows"]}
-    assert per_version[2] > per_version[1]
-    assert "promoted through the gateway: champion -> v2" in text
+    assert served[-1]["versions"] == {str(final): served[-1]["rows"]}
     assert "shadow: champion answers, challenger shadows" in text
     assert shadow > 0
+    # Every retraining was triggered by a realised-performance alert the monitor stored.
+    assert text.count("realised-performance alert is firing") == len(
+        [e for e in history if e.kind == "alias" and e.alias == "challenger"]
+    )
+    from watchkeeper.monitor import AlertEvaluator
+
+    evaluator = AlertEvaluator(root=out / ".watchkeeper")
+    fired = {
+        int(e.version)
+        for e in evaluator.events("bikeshare-demand", rule="performance")
+        if e.kind == "firing"
+    }
+    evaluator.close()
+    champions_retrained = {int(v) for v in re.findall(r"v(\d+)'s realised-performance", text)}
+    assert champions_retrained
+    assert champions_retrained <= fired
     # Summer temperatures drift from the winter reference, in the log as in the reports.
     july = next(m for m in served if m["month"] == "2011-07")
     assert "temp" in july["drifted_columns"]

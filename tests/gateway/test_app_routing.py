@@ -94,16 +94,15 @@ async def test_shadow_copies_are_logged_never_returned(root: Path) -> None:
     shadows = [r for r in everything if r["shadow"]]
     assert len(primary) == 15
     assert len(shadows) == 15
-    assert {r["id"] for r in shadows} == {
-        f"{i}#shadow:challenger" for a in answers for i in a["ids"]
-    }
+    # Same ids as the answers (the log is keyed by id and arm): labels reach both.
+    assert {r["id"] for r in shadows} == {i for a in answers for i in a["ids"]}
     assert {(r["arm"], r["version"], r["status"]) for r in shadows} == {("challenger", 2, "ok")}
     frame = pd.DataFrame(records)[list(CHURN_INPUTS)]
     with Registry(root=root) as registry:
         challenger = registry.load_model("churn", 2).predict(frame).tolist()
     by_id = {r["id"]: r for r in shadows}
     for answer in answers:
-        got = [by_id[f"{i}#shadow:challenger"]["prediction"] for i in answer["ids"]]
+        got = [by_id[i]["prediction"] for i in answer["ids"]]
         assert got == challenger
     assert (
         'watchkeeper_predictions_total{arm="challenger",model="churn",shadow="true",version="2"}'
@@ -145,7 +144,7 @@ async def test_a_failing_shadow_is_logged_as_an_error(root: Path) -> None:
         )
     assert resp.status_code == 200
     (row,) = [r for r in read_log(root, "churn", include_shadow=True) if r["shadow"]]
-    assert (row["id"], row["status"]) == ("r1#shadow:challenger", "error")
+    assert (row["id"], row["arm"], row["status"]) == ("r1", "challenger", "error")
 
 
 async def test_promote_and_rollback_are_audited(root: Path) -> None:
@@ -264,3 +263,28 @@ async def test_route_flips_under_load_fail_no_request(root: Path) -> None:
         await asyncio.gather(flip(), *(hammer(w) for w in range(6)))
     assert statuses == [200] * 150
     assert versions == {1, 2}
+
+
+async def test_a_label_reaches_the_answer_and_its_shadow_copy(root: Path) -> None:
+    # Shadow evaluation needs labels: the challenger's copy is logged under the same id.
+    app = create_app(settings_for(root))
+    async with serve(app) as client:
+        await client.put("/v1/admin/models/churn/route", json={"mode": "shadow", "fraction": 1.0})
+        answer = (
+            await client.post(
+                "/v1/models/churn/predict", json=churn_record(1), headers={"X-Request-Id": "q1"}
+            )
+        ).json()
+        ctx = app.state.ctx
+        for _ in range(200):
+            if not ctx.shadow_tasks:
+                break
+            await asyncio.sleep(0.01)
+        fed = await client.post("/v1/models/churn/feedback", json={"id": "q1", "label": "yes"})
+    assert answer["ids"] == ["q1"]
+    assert fed.json()["matched"] == 1
+    rows = read_log(root, "churn", include_shadow=True)
+    assert {(r["id"], r["arm"], r["shadow"], r["label"]) for r in rows} == {
+        ("q1", "champion", False, "yes"),
+        ("q1", "challenger", True, "yes"),
+    }

@@ -26,7 +26,7 @@ def write_index(out: Path, months: list[Any], control: Any) -> Path:
         )
         for m in months
     )
-    gates = [p for p in ("gate-v1.html", "gate-v2.html") if (out / p).exists()]
+    gates = sorted(p.name for p in out.glob("gate-v*.html"))
     gate_links = "".join(f'<li><a href="{esc(p)}">{esc(p)}</a></li>' for p in gates)
     body = (
         (f"<h2>Validation gates</h2><ul>{gate_links}</ul>" if gates else "")

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from watchkeeper.demo._drift import drift_story
     from watchkeeper.demo._index import write_index
     from watchkeeper.demo._model import MODEL_NAME, register_champion
-    from watchkeeper.demo._story import LABEL_LAG_DAYS, serve_story
+    from watchkeeper.demo._story import LABEL_LAG_DAYS, monitoring_report, serve_story
 
     threadpool_limits(1)
     console = Console(highlight=False)
@@ -59,24 +59,30 @@ def main(argv: list[str] | None = None) -> int:
     profile = registry.load_profile(MODEL_NAME, v1.version)
 
     say(
-        "\n[bold]2. Serve the champion, replay April–June through the gateway in time order "
-        f"(labels {LABEL_LAG_DAYS} days late), watch each month from the prediction log[/]"
+        "\n[bold]2. Serve the champion; replay April–December through the gateway in time "
+        f"order, labels {LABEL_LAG_DAYS} days late; monitor weekly windows; alert[/]"
     )
     serve_story(data, features, out, registry, gate_passed=gate.passed, say=say)
 
-    say("\n[bold]5. Reports: every later month against the first model's reference[/]")
+    say("\n[bold]3. Reports[/]")
+    monitoring = monitoring_report(out, say)
     months, control = drift_story(
         data, features, out, reference_months=reference_months, profile=profile, say=say
     )
     say("\nregistry history of " + MODEL_NAME + ":")
     for e in registry.history(MODEL_NAME):
-        what = (
-            f"v{e.version} registered"
-            if e.kind == "register"
-            else f"{e.alias}: v{e.from_version or '-'} -> v{e.to_version or '-'}"
-        )
+        if e.kind == "register":
+            what = f"v{e.version} registered"
+        elif e.kind == "route":
+            what = "route changed"
+        else:
+            what = f"{e.alias}: v{e.from_version or '-'} -> v{e.to_version or '-'}"
         say(f"  {e.at:%H:%M:%S} {e.kind:<8} {what}  ({e.actor}: {e.reason or '—'})")
     index = write_index(out, months, control)
-    say(f"\nreports: {index} (one HTML and one JSON report per month)")
+    say(f"\nreports: {index} (one HTML and one JSON report per month), monitoring: {monitoring}")
+    say(
+        "dashboard: run [bold]watchkeeper serve --root "
+        f"{out / '.watchkeeper'}[/] and open http://127.0.0.1:8080/dashboard"
+    )
     say(f"done in {time.perf_counter() - started:.1f} s")
     return 0

@@ -29,6 +29,14 @@ def make_model(features: list[str]) -> Any:
     return Pipeline([("encode", encode), ("model", model)])
 
 
+def reference_schema(frame: Any) -> Any:
+    """The reference's schema with ``bikers`` declared as the target (the log holds it as
+    the label; monitoring compares the features and judges performance on the labels)."""
+    from watchkeeper.data import Schema
+
+    return Schema.infer(frame).with_roles({"bikers": "target"})
+
+
 def _gate_config() -> Any:
     from watchkeeper.lifecycle import GateConfig
 
@@ -85,6 +93,7 @@ def register_champion(
         MODEL_NAME,
         model,
         reference=train[[*features, "bikers"]],
+        schema=reference_schema(train[[*features, "bikers"]]),
         metrics=_gate_metrics(report),
         params={"max_iter": 200, "learning_rate": 0.08},
         tags={"data": "capital-bikeshare-2011", "months": f"{months[0]}-{months[-1]}"},
@@ -136,14 +145,17 @@ def retrain_challenger(
         name=f"{MODEL_NAME} (retrained on {trained_on})",
         champion_name=f"{MODEL_NAME} v{champion.version.version} (champion)",
     )
-    report.to_json(out / "gate-v2.json")
-    report.to_html(out / "gate-v2.html")
+    # The version this candidate will get (the demo is the registry's only writer).
+    candidate = registry.get_version(MODEL_NAME, "latest").version + 1
+    report.to_json(out / f"gate-v{candidate}.json")
+    report.to_html(out / f"gate-v{candidate}.html")
     _say_gate(report, say)
     model.fit(train[features], train["bikers"])
     version = registry.register(
         MODEL_NAME,
         model,
         reference=train[[*features, "bikers"]],
+        schema=reference_schema(train[[*features, "bikers"]]),
         metrics=_gate_metrics(report),
         tags={
             "data": "capital-bikeshare-2011",
@@ -156,7 +168,7 @@ def retrain_challenger(
         actor="demo",
     )
     registry.set_alias(MODEL_NAME, "challenger", version.version, actor="demo",
-                       reason="retrained after drift")  # fmt: skip
+                       reason="retrained after a performance alert")  # fmt: skip
     return report, version
 
 

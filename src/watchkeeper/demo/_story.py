@@ -1,14 +1,23 @@
-"""Demo steps 2-4: serve, replay in time order with late labels, watch each month from the
-prediction log, retrain from the log, shadow the challenger, promote through the gateway.
+"""Demo steps 2-4: serve, replay in time order with late labels, monitor window by window,
+alert, retrain from the log, gate, shadow the challenger, promote through the gateway.
 
 Every number printed here is read back from what the run produced: the gateway's answers,
-the prediction log (features, predictions and the labels joined by id) and the registry.
+the prediction log (features, predictions and the labels joined by id), the monitor's
+stored window results and alert events, and the registry.
+
+The policy the demo follows is written once, here: retrain at the end of a month when the
+champion's realised-performance alert is firing and it has served at least
+``RETRAIN_AFTER_MONTHS`` months, on the reference quarter plus every logged month but the
+last, which is held out for the gate; shadow the challenger for ``SHADOW_DAYS`` days;
+promote it through the gateway when the gate blessed it against the champion and it made
+the smaller errors in shadow. Then the same policy watches the new champion.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,15 +27,17 @@ from watchkeeper.demo._drift import MONTH_NAMES
 from watchkeeper.demo._model import MODEL_NAME, retrain_challenger
 from watchkeeper.demo._serve import DemoGateway, ReplayStats, running_gateway
 
-__all__ = ["LABEL_LAG_DAYS", "MonthServed", "serve_story"]
+__all__ = ["LABEL_LAG_DAYS", "MonthServed", "monitoring_report", "serve_story"]
 
 LABEL_LAG_DAYS = 3
-SHADOW_DAYS = 14  # the challenger shadows the champion for the first two weeks of July
+SHADOW_DAYS = 14
+RETRAIN_AFTER_MONTHS = 2
+WINDOW = "7d"  # weekly monitoring windows (aligned to UTC)
 
 
 @dataclass(frozen=True)
 class MonthServed:
-    """One served month as the log shows it."""
+    """One served month as the log and the monitor show it."""
 
     label: str
     rows: int
@@ -35,7 +46,9 @@ class MonthServed:
     p99_ms: float
     labelled: int
     mae: float
+    estimated_mae: float
     drifted_columns: list[str]
+    alerts: list[str]
 
 
 def serve_story(
@@ -48,156 +61,229 @@ def serve_story(
     say: Any,
 ) -> list[MonthServed]:
     """Run steps 2-4 of the demo against a real gateway; return what each month showed."""
-    from rich.table import Table
+    import pandas as pd
 
     from watchkeeper.logstore import SQLiteLogSink
+    from watchkeeper.monitor import AlertEvaluator, Monitor, MonitorConfig, MonitorStore
 
     root = out / ".watchkeeper"
+    _alerts_to_file(out / "alerts.log")
     if not gate_passed:
         v1 = registry.get_version(MODEL_NAME, "latest").version
         reason = "demo: served although its gate failed, to show monitoring"
         registry.set_alias(MODEL_NAME, "champion", v1, actor="demo", reason=reason)
-    served: list[MonthServed] = []
     sink = SQLiteLogSink(root / "predictions.db")
+    store = MonitorStore(root=root)
+    alerts = AlertEvaluator(root=root)  # the default rules shipped with watchkeeper
+    # Two weeks of a version's labelled rows fit its label-free estimator (DLE).
+    monitor = Monitor(MonitorConfig(every=WINDOW, baseline_rows=2 * 7 * 24))
+    firing: dict[tuple[str, str, str], Any] = {}
+    served: list[MonthServed] = []
     later = data[data["month"] > 3]
+    reference = data[data["month"].isin((1, 2, 3))]
     with running_gateway(
         root, out, model=MODEL_NAME, features=features, label_lag_days=LABEL_LAG_DAYS
     ) as gw:
         say(
-            f"gateway: {gw.url} (watchkeeper serve, bearer tokens for predict and admin; "
-            f"log: {root / 'predictions.db'})"
+            f"gateway: {gw.url} (watchkeeper serve; bearer tokens for predict and admin; "
+            f"log {root / 'predictions.db'}); monitor: {WINDOW} windows, default alert rules"
         )
-        # April-June: the champion alone.
-        drift_seen: str | None = None
-        for month in (4, 5, 6):
-            row = _serve_month(gw, sink, later[later["month"] == month], month, registry)
+        shadow_from: int | None = None  # month whose first days the challenger shadows
+        decision: _Decision | None = None
+        for month in range(4, 13):
+            frame = later[later["month"] == month]
+            stats = ReplayStats()
+            if shadow_from == month and decision is not None:
+                cut = frame["timestamp"].min() + pd.Timedelta(days=SHADOW_DAYS)
+                gw.replay(frame[frame["timestamp"] < cut], target="bikers", stats=stats)
+                _decide_promotion(gw, sink, month, _seconds(cut), decision, say)
+                frame = frame[frame["timestamp"] >= cut]
+                shadow_from, decision = None, None
+            gw.replay(frame, target="bikers", stats=stats)
+            cycle = monitor_month(monitor, sink, registry, store, alerts, month)
+            fired = _track(firing, cycle)
+            row = _month_row(sink, store, month, stats, fired)
             served.append(row)
-            if row.drifted_columns and drift_seen is None:
-                drift_seen = row.label
-        _print_months(served, say, Table)
+            _say_month(row, fired, say)
 
-        # End of June: retrain from the log, gate against the champion on June.
-        say(
-            "\n[bold]3. Retrain from the log, gate, shadow, promote through the gateway[/]\n"
-            + (
-                f"drift first seen in {drift_seen}; "
-                if drift_seen
-                else "no drift seen; retraining on schedule; "
+            champion = registry.get_version(MODEL_NAME, "champion").version
+            months_served = sum(1 for r in served if champion in r.versions)
+            performance_alert = any(
+                rule == "performance" and version == str(champion) for rule, version, _ in firing
             )
-            + "retraining on January–March plus April–May as logged (features and late "
-            "labels), holding out June"
-        )
-        reference = data[data["month"].isin((1, 2, 3))]
-        logged = _labelled(sink, _month_start(4), _month_start(6), features)
-        june = _labelled(sink, _month_start(6), _month_start(7), features)
-        import pandas as pd
-
-        train = pd.concat(
-            [reference[["timestamp", *features, "bikers"]], logged], ignore_index=True
-        )
-        report, v2 = retrain_challenger(
-            registry,
-            train,
-            june,
-            features,
-            out,
-            say,
-            trained_on="Jan-Mar data + Apr-May log",
-        )
-        say(
-            f"registered v{v2.version} as challenger ({len(train):,} training rows, "
-            f"{len(logged):,} of them from the log; June holdout {len(june):,} labelled rows)"
-        )
-
-        # July 1-14: the champion answers, the challenger shadows every request.
-        route = gw.set_route(
-            {
-                "mode": "shadow",
-                "alias": "champion",
-                "shadow": "challenger",
-                "reason": "shadow the retrained model before promoting it",
-            }
-        )
-        say(f"route -> {route['description']}")
-        july = later[later["month"] == 7]
-        cut = july["timestamp"].min() + pd.Timedelta(days=SHADOW_DAYS)
-        shadow_stats = gw.replay(july[july["timestamp"] < cut], target="bikers")
-        gw.flush_labels(_seconds(cut) + LABEL_LAG_DAYS * 86_400.0, shadow_stats)
-        paired = _paired_errors(sink, _month_start(7), _seconds(cut))
-        if paired is None:
-            say("shadow: no labelled pairs yet; champion unchanged")
-            better = False
-        else:
-            n, champion_mae, challenger_mae = paired
-            better = challenger_mae < champion_mae
-            say(
-                f"shadow, July 1–{SHADOW_DAYS}: {n:,} labelled predictions made by both; MAE "
-                f"champion {champion_mae:.1f} vs challenger {challenger_mae:.1f} bikers/hour"
-            )
-        if report.passed and report.blessed and better:
-            promoted = gw.admin(
-                "promote",
-                {
-                    "to": "challenger",
-                    "actor": "demo",
-                    "reason": "blessed by the gate and better in shadow",
-                },
-            )
-            say(
-                f"promoted through the gateway: champion -> v{promoted['version']} "
-                "(no restart; the route is back to a single arm)"
-            )
-        else:
-            gw.set_route({"mode": "single", "alias": "champion",
-                          "reason": "challenger not promoted"})  # fmt: skip
-            say("challenger not promoted: champion unchanged")
-
-        # The rest of the year.
-        rest = later[(later["month"] > 7) | ((later["month"] == 7) & (later["timestamp"] >= cut))]
-        for month in range(7, 13):
-            frame = rest[rest["month"] == month]
-            extra = shadow_stats if month == 7 else None
-            served.append(_serve_month(gw, sink, frame, month, registry, stats=extra))
-        say("\n[bold]4. July–December, monitored from the log the same way[/]")
-        _print_months(served[3:], say, Table)
+            retrain = performance_alert and months_served >= RETRAIN_AFTER_MONTHS
+            if shadow_from is None and month < 12 and retrain:
+                decision = _retrain(
+                    gw, sink, registry, reference, features, out, month, months_served, say
+                )
+                shadow_from = month + 1
         totals = sink.feedback_stats(MODEL_NAME)
         count = sink.count(MODEL_NAME)
     sink.close()
-    summary = [
-        {
-            "month": r.label,
-            "rows": r.rows,
-            "versions": {str(v): n for v, n in r.versions.items()},
-            "labelled": r.labelled,
-            "mae": None if math.isnan(r.mae) else r.mae,
-            "drifted_columns": r.drifted_columns,
-        }
-        for r in served
-    ]
-    (out / "serving-summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    _write_summary(out, served)
     live = sum(r.rows for r in served)
+    n_fired = sum(1 for e in alerts.events(MODEL_NAME) if e.kind == "firing")
     say(
-        f"prediction log: {live:,} live predictions and {count - live:,} shadow ones; "
+        f"\nprediction log: {live:,} live predictions and {count - live:,} shadow ones; "
         f"{totals.n_labelled:,} live predictions labelled ({totals.n_labelled / max(live, 1):.1%}; "
         f"the last {LABEL_LAG_DAYS} days' labels had not arrived when the replay ended); "
-        f"{totals.n_unknown} labels for unknown ids"
+        f"{totals.n_unknown} labels for unknown ids" + f"; {n_fired} alert firings stored"
     )
+    alerts.close()
+    store.close()
     return served
 
 
-def _serve_month(
+def monitoring_report(out: Path, say: Any) -> Path:
+    """``watchkeeper report`` over the served period, run as a user would run it."""
+    import subprocess
+    import sys
+
+    html = out / "monitoring-report.html"
+    argv = [
+        sys.executable, "-m", "watchkeeper.cli", "report", MODEL_NAME,
+        "--window", "2011-04-01/2012-01-01", "--html", str(html),
+        "--json", str(out / "monitoring-report.json"), "--root", str(out / ".watchkeeper"),
+    ]  # fmt: skip
+    run = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(f"watchkeeper report failed: {run.stderr[-2000:]}")
+    period = "--window 2011-04-01/2012-01-01"
+    say(f"monitoring report (watchkeeper report {MODEL_NAME} {period}): {html}")
+    return html
+
+
+def _alerts_to_file(path: Path) -> None:
+    """The default rules deliver to the ``watchkeeper.alerts`` log; the demo prints alerts
+    itself, so that log goes to a file."""
+    import logging
+
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("watchkeeper.alerts")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def monitor_month(
+    monitor: Any, sink: Any, registry: Any, store: Any, alerts: Any, month: int
+) -> Any:
+    """One monitoring cycle at the end of ``month``: every window complete by then, with
+    the labels that have arrived (windows whose labels came late are recomputed)."""
+    from watchkeeper.monitor import run_cycle
+
+    return run_cycle(
+        monitor, sink, registry, store, alerts, model=MODEL_NAME, now=_month_start(month + 1)
+    )
+
+
+@dataclass(frozen=True)
+class _Decision:
+    gate_passed: bool
+    blessed: bool
+    version: int
+
+
+def _retrain(
     gw: DemoGateway,
     sink: Any,
-    frame: Any,
-    month: int,
     registry: Any,
-    *,
-    stats: ReplayStats | None = None,
-) -> MonthServed:
-    """Replay one month (or its remainder) and read the month back from the log."""
-    from watchkeeper.report import compare
+    reference: Any,
+    features: list[str],
+    out: Path,
+    month: int,
+    months_served: int,
+    say: Any,
+) -> _Decision:
+    import pandas as pd
 
-    stats = gw.replay(frame, target="bikers", stats=stats)
+    first = 4  # every month served so far
+    logged_months = (
+        MONTH_NAMES[first - 1]
+        if first == month - 1
+        else f"{MONTH_NAMES[first - 1]}–{MONTH_NAMES[month - 2]}"
+    )
+    say(
+        "\n[bold]Retrain from the log, gate, shadow, promote through the gateway[/]\n"
+        f"v{registry.get_version(MODEL_NAME, 'champion').version}'s realised-performance alert "
+        f"is firing, {months_served} months into its service: "
+        f"retraining on January–March plus {logged_months} "
+        f"as logged (features and late labels), holding out {MONTH_NAMES[month - 1]}"
+    )
+    logged = _labelled(sink, _month_start(first), _month_start(month), features)
+    holdout = _labelled(sink, _month_start(month), _month_start(month + 1), features)
+    train = pd.concat([reference[["timestamp", *features, "bikers"]], logged], ignore_index=True)
+    trained_on = f"Jan-Mar data + {logged_months} log"
+    report, version = retrain_challenger(
+        registry, train, holdout, features, out, say, trained_on=trained_on
+    )
+    say(
+        f"registered v{version.version} as challenger ({len(train):,} training rows, "
+        f"{len(logged):,} of them from the log; holdout {len(holdout):,} labelled rows)"
+    )
+    route = gw.set_route(
+        {
+            "mode": "shadow",
+            "alias": "champion",
+            "shadow": "challenger",
+            "actor": "demo",
+            "reason": "shadow the retrained model before promoting it",
+        }
+    )
+    say(f"route -> {route['description']} for the first {SHADOW_DAYS} days of next month\n")
+    return _Decision(report.passed, bool(report.blessed), version.version)
+
+
+def _decide_promotion(
+    gw: DemoGateway, sink: Any, month: int, cut: float, decision: _Decision, say: Any
+) -> None:
+    paired = _paired_errors(sink, _month_start(month), cut)
+    if paired is None:
+        better = False
+        say("shadow: no labelled pairs yet")
+    else:
+        n, champion_mae, challenger_mae = paired
+        better = challenger_mae < champion_mae
+        say(
+            f"shadow, {MONTH_NAMES[month - 1]} 1–{SHADOW_DAYS}: {n:,} labelled predictions made "
+            f"by both (labels {LABEL_LAG_DAYS} days late); MAE champion {champion_mae:.1f} vs "
+            f"challenger {challenger_mae:.1f} bikers/hour"
+        )
+    if decision.gate_passed and decision.blessed and better:
+        promoted = gw.admin(
+            "promote",
+            {
+                "to": "challenger",
+                "actor": "demo",
+                "reason": "blessed by the gate and better in shadow",
+            },
+        )
+        say(
+            f"promoted through the gateway: champion -> v{promoted['version']} "
+            "(no restart; the route is back to a single arm)\n"
+        )
+    else:
+        gw.set_route({"mode": "single", "alias": "champion", "reason": "challenger not promoted"})
+        say("challenger not promoted: champion unchanged\n")
+
+
+def _track(firing: dict[tuple[str, str, str], Any], cycle: Any) -> list[Any]:
+    """Update the set of firing alerts from a cycle's events; return the new firings."""
+    fired = []
+    for event in getattr(cycle.alerts, "events", ()) or ():
+        key = (event.rule, str(event.version), event.subject)
+        if event.kind == "firing":
+            firing[key] = event
+            fired.append(event)
+        elif event.kind == "resolved":
+            firing.pop(key, None)
+    return fired
+
+
+def _month_row(
+    sink: Any, store: Any, month: int, stats: ReplayStats, fired: Sequence[Any]
+) -> MonthServed:
     start, end = _month_start(month), _month_start(month + 1)
     window = sink.read_window(MODEL_NAME, start=_dt(start), end=_dt(end)).to_pandas()
     live = window[~window["shadow"]]
@@ -208,12 +294,17 @@ def _serve_month(
         else math.nan
     )
     versions = live["version"].value_counts().sort_index()
-    # Drift of the month as logged, against the reference profile of the version that served
-    # most of it.
-    main_version = int(versions.idxmax())
-    profile = registry.load_profile(MODEL_NAME, main_version)
-    columns = [c for c in gw.features if c in live.columns]
-    report = compare(profile, live[columns])
+    # The monitor's windows that ended in this month.
+    results = [
+        r
+        for r in store.results(MODEL_NAME, since=_dt(start), until=_dt(end))
+        if start < r.window_end.timestamp() <= end and r.arm == "champion"
+    ]
+    estimates = [r.value for r in results if r.check == "estimated.mae" and r.value is not None]
+    drifted = sorted(
+        {r.subject for r in results if r.check.startswith("drift.") and r.status.value == "alert"}
+        - {"prediction", "dataset"}
+    )
     return MonthServed(
         label=f"2011-{month:02d}",
         rows=len(live),
@@ -222,35 +313,50 @@ def _serve_month(
         p99_ms=stats.percentile(99),
         labelled=len(labelled),
         mae=mae,
-        drifted_columns=report.drifted_columns,
+        estimated_mae=sum(estimates) / len(estimates) if estimates else math.nan,
+        drifted_columns=drifted,
+        alerts=sorted({e.rule for e in fired}),
     )
 
 
-def _print_months(rows: list[MonthServed], say: Any, table_cls: Any) -> None:
-    table = table_cls(show_edge=False, header_style="bold")
-    for h in (
-        "month",
-        "served by",
-        "rows",
-        "p50 / p99 ms",
-        "labelled at month end",
-        "MAE",
-        "drifted columns",
-    ):
-        table.add_column(h)
-    for r in rows:
-        table.add_row(
-            f"{MONTH_NAMES[int(r.label[-2:]) - 1]} ({r.label})",
-            ", ".join(f"v{v}" for v in r.versions),
-            f"{r.rows:,}",
-            f"{r.p50_ms:.0f} / {r.p99_ms:.0f}",
-            f"{r.labelled:,} ({r.labelled / max(r.rows, 1):.0%})",
-            "—" if math.isnan(r.mae) else f"{r.mae:.1f}",
-            "[red]" + ", ".join(r.drifted_columns) + "[/]"
-            if r.drifted_columns
-            else "[green]none[/]",
+def _say_month(row: MonthServed, fired: Sequence[Any], say: Any) -> None:
+    month = MONTH_NAMES[int(row.label[-2:]) - 1]
+    mae = "—" if math.isnan(row.mae) else f"{row.mae:.1f}"
+    est = "—" if math.isnan(row.estimated_mae) else f"{row.estimated_mae:.1f}"
+    say(
+        f"[bold]{month} ({row.label})[/] served by {', '.join(f'v{v}' for v in row.versions)}: "
+        f"{row.rows:,} rows, p50/p99 {row.p50_ms:.0f}/{row.p99_ms:.0f} ms per day's request, "
+        f"{row.labelled:,} labelled by month end; MAE {mae} realised, {est} estimated without "
+        f"labels; drifted: {', '.join(row.drifted_columns) or 'none'}"
+    )
+    by_rule: dict[str, list[Any]] = {}
+    for event in fired:
+        by_rule.setdefault(event.rule, []).append(event)
+    for rule, events in sorted(by_rule.items()):
+        first = events[0]
+        more = f" (+{len(events) - 1} more)" if len(events) > 1 else ""
+        say(
+            f"  [red]ALERT[/] {first.severity} {rule} v{first.version}, {first.subject}: "
+            f"{first.reason}{more}",
+            markup=True,
         )
-    say(table)
+
+
+def _write_summary(out: Path, served: list[MonthServed]) -> None:
+    summary = [
+        {
+            "month": r.label,
+            "rows": r.rows,
+            "versions": {str(v): n for v, n in r.versions.items()},
+            "labelled": r.labelled,
+            "mae": None if math.isnan(r.mae) else r.mae,
+            "estimated_mae": None if math.isnan(r.estimated_mae) else r.estimated_mae,
+            "drifted_columns": r.drifted_columns,
+            "alerts": r.alerts,
+        }
+        for r in served
+    ]
+    (out / "serving-summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
 def _labelled(sink: Any, start: float, end: float, features: list[str]) -> Any:
@@ -268,9 +374,7 @@ def _paired_errors(sink: Any, start: float, end: float) -> tuple[int, float, flo
     window = sink.read_window(MODEL_NAME, start=_dt(start), end=_dt(end), include_shadow=True)
     frame = window.to_pandas()
     live = frame[~frame["shadow"] & frame["label"].notna()].set_index("id")
-    shadow = frame[frame["shadow"]].copy()
-    shadow["id"] = shadow["id"].str.split("#shadow:").str[0]
-    shadow = shadow.set_index("id")
+    shadow = frame[frame["shadow"]].set_index("id")  # the copies share the answers' ids
     both = live.join(shadow[["prediction"]], rsuffix="_shadow", how="inner")
     if both.empty:
         return None

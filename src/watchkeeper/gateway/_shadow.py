@@ -1,8 +1,9 @@
 """Shadow predictions: the challenger sees a copy of the traffic, off the response path.
 
 A shadow copy starts after the answering arm's records are durable and the response is on
-its way; its outputs are logged with ``shadow=True`` (never returned), under the id
-``<id>#shadow:<alias>`` because the log is keyed by id. At most ``max_shadow_tasks`` copies
+its way; its outputs are logged with ``shadow=True`` (never returned) under the same prediction id
+and the shadow alias as arm (the log is keyed by id and arm), so a label fed back for the
+id labels the answer and its shadow copies alike. At most ``max_shadow_tasks`` copies
 run at once per worker; beyond, copies are skipped and counted, so a slow challenger
 cannot grow memory or delay answers.
 """
@@ -25,20 +26,9 @@ from watchkeeper.logstore import PredictionRecord
 if TYPE_CHECKING:
     from watchkeeper.gateway._service import Context
 
-__all__ = ["schedule_shadow", "shadow_id"]
+__all__ = ["schedule_shadow"]
 
 logger = logging.getLogger("watchkeeper.gateway")
-
-
-def shadow_id(prediction_id: str, alias: str) -> str:
-    """Log id of the shadow copy of a prediction.
-
-    Examples
-    --------
-    >>> shadow_id("order-17", "challenger")
-    'order-17#shadow:challenger'
-    """
-    return f"{prediction_id}#shadow:{alias}"
 
 
 def schedule_shadow(
@@ -114,7 +104,7 @@ async def _run_shadow(
     now = time.time() if ts is None else ts
     logged = [
         PredictionRecord(
-            id=shadow_id(ids[i], alias),
+            id=ids[i],
             ts=now,
             model=name,
             version=target.version,
