@@ -9,6 +9,13 @@ import sys
 import watchkeeper
 
 DOCUMENTED = {
+    "CBPE",
+    "DLE",
+    "Monitor",
+    "MonitorConfig",
+    "MonitorStore",
+    "fairness_checks",
+    "weak_segments",
     "CheckResult",
     "ColumnKind",
     "InputError",

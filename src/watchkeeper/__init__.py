@@ -26,14 +26,19 @@ from watchkeeper.exceptions import (
 
 if TYPE_CHECKING:
     from watchkeeper.checks import (
+        CBPE,
+        DLE,
         CheckResult,
         QualityThresholds,
         ReferenceChunksRule,
         StatisticalRule,
         Status,
         ThresholdRule,
+        fairness_checks,
+        weak_segments,
     )
     from watchkeeper.data import ColumnKind, Profile, Role, Schema, read_table
+    from watchkeeper.monitor import Monitor, MonitorConfig, MonitorStore
     from watchkeeper.report import Report, compare
     from watchkeeper.stats import TestResult
 
@@ -53,13 +58,25 @@ _LAZY = {
     "ReferenceChunksRule": "watchkeeper.checks",
     "QualityThresholds": "watchkeeper.checks",
     "TestResult": "watchkeeper.stats",
+    "CBPE": "watchkeeper.checks",
+    "DLE": "watchkeeper.checks",
+    "fairness_checks": "watchkeeper.checks",
+    "weak_segments": "watchkeeper.checks",
+    "Monitor": "watchkeeper.monitor",
+    "MonitorConfig": "watchkeeper.monitor",
+    "MonitorStore": "watchkeeper.monitor",
 }
 
 __all__ = [
+    "CBPE",
+    "DLE",
     "CheckResult",
     "ColumnKind",
     "InputError",
     "MissingExtraError",
+    "Monitor",
+    "MonitorConfig",
+    "MonitorStore",
     "NotFittedError",
     "Profile",
     "QualityThresholds",
@@ -75,7 +92,9 @@ __all__ = [
     "WatchkeeperError",
     "__version__",
     "compare",
+    "fairness_checks",
     "read_table",
+    "weak_segments",
 ]
 
 
