@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from watchkeeper.checks import CheckResult, PerformanceRule
+from watchkeeper.checks import CheckResult, FairnessConfig, PerformanceRule
 from watchkeeper.exceptions import InputError
 from watchkeeper.monitor._windows import WindowSpec, parse_every
 
@@ -88,6 +88,22 @@ class MonitorConfig:
         it).
     max_latency_p99_ms
         p99 latency above which the window alerts (``None``: reported, never judged).
+    fairness
+        Fairness checks per window when the version's reference schema declares sensitive
+        attributes (role ``sensitive``) and the log has them: ``True`` (default
+        :class:`~watchkeeper.checks.FairnessConfig`), a ``FairnessConfig``, or ``False``.
+    skew
+        Check each version's first window of at least ``min_rows`` rows for
+        training–serving skew against the reference profile
+        (:func:`~watchkeeper.checks.skew_checks`).
+    attributions
+        Attribution drift per window (:func:`~watchkeeper.explain.attribution_drift`):
+        ``False`` (default), ``True`` (explain a seeded sample of at most 200 rows per window)
+        or that number of rows. Needs the ``explain`` extra and a reference profile with a
+        row sample (the background and the reference rows).
+    segments
+        Weak segments on each window's labelled rows
+        (:func:`~watchkeeper.checks.weak_segments`, ``warn`` only).
     random_state
         Seed of every random choice.
 
@@ -97,6 +113,8 @@ class MonitorConfig:
     86400
     >>> MonitorConfig().estimators, MonitorConfig().detectors
     ('auto', ('adwin', 'page_hinkley'))
+    >>> MonitorConfig(attributions=True).attribution_rows, MonitorConfig().attribution_rows
+    (200, 0)
     >>> MonitorConfig(every="fortnightly")
     Traceback (most recent call last):
     ...
@@ -117,6 +135,10 @@ class MonitorConfig:
     recompute_horizon: float = 7 * 86400.0
     max_error_rate: float = 0.01
     max_latency_p99_ms: float | None = None
+    fairness: bool | FairnessConfig = True
+    skew: bool = True
+    attributions: bool | int = False
+    segments: bool = False
     random_state: int = 0
 
     def __post_init__(self) -> None:
@@ -144,6 +166,34 @@ class MonitorConfig:
                         f"{type(est).__name__}"
                     )
         self._check_detectors_and_window()
+        self._check_health()
+
+    def _check_health(self) -> None:
+        if not isinstance(self.fairness, bool | FairnessConfig):
+            raise InputError(
+                f"fairness must be True, False or a FairnessConfig, got {self.fairness!r}"
+            )
+        if not isinstance(self.attributions, bool) and (
+            not isinstance(self.attributions, int) or self.attributions < 1
+        ):
+            raise InputError(
+                "attributions must be True, False or the most rows to explain per window "
+                f"(at least 1), got {self.attributions!r}"
+            )
+
+    @property
+    def fairness_config(self) -> FairnessConfig | None:
+        """The fairness settings, or ``None`` when fairness checks are off."""
+        if self.fairness is False:
+            return None
+        return self.fairness if isinstance(self.fairness, FairnessConfig) else FairnessConfig()
+
+    @property
+    def attribution_rows(self) -> int:
+        """Most rows explained per window (``0``: attribution drift is off)."""
+        if isinstance(self.attributions, bool):
+            return 200 if self.attributions else 0
+        return int(self.attributions)
 
     def _check_detectors_and_window(self) -> None:
         if self.detectors:

@@ -97,7 +97,7 @@ def run_cycle(
     >>> len(cycle.summary.windows), cycle.worst_status.value
     (2, 'alert')
     >>> sorted(e.rule for e in cycle.alerts.events)  # values far outside the reference
-    ['drift', 'quality']
+    ['drift', 'quality', 'skew']
     >>> run_cycle(monitor, sink, registry, store, alerts).alerts.events  # nothing new
     ()
     >>> sink.close(); registry.close(); store.close(); alerts.close(); tmp.cleanup()

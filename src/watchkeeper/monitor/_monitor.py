@@ -32,6 +32,8 @@ from watchkeeper.exceptions import InputError
 from watchkeeper.monitor._config import MonitorConfig
 from watchkeeper.monitor._estimators import FittedEstimators, fit_estimators
 from watchkeeper.monitor._frames import Rows, label_key
+from watchkeeper.monitor._health_checks import LABEL_FAMILIES as _HEALTH_LABEL_FAMILIES
+from watchkeeper.monitor._health_checks import HealthChecks
 from watchkeeper.monitor._store import DetectorState, MonitorStore, WindowSummary
 from watchkeeper.monitor._window_checks import (
     Baseline,
@@ -49,7 +51,7 @@ __all__ = ["Monitor", "MonitorSummary"]
 logger = logging.getLogger("watchkeeper.monitor")
 
 Progress = Callable[[str, int, int], None]
-_LABEL_FAMILIES = ("performance.",)
+_LABEL_FAMILIES = ("performance.", *_HEALTH_LABEL_FAMILIES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,8 @@ class Monitor:
         # each version's fitted estimators, kept across runs of this monitor (refitted when
         # more of its baseline rows are labelled)
         self._fitted: dict[tuple[str, int], FittedEstimators] = {}
+        # each version's reference explanation and skew-checked window, kept across runs
+        self._health = HealthChecks(self.config)
 
     def run(
         self,
@@ -197,6 +201,7 @@ class Monitor:
                 state = _ModelRun(
                     self.config, sink, registry, store, name, run_id, now_us, self._fitted
                 )
+                state.health = self._health
                 skipped += state.run(since_us, summary_windows, found, progress)
                 feedback[name] = sink.feedback_stats(name)
         except BaseException as exc:
@@ -246,6 +251,7 @@ class _ModelRun:
         self.spec = config.window
         self._baselines: dict[int, Baseline] = {}
         self._table: Any = None
+        self.health = HealthChecks(config)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -299,7 +305,7 @@ class _ModelRun:
                 else:
                     skipped += 1
         for i, (version, arm, part, window, _old, what) in enumerate(plan):
-            results = self._evaluate(version, part, window, what)
+            results = self._evaluate(version, arm, part, window, what)
             self.store.write_window(
                 self.model,
                 version,
@@ -465,18 +471,31 @@ class _ModelRun:
 
     # -- evaluation ----------------------------------------------------------------------
 
-    def _evaluate(self, version: int, rows: Rows, window: Window, what: str) -> list[CheckResult]:
+    def _evaluate(
+        self, version: int, arm: str, rows: Rows, window: Window, what: str
+    ) -> list[CheckResult]:
         base = self._baseline(version, rows)
         t0 = time.perf_counter()
         if not base.performance:
             base.performance = self._first_labelled_performance(version) or None
         results = performance_results(rows, base, self.config.performance)
+        results += self.health.label_results(rows, base)
         if what == "all":
             results = (
                 drift_results(rows, base, self.config)
                 + results
                 + estimated_results(rows, base)
                 + serving_results(rows, window.seconds, self.config)
+                + self.health.window_results(
+                    rows,
+                    base,
+                    model=self.model,
+                    version=version,
+                    arm=arm,
+                    start_us=window.start_us,
+                    registry=self.registry,
+                    store=self.store,
+                )
             )
         logger.debug(
             "model %s v%s window %s: %d results in %.2f s",
