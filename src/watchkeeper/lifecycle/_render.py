@@ -253,6 +253,55 @@ def _charts(report: GateReport) -> str:
     return f'<div class="charts">{"".join(figs)}</div>' if figs else ""
 
 
+def _cell(value: Any, lower: Any, upper: Any) -> str:
+    shown = f'<span class="num">{_fmt(value)}</span>'
+    if lower is None or upper is None:
+        return shown
+    return f"{shown} <span class='muted'>({_fmt(lower)} to {_fmt(upper)})</span>"
+
+
+def _fairness_tradeoff(report: GateReport) -> str:
+    """The accuracy–fairness trade-off of the fairness gate's mitigations, as a table: one
+    row per model and sensitive attribute, accuracy and every gap with its interval."""
+    rows_in = report.by_check("fairness.tradeoff")
+    if not rows_in:
+        return ""
+    gaps: list[str] = []
+    for r in rows_in:
+        for by_gap in (r.details.get("gaps") or {}).values():
+            gaps += [g for g in by_gap if g not in gaps]
+    rows: list[list[str]] = []
+    for r in rows_in:
+        accuracy = _cell(r.value, r.lower, r.upper)
+        by_attribute = r.details.get("gaps") or {}
+        if not by_attribute:  # a mitigation that failed: its reason in place of the numbers
+            filler = ["" for _ in gaps[1:]]
+            rows.append(
+                [_esc(r.subject), _badge(r.status.value), "—", accuracy, _esc(r.reason), *filler]
+            )
+            continue
+        for attribute, by_gap in by_attribute.items():
+            cells = []
+            for gap in gaps:
+                g = by_gap.get(gap)
+                cells.append(
+                    "—"
+                    if g is None
+                    else f"{_cell(g.get('value'), g.get('lower'), g.get('upper'))} "
+                    f"{_badge(str(g.get('status')))}"
+                )
+            rows.append(
+                [_esc(r.subject), _badge(r.status.value), _esc(attribute), accuracy, *cells]
+            )
+    headers = ["model", "status", "attribute", "accuracy"] + [g.replace("_", " ") for g in gaps]
+    return (
+        '<h2>Fairness trade-off</h2><p class="muted">The candidate as it is and each '
+        "mitigation offered, on the same holdout rows: accuracy and every fairness gap with "
+        "its interval. Mitigations are offered, never applied: the verdict is about the "
+        f'candidate.</p><div class="tradeoff">{_table(headers, rows)}</div>'
+    )
+
+
 def render_gate_report(report: GateReport) -> str:
     """The whole report as one HTML document.
 
@@ -305,6 +354,7 @@ def render_gate_report(report: GateReport) -> str:
         + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "")
         + "<h2>Charts</h2>"
         + (_charts(report) or "<p class='muted'>no curves computed</p>")
+        + _fairness_tradeoff(report)
         + "<h2>All results</h2>"
         + _table(["check", "subject", "status", "value", "interval", "threshold", "reason"], rows)
     )
