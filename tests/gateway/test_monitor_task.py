@@ -59,7 +59,9 @@ def test_scheduled_monitor_exports_drift_on_every_worker(
     assert DRIFT_STATUS.search(text), (
         f"no drift status 3 on /metrics:\n{text[-3000:]}\n{server.log_tail()}"
     )
-    # whichever worker answers, it reads the same history
+    # whichever worker answers, it reads the same history (once its cached read, at most
+    # MonitorCollector.max_age = 5 s old, has expired)
+    time.sleep(6.0)
     for _ in range(6):
         assert DRIFT_STATUS.search(server.metrics())
     # exactly one worker holds the lock and ran the monitor
