@@ -134,6 +134,89 @@ def _series_chart(
     )
 
 
+#: Status-strip sections of a stream: (families, heading, note); the first takes every family
+#: no other section names.
+_STRIP_SECTIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("drift", "quality", "concept"), "Drift and data quality over windows", ""),
+    (
+        ("fairness",),
+        "Fairness by sensitive group",
+        "Metrics per group and the gaps between groups; a gap alerts when it is significant "
+        "after multiple-testing control and reaches its threshold.",
+    ),
+    (
+        ("skew",),
+        "Training–serving skew",
+        "Each version's first full window, profiled against the reference: a unit, offset or "
+        "encoding change of a feature.",
+    ),
+    (
+        ("attribution",),
+        "Attribution drift",
+        "Each feature's mean |attribution| in the window against the reference explanation, "
+        "judged against its noise floor.",
+    ),
+    (
+        ("segments",),
+        "Weak segments",
+        "Slices where the model does much worse than on the rest; only slices weak in at least "
+        "one window are drawn.",
+    ),
+)
+_BAD = ("warn", "alert", "error")
+
+
+def _strip_sections(strips: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> list[str]:
+    named = {f for families, _, _ in _STRIP_SECTIONS[1:] for f in families}
+    parts = []
+    for i, (families, heading, note) in enumerate(_STRIP_SECTIONS):
+        rows = [s for s in strips if (s["family"] in families if i else s["family"] not in named)]
+        if families == ("segments",):
+            judged = len(rows)
+            rows = [s for s in rows if any(st in _BAD for st in s["statuses"])]
+            note += f" {len(rows)} of {judged} slice(s) shown."
+        if not rows:
+            continue
+        family = families[0]
+        parts.append(
+            f'<div class="strips" data-family="{esc(family)}"><h4>{esc(heading)}</h4>'
+            + (f'<p class="muted">{esc(note.strip())}</p>' if note.strip() else "")
+            + heat_strip(rows, labels)
+            + _strip_legend()
+            + _findings(rows, labels)
+            + "</div>"
+        )
+    return parts
+
+
+def _findings(rows: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> str:
+    """What the warn/alert cells of non-drift families say (their reasons), newest first."""
+    if rows and rows[0]["family"] in ("drift", "quality", "concept"):
+        return ""
+    found = []
+    for s in rows:
+        reasons = s.get("reasons") or [None] * len(s["statuses"])
+        for i in reversed(range(len(s["statuses"]))):
+            if s["statuses"][i] in _BAD:
+                found.append(
+                    (
+                        esc(labels[i] if i < len(labels) else ""),
+                        esc(s["check"]),
+                        esc(s["subject"]),
+                        badge(s["statuses"][i]),
+                        esc(reasons[i] or ""),
+                    )
+                )
+                break  # the newest finding of each check and subject
+    if not found:
+        return ""
+    return (
+        "<details><summary>Findings</summary>"
+        + table(["window end", "check", "subject", "status", "reason"], found, raw=True)
+        + "</details>"
+    )
+
+
 def _stream_html(stream: Mapping[str, Any]) -> str:
     windows = stream["windows"]
     labels = [_window_label(w) for w in windows]
@@ -146,12 +229,7 @@ def _stream_html(stream: Mapping[str, Any]) -> str:
         f"{badge(end['status']) if end.get('status') else ''}"
         f'<span class="muted">{esc(span)}</span></header>'
     ]
-    if stream["strips"]:
-        parts.append(
-            "<h4>Drift and data quality over windows</h4>"
-            + heat_strip(stream["strips"], labels)
-            + _strip_legend()
-        )
+    parts += _strip_sections(stream["strips"], labels)
     by_name = {(s["check"], s["subject"]): s for s in stream["series"]}
     for family, heading in (
         ("performance", "Performance with labels"),
