@@ -61,9 +61,10 @@ def _opened(
 
 
 @pytest.fixture
-def classifier_world(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def classifier_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """Windows 0-1 fair, 2-3 biased against group b; weight served in grams; region east
-    predicted wrong 30% of the time against 10% elsewhere; every row labelled."""
+    predicted wrong 30% of the time against 10% elsewhere; every row labelled (but window 3's
+    labels are held back in ``world["late"]`` when the fixture's param is ``"late"``)."""
     rng = np.random.default_rng(11)
     registry = Registry(root=tmp_path)
     reference = _features(rng, 3000)
@@ -102,7 +103,10 @@ def classifier_world(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 )
             )  # fmt: skip
             feedback.append(FeedbackRecord(rid, T0 + (W + 1) * HOUR, label=int(y[i])))
-    yield from _opened(tmp_path, registry, sink, records, feedback)
+    late = [f for f in feedback if f.id.startswith("w3")] if getattr(request, "param", "") else []
+    feedback = [f for f in feedback if f not in late]
+    for world in _opened(tmp_path, registry, sink, records, feedback):
+        yield {**world, "late": late}
 
 
 def _run(world: dict[str, Any], config: MonitorConfig, model: str) -> Any:
@@ -132,6 +136,24 @@ def test_fairness_alerts_in_the_biased_windows_only(classifier_world: dict[str, 
     rule = next(r for r in AlertConfig.default().rules if r.name == "fairness")
     fired = [(key, r) for key, r in summary.alerts if rule.matches(r.check, r.subject, "loan")]
     assert {int((key[3].timestamp() - T0) // HOUR) for key, _ in fired} == {2, 3}
+
+
+@pytest.mark.parametrize("classifier_world", ["late"], indirect=True)
+def test_fairness_is_recomputed_when_labels_arrive(classifier_world: dict[str, Any]) -> None:
+    store, sink = classifier_world["store"], classifier_world["sink"]
+    monitor = Monitor(MonitorConfig(every="1h", detectors=(), skew=False))
+    now = T0 + (W + 2) * HOUR
+    monitor.run(sink, classifier_world["registry"], store, model="loan", now=now)
+    gap = "fairness.equal_opportunity_difference"
+    before = _by_window(store, "loan", gap)
+    assert before[(2, "group")].status is Status.ALERT
+    assert before[(3, "group")].status is Status.INSUFFICIENT_DATA  # no labels yet
+    sink.write_feedback(classifier_world["late"])
+    summary = monitor.run(sink, classifier_world["registry"], store, model="loan", now=now)
+    assert summary.skipped == W - 1  # only window 3's label count changed
+    after = _by_window(store, "loan", gap)
+    assert after[(3, "group")].status is Status.ALERT
+    assert len(store.results("loan", check=gap)) == W  # replaced, not duplicated
 
 
 def test_fairness_can_be_switched_off_or_configured(classifier_world: dict[str, Any]) -> None:
