@@ -368,3 +368,37 @@ def test_two_sinks_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
     assert a.count() == b.count() == 40
     a.close()
     b.close()
+
+
+def test_writers_sharing_a_file_take_turns(tmp_path: Path) -> None:
+    # Two sinks on one file (as two gateway workers): the second writer waits for the first
+    # one's turn to end instead of polling SQLite's lock, and then writes.
+    import threading
+
+    path = tmp_path / "log.db"
+    first, second = SQLiteLogSink(path), SQLiteLogSink(path)
+    inside, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with first._write_turn():
+            inside.set()
+            release.wait(10)
+
+    def write() -> None:
+        second.write_predictions([PredictionRecord("r1", 1.7e9, "m", 1, "champion", {"x": 1}, 0)])
+        done.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert inside.wait(10)
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert not done.wait(0.3)  # waiting for its turn
+    release.set()
+    assert done.wait(10)
+    holder.join()
+    writer.join()
+    assert second.count("m") == 1
+    assert (tmp_path / "log.db-writer.lock").exists()
+    first.close()
+    second.close()

@@ -109,6 +109,19 @@ _DAY_OF = "CAST(p.ts / 86400.0 AS INTEGER)"  # UTC day number of a prediction (t
 _CHUNK = 500  # ids per IN (...) list, well below SQLite's variable limit
 
 
+def _open_turn_file(db: Path) -> int | None:
+    """A descriptor of ``<db>-writer.lock`` for :meth:`SQLiteLogSink._write_turn`, or None
+    where ``flock`` is not available or the file cannot be created."""
+    try:
+        import fcntl  # noqa: F401 (POSIX only)
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    try:
+        return os.open(f"{db}-writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+
+
 def _checked(records: Sequence[Any], normalize: Any) -> tuple[Sequence[Any], int]:
     """``records`` cleaned, and the non-finite values nulled; a :class:`Checked` list (from
     the group-commit writer, which checked every record on submit) is taken as it is."""
@@ -183,6 +196,7 @@ class SQLiteLogSink:
         self.duplicates_total = 0
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = self._connect(writer=True)
+        self._turn_fd = _open_turn_file(self.path)
         self._create_schema()
 
     # -- connections ---------------------------------------------------------------------
@@ -227,7 +241,7 @@ class SQLiteLogSink:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """The writer connection inside ``BEGIN IMMEDIATE ... COMMIT`` (rolled back on error)."""
-        with self._lock:
+        with self._lock, self._write_turn():
             conn = self._writer()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -237,6 +251,28 @@ class SQLiteLogSink:
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        """Wait for this process's turn to write, when several processes share the file.
+
+        SQLite lets one write transaction run at a time and makes the others poll with
+        growing sleeps (up to 100 ms each), so gateway workers sharing one log file waited
+        seconds at the tail under load. An exclusive ``flock`` on a sidecar file queues them
+        instead and wakes the next writer as soon as the lock is released; the kernel
+        releases it when a process dies, even by ``kill -9``. Where ``flock`` does not exist
+        (Windows), SQLite's own locking is all there is.
+        """
+        if self._turn_fd is None:
+            yield
+            return
+        import fcntl
+
+        fcntl.flock(self._turn_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._turn_fd, fcntl.LOCK_UN)
 
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -477,6 +513,9 @@ class SQLiteLogSink:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._turn_fd is not None:
+                os.close(self._turn_fd)
+                self._turn_fd = None
 
     def __enter__(self) -> SQLiteLogSink:
         return self
