@@ -264,8 +264,17 @@ def _decide_promotion(
             "(no restart; the route is back to a single arm)\n"
         )
     else:
-        gw.set_route({"mode": "single", "alias": "champion", "reason": "challenger not promoted"})
-        say("challenger not promoted: champion unchanged\n")
+        gw.set_route(
+            {
+                "mode": "single",
+                "alias": "champion",
+                "actor": "demo",
+                "reason": "challenger not promoted (gate or shadow against it)",
+            }
+        )
+        gate_ok = decision.gate_passed and decision.blessed
+        why = "not better in shadow" if gate_ok else "the gate did not bless it"
+        say(f"challenger not promoted ({why}): champion unchanged\n")
 
 
 def _track(firing: dict[tuple[str, str, str], Any], cycle: Any) -> list[Any]:
