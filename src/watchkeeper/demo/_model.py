@@ -55,6 +55,8 @@ def _gate_config() -> Any:
                 "param_range": [0.0, 1.0, 10.0],
             },
             "robustness": {"large_batch_rows": 20_000, "wrong_type": "either"},
+            # SHAP importance with its noise floor and a surrogate tree in every gate report.
+            "extra_checks": {"explanations": {"max_rows": 300, "backgrounds": 3}},
             # Budgets for a laptop shared with other work; set yours from your SLO.
             "serving": {
                 "batch_sizes": [1, 100, 10_000],

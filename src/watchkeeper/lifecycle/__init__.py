@@ -21,6 +21,7 @@ from watchkeeper.lifecycle._config import (
     RobustnessConfig,
     ServingConfig,
 )
+from watchkeeper.lifecycle._explain_gate import explanations_gate
 from watchkeeper.lifecycle._extra import (
     GateContext,
     available_gate_checks,
@@ -59,6 +60,7 @@ __all__ = [
     "cross_validation_checks",
     "early_stopping_check",
     "expected_calibration_error",
+    "explanations_gate",
     "gate_check",
     "get_gate_check",
     "learning_curve_check",

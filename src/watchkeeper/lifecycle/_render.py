@@ -302,6 +302,32 @@ def _fairness_tradeoff(report: GateReport) -> str:
     )
 
 
+def _explanations(report: GateReport) -> str:
+    """The explanations section, when the ``explanations`` gate check ran."""
+    found = [r for r in report.by_check("gate.explanations") if "global" in r.details]
+    if not found:
+        return ""
+    from watchkeeper.explain import GlobalExplanation, explanation_section
+
+    details = found[0].details
+    section = explanation_section(
+        GlobalExplanation.from_dict(details["global"]),
+        rows=0,
+        heading="What the candidate relies on",
+    )
+    tree = details.get("surrogate")
+    if tree:
+        section = section.replace(
+            "</section>",
+            "<h3>Global surrogate</h3>"
+            f"<p class='muted'>A shallow decision tree fitted to the candidate's outputs on "
+            f"{_fmt(tree['n_train'])} holdout rows; fidelity on {_fmt(tree['n_test'])} other "
+            f"rows: {_esc(tree['fidelity_metric'])} <strong>{_fmt(tree['fidelity'])}</strong>."
+            f"</p><pre>{_esc(tree['rules'])}</pre></section>",
+        )
+    return section
+
+
 def render_gate_report(report: GateReport) -> str:
     """The whole report as one HTML document.
 
@@ -355,6 +381,7 @@ def render_gate_report(report: GateReport) -> str:
         + "<h2>Charts</h2>"
         + (_charts(report) or "<p class='muted'>no curves computed</p>")
         + _fairness_tradeoff(report)
+        + _explanations(report)
         + "<h2>All results</h2>"
         + _table(["check", "subject", "status", "value", "interval", "threshold", "reason"], rows)
     )
