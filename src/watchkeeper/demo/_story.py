@@ -120,6 +120,7 @@ def serve_story(
         totals = sink.feedback_stats(MODEL_NAME)
         count = sink.count(MODEL_NAME)
     sink.close()
+    _say_causes(store, say)
     _write_summary(out, served)
     live = sum(r.rows for r in served)
     n_fired = sum(1 for e in alerts.events(MODEL_NAME) if e.kind == "firing")
@@ -151,6 +152,25 @@ def monitoring_report(out: Path, say: Any) -> Path:
     period = "--window 2011-04-01/2012-01-01"
     say(f"monitoring report (watchkeeper report {MODEL_NAME} {period}): {html}")
     return html
+
+
+def _say_causes(store: Any, say: Any) -> None:
+    """Features ranked as likely causes of the windows whose performance dropped, from the
+    monitor's stored history of the answering arms."""
+    from watchkeeper.explain import rank_degradation_causes
+
+    windows: dict[str, list[Any]] = {}
+    for row in store.results(MODEL_NAME, arm="champion"):
+        label = f"v{row.version} {row.window_start:%Y-%m-%d}"
+        windows.setdefault(label, []).append(row.to_result())
+    causes = [c for c in rank_degradation_causes(windows) if c.score > 0][:3]
+    if causes:
+        degraded = len(causes[0].degraded_windows)
+        say(
+            f"\nlikely causes of the {degraded} weekly windows judged worse than the reference "
+            "(drift that coincides with the drops, ranked): "
+            + "; ".join(f"{c.feature} (drifted in {c.coincidence:.0%} of them)" for c in causes)
+        )
 
 
 def _alerts_to_file(path: Path) -> None:
