@@ -165,7 +165,7 @@ def retrain_challenger(
             "parent_version": str(champion.version.version),
         },
         description="Retrained on the reference quarter plus the served months' logged "
-        "features and late labels, after drift was detected.",
+        "features and late labels, after a performance alert.",
         training_data=train[[*features, "bikers"]],
         actor="demo",
     )
