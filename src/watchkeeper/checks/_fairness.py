@@ -26,8 +26,9 @@ precision) are ``insufficient_data`` with their counts and left out of the gaps,
 them; every p-value of one call is adjusted together (Benjamini–Hochberg by default, or Holm);
 a gap is reported (``warn``) only when significant *and* at least the effect ``floor``, and
 fails (``alert``) when it also reaches its threshold and the interval of the extreme pair clears
-the floor (so two small noisy groups at the ends cannot fail a gate by themselves). Each group is also compared with the rest
-of the population and ``warn``s under the same rule, which says which groups drive a gap.
+the floor (so two small noisy groups at the ends cannot fail a gate by themselves). Each group
+is also compared with the rest of the population and ``warn``s under the same rule, which says
+which groups drive a gap.
 """
 
 from __future__ import annotations
