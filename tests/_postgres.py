@@ -14,10 +14,11 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PostgresServer", "PostgresUnavailableError", "start_postgres"]
+__all__ = ["PostgresServer", "PostgresUnavailableError", "serve_postgres", "start_postgres"]
 
 
 class PostgresUnavailableError(RuntimeError):
@@ -187,3 +188,21 @@ def _run(what: str, command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
     if done.returncode != 0:
         raise PostgresUnavailableError(f"{what} failed: {(done.stderr or done.stdout)[-2000:]}")
+
+
+def serve_postgres() -> Iterator[PostgresServer]:
+    """Body of a PostgreSQL fixture: a server for the fixture's scope, stopped afterwards.
+
+    Skips when PostgreSQL cannot start, or fails under ``WATCHKEEPER_REQUIRE_SERVICES=1``
+    (CI, where ``.ci/run`` installs it).
+    """
+    import pytest
+
+    try:
+        server = start_postgres()
+    except PostgresUnavailableError as exc:
+        if os.environ.get("WATCHKEEPER_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"required service unavailable: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+    yield server
+    server.stop()

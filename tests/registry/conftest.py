@@ -2,47 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from tests._postgres import serve_postgres
 
 from watchkeeper.registry import Registry
-
-
-def _postgres_helper() -> ModuleType:
-    # tests/ is not a package (pytest runs with --import-mode=importlib), so load the shared
-    # helper by path once.
-    name = "_watchkeeper_tests_postgres"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / "_postgres.py"
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Any]:
     """A throwaway PostgreSQL server for the whole session (skip, or fail in CI, if none)."""
-    helper = _postgres_helper()
-    try:
-        server = helper.start_postgres()
-    except helper.PostgresUnavailableError as exc:
-        if os.environ.get("WATCHKEEPER_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"required service unavailable: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-    yield server
-    server.stop()
+    yield from serve_postgres()
 
 
 @pytest.fixture(scope="session")
