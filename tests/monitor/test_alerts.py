@@ -425,3 +425,49 @@ def test_missing_secret_is_a_permanent_failure_naming_the_variable(
         WebhookChannel(url_env="WK_TEST_UNSET").send(event)  # type: ignore[arg-type]
     assert "WK_TEST_UNSET is not set" in str(err.value)
     assert not err.value.retryable
+
+
+def test_alerts_of_a_stream_that_stopped_are_resolved() -> None:
+    # v1 alerts, then v2 replaces it: v1 gets no more windows. Once v2 has gone on for
+    # longer than stale_after, v1's alert is resolved (saying why) instead of firing forever.
+    from watchkeeper.monitor import AlertConfig, AlertEvaluator
+
+    @dataclass
+    class R:
+        window_end: datetime
+        status: str
+        version: str
+        model: str = "churn"
+        arm: str = "champion"
+        check: str = "drift.ks"
+        subject: str = "age"
+        value: float = 0.3
+        lower: None = None
+        upper: None = None
+        threshold: float = 0.1
+        reason: str = "-"
+
+        @property
+        def window_start(self) -> datetime:
+            return self.window_end - timedelta(days=1)
+
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    rules = AlertConfig.from_dict(
+        {"rules": [{"name": "drift", "check": "drift.*", "when": "status >= alert", "for": 1}]}
+    )
+    days = [t0 + timedelta(days=d) for d in range(20)]
+    with AlertEvaluator(rules, "sqlite://", stale_after=timedelta(days=7)) as alerts:
+        fired = alerts.evaluate([R(days[0], "alert", "1")])
+        assert [e.kind for e in fired.events] == ["firing"]
+        early = alerts.evaluate([R(days[d], "ok", "2") for d in range(1, 5)])
+        assert early.events == ()  # v2 has not gone on for 7 days yet
+        later = alerts.evaluate([R(days[d], "ok", "2") for d in range(5, 12)])
+        (resolved,) = later.events
+        assert (resolved.kind, resolved.version, resolved.rule) == ("resolved", "1", "drift")
+        assert "stream stopped" in resolved.reason
+        again = alerts.evaluate([R(days[12], "ok", "2")])
+        assert again.events == ()  # resolved once
+    with AlertEvaluator(rules, "sqlite://", stale_after=None) as alerts:
+        alerts.evaluate([R(days[0], "alert", "1")])
+        kept = alerts.evaluate([R(days[d], "ok", "2") for d in range(1, 20)])
+        assert kept.events == ()

@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -123,6 +123,23 @@ class _State:
     known: bool = False
 
 
+class _Stopped:
+    """What a resolution of a stopped stream reports (no window judged it)."""
+
+    def __init__(self, state: _State, last: datetime) -> None:
+        self.check = f"alert.{state.rule}"
+        self.status = Status.INSUFFICIENT_DATA
+        self.value = None
+        self.threshold = None
+        self.reason = (
+            f"no window of v{state.version} ({state.arm}) since {last:%Y-%m-%d %H:%M} UTC while "
+            "the model's other streams went on: the stream stopped (version replaced or arm "
+            "removed), so its alert is resolved"
+        )
+        self.window_start = last
+        self.window_end = last
+
+
 @dataclass(frozen=True, slots=True)
 class _Judged:
     met: bool | None
@@ -161,6 +178,10 @@ class AlertEvaluator:
         Delivery retries (see :func:`deliver`).
     timeout
         Seconds to wait for a locked database.
+    stale_after
+        A firing alert of a (version, arm) that got no window for this long while other
+        streams of its model went on (a replaced champion, a removed shadow) is resolved,
+        saying so. ``None`` keeps such alerts firing until a window judges them.
 
     Examples
     --------
@@ -197,8 +218,10 @@ class AlertEvaluator:
         max_backoff: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         timeout: float = 10.0,
+        stale_after: timedelta | None = timedelta(days=14),
     ) -> None:
         self.config = AlertConfig.default() if config is None else config
+        self.stale_after = stale_after
         self.url = url if url is not None else f"sqlite:///{Path(root) / 'monitor.db'}"
         self.attempts = attempts
         self.backoff = backoff
@@ -259,6 +282,7 @@ class AlertEvaluator:
             return AlertOutcome((), (), 0)
         with self._begin() as conn:
             events, judged = self._advance(conn, grouped)
+            events += self._retire_stale(conn, grouped)
             pending = self._record(conn, events)
         sent = self._deliver(pending)
         stored = tuple(event for event, _ in pending)
@@ -299,6 +323,40 @@ class AlertEvaluator:
             self._save(conn, state)
         events.sort(key=lambda e: e[0])
         return events, judged
+
+    def _retire_stale(
+        self,
+        conn: sa.Connection,
+        grouped: dict[tuple[str, str, str, str, str], dict[datetime, list[Any]]],
+    ) -> list[tuple[datetime, AlertEvent, _State]]:
+        """Resolve firing alerts of streams that stopped: a (version, arm) of a model with no
+        window for ``stale_after`` while the model's other streams went on (a replaced
+        champion, a removed shadow arm). Without this they would stay firing for ever."""
+        if self.stale_after is None:
+            return []
+        newest: dict[str, datetime] = {}
+        for (_, model, *_rest), windows in grouped.items():
+            end = max(windows)
+            newest[model] = max(newest.get(model, end), end)
+        events: list[tuple[datetime, AlertEvent, _State]] = []
+        rows = conn.execute(
+            sa.select(t.state.c.key).where(
+                t.state.c.model.in_(list(newest)), t.state.c.firing.is_(True)
+            )
+        ).all()
+        states = self._load(conn, [row.key for row in rows])
+        for state in states.values():
+            last = state.last_window_end
+            if last is None or newest[state.model] - last < self.stale_after:
+                continue
+            rule = self.config.rule(state.rule)
+            state.firing, state.streak = False, 0
+            stopped = _Stopped(state, last)
+            events.append(
+                (newest[state.model], self._event("resolved", rule, state, stopped), state)
+            )
+            self._save(conn, state)
+        return events
 
     def _step(
         self, rule: AlertRule, state: _State, end: datetime, verdict: _Judged
