@@ -12,6 +12,7 @@ flagged (``details["assumption_warning"]``, status at least ``warn``).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -241,7 +242,7 @@ def draws_sd(draws: NDArray[np.float64]) -> float:
     return float(finite.std(ddof=1)) if finite.size > 1 else math.inf
 
 
-class Estimator:
+class Estimator(ABC):
     """What :class:`CBPE` and :class:`DLE` share: options, verdicts, chunks, empty windows.
 
     Subclasses set the class attributes and store their own options after calling
@@ -288,8 +289,9 @@ class Estimator:
         if self.chunk_size is not None and self.chunk_size < 1:
             raise InputError(f"chunk_size must be a positive number of rows, got {self.chunk_size}")
 
-    def _threshold(self, reference: float) -> float:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def _threshold(self, reference: float) -> float:
+        """The value the estimate is judged against, from the reference value."""
 
     def _details(self, n: int, reference: float, reference_estimate: float) -> dict[str, Any]:
         return {
@@ -355,11 +357,13 @@ class Estimator:
                 "labelled reference first"
             )
 
-    def _subjects(self) -> list[tuple[str, str]]:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def _subjects(self) -> list[tuple[str, str]]:
+        """(metric, subject) pairs the estimator reports."""
 
-    def estimate(self, data: Any) -> list[CheckResult]:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def estimate(self, data: Any) -> list[CheckResult]:
+        """Estimated performance of a window (one result per metric and subject)."""
 
     def _insufficient(self, n: int) -> list[CheckResult]:
         reason = (
