@@ -35,7 +35,15 @@ def _current(seed: int, n: int = N_CUR) -> pd.DataFrame:
 def _finding(column: str, ref: pd.DataFrame, cur: pd.DataFrame) -> Any:
     r = Profile.from_data(ref)
     c = Profile.from_data(cur, r.schema, reference=r)
-    return detect_skew(column, r.columns[column], c.columns[column])
+    if r.schema[column].kind.value != "numeric":
+        return detect_skew(column, r.columns[column], c.columns[column])
+    return detect_skew(
+        column,
+        r.columns[column],
+        c.columns[column],
+        reference_values=r.sample_values(column),
+        current_values=c.sample_values(column),
+    )
 
 
 def _with(cur: pd.DataFrame, column: str, fn: Callable[[pd.Series], Any]) -> pd.DataFrame:

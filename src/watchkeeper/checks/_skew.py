@@ -240,7 +240,9 @@ def _affine_skew(column: str, ref: Any, cur: Any, evidence: dict[str, Any]) -> S
             )
     if e_offset <= _TIGHT:
         named = _named(b1, _OFFSETS, 0.02) or _named(-b1, _OFFSETS, 0.02)
-        if named is not None or abs(b1) >= 2 * std_r:
+        # A named constant counts only when the shift is material for this column: a heavy
+        # tailed column's sampling noise can land near 273.15 by chance.
+        if (named is not None and abs(b1) >= 0.5 * std_r) or abs(b1) >= 2 * std_r:
             words = f"values shifted by {b1:+.4g} with the same spread"
             return SkewFinding(
                 column, "offset", words + (f": {named}" if named else ""), b1, evidence
@@ -402,11 +404,23 @@ def _recoded(
 # ---------------------------------------------------------------------------------------------
 
 
-def detect_skew(column: str, reference: Any, current: Any, *, min_rows: int = 100) -> SkewFinding:
+def detect_skew(
+    column: str,
+    reference: Any,
+    current: Any,
+    *,
+    min_rows: int = 100,
+    reference_values: NDArray[np.float64] | None = None,
+    current_values: NDArray[np.float64] | None = None,
+) -> SkewFinding:
     """Compare one column's reference and early-window profiles and name the suspected skew.
 
     ``reference`` and ``current`` are column profiles
-    (``Profile.columns[column]``; numeric or categorical/boolean).
+    (``Profile.columns[column]``; numeric or categorical/boolean). ``reference_values`` and
+    ``current_values`` are the column's sorted finite values when they are all at hand (a
+    profile's row sample that holds every row, see :meth:`Profile.sample_values`): the
+    quantile fits then use exact quantiles instead of the sketch's approximate ones, whose
+    random rank error could tip a fit over its tolerance.
 
     Examples
     --------
@@ -437,10 +451,43 @@ def detect_skew(column: str, reference: Any, current: Any, *, min_rows: int = 10
     if kind == "numeric":
         if reference.count < min_rows // 2 or current.count < 1:
             return _missing_only(column, reference, current)
-        return _numeric_skew(column, reference, current)
+        return _numeric_skew(
+            column, _exact(reference, reference_values), _exact(current, current_values)
+        )
     if kind in ("categorical", "boolean"):
         return _categorical_skew(column, reference, current)
     return SkewFinding(column, "none", f"{kind} columns are not checked for skew")
+
+
+class _ExactQuantiles:
+    """A numeric column profile whose ``quantile`` reads the column's sorted values."""
+
+    def __init__(self, column: Any, values: NDArray[np.float64]) -> None:
+        self._column = column
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._column, name)
+
+    def quantile(self, q: float) -> float:
+        # the inverse CDF (numpy's "inverted_cdf"), like the sketch's answer
+        rank = max(math.ceil(q * self._values.size) - 1, 0)
+        return float(self._values[rank])
+
+
+def _exact(column: Any, values: NDArray[np.float64] | None) -> Any:
+    if values is None or values.size == 0 or values.size != column.count:
+        return column
+    return _ExactQuantiles(column, values)
+
+
+def _all_values(profile: Any, column: str) -> NDArray[np.float64] | None:
+    """The column's sorted finite values when the profile's row sample holds all of them."""
+    try:
+        values: NDArray[np.float64] = profile.sample_values(column)
+    except (InputError, KeyError):
+        return None
+    return values
 
 
 def _missing_only(column: str, ref: Any, cur: Any) -> SkewFinding:
@@ -485,7 +532,12 @@ def skew_checks(
         if name not in reference.columns or name not in current.columns:
             raise InputError(f"column {name!r} is not in both profiles")
         finding = detect_skew(
-            name, reference.columns[name], current.columns[name], min_rows=min_rows
+            name,
+            reference.columns[name],
+            current.columns[name],
+            min_rows=min_rows,
+            reference_values=_all_values(reference, name),
+            current_values=_all_values(current, name),
         )
         if finding.kind == "insufficient_data":
             status = Status.INSUFFICIENT_DATA
