@@ -251,3 +251,44 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out.extend("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
     return "\n".join(out)
+
+
+def run_benchmark(
+    argv: Sequence[str] | None,
+    *,
+    description: str,
+    section: str,
+    results: Path,
+    collect: Callable[[bool, int], Any],
+    render: Callable[[Any], str],
+    default_repeats: int,
+    repeats_help: str = "runs per measurement",
+) -> int:
+    """The command line every single-section benchmark shares: run (or re-render saved
+    results), print the section, and write it with the raw JSON unless ``--quick``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small smoke run; prints only")
+    parser.add_argument("--repeats", type=int, default=None, help=repeats_help)
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write BENCHMARKS.md and the JSON results (default: yes, except with --quick)",
+    )
+    parser.add_argument("--from-json", type=Path, help="re-render saved results, run nothing")
+    args, _unknown = parser.parse_known_args(argv)  # run_all.py passes every script its args
+    if args.from_json:
+        result = json.loads(args.from_json.read_text(encoding="utf-8"))
+    else:
+        result = collect(args.quick, args.repeats or (1 if args.quick else default_repeats))
+    body = render(result)
+    print(body)
+    if args.write if args.write is not None else not (args.quick or args.from_json):
+        if not args.from_json:
+            results.parent.mkdir(parents=True, exist_ok=True)
+            results.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_section(section, body)
+        log(f"wrote the {section} section of BENCHMARKS.md")
+    return 0

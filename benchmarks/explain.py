@@ -18,8 +18,6 @@ Writes its section of ``BENCHMARKS.md`` (``--quick``: 1,000 rows, one repeat, pr
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import time
@@ -32,11 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     REPO_DIR,
-    log,
     machine_description,
     md_table,
     package_versions,
-    write_section,
+    run_benchmark,
 )
 
 RESULTS = REPO_DIR / "benchmarks" / "results" / "explain.json"
@@ -170,30 +167,16 @@ row: it evaluates the model on hundreds of masked copies of each row.
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run; prints only")
-    parser.add_argument("--repeats", type=int, default=None, help="runs per measurement")
-    parser.add_argument(
-        "--write",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="write BENCHMARKS.md and the JSON results (default: yes, except with --quick)",
+    return run_benchmark(
+        argv,
+        description=__doc__.split("\n\n")[0],
+        section="explain",
+        results=RESULTS,
+        collect=collect,
+        render=render,
+        default_repeats=5,
+        repeats_help="runs per measurement",
     )
-    parser.add_argument("--from-json", type=Path, help="re-render saved results, run nothing")
-    args, _unknown = parser.parse_known_args(argv)  # run_all.py passes every script its args
-    if args.from_json:
-        result = json.loads(args.from_json.read_text(encoding="utf-8"))
-    else:
-        result = collect(args.quick, args.repeats or (1 if args.quick else 5))
-    body = render(result)
-    print(body)
-    if args.write if args.write is not None else not (args.quick or args.from_json):
-        if not args.from_json:
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        write_section("explain", body)
-        log("wrote the explain section of BENCHMARKS.md")
-    return 0
 
 
 if __name__ == "__main__":

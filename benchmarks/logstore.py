@@ -15,9 +15,7 @@ prints).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
@@ -38,7 +36,7 @@ from _common import (
     log,
     machine_description,
     md_table,
-    write_section,
+    run_benchmark,
 )
 
 from watchkeeper.logstore import (
@@ -407,30 +405,16 @@ Reading back the {read_numbers["rows"]:,} records of one `normal` group-commit r
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run; prints only")
-    parser.add_argument("--repeats", type=int, default=None, help="runs per configuration")
-    parser.add_argument(
-        "--write",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="write BENCHMARKS.md and the JSON results (default: yes, except with --quick)",
+    return run_benchmark(
+        argv,
+        description=__doc__.split("\n\n")[0],
+        section="logstore",
+        results=RESULTS,
+        collect=collect,
+        render=render,
+        default_repeats=3,
+        repeats_help="runs per configuration",
     )
-    parser.add_argument("--from-json", type=Path, help="re-render saved results, run nothing")
-    args, _unknown = parser.parse_known_args(argv)  # run_all.py passes every script its args
-    if args.from_json:
-        result = json.loads(args.from_json.read_text(encoding="utf-8"))
-    else:
-        result = collect(args.quick, args.repeats or (1 if args.quick else 3))
-    body = render(result)
-    print(body)
-    if args.write if args.write is not None else not (args.quick or args.from_json):
-        if not args.from_json:
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        write_section("logstore", body)
-        log("wrote the logstore section of BENCHMARKS.md")
-    return 0
 
 
 if __name__ == "__main__":
