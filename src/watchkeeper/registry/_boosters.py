@@ -18,6 +18,7 @@ from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError, NotFittedError
 from watchkeeper.registry._errors import UnsupportedFormatError
 from watchkeeper.registry._formats import Packed, Predictor, output_kind_of
+from watchkeeper.registry._safety import check_native_file
 
 __all__ = ["BoosterPredictor", "LightGBMFormat", "XGBoostFormat"]
 
@@ -111,11 +112,13 @@ class LightGBMFormat:
         return Packed(text.encode("utf-8"), kind, flavor)
 
     def read_file(self, path: Path, *, trusted: bool) -> Any:
-        """Load a LightGBM model text file."""
+        """Load a LightGBM model text file (first checked in a separate process)."""
         lgb = require("lightgbm", extra="lightgbm", purpose="Reading LightGBM models")
-        return lgb.Booster(model_file=str(path))
+        data = path.read_bytes()
+        check_native_file("lightgbm", data, repr(str(path)))
+        return lgb.Booster(model_str=data.decode("utf-8"))
 
-    def unpack(self, data: bytes, flavor: dict[str, Any]) -> Predictor:
+    def unpack(self, data: bytes, flavor: dict[str, Any], *, trusted: bool = False) -> Predictor:
         """Load a stored LightGBM model."""
         lgb = require("lightgbm", extra="lightgbm", purpose="Loading LightGBM models")
         booster = lgb.Booster(model_str=data.decode("utf-8"))
@@ -190,11 +193,16 @@ class XGBoostFormat:
         return Packed(bytes(booster.save_raw("ubj")), kind, flavor)
 
     def read_file(self, path: Path, *, trusted: bool) -> Any:
-        """Load an XGBoost model file (``.ubj`` or ``.json``)."""
+        """Load an XGBoost model file (``.ubj`` or ``.json``; first checked in a separate
+        process)."""
         xgb = require("xgboost", extra="xgboost", purpose="Reading XGBoost models")
-        return xgb.Booster(model_file=str(path))
+        data = path.read_bytes()
+        check_native_file("xgboost", data, repr(str(path)))
+        booster = xgb.Booster()
+        booster.load_model(bytearray(data))
+        return booster
 
-    def unpack(self, data: bytes, flavor: dict[str, Any]) -> Predictor:
+    def unpack(self, data: bytes, flavor: dict[str, Any], *, trusted: bool = False) -> Predictor:
         """Load a stored XGBoost model."""
         xgb = require("xgboost", extra="xgboost", purpose="Loading XGBoost models")
         booster = xgb.Booster()

@@ -18,6 +18,7 @@ import numpy as np
 from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError
 from watchkeeper.registry._errors import UnsafeFormatError, UnsupportedFormatError
+from watchkeeper.registry._safety import check_archive, refused_types
 
 __all__ = [
     "FORMAT_NAMES",
@@ -43,8 +44,6 @@ _SUFFIXES = {
     ".pickle": "pickle",
     ".joblib": "pickle",
 }
-
-_SKLEARN_TYPES = "sklearn."
 
 _SAFER = (
     "safe alternatives: skops for scikit-learn, ONNX, native LightGBM or XGBoost files; or, if "
@@ -79,7 +78,9 @@ class ModelFormat(Protocol):
 
     def pack(self, model: Any, *, trusted: bool) -> Packed: ...
     def read_file(self, path: Path, *, trusted: bool) -> Any: ...
-    def unpack(self, data: bytes, flavor: dict[str, Any]) -> Predictor: ...
+    def unpack(
+        self, data: bytes, flavor: dict[str, Any], *, trusted: bool = False
+    ) -> Predictor: ...
 
 
 def _modules(model: object) -> list[str]:
@@ -217,10 +218,13 @@ class EstimatorPredictor:
 class SkopsFormat:
     """scikit-learn estimators and pipelines in skops format (no code runs on load).
 
-    skops refuses, on load, any type it does not know to be safe. scikit-learn's own types
-    are accepted; others (e.g. a LightGBM step inside a pipeline) only when the registering
-    caller passes ``trusted=True``. The accepted list is recorded with the version and
-    nothing beyond it is ever trusted when loading.
+    skops refuses, on load, any type it does not know to be safe. Beyond its own list, only
+    the classes reviewed in :data:`~watchkeeper.registry._safety.REVIEWED_TYPES` (internal
+    data structures of scikit-learn estimators, such as their trees) are accepted; any
+    other type (a LightGBM step inside a pipeline, and above all a function, which skops
+    would call with arguments from the file) only when the registering caller passes
+    ``trusted=True``. The accepted list is recorded with the version, and every load checks
+    the artifact again against the review and that record.
     """
 
     name = "skops"
@@ -243,36 +247,58 @@ class SkopsFormat:
 
     def read_file(self, path: Path, *, trusted: bool) -> Any:
         """Load a ``.skops`` file for registration."""
-        sio = require("skops.io", extra="skops", purpose="Reading skops files")
         data = path.read_bytes()
-        return sio.loads(data, trusted=self._untrusted(data, trusted=trusted))
+        return self._load(data, self._untrusted(data, trusted=trusted, what=repr(str(path))))
 
-    def unpack(self, data: bytes, flavor: dict[str, Any]) -> Predictor:
-        """Load a stored skops artifact, trusting only the types recorded at registration."""
-        sio = require("skops.io", extra="skops", purpose="Loading scikit-learn models")
-        untrusted = sio.get_untrusted_types(data=data)
-        unexpected = sorted(set(untrusted) - set(flavor.get("trusted_types", [])))
-        if unexpected:
-            raise UnsafeFormatError(
-                f"the skops artifact needs types that were not trusted at registration: "
-                f"{', '.join(unexpected)}; register it again with trusted=True if you trust them"
-            )
-        return EstimatorPredictor(sio.loads(data, trusted=untrusted))
+    def unpack(self, data: bytes, flavor: dict[str, Any], *, trusted: bool = False) -> Predictor:
+        """Load a stored skops artifact, trusting only reviewed types and, for a version
+        registered with ``trusted=True``, the types recorded at registration."""
+        untrusted = self._untrusted(
+            data,
+            trusted=False,
+            accepted=frozenset(flavor.get("trusted_types", [])) if trusted else frozenset(),
+            what="the stored skops artifact",
+            remedy="register it again with trusted=True (--trusted) only if you trust its author",
+        )
+        return EstimatorPredictor(self._load(data, untrusted))
 
     @staticmethod
-    def _untrusted(data: bytes, *, trusted: bool) -> list[str]:
+    def _load(data: bytes, untrusted: list[str]) -> Any:
         import skops.io as sio
 
-        untrusted = sorted(sio.get_untrusted_types(data=data))
-        # scikit-learn's own types (e.g. sklearn.tree._tree.Tree, which skops leaves off its
-        # default list) run only scikit-learn's code, which is already trusted to train and
-        # predict; third-party types still need the caller's word.
-        foreign = [name for name in untrusted if not name.startswith(_SKLEARN_TYPES)]
-        if foreign and not trusted:
+        try:
+            return sio.loads(data, trusted=untrusted)
+        except Exception as exc:  # malformed content of an archive whose types passed
+            raise UnsupportedFormatError(
+                f"skops cannot load this file: {_first_line(exc)}; save the model again with "
+                "skops.io.dump"
+            ) from None
+
+    @staticmethod
+    def _untrusted(
+        data: bytes,
+        *,
+        trusted: bool,
+        accepted: frozenset[str] = frozenset(),
+        what: str = "the skops file",
+        remedy: str = "pass trusted=True (--trusted) only if you trust its author",
+    ) -> list[str]:
+        sio = require("skops.io", extra="skops", purpose="Reading skops files")
+        check_archive(data, what)
+        try:
+            untrusted = sorted(sio.get_untrusted_types(data=data))
+        except Exception as exc:  # a zip without a readable skops schema
+            raise UnsupportedFormatError(
+                f"{what} is not a skops file: {_first_line(exc)}; save the model with "
+                "skops.io.dump"
+            ) from None
+        refused = refused_types(untrusted, accepted)
+        if refused and not trusted:
+            shown = ", ".join(name[:200] for name in refused[:10])
+            more = f" and {len(refused) - 10} more" if len(refused) > 10 else ""
             raise UnsafeFormatError(
-                "skops does not know these types to be safe to load: "
-                f"{', '.join(foreign)}. If you trust the code that defines them, pass "
-                "trusted=True (--trusted) to record them as trusted for this model"
+                f"{what} asks to load types that are not known to be safe: {shown}{more}. "
+                f"Loading them may run code from the file; {remedy}"
             )
         return untrusted
 
@@ -300,8 +326,9 @@ class PickleFormat:
 
         return joblib.load(path)
 
-    def unpack(self, data: bytes, flavor: dict[str, Any]) -> Predictor:
+    def unpack(self, data: bytes, flavor: dict[str, Any], *, trusted: bool = False) -> Predictor:
         """Unpickle a stored artifact (its hash was verified by the caller)."""
+        _require_trust(trusted)
         return EstimatorPredictor(pickle.loads(data))  # trusted at registration
 
 
@@ -312,6 +339,10 @@ def _require_trust(trusted: bool) -> None:
             "them only when you pass trusted=True (--trusted) to vouch for their origin; "
             "safe alternatives: skops for scikit-learn, ONNX, native LightGBM or XGBoost files"
         )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _qualname(model: object) -> str:

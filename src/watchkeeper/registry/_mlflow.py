@@ -23,6 +23,7 @@ import numpy as np
 from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError, WatchkeeperError
 from watchkeeper.registry._errors import UnsafeFormatError, UnsupportedFormatError
+from watchkeeper.registry._safety import check_inside, check_native_file
 from watchkeeper.registry._formats import (
     Packed,
     Predictor,
@@ -139,27 +140,30 @@ def _run_metadata(mlflow: Any, uri: str) -> dict[str, Any]:
 
 def _convert(mlflow: Any, local: Path, *, trusted: bool) -> tuple[str, Packed]:
     flavors: dict[str, Any] = mlflow.models.Model.load(str(local)).flavors
+    # Every file a flavor names must be a regular file inside the model folder.
     if "onnx" in flavors:
-        return "onnx", get_format("onnx").pack(
-            (local / flavors["onnx"]["data"]).read_bytes(), trusted=trusted
-        )
+        path = check_inside(local, flavors["onnx"].get("data", ""), "the ONNX file")
+        return "onnx", get_format("onnx").pack(path.read_bytes(), trusted=trusted)
     sklearn = flavors.get("sklearn", {})
     if sklearn.get("serialization_format") == "skops":
         skops = SkopsFormat()
-        model = skops.read_file(local / sklearn["pickled_model"], trusted=trusted)
+        path = check_inside(local, sklearn.get("pickled_model", ""), "the skops file")
+        model = skops.read_file(path, trusted=trusted)
         return "skops", skops.pack(model, trusted=trusted)
     lightgbm = flavors.get("lightgbm", {})
     if str(lightgbm.get("data", "")).endswith(".lgb"):
         fmt = get_format("lightgbm")
-        return "lightgbm", fmt.pack(
-            fmt.read_file(local / lightgbm["data"], trusted=trusted), trusted=trusted
-        )
+        path = check_inside(local, lightgbm["data"], "the LightGBM file")
+        return "lightgbm", fmt.pack(fmt.read_file(path, trusted=trusted), trusted=trusted)
     if "xgboost" in flavors:
         xgb = require("xgboost", extra="xgboost", purpose="Importing MLflow XGBoost models")
         flavor = flavors["xgboost"]
+        path = check_inside(local, flavor.get("data", ""), "the XGBoost file")
+        data = path.read_bytes()
+        check_native_file("xgboost", data, repr(str(path)))
         wrapper = str(flavor.get("model_class", "")).rsplit(".", 1)[-1]
         model = getattr(xgb, wrapper)() if wrapper in _XGB_WRAPPERS else xgb.Booster()
-        model.load_model(str(local / flavor["data"]))
+        model.load_model(bytearray(data))
         return "xgboost", get_format("xgboost").pack(model, trusted=trusted)
     if not trusted:
         raise UnsafeFormatError(
@@ -194,6 +198,12 @@ class MlflowFormat:
         root = Path(model)
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as archive:
+            links = [p for p in root.rglob("*") if p.is_symlink()]
+            if links:
+                raise UnsafeFormatError(
+                    f"the MLflow model folder holds a symbolic link ({str(links[0])!r}); "
+                    "watchkeeper archives only regular files: replace it with the file itself"
+                )
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 info = tarfile.TarInfo(path.relative_to(root).as_posix())
                 info.size = path.stat().st_size
@@ -206,8 +216,13 @@ class MlflowFormat:
         """The directory itself."""
         return path
 
-    def unpack(self, data: bytes, flavor: dict[str, Any]) -> Predictor:
-        """Unpack the archive and load it with ``mlflow.pyfunc``."""
+    def unpack(self, data: bytes, flavor: dict[str, Any], *, trusted: bool = False) -> Predictor:
+        """Unpack the archive and load it with ``mlflow.pyfunc`` (trusted versions only)."""
+        if not trusted:
+            raise UnsafeFormatError(
+                "a generic MLflow model is loaded by unpickling it; it loads only for a "
+                "version registered with trusted=True (--trusted)"
+            )
         mlflow = require("mlflow", extra="mlflow", purpose="Loading MLflow models")
         folder = tempfile.mkdtemp(prefix="wk-mlflow-")
         try:

@@ -11,6 +11,7 @@ from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError
 from watchkeeper.registry._errors import UnsupportedFormatError
 from watchkeeper.registry._formats import Packed, Predictor
+from watchkeeper.registry._safety import check_onnx
 
 __all__ = ["OnnxFormat", "OnnxPredictor"]
 
@@ -55,13 +56,14 @@ class OnnxFormat:
         """The bytes of a ``.onnx`` file."""
         return path.read_bytes()
 
-    def unpack(self, data: bytes, flavor: dict[str, Any]) -> Predictor:
+    def unpack(self, data: bytes, flavor: dict[str, Any], *, trusted: bool = False) -> Predictor:
         """Open an onnxruntime session on the stored model."""
         return OnnxPredictor(_session(data), flavor.get("classes"))
 
 
 def _session(data: bytes) -> Any:
     ort = require("onnxruntime", extra="onnx", purpose="ONNX models")
+    check_onnx(data)
     try:
         return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs

@@ -27,6 +27,7 @@ from watchkeeper.registry._provenance import code_version as detect_code_version
 from watchkeeper.registry._provenance import data_fingerprint, default_actor
 from watchkeeper.registry._records import Event, ModelSummary, ModelVersion
 from watchkeeper.registry._reference import describe_reference, profile_from_bytes
+from watchkeeper.registry._safety import check_regular_file
 from watchkeeper.registry._sql import SqlStore
 from watchkeeper.registry._store import NewVersion, RegistryStore
 
@@ -185,7 +186,7 @@ class Registry:
         fmt_name, packed, imported = self._pack(model, format, trusted)
         # Load it back before recording anything: a version that cannot be loaded must not
         # become a version at all.
-        get_format(fmt_name).unpack(packed.data, packed.flavor)
+        get_format(fmt_name).unpack(packed.data, packed.flavor, trusted=trusted)
         checked_metrics = _metrics({**imported.get("metrics", {}), **(metrics or {})})
         checked_params = _params({**imported.get("params", {}), **(params or {})})
         checked_tags = _tags({**imported.get("tags", {}), **(tags or {})})
@@ -222,6 +223,8 @@ class Registry:
             )
         from watchkeeper.registry._mlflow import import_mlflow, is_mlflow_source
 
+        if isinstance(model, str | Path) and Path(model).is_symlink():
+            check_regular_file(Path(model))  # refuses links to files and folders alike
         if format in (None, "mlflow") and is_mlflow_source(model):
             found = import_mlflow(model, trusted=trusted)
             meta = {
@@ -233,8 +236,7 @@ class Registry:
             return found.format, found.packed, meta
         if isinstance(model, str | Path):
             path = Path(model)
-            if not path.exists():
-                raise InputError(f"model file {str(path)!r} does not exist")
+            check_regular_file(path)
             name = format or format_for_file(path)
             fmt = get_format(name)
             return name, fmt.pack(fmt.read_file(path, trusted=trusted), trusted=trusted), {}
@@ -282,7 +284,9 @@ class Registry:
                 f"model {version.name!r} version {version.version} is stored as "
                 f"{version.format} but was not registered as trusted; refusing to load it"
             )
-        predictor = get_format(version.format).unpack(data, dict(version.flavor))
+        predictor = get_format(version.format).unpack(
+            data, dict(version.flavor), trusted=version.trusted
+        )
         return LoadedModel(version, predictor)
 
     def load_profile(self, name: str, ref: int | str) -> Any:
