@@ -38,16 +38,11 @@ class _RegistryModel:
 def _from_file(path: Path, trust_pickle: bool) -> Any:
     suffix = path.suffix.lower()
     if suffix == ".skops":
-        from watchkeeper._extras import require
+        from watchkeeper.registry import read_model_file
 
-        sio = require("skops.io", extra="skops", purpose="Loading a .skops model")
-        untrusted = sio.get_untrusted_types(file=path)
-        if untrusted and not trust_pickle:
-            raise InputError(
-                f"{path} needs types skops does not trust by default ({', '.join(untrusted)}); "
-                "inspect them and pass --trust-pickle to load it anyway"
-            )
-        return sio.load(path, trusted=untrusted)
+        # The registry's checks: skops' safe types plus reviewed scikit-learn classes load;
+        # anything else (functions, foreign types) only when the caller vouches for the file.
+        return read_model_file(path, trusted=trust_pickle)
     if suffix in _PICKLE_SUFFIXES:
         if not trust_pickle:
             raise InputError(

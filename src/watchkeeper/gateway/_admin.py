@@ -301,6 +301,23 @@ def add_admin(app: FastAPI, ctx: Context) -> None:
                 [FieldProblem("", ctx.state.last_error)],
                 status=503,
             )
+        # A served artifact that no longer matches its registered sha256 is reported, and
+        # the copy loaded before keeps serving.
+        failures = (
+            dict(ctx.state.reload_failures)
+            if again
+            else await asyncio.to_thread(ctx.state.verify_artifacts)
+        )
+        if failures:
+            raise ApiError(
+                "reload found artifacts that fail verification; still serving the versions "
+                "loaded before. Restore the files or register the models again",
+                [
+                    FieldProblem(f"models.{name}.versions.{version}", why)
+                    for (name, version), why in sorted(failures.items())
+                ],
+                status=409,
+            )
         return json_response(
             {
                 "token": snapshot.token,

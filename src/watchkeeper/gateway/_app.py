@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -250,9 +251,30 @@ def _add_operations(app: FastAPI, ctx: Context) -> None:
 
 
 async def readiness(ctx: Context) -> list[str]:
-    """Why the gateway is not ready (empty list when it is)."""
+    """Why the gateway is not ready (empty list when it is).
+
+    Anyone may ask (``/readyz`` takes no token), so file paths are cut out of the reasons;
+    the gateway's log has them in full.
+    """
     if ctx.watcher is None:
         await ensure_started(ctx)
     if not ctx.state.loaded:
-        return [ctx.state.last_error or "models are still loading"]
-    return ctx.state.current.readiness()
+        return [without_paths(ctx.state.last_error or "models are still loading")]
+    return [without_paths(problem) for problem in ctx.state.current.readiness()]
+
+
+#: An absolute path (or the path part of a URL) after a space, quote, bracket, ``=`` or ``:``.
+_PATH = re.compile(r"(?<![^\s'\"(=:])(?:[A-Za-z]:)?[/\\][^\s'\"(),;:]*")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with absolute file paths replaced by ``<path>``.
+
+    Examples
+    --------
+    >>> without_paths("cannot read /srv/wk/artifacts/sha256/ab/abcd: corrupted")
+    'cannot read <path>: corrupted'
+    >>> without_paths("unable to open sqlite:////srv/wk/registry.db, and/or retry")
+    'unable to open sqlite:<path>, and/or retry'
+    """
+    return _PATH.sub("<path>", text)

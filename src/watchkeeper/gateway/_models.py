@@ -219,6 +219,10 @@ class Snapshot:
 _EMPTY = Snapshot(token=-1, models={}, unserved={}, built_at=0.0)
 
 
+def _one_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
 class ServingState:
     """The current :class:`Snapshot` of one worker, refreshed when the registry changes.
 
@@ -253,6 +257,9 @@ class ServingState:
         self.current: Snapshot = _EMPTY
         self.last_error: str | None = None
         self._cache: dict[tuple[str, int], ServedVersion] = {}
+        self._stale: set[tuple[str, int]] = set()
+        #: Versions that failed verification on the last reload but keep serving.
+        self.reload_failures: dict[tuple[str, int], str] = {}
         self._load_lock = threading.Lock()
         self._refresh_lock: asyncio.Lock | None = None
 
@@ -262,22 +269,66 @@ class ServingState:
         return self.current is not _EMPTY
 
     def load_version(self, name: str, version: int) -> ServedVersion:
-        """The served form of ``name`` version ``version``, loading it at most once."""
+        """The served form of ``name`` version ``version``, loading it at most once.
+
+        A version marked by :meth:`forget_models` is verified and loaded again; if that
+        fails while a copy is loaded (its artifact was modified on disk, say), the loaded
+        copy keeps serving and the failure is kept in :attr:`reload_failures`.
+        """
         key = (name, version)
         found = self._cache.get(key)
-        if found is not None:
+        if found is not None and key not in self._stale:
             return found
         with self._load_lock:
             found = self._cache.get(key)
-            if found is None:
-                found = ServedVersion(self.registry.load_model(name, version))
-                self._cache[key] = found
-            return found
+            if found is not None and key not in self._stale:
+                return found
+            try:
+                fresh = ServedVersion(self.registry.load_model(name, version))
+            except Exception as exc:
+                if found is None:
+                    raise
+                self._stale.discard(key)
+                self.reload_failures[key] = _one_line(exc)
+                logger.error(
+                    "model %s version %s failed verification on reload; the copy loaded "
+                    "earlier keeps serving: %s",
+                    name,
+                    version,
+                    exc,
+                )
+                return found
+            self._stale.discard(key)
+            self.reload_failures.pop(key, None)
+            self._cache[key] = fresh
+            return fresh
 
     def forget_models(self) -> None:
-        """Drop the loaded versions: the next refresh verifies and loads them again."""
+        """Verify and load every version again at the next refresh; a version that fails
+        keeps serving its loaded copy (see :attr:`reload_failures`)."""
         with self._load_lock:
-            self._cache.clear()
+            self._stale = set(self._cache)
+            self.reload_failures = {}
+
+    def verify_artifacts(self) -> dict[tuple[str, int], str]:
+        """Check the sha256 of every served version's artifact on disk, without loading it.
+
+        Returns the failures by ``(name, version)``; the loaded copies keep serving.
+        """
+        failures: dict[tuple[str, int], str] = {}
+        for served in self.current.models.values():
+            for version in served.versions.values():
+                key = (version.name, version.version)
+                if key in failures:
+                    continue
+                try:
+                    self.registry.artifacts.get(
+                        version.record.artifact_sha256,
+                        what=f"the artifact of model {version.name!r} version {version.version}",
+                    )
+                except Exception as exc:
+                    failures[key] = _one_line(exc)
+        return failures
 
     def refresh_sync(self, force: bool = False) -> bool:
         """Rebuild the snapshot if the registry changed (or ``force``); True if swapped."""

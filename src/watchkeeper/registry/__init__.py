@@ -26,7 +26,7 @@ from watchkeeper.registry._errors import (
     UnsupportedFormatError,
     VersionNotFoundError,
 )
-from watchkeeper.registry._formats import FORMAT_NAMES
+from watchkeeper.registry._formats import FORMAT_NAMES, read_model_file
 from watchkeeper.registry._loaded import LoadedModel
 from watchkeeper.registry._names import validate_alias, validate_name
 from watchkeeper.registry._records import Event, ModelSummary, ModelVersion
@@ -55,6 +55,7 @@ __all__ = [
     "UnsafeFormatError",
     "UnsupportedFormatError",
     "VersionNotFoundError",
+    "read_model_file",
     "validate_alias",
     "validate_name",
 ]

@@ -18,7 +18,7 @@ import numpy as np
 from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError
 from watchkeeper.registry._errors import UnsafeFormatError, UnsupportedFormatError
-from watchkeeper.registry._safety import check_archive, refused_types
+from watchkeeper.registry._safety import check_archive, check_regular_file, refused_types
 
 __all__ = [
     "FORMAT_NAMES",
@@ -29,6 +29,7 @@ __all__ = [
     "format_for_object",
     "get_format",
     "output_kind_of",
+    "read_model_file",
 ]
 
 #: Every format name, safe ones first.
@@ -187,6 +188,35 @@ def get_format(name: str) -> ModelFormat:
     raise UnsupportedFormatError(
         f"unknown model format {name!r}; choose one of {', '.join(FORMAT_NAMES)}"
     )
+
+
+def read_model_file(path: str | Path, *, format: str | None = None, trusted: bool = False) -> Any:
+    """Load a model file with the checks of registration (safe types only unless ``trusted``).
+
+    Parameters
+    ----------
+    path
+        A regular file (not a symbolic link): ``.skops``, ``.onnx``, ``.lgb``, ``.ubj``, or
+        ``.pkl``/``.joblib`` with ``trusted=True``.
+    format
+        The format, when the suffix does not tell it.
+    trusted
+        Vouch for a file whose loading may run code from it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import skops.io as sio
+    >>> from sklearn.dummy import DummyRegressor
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "m.skops"
+    ...     sio.dump(DummyRegressor().fit([[0]], [2.0]), path)
+    ...     read_model_file(path).predict([[1]])
+    array([2.])
+    """
+    file = Path(path)
+    check_regular_file(file)
+    return get_format(format or format_for_file(file)).read_file(file, trusted=trusted)
 
 
 class EstimatorPredictor:
