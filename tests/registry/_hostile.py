@@ -64,7 +64,7 @@ def _writer_code(marker: Path) -> str:
 def skops_payloads(marker: Path) -> dict[str, bytes]:
     """skops files naming callables, private or testing modules; each would create ``marker``."""
     code = _writer_code(marker)
-    shell = f"{sys.executable} -c \"{code}\""
+    shell = f'{sys.executable} -c "{code}"'
     nodes = {
         # The case of the issue: a function of a private testing module of scikit-learn.
         "sklearn-testing-function": call_node(
@@ -75,9 +75,7 @@ def skops_payloads(marker: Path) -> dict[str, bytes]:
         # A public function of a public scikit-learn module (creates the folder it is given).
         "sklearn-public-function": call_node("sklearn.datasets", "get_data_home", str(marker)),
         # The same function named through its private module.
-        "sklearn-private-module": call_node(
-            "sklearn.datasets._base", "get_data_home", str(marker)
-        ),
+        "sklearn-private-module": call_node("sklearn.datasets._base", "get_data_home", str(marker)),
     }
     files = {name: skops_archive(node) for name, node in nodes.items()}
     # The payload hidden inside an otherwise legitimate estimator.

@@ -38,11 +38,16 @@ class _RegistryModel:
 def _from_file(path: Path, trust_pickle: bool) -> Any:
     suffix = path.suffix.lower()
     if suffix == ".skops":
-        from watchkeeper.registry import read_model_file
+        from watchkeeper.registry import UnsafeFormatError, read_model_file
 
         # The registry's checks: skops' safe types plus reviewed scikit-learn classes load;
         # anything else (functions, foreign types) only when the caller vouches for the file.
-        return read_model_file(path, trusted=trust_pickle)
+        try:
+            return read_model_file(path, trusted=trust_pickle)
+        except UnsafeFormatError as exc:
+            raise InputError(
+                str(exc).replace("trusted=True (--trusted)", "--trust-pickle")
+            ) from None
     if suffix in _PICKLE_SUFFIXES:
         if not trust_pickle:
             raise InputError(

@@ -53,8 +53,10 @@ class OnnxFormat:
         return Packed(data, kind, {"classes": classes})
 
     def read_file(self, path: Path, *, trusted: bool) -> Any:
-        """The bytes of a ``.onnx`` file."""
-        return path.read_bytes()
+        """The bytes of a ``.onnx`` file, checked to be one self-contained ONNX model."""
+        data = path.read_bytes()
+        check_onnx(data, repr(str(path)))
+        return data
 
     def unpack(self, data: bytes, flavor: dict[str, Any], *, trusted: bool = False) -> Predictor:
         """Open an onnxruntime session on the stored model."""

@@ -53,6 +53,9 @@ REVIEWED_TYPES: dict[str, str] = {
     ),
     "sklearn.neighbors._kd_tree.KDTree": "the index of nearest-neighbour estimators",
     "sklearn.neighbors._ball_tree.BallTree": "the index of nearest-neighbour estimators",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64": (
+        "the default distance of nearest-neighbour estimators"
+    ),
 }
 
 #: Public modules where each reviewed class is also exported, when it is (checked by tests).
