@@ -28,7 +28,7 @@ from watchkeeper.registry import (
 from watchkeeper.registry._safety import PUBLIC_HOMES, REVIEWED_TYPES, reviewed_types
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _hostile  # noqa: E402
+import _hostile
 
 CASES = [
     "sklearn-testing-function.skops",
@@ -74,7 +74,8 @@ def test_python_api_refuses_hostile_files(
             registry.register("m", files[case], actor="attacker")
         assert not marker.exists(), "the payload ran"
         message = str(caught.value)
-        assert "\n" not in message and len(message) < 600
+        assert "\n" not in message
+        assert len(message) < 600
         with pytest.raises(ModelNotFoundError):
             registry.get_version("m")
     if case not in NATIVE:  # the same check again, in a child process: slow
@@ -112,7 +113,8 @@ def test_cli_refuses_hostile_files_in_one_line(
     )
     assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
     assert "Traceback" not in result.stdout + result.stderr
     assert not marker.exists()
 
@@ -137,7 +139,8 @@ def test_cli_in_a_real_process(hostile: tuple[dict[str, Path], Path], tmp_path: 
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr and "--trust-pickle" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "--trust-pickle" in done.stderr
     assert not marker.exists()
 
 
@@ -205,9 +208,11 @@ def test_mlflow_import_checks_the_files_it_names(tmp_path: Path) -> None:
             "    serialization_format: skops\n"
             "    sklearn_version: 1.5.0\n"
         )
-        with Registry(root=tmp_path / f"reg-{name}") as registry:
-            with pytest.raises(InputError) as caught:
-                registry.register("m", folder, actor="attacker")
+        with (
+            Registry(root=tmp_path / f"reg-{name}") as registry,
+            pytest.raises(InputError) as caught,
+        ):
+            registry.register("m", folder, actor="attacker")
         assert "\n" not in str(caught.value)
         assert name != "payload" or "trusted=True" in str(caught.value)
         assert name == "payload" or "not inside the model folder" in str(caught.value)

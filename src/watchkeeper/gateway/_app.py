@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -27,7 +26,7 @@ from watchkeeper.gateway._errors import ApiError
 from watchkeeper.gateway._http import CatchAll, error_response, json_response
 from watchkeeper.gateway._log import PredictionLog, open_log
 from watchkeeper.gateway._metrics import GatewayMetrics
-from watchkeeper.gateway._models import ServingState
+from watchkeeper.gateway._models import ServingState, without_paths
 from watchkeeper.gateway._monitor_task import MonitorTask
 from watchkeeper.gateway._routes_store import RouteStore
 from watchkeeper.gateway._security import TokenAuth
@@ -261,20 +260,3 @@ async def readiness(ctx: Context) -> list[str]:
     if not ctx.state.loaded:
         return [without_paths(ctx.state.last_error or "models are still loading")]
     return [without_paths(problem) for problem in ctx.state.current.readiness()]
-
-
-#: An absolute path (or the path part of a URL) after a space, quote, bracket, ``=`` or ``:``.
-_PATH = re.compile(r"(?<![^\s'\"(=:])(?:[A-Za-z]:)?[/\\][^\s'\"(),;:]*")
-
-
-def without_paths(text: str) -> str:
-    """``text`` with absolute file paths replaced by ``<path>``.
-
-    Examples
-    --------
-    >>> without_paths("cannot read /srv/wk/artifacts/sha256/ab/abcd: corrupted")
-    'cannot read <path>: corrupted'
-    >>> without_paths("unable to open sqlite:////srv/wk/registry.db, and/or retry")
-    'unable to open sqlite:<path>, and/or retry'
-    """
-    return _PATH.sub("<path>", text)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ from watchkeeper.gateway._routing import Route
 from watchkeeper.gateway._validation import InputSpec
 from watchkeeper.registry import LoadedModel, ModelVersion, Registry
 
-__all__ = ["ServedModel", "ServedVersion", "ServingState", "Snapshot"]
+__all__ = ["ServedModel", "ServedVersion", "ServingState", "Snapshot", "without_paths"]
 
 logger = logging.getLogger("watchkeeper.gateway")
 
@@ -219,6 +220,23 @@ class Snapshot:
 _EMPTY = Snapshot(token=-1, models={}, unserved={}, built_at=0.0)
 
 
+#: An absolute path (or the path part of a URL) after a space, quote, bracket, ``=`` or ``:``.
+_PATH = re.compile(r"(?<![^\s'\"(=:])(?:[A-Za-z]:)?[/\\][^\s'\"(),;:]*")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with absolute file paths replaced by ``<path>``.
+
+    Examples
+    --------
+    >>> without_paths("cannot read /srv/wk/artifacts/sha256/ab/abcd: corrupted")
+    'cannot read <path>: corrupted'
+    >>> without_paths("unable to open sqlite:////srv/wk/registry.db, and/or retry")
+    'unable to open sqlite:<path>, and/or retry'
+    """
+    return _PATH.sub("<path>", text)
+
+
 def _one_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
@@ -369,7 +387,10 @@ class ServingState:
                     versions[alias] = self.load_version(name, held[alias])
                 except Exception as exc:  # one bad artifact must not take down other models
                     logger.exception("cannot load model %s version %s", name, held[alias])
-                    problems[alias] = f"version {held[alias]} cannot be loaded: {exc}"
+                    # Requests and /readyz show this reason: no file paths (the log has them).
+                    problems[alias] = without_paths(
+                        f"version {held[alias]} cannot be loaded: {_one_line(exc)}"
+                    )
             models[name] = ServedModel(name, route, stored is not None, versions, problems)
         snapshot = Snapshot(state.token, models, unserved, time.time())
         in_use = {(m.name, v.version) for m in models.values() for v in m.versions.values()}

@@ -319,8 +319,7 @@ class SkopsFormat:
             untrusted = sorted(sio.get_untrusted_types(data=data))
         except Exception as exc:  # a zip without a readable skops schema
             raise UnsupportedFormatError(
-                f"{what} is not a skops file: {_first_line(exc)}; save the model with "
-                "skops.io.dump"
+                f"{what} is not a skops file: {_first_line(exc)}; save the model with skops.io.dump"
             ) from None
         refused = refused_types(untrusted, accepted)
         if refused and not trusted:

@@ -23,7 +23,6 @@ import numpy as np
 from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError, WatchkeeperError
 from watchkeeper.registry._errors import UnsafeFormatError, UnsupportedFormatError
-from watchkeeper.registry._safety import check_inside, check_native_file
 from watchkeeper.registry._formats import (
     Packed,
     Predictor,
@@ -31,6 +30,7 @@ from watchkeeper.registry._formats import (
     format_for_object,
     get_format,
 )
+from watchkeeper.registry._safety import check_inside, check_native_file
 
 __all__ = ["MlflowFormat", "MlflowImport", "import_mlflow", "is_mlflow_source"]
 
