@@ -139,3 +139,34 @@ def test_cli_writes_markdown_and_html(registered: dict[str, Any], tmp_path: Path
     result = runner.invoke(app, [*base, "card", "nosuch@1"])
     assert result.exit_code == 2
     assert "error:" in result.stderr
+
+
+def test_markdown_keeps_no_raw_html_from_user_text(tmp_path: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    hostile = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    with Registry(root=tmp_path / "reg") as reg:
+        reg.register(
+            "m",
+            LogisticRegression().fit(X, [0, 0, 1, 1]),
+            description=f"{hostile}\n# not a heading\n[click](javascript:alert(3))",
+            tags={"intended_use": hostile, "out_of_scope": "<iframe src=//evil>"},
+            metrics={f"<b onmouseover=alert(4)>auc{hostile}": 0.9},
+            actor="ana",
+        )
+        card = model_card(reg, "m", 1)
+    markdown = card.to_markdown()
+    for raw in ("<script", "<img", "<iframe", "<b "):
+        assert raw not in markdown
+    # Rendered by a CommonMark renderer that lets raw HTML through: still no tag, no link.
+    rendered = MarkdownIt("commonmark").render(markdown)
+    for raw in ("<script", "<img", "<iframe", "<b ", "<a ", "javascript:alert(3)\""):
+        assert raw not in rendered, raw
+    assert "<h1>not a heading" not in rendered
+    # The text itself is still there, as text.
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered
+    assert "auc" in rendered
+    html = card.to_html()
+    assert "<script>alert" not in html
+    assert "<img" not in html

@@ -10,7 +10,9 @@ sections of the same name when present.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,9 +69,9 @@ class ModelCard:
         for s in self.sections:
             lines += [f"## {s.title}", ""]
             for paragraph in s.text:
-                lines += [paragraph, ""]
+                lines += [_md_text(paragraph), ""]
             if s.bullets:
-                lines += [f"- {b}" for b in s.bullets] + [""]
+                lines += [f"- {_md_text(b, inline=True)}" for b in s.bullets] + [""]
             for headers, rows in s.tables:
                 lines.append("| " + " | ".join(_md(h) for h in headers) + " |")
                 lines.append("|" + "---|" * len(headers))
@@ -387,8 +389,26 @@ def _interval(r: Mapping[str, Any]) -> str:
     return "—" if lo is None or hi is None else f"{_num(lo)} to {_num(hi)}"
 
 
+def _md_text(text: str, *, inline: bool = False) -> str:
+    """Text from descriptions, tags, metric names... as inert Markdown: HTML is escaped as
+    the HTML card escapes it (Markdown renders ``&lt;`` as ``<``, never as a tag), brackets
+    cannot open a link or image, and a line cannot start a heading, list or HTML block.
+
+    Examples
+    --------
+    >>> print(_md_text('<img src=x onerror="alert(1)"> [x](javascript:alert(1))'))
+    &lt;img src=x onerror="alert(1)"&gt; \\[x\\](javascript:alert(1))
+    """
+    escaped = html.escape(str(text), quote=False).replace("[", "\\[").replace("]", "\\]")
+    lines = [line.strip() for line in escaped.splitlines()] or [""]
+    if inline:
+        return " ".join(lines)
+    # Paragraph lines keep their breaks but start with no Markdown block marker.
+    return "\n".join(re.sub(r"^([#>*+=`~-]|\d+[.)])", r"\\\1", line) for line in lines)
+
+
 def _md(cell: str) -> str:
-    return str(cell).replace("|", "\\|").replace("\n", " ")
+    return _md_text(str(cell), inline=True).replace("|", "\\|")
 
 
 def _html_cell(header: str, cell: str) -> str:
