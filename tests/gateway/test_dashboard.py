@@ -278,3 +278,102 @@ async def test_registry_changes_show_up(root: Path) -> None:
     assert api["aliases"]["champion"] == 2
     assert "champion: v1 → v2" in html
     assert "better recall" in html
+
+
+def _reachable_strings(obj: Any, seen: set[int] | None = None, depth: int = 0) -> list[str]:
+    """Every str and bytes reachable from ``obj`` through attributes and containers."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth > 6:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, str | bytes):
+        return [obj.decode("latin-1") if isinstance(obj, bytes) else obj]
+    found: list[str] = []
+    if isinstance(obj, dict):
+        items: Any = [*obj.keys(), *obj.values()]
+    elif isinstance(obj, list | tuple | set | frozenset):
+        items = list(obj)
+    elif hasattr(obj, "__dict__") or hasattr(obj, "__slots__"):
+        items = list(getattr(obj, "__dict__", {}).values()) + [
+            getattr(obj, slot, None) for slot in getattr(obj, "__slots__", ())
+        ]
+    else:
+        return []
+    for item in items:
+        found += _reachable_strings(item, seen, depth + 1)
+    return found
+
+
+async def test_the_app_keeps_token_digests_only(root: Path) -> None:
+    import hashlib
+
+    from watchkeeper.gateway import create_app
+
+    from ._apps import serve, settings_for
+
+    app = create_app(settings_for(root, predict_tokens=(PREDICT,), admin_tokens=(ADMIN,)))
+    async with serve(app) as client:
+        ok = await client.get("/dashboard/api/models", headers={"Authorization": f"Bearer {ADMIN}"})
+    ctx = app.state.ctx
+    assert ok.status_code == 200
+    assert ctx.settings.auth_required
+    assert ctx.settings.predict_tokens == ()
+    assert ctx.settings.admin_tokens == ()
+    strings = _reachable_strings(ctx.settings) + _reachable_strings(ctx.auth)
+    assert not [s for s in strings if PREDICT in s or ADMIN in s]
+    assert hashlib.sha256(PREDICT.encode()).digest() in [
+        d for digests in ctx.auth._scopes.values() for d in digests
+    ]
+
+
+async def test_the_login_cookie_is_a_signed_expiring_session(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import hashlib
+    import time as time_module
+
+    from watchkeeper.gateway import _security
+
+    tokens = {"predict_tokens": (PREDICT,), "admin_tokens": (ADMIN,)}
+    async with gateway(root, **tokens) as client:
+        login = await client.post("/dashboard/login", data={"token": ADMIN})
+        value = client.cookies.get(_dashboard.COOKIE)
+        ok = await client.get("/dashboard/api/models")
+        payload, _, signature = value.partition(".")
+        decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        # Forged: the payload altered (longer life, other scope) or a signature made up.
+        forged_payload = decoded.replace(b'"e":', b'"e":9')
+        forgeries = [
+            base64.urlsafe_b64encode(forged_payload).decode().rstrip("=") + "." + signature,
+            payload + "." + base64.urlsafe_b64encode(b"x" * 32).decode().rstrip("="),
+            ADMIN,  # the old form of the cookie: the raw token
+            "garbage",
+        ]
+        refused = []
+        for forged in forgeries:
+            client.cookies.clear()
+            client.cookies.set(_dashboard.COOKIE, forged, path="/dashboard")
+            refused.append((await client.get("/dashboard/api/models")).status_code)
+        # Expired: the same value, later than its lifetime.
+        client.cookies.clear()
+        client.cookies.set(_dashboard.COOKIE, value, path="/dashboard")
+        later = time_module.time() + _security.SESSION_SECONDS + 60
+        monkeypatch.setattr(_security.time, "time", lambda: later)
+        expired = await client.get("/dashboard/api/models")
+        expired_page = await client.get("/dashboard")
+    assert login.status_code == 303
+    assert ok.status_code == 200
+    set_cookie = login.headers["set-cookie"]
+    for secret in (ADMIN, hashlib.sha256(ADMIN.encode()).hexdigest()):
+        assert secret not in set_cookie
+        assert secret not in value
+    digest = hashlib.sha256(ADMIN.encode()).digest()
+    assert digest not in decoded
+    assert base64.urlsafe_b64encode(digest).decode().rstrip("=") not in value
+    assert f"Max-Age={_security.SESSION_SECONDS}" in set_cookie
+    assert refused == [401, 401, 401, 401]
+    assert expired.status_code == 401
+    assert "sign in again" in expired.json()["error"]
+    assert expired_page.status_code == 401
+    assert '<form method="post" action="/dashboard/login">' in expired_page.text

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -95,6 +96,13 @@ def create_app(
         models=settings.models,
         refresh_interval=settings.refresh_interval,
     )
+    auth = TokenAuth(
+        settings.predict_tokens, settings.admin_tokens, required=settings.auth_required
+    )
+    # Only the digests (in ``auth``) outlive start-up: the settings the app keeps hold no token.
+    settings = replace(
+        settings, predict_tokens=(), admin_tokens=(), require_auth=settings.auth_required
+    )
     own_log = log is None
     ctx = Context(
         settings=settings,
@@ -111,9 +119,7 @@ def create_app(
             else log
         ),
         metrics=GatewayMetrics(),
-        auth=TokenAuth(
-            settings.predict_tokens, settings.admin_tokens, required=settings.auth_required
-        ),
+        auth=auth,
     )
 
     monitor_task = MonitorTask(settings)

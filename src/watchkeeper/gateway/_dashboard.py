@@ -10,7 +10,8 @@ The JSON API (``/dashboard/api/models`` and ``/dashboard/api/models/{name}``) re
 same numbers, is in the OpenAPI document and takes the same bearer tokens as the v1 API.
 Browsers cannot send a bearer header on navigation, so when tokens are required the pages
 also accept a cookie set by ``POST /dashboard/login`` from a form: the token travels in the
-request body, never in a URL, so it never reaches an access log or the browser history.
+request body, never in a URL, so it never reaches an access log or the browser history, and
+the cookie holds a signed session value that expires, never the token.
 Any predict or admin token opens the dashboard (it only reads).
 
 The monitor history lives above the gateway (``watchkeeper.monitor``); it is imported inside
@@ -37,12 +38,14 @@ from watchkeeper.gateway._dashboard_pages import detail_page, login_page, nav, o
 from watchkeeper.gateway._errors import ApiError, FieldProblem
 from watchkeeper.gateway._http import json_response
 from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName
+from watchkeeper.gateway._security import SESSION_SECONDS
 from watchkeeper.gateway._service import Context, current_snapshot
 from watchkeeper.registry import RegistryError, validate_name
 
 __all__ = ["COOKIE", "add_dashboard"]
 
-#: Name of the cookie holding a dashboard token (HttpOnly, SameSite=Strict, /dashboard only).
+#: Name of the cookie holding a signed, expiring dashboard session (never a token; HttpOnly,
+#: SameSite=Strict, /dashboard only).
 COOKIE = "watchkeeper_dashboard"
 _HISTORY_EVENTS = 50
 _ALERT_EVENTS = 50
@@ -263,8 +266,15 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
     def authorize(request: Request) -> None:
         header = request.headers.get("authorization")
         cookie = request.cookies.get(COOKIE)
-        if not header and cookie:
-            header = f"Bearer {cookie}"
+        if not header and cookie and ctx.auth.required:
+            # A signed session value from the login form, never a token.
+            if ctx.auth.check_session(cookie) is not None:
+                return
+            raise ApiError(
+                "your dashboard session expired or is not valid; sign in again",
+                [FieldProblem("cookie", "sign in at /dashboard/login")],
+                status=401,
+            )
         try:
             ctx.auth.check(header, "predict")
         except ApiError as exc:
@@ -376,10 +386,12 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
         except ApiError as exc:
             if exc.status != 403:
                 return _html(login_page(exc.error), 401)
+        scope = ctx.auth.scope_of(token) or "predict"
         response = RedirectResponse("/dashboard", status_code=303, headers=_HEADERS)
         response.set_cookie(
             COOKIE,
-            token,
+            ctx.auth.issue_session(scope),
+            max_age=SESSION_SECONDS,
             path="/dashboard",
             httponly=True,
             samesite="strict",

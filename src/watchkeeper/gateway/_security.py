@@ -1,20 +1,32 @@
-"""Bearer tokens with two scopes: ``predict`` and ``admin``.
+"""Bearer tokens with two scopes: ``predict`` and ``admin``, and dashboard sessions.
 
-Only sha256 digests of the tokens are kept after start-up, and every presented token is
-compared with every digest in constant time, so neither timing nor a memory dump of the
-settings object tells which token is close. Tokens never appear in messages or logs.
+Only sha256 digests of the tokens are kept after start-up (the app's settings keep none), and
+every presented token is compared with every digest in constant time, so neither timing nor a
+memory dump tells which token is close. Tokens never appear in messages or logs.
+
+A dashboard login exchanges a token for a session value: the scope and an expiry time,
+signed with HMAC-SHA256 under a key derived from the configured tokens' digests (so every
+worker of one server accepts it, and changing the tokens ends every session). The value holds
+neither the token nor its digest; a forged, altered or expired value is refused.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
+import secrets
+import time
 from collections.abc import Iterable
 from typing import Literal
 
 from watchkeeper.gateway._errors import ApiError, FieldProblem
 
-__all__ = ["Scope", "TokenAuth"]
+__all__ = ["SESSION_SECONDS", "Scope", "TokenAuth"]
+
+#: Lifetime of a dashboard session.
+SESSION_SECONDS = 8 * 3600
 
 Scope = Literal["predict", "admin"]
 
@@ -57,6 +69,63 @@ class TokenAuth:
             "predict": tuple(_digest(t) for t in predict_tokens),
             "admin": tuple(_digest(t) for t in admin_tokens),
         }
+
+    @property
+    def _session_key(self) -> bytes:
+        material = b"".join(d for scope in ("predict", "admin") for d in self._scopes[scope])
+        return hmac.new(b"watchkeeper dashboard session v1", material, hashlib.sha256).digest()
+
+    def scope_of(self, token: str) -> Scope | None:
+        """``admin`` or ``predict`` for a configured token (admin first), else ``None``."""
+        digest = _digest(token)
+        if self._matches(digest, "admin"):
+            return "admin"
+        if self._matches(digest, "predict"):
+            return "predict"
+        return None
+
+    def issue_session(self, scope: Scope, *, now: float | None = None) -> str:
+        """A signed session value for ``scope``, valid :data:`SESSION_SECONDS`.
+
+        Examples
+        --------
+        >>> auth = TokenAuth(["p" * 20], [], required=True)
+        >>> value = auth.issue_session("predict", now=1000.0)
+        >>> auth.check_session(value, now=1001.0)
+        'predict'
+        >>> auth.check_session(value, now=1000.0 + SESSION_SECONDS + 1) is None
+        True
+        >>> auth.check_session(value[:-2] + "AA", now=1001.0) is None
+        True
+        """
+        issued = time.time() if now is None else now
+        payload = json.dumps(
+            {"s": scope, "e": int(issued + SESSION_SECONDS), "n": secrets.token_urlsafe(12)},
+            separators=(",", ":"),
+        ).encode()
+        signature = hmac.new(self._session_key, payload, hashlib.sha256).digest()
+        return f"{_b64(payload)}.{_b64(signature)}"
+
+    def check_session(self, value: str, *, now: float | None = None) -> Scope | None:
+        """The scope of a valid, unexpired session value; ``None`` otherwise."""
+        payload_text, _, signature_text = value.partition(".")
+        try:
+            payload = _unb64(payload_text)
+            signature = _unb64(signature_text)
+        except ValueError:
+            return None
+        expected = hmac.new(self._session_key, payload, hashlib.sha256).digest()
+        if not hmac.compare_digest(signature, expected):
+            return None
+        try:
+            fields = json.loads(payload)
+            scope, expires = fields["s"], float(fields["e"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        current = time.time() if now is None else now
+        if scope not in ("predict", "admin") or not current < expires:
+            return None
+        return scope  # type: ignore[no-any-return]
 
     def _matches(self, digest: bytes, scope: str) -> bool:
         found = False
@@ -105,3 +174,16 @@ class TokenAuth:
             status=401,
             headers=_CHALLENGE,
         )
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    if not text or len(text) > 4096:
+        raise ValueError("empty or too long")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(str(exc)) from None
