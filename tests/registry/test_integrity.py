@@ -78,7 +78,7 @@ def test_skops_types_beyond_those_trusted_at_registration_are_refused(
         flavor={"trusted_types": []},
     )
     registry.store.add_version(forged)
-    with pytest.raises(UnsafeFormatError, match="not known to be safe: .*lightgbm"):
+    with pytest.raises(UnsafeFormatError, match=r"not known to be safe: .*lightgbm"):
         registry.load_model("p", 2)
 
 

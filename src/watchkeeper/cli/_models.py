@@ -173,7 +173,10 @@ def register_command(
         None, "--code-version", help="Commit of the training code (default: git HEAD)."
     ),
     trusted: bool = typer.Option(
-        False, "--trusted", help="Vouch for formats that run code on load (pickle/joblib)."
+        False,
+        "--trusted",
+        help="Vouch for the file's author: allow what may run code on load (pickle/joblib, skops "
+        "types outside the safe list).",
     ),
     actor: str | None = _ACTOR,
     as_json: bool = _JSON,
