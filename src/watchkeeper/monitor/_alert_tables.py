@@ -17,7 +17,7 @@ from watchkeeper.monitor._alert_event import AlertEvent
 
 __all__ = ["deliveries", "events", "metadata", "migrate", "row_to_event", "state"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -76,6 +76,12 @@ events = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+#: A transition of an alert (its key: rule, model, version, arm, subject) at a window is
+#: stored once, however many monitors evaluate that window (schema version 2).
+events_transition = sa.Index(
+    "uq_wk_alert_events_transition", events.c.key, events.c.kind, events.c.window_end, unique=True
+)
+
 #: One row per event and channel: pending until tried, then delivered or failed.
 deliveries = sa.Table(
     "wk_alert_deliveries",
@@ -106,11 +112,26 @@ def migrate(conn: sa.Connection) -> None:
     if row is None:
         metadata.create_all(conn, checkfirst=True)
         conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+    elif int(row[0]) < 2:
+        _dedupe_transitions(conn)
+        events_transition.create(conn, checkfirst=True)
+        conn.execute(sa.update(meta).where(meta.c.key == "schema_version").values(value="2"))
     elif int(row[0]) > SCHEMA_VERSION:
         raise WatchkeeperError(
             f"the alert tables have schema version {row[0]} but this watchkeeper only knows "
             f"up to {SCHEMA_VERSION}; upgrade watchkeeper to use them"
         )
+
+
+def _dedupe_transitions(conn: sa.Connection) -> None:
+    """Schema 1 had no unique transition: keep the first copy of each (and its deliveries)."""
+    c = events.c
+    first = sa.select(sa.func.min(c.id)).group_by(c.key, c.kind, c.window_end).scalar_subquery()
+    extra = [r[0] for r in conn.execute(sa.select(c.id).where(c.id.not_in(first))).all()]
+    for start in range(0, len(extra), 500):
+        chunk = extra[start : start + 500]
+        conn.execute(sa.delete(deliveries).where(deliveries.c.event_id.in_(chunk)))
+        conn.execute(sa.delete(events).where(c.id.in_(chunk)))
 
 
 def now_utc() -> datetime:

@@ -16,6 +16,13 @@ if it could not be judged then (e.g. its labels had not arrived), so re-running 
 history never double-counts. State, events and deliveries are stored in the monitor database
 in one transaction before anything is delivered; delivery failures are recorded and never
 stop evaluation.
+
+Same data, same decisions: every transition is decided by the windows' event time (window
+end; the cooldown too), never by the wall clock, and the results of a window are judged in
+a fixed order. Evaluators of one database are serialised (SQLite's write lock taken at
+``BEGIN IMMEDIATE``, a PostgreSQL advisory lock), and a unique index on (key, kind, window
+end) makes each transition one row even if two monitors (the gateway's schedule and a
+manual ``watchkeeper monitor run``, or two processes at once) evaluate the same windows.
 """
 
 from __future__ import annotations
@@ -152,6 +159,16 @@ def _utc(value: datetime) -> datetime:
     return t.as_utc(value)
 
 
+def _result_order(result: Any) -> tuple[str, str, str]:
+    # The store's order is not part of the contract: judge a window's results in a fixed one.
+    return (str(result.check), str(result.subject), Status(result.status).value)
+
+
+def _event_order(item: tuple[datetime, AlertEvent, _State]) -> tuple[Any, ...]:
+    end, event, _ = item
+    return (end, event.model, event.version, event.arm, event.rule, event.subject, event.kind)
+
+
 def _judge(rule: AlertRule, results: Sequence[Any]) -> _Judged:
     verdicts = [(rule.when.holds(Status(r.status), r.value, r.lower, r.upper), r) for r in results]
     met = [r for v, r in verdicts if v is True]
@@ -282,7 +299,7 @@ class AlertEvaluator:
             return AlertOutcome((), (), 0)
         with self._begin() as conn:
             events, judged = self._advance(conn, grouped)
-            events += self._retire_stale(conn, grouped)
+            events += sorted(self._retire_stale(conn, grouped), key=_event_order)
             pending = self._record(conn, events)
         sent = self._deliver(pending)
         stored = tuple(event for event, _ in pending)
@@ -316,12 +333,12 @@ class AlertEvaluator:
                 ):
                     continue
                 judged += 1
-                verdict = _judge(rule, windows[end])
+                verdict = _judge(rule, sorted(windows[end], key=_result_order))
                 event = self._step(rule, state, end, verdict)
                 if event is not None:
                     events.append((end, event, state))
             self._save(conn, state)
-        events.sort(key=lambda e: e[0])
+        events.sort(key=_event_order)
         return events, judged
 
     def _retire_stale(
@@ -456,9 +473,14 @@ class AlertEvaluator:
         now = t.now_utc()
         stored: list[tuple[AlertEvent, tuple[str, ...]]] = []
         for _, event, state in events:
-            new_id = conn.execute(
-                sa.insert(t.events).values(**t.event_values(event, now))
-            ).inserted_primary_key
+            try:
+                with conn.begin_nested():
+                    new_id = conn.execute(
+                        sa.insert(t.events).values(**t.event_values(event, now))
+                    ).inserted_primary_key
+            except sa.exc.IntegrityError:
+                # Already stored by another evaluator of the same window: once is enough.
+                continue
             assert new_id is not None
             event_id = int(new_id[0])
             if event.kind == "firing":
