@@ -82,12 +82,24 @@ def test_exit_codes(clf_frame: pd.DataFrame, fast: Any) -> None:
     ok = validate(LogisticRegression(), clf_frame, target="y", config=lenient)
     assert ok.passed, ok.summary()
     assert ok.exit_code == 0
-    strict = fast(serving={"p99_budget_ms": {"1": 1e-9}})
-    failed = validate(LogisticRegression(), clf_frame, target="y", config=strict)
-    assert not failed.passed
+    # A budget exceeded is reported apart from the statistical verdict: a warning by
+    # default, the exit code 1 only when enforced; `passed` stays the statistical verdict.
+    tight = {"calibration": {"enabled": False}, "serving": {"p99_budget_ms": {"1": 1e-9}}}
+    warned = validate(LogisticRegression(), clf_frame, target="y", config=fast(**tight))
+    assert warned.passed
+    assert not warned.budgets_passed
+    assert warned.exit_code == 0
+    (over,) = [r for r in warned.budget_failures if r.subject == "batch 1"]
+    assert over.status.value == "warn"
+    assert not any(r.check == "gate.latency" for r in warned.failures)
+    assert "budgets EXCEEDED (reported only" in warned.summary()
+    tight["serving"]["enforce"] = True  # type: ignore[index]
+    failed = validate(LogisticRegression(), clf_frame, target="y", config=fast(**tight))
+    assert failed.passed
     assert failed.exit_code == 1
-    assert any(r.check == "gate.latency" for r in failed.failures)
-    assert "FAILED" in failed.summary()
+    assert [r.status.value for r in failed.budget_failures] == ["alert"]
+    assert failed.to_dict()["budgets"]["enforced"] is True
+    assert "budgets EXCEEDED (enforced" in failed.summary()
 
 
 @gate_check("test_min_holdout")

@@ -44,7 +44,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     joblib.dump(model, d / "model.joblib")
     (d / "gate.toml").write_text(FAST_TOML, encoding="utf-8")
     (d / "strict.toml").write_text(
-        FAST_TOML + '[serving.p99_budget_ms]\n"1" = 1e-9\n', encoding="utf-8"
+        FAST_TOML.replace("[serving]\n", "[serving]\nenforce = true\n")
+        + '[serving.p99_budget_ms]\n"1" = 1e-9\n',
+        encoding="utf-8",
     )
     return {p.name: p for p in d.iterdir()} | {"dir": d}
 

@@ -158,8 +158,9 @@ def validate_command(
     """Validate a model before deployment: generalisation, calibration, champion comparison,
     robustness and serving fitness.
 
-    Exit codes: 0 the gate passed, 1 it failed, 2 an error (bad input, or a check that could
-    not be computed).
+    Exit codes: 0 the gate passed, 1 it failed (or a latency/memory budget was exceeded with
+    serving.enforce set; budgets are otherwise reported apart, as warnings), 2 an error (bad
+    input, or a check that could not be computed).
     """
     from rich.console import Console
 
@@ -228,6 +229,10 @@ def _print(report: Any, json_out: Path | None, html_out: Path | None) -> None:
         console.print(
             f"challenger {'blessed' if report.blessed else 'not blessed'} over {report.champion}"
         )
+    if report.budgets:
+        how = "enforced" if report.config.serving.enforce else "reported only"
+        state = "met" if report.budgets_passed else "[yellow]EXCEEDED[/]"
+        console.print(f"budgets {state} ({how}; latency as CPU time per call)")
     style = {"alert": "red", "error": "magenta", "warn": "yellow", "insufficient_data": "dim"}
     t = Table(show_edge=False, header_style="bold")
     for h in ("check", "subject", "status", "value", "reason"):

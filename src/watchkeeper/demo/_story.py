@@ -77,7 +77,7 @@ def serve_story(
     alerts = AlertEvaluator(root=root)  # the default rules shipped with watchkeeper
     # Two weeks of a version's labelled rows fit its label-free estimator (DLE).
     monitor = Monitor(MonitorConfig(every=WINDOW, baseline_rows=2 * 7 * 24))
-    firing: dict[tuple[str, str, str], Any] = {}
+    firing: dict[tuple[str, str, str, str], Any] = {}
     served: list[MonthServed] = []
     later = data[data["month"] > 3]
     reference = data[data["month"].isin((1, 2, 3))]
@@ -96,6 +96,7 @@ def serve_story(
             if shadow_from == month and decision is not None:
                 cut = frame["timestamp"].min() + pd.Timedelta(days=SHADOW_DAYS)
                 gw.replay(frame[frame["timestamp"] < cut], target="bikers", stats=stats)
+                _await_shadow_copies(sink, _month_start(month), _seconds(cut))
                 _decide_promotion(gw, sink, month, _seconds(cut), decision, say)
                 frame = frame[frame["timestamp"] >= cut]
                 shadow_from, decision = None, None
@@ -109,7 +110,8 @@ def serve_story(
             champion = registry.get_version(MODEL_NAME, "champion").version
             months_served = sum(1 for r in served if champion in r.versions)
             performance_alert = any(
-                rule == "performance" and version == str(champion) for rule, version, _ in firing
+                rule == "performance" and version == str(champion) and arm == "champion"
+                for rule, version, arm, _ in firing
             )
             retrain = performance_alert and months_served >= RETRAIN_AFTER_MONTHS
             if shadow_from is None and month < 12 and retrain:
@@ -297,11 +299,15 @@ def _decide_promotion(
         say(f"challenger not promoted ({why}): champion unchanged\n")
 
 
-def _track(firing: dict[tuple[str, str, str], Any], cycle: Any) -> list[Any]:
-    """Update the set of firing alerts from a cycle's events; return the new firings."""
+def _track(firing: dict[tuple[str, str, str, str], Any], cycle: Any) -> list[Any]:
+    """Update the set of firing alerts from a cycle's events; return the new firings.
+
+    An alert is one rule on one version, arm and subject (as the alert store keys it): the
+    challenger arm's resolution never clears the champion arm's firing of the same version.
+    """
     fired = []
     for event in getattr(cycle.alerts, "events", ()) or ():
-        key = (event.rule, str(event.version), event.subject)
+        key = (event.rule, str(event.version), event.arm, event.subject)
         if event.kind == "firing":
             firing[key] = event
             fired.append(event)
@@ -411,6 +417,30 @@ def _paired_errors(sink: Any, start: float, end: float) -> tuple[int, float, flo
     champion = (y - both["prediction"].astype(float)).abs().mean()
     challenger = (y - both["prediction_shadow"].astype(float)).abs().mean()
     return len(both), float(champion), float(challenger)
+
+
+def _await_shadow_copies(sink: Any, start: float, end: float, timeout: float = 300.0) -> None:
+    """Wait until every live prediction of ``[start, end)`` has its shadow copy in the log.
+
+    The gateway answers before the challenger's copy is logged (off the response path), so
+    without this the monitor and the shadow comparison would see however many copies a
+    busy machine had written by then: the decisions would depend on machine load.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        window = sink.read_window(MODEL_NAME, start=_dt(start), end=_dt(end), include_shadow=True)
+        shadow = window.column("shadow").to_pylist()
+        n_shadow = sum(1 for s in shadow if s)
+        if n_shadow >= len(shadow) - n_shadow:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"only {n_shadow} of {len(shadow) - n_shadow} shadow copies were logged within "
+                f"{timeout:g} s; see gateway.log"
+            )
+        time.sleep(0.05)
 
 
 def _month_start(month: int) -> float:

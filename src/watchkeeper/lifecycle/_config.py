@@ -325,8 +325,15 @@ PROBES = (
 class ServingConfig:
     """Latency and memory budgets of ``predict``.
 
-    Defaults are generous budgets for a model answering a synchronous web request on one
-    core; set your own from your service-level objective.
+    Latency is the CPU time of one ``predict`` call on one thread, which a busy machine
+    does not inflate the way it inflates wall-clock time (see
+    :func:`~watchkeeper.lifecycle.serving_checks`). Defaults are generous budgets for a
+    model answering a synchronous web request on one core; set your own from your
+    service-level objective.
+
+    Budgets are reported apart from the statistical checks (``GateReport.budgets``): they
+    never change ``GateReport.passed``. Over budget is a ``warn`` by default; with
+    ``enforce`` it is an ``alert`` and the gate's exit code is 1.
 
     Parameters
     ----------
@@ -335,28 +342,34 @@ class ServingConfig:
     batch_sizes
         Batch sizes timed.
     repeats, warmup
-        Timed calls per batch size (p99 over few repeats is close to the maximum) and untimed
-        calls before them.
+        Fewest timed calls per batch size (more are made, up to ``4 * repeats``, until the
+        median is stable) and untimed calls before them.
     max_seconds
-        Stop timing a batch size after this long (at least three calls are always made).
+        Stop timing a batch size after this much CPU time (at least three calls are always
+        made).
     p50_budget_ms, p99_budget_ms
-        Budgets per batch size, in milliseconds; batch sizes without a budget are reported
-        only.
+        Budgets per batch size, in milliseconds of CPU time per call; batch sizes without
+        a budget are reported only.
     max_memory_mb
         Budget of the peak memory allocated while predicting the largest batch (traced by
         :mod:`tracemalloc`, which sees Python and NumPy allocations).
+    enforce
+        Whether a budget exceeded fails the gate's exit code (default: reported as a
+        warning only).
 
     Examples
     --------
     >>> ServingConfig().p99_budget_ms[1]
     100.0
+    >>> ServingConfig().enforce
+    False
     """
 
     enabled: bool = True
     batch_sizes: tuple[int, ...] = (1, 100, 10_000)
-    repeats: int = 30
+    repeats: int = 15
     warmup: int = 2
-    max_seconds: float = 5.0
+    max_seconds: float = 2.0
     p50_budget_ms: Mapping[int, float] = field(
         default_factory=lambda: {1: 50.0, 100: 100.0, 10_000: 2_000.0}
     )
@@ -364,6 +377,7 @@ class ServingConfig:
         default_factory=lambda: {1: 100.0, 100: 250.0, 10_000: 5_000.0}
     )
     max_memory_mb: float | None = 1024.0
+    enforce: bool = False
 
     def __post_init__(self) -> None:
         for name in ("p50_budget_ms", "p99_budget_ms"):

@@ -373,10 +373,21 @@ def render_gate_report(report: GateReport) -> str:
         for r in report.failures
     )
     notes = "".join(f"<li>{_esc(n)}</li>" for n in report.notes)
+    budgets = "".join(
+        f"<li>{_badge(r.status.value)} {_esc(r.check)} [{_esc(r.subject)}]: {_esc(r.reason)}</li>"
+        for r in report.budgets
+    )
+    enforced = "enforced" if report.config.serving.enforce else "reported only"
     body = (
         f"<p>{_badge(verdict)} <span class='muted'>exit code {report.exit_code}</span></p>"
         + _table(None, [[_esc(k), v] for k, v in facts])
         + (f"<h2>Blocking results</h2><ul>{failures}</ul>" if failures else "")
+        + (
+            f"<h2>Budgets</h2><p class='muted'>Latency (CPU time per call) and memory on this "
+            f"machine, apart from the statistical verdict; {enforced}.</p><ul>{budgets}</ul>"
+            if budgets
+            else ""
+        )
         + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "")
         + "<h2>Charts</h2>"
         + (_charts(report) or "<p class='muted'>no curves computed</p>")

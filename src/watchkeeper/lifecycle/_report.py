@@ -11,7 +11,14 @@ from typing import Any
 from watchkeeper.checks._result import CheckResult, Status
 from watchkeeper.lifecycle._config import GateConfig
 
-__all__ = ["EXIT_ERROR", "EXIT_FAIL", "EXIT_PASS", "GATE_REPORT_FORMAT", "GateReport"]
+__all__ = [
+    "BUDGET_CHECKS",
+    "EXIT_ERROR",
+    "EXIT_FAIL",
+    "EXIT_PASS",
+    "GATE_REPORT_FORMAT",
+    "GateReport",
+]
 
 GATE_REPORT_FORMAT = "watchkeeper.gate/1"
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -19,16 +26,22 @@ EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 # Checks whose missing evidence blocks the gate: a challenger cannot be blessed, nor a model
 # vouched for, on data too small to judge.
 _REQUIRED_EVIDENCE = ("gate.comparison", "gate.cv")
+#: Resource budgets, measured on this machine: reported apart from the statistical checks.
+BUDGET_CHECKS = frozenset({"gate.latency", "gate.memory"})
 
 
 @dataclass(frozen=True, slots=True)
 class GateReport:
     """Outcome of :func:`~watchkeeper.lifecycle.validate`.
 
-    The gate passes when no result is ``alert`` or ``error`` and neither the champion
-    comparison nor cross-validation lacked data. Exit codes for pipelines: 0 pass, 1 fail,
-    2 error (some check could not be computed; this wins over a failure because the report
-    is incomplete).
+    The gate passes when no statistical result is ``alert`` or ``error`` and neither the
+    champion comparison nor cross-validation lacked data. Resource budgets (latency and
+    memory, :data:`BUDGET_CHECKS`) are reported apart (:attr:`budgets`,
+    :attr:`budgets_passed`) and never change :attr:`passed`: they are measured on the machine
+    at hand, the statistical verdict only on the data. Exit codes for pipelines: 0 pass,
+    1 fail (the statistical checks failed, or a budget was exceeded and
+    ``config.serving.enforce`` is set), 2 error (some statistical check could not be
+    computed; this wins over a failure because the report is incomplete).
 
     Parameters
     ----------
@@ -56,8 +69,8 @@ class GateReport:
     ...                   reason="p99 120 ms > budget 100 ms")
     >>> r = GateReport(candidate="m:2", champion=None, task="binary", metrics=("accuracy",),
     ...                n_train=800, n_holdout=200, results=(ok, bad))
-    >>> r.passed, r.exit_code
-    (False, 1)
+    >>> r.passed, r.budgets_passed, r.exit_code  # budgets warn unless enforced
+    (True, False, 0)
     """
 
     candidate: str
@@ -74,25 +87,46 @@ class GateReport:
 
     @property
     def failures(self) -> tuple[CheckResult, ...]:
-        """Results that block the gate."""
-        return tuple(r for r in self.results if _blocks(r))
+        """Statistical results that block the gate."""
+        return tuple(r for r in self.results if r.check not in BUDGET_CHECKS and _blocks(r))
 
     @property
     def errors(self) -> tuple[CheckResult, ...]:
-        """Results of checks that could not be computed."""
-        return tuple(r for r in self.results if r.status is Status.ERROR)
+        """Statistical results of checks that could not be computed."""
+        return tuple(
+            r for r in self.results if r.check not in BUDGET_CHECKS and r.status is Status.ERROR
+        )
 
     @property
     def passed(self) -> bool:
-        """Whether the candidate may be deployed."""
+        """The statistical verdict: whether the candidate may be deployed on its merits."""
         return not self.failures
 
     @property
+    def budgets(self) -> tuple[CheckResult, ...]:
+        """Latency and memory results, measured against their budgets on this machine."""
+        return tuple(r for r in self.results if r.check in BUDGET_CHECKS)
+
+    @property
+    def budget_failures(self) -> tuple[CheckResult, ...]:
+        """Budgets exceeded (``warn``, or ``alert`` when enforced) or not measurable."""
+        return tuple(r for r in self.budgets if r.status is not Status.OK)
+
+    @property
+    def budgets_passed(self) -> bool:
+        """Whether every latency and memory budget was met."""
+        return not self.budget_failures
+
+    @property
     def exit_code(self) -> int:
-        """0 pass, 1 fail, 2 error."""
+        """0 pass, 1 fail (or an enforced budget exceeded), 2 error."""
         if self.errors:
             return EXIT_ERROR
-        return EXIT_PASS if self.passed else EXIT_FAIL
+        if not self.passed:
+            return EXIT_FAIL
+        if self.config.serving.enforce and not self.budgets_passed:
+            return EXIT_FAIL
+        return EXIT_PASS
 
     @property
     def blessed(self) -> bool | None:
@@ -123,6 +157,11 @@ class GateReport:
             "version": self.version,
             "notes": list(self.notes),
             "failures": [f"{r.check}[{r.subject}]: {r.reason}" for r in self.failures],
+            "budgets": {
+                "passed": self.budgets_passed,
+                "enforced": self.config.serving.enforce,
+                "exceeded": [f"{r.check}[{r.subject}]: {r.reason}" for r in self.budget_failures],
+            },
             "results": [_jsonable(r.to_dict()) for r in self.results],
             "config": self.config.to_dict(),
         }
@@ -154,6 +193,14 @@ class GateReport:
         lines.extend(
             f"  {r.status.value}: {r.check}[{r.subject}] {r.reason}" for r in self.failures
         )
+        if self.budgets:
+            how = "enforced" if self.config.serving.enforce else "reported only"
+            state = "met" if self.budgets_passed else "EXCEEDED"
+            lines.append(f"budgets {state} ({how}; latency as CPU time per call)")
+            lines.extend(
+                f"  {r.status.value}: {r.check}[{r.subject}] {r.reason}"
+                for r in self.budget_failures
+            )
         return "\n".join(lines)
 
 
