@@ -61,6 +61,7 @@ def burn() -> list[subprocess.Popen[bytes]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # two demos beside CPU burners on a shared machine
 def test_the_demo_takes_the_readmes_decisions_on_a_quiet_and_on_a_busy_machine(
     tmp_path: Path,
 ) -> None:

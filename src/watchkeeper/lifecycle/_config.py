@@ -87,12 +87,19 @@ class GeneralisationConfig:
     overfit_status
         Status given when the gap exceeds ``max_gap``: ``"warn"`` (report only) or ``"alert"``
         (fail the gate).
+    curve_folds
+        Folds of the learning and validation curves (at most ``folds``; default 3). The
+        curves refit the model once per fold and per point, several times the cost of the
+        cross-validation itself, and only advise (they never fail the gate): three folds
+        give each point a mean and a standard error at a fraction of the cost.
     learning_curve, train_sizes
-        Whether to compute a learning curve, and at which fractions of the training data.
+        Whether to compute a learning curve, and at which fractions of the training data
+        (default: a quarter, half and all of it; the recommendation compares the two
+        largest sizes, one doubling apart, paired by fold).
     validation_curve, param, param_range
         Whether to compute a validation curve; the parameter (default: the estimator's main
-        regularisation parameter) and the values to try (default: a grid around the current
-        value).
+        regularisation parameter) and the values to try (default: the current value and at
+        most four others spanning the parameter's usual range).
     early_stopping, stopping_rounds, validation_fraction
         Best-iteration search for iterative learners: rounds without improvement before
         stopping and the share of the training data held out to watch.
@@ -109,8 +116,9 @@ class GeneralisationConfig:
     required: Mapping[str, float] = field(default_factory=dict)
     max_gap: float = 0.05
     overfit_status: Literal["warn", "alert"] = "warn"
+    curve_folds: int = 3
     learning_curve: bool = True
-    train_sizes: tuple[float, ...] = (0.1, 0.325, 0.55, 0.775, 1.0)
+    train_sizes: tuple[float, ...] = (0.25, 0.5, 1.0)
     validation_curve: bool = True
     param: str | None = None
     param_range: tuple[Any, ...] | None = None
@@ -121,6 +129,10 @@ class GeneralisationConfig:
     def __post_init__(self) -> None:
         _frozen_map(self, "required")
         _check(self.folds >= 2, f"generalisation.folds must be at least 2, got {self.folds}")
+        _check(
+            self.curve_folds >= 2,
+            f"generalisation.curve_folds must be at least 2, got {self.curve_folds}",
+        )
         _check(0 < self.confidence < 1, "generalisation.confidence must be in (0, 1)")
         _check(self.max_gap >= 0, "generalisation.max_gap must be non-negative")
         _check(

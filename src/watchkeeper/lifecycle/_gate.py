@@ -253,6 +253,12 @@ def _generalisation(
             *args, task=d.task, metrics=d.metrics, cv=cv, cv_name=cv_name, config=gen
         ),
     )
+    if gen.curve_folds < gen.folds and (gen.learning_curve or gen.validation_curve):
+        # The curves only advise: fewer folds than the cross-validation (see curve_folds).
+        cv, _ = make_cv(
+            d.task, gen.curve_folds, d.y_train, time_ordered=d.time_ordered,
+            random_state=random_state,
+        )  # fmt: skip
     if gen.learning_curve:
         step("learning curve")
         out += _guard(

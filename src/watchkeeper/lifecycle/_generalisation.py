@@ -204,7 +204,7 @@ def learning_curve_check(
     >>> X, y = make_regression(200, 5, noise=5, random_state=0)
     >>> r = learning_curve_check(Ridge(), X, y, task="regression", metric="r2", cv=KFold(3))
     >>> len(r.details["train_sizes"])
-    5
+    3
     """
     cfg = config or GeneralisationConfig()
     m = get_metric(metric, task)
