@@ -83,7 +83,7 @@ def test_the_demo_takes_the_readmes_decisions_on_a_quiet_and_on_a_busy_machine(
             )  # fmt: skip
         outputs = {}
         for name, run in runs.items():
-            out, err = run.communicate(timeout=1200)
+            out, err = run.communicate(timeout=2300)
             assert run.returncode == 0, err[-3000:]
             outputs[name] = out
     finally:
