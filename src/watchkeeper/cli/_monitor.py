@@ -49,7 +49,8 @@ _LOG = typer.Option(
     None,
     "--log",
     envvar="WATCHKEEPER_LOG",
-    help="SQLite prediction log (default: <root>/predictions.db).",
+    help="Prediction log: a SQLite file, postgresql://... or an fsspec URL of a Parquet log "
+    "such as s3://bucket/log (default: <root>/predictions.db).",
 )
 _REGISTRY = typer.Option(
     None,
@@ -124,19 +125,17 @@ def _opened(
     alerts: bool,
 ) -> Iterator[dict[str, Any]]:
     """The log, the registry, the monitor history and the alert evaluator, closed after."""
-    from watchkeeper.logstore import SQLiteLogSink
+    from watchkeeper.logstore import open_sink
     from watchkeeper.monitor import AlertConfig, AlertEvaluator, MonitorStore
     from watchkeeper.registry import Registry
 
-    log_path = Path(log or Path(root) / "predictions.db")
-    if not log_path.exists():
-        raise InputError(f"no prediction log at {log_path}; pass --log or --root")
+    log_url = log or str(Path(root) / "predictions.db")
     config = None
     if alerts:
         config = AlertConfig.default() if rules is None else AlertConfig.from_file(rules)
     with ExitStack() as stack:
         opened: dict[str, Any] = {
-            "sink": stack.enter_context(SQLiteLogSink(str(log_path))),
+            "sink": stack.enter_context(open_sink(log_url, create=False)),  # type: ignore[arg-type]
             "registry": stack.enter_context(Registry(registry_url, artifacts=artifacts, root=root)),
             "store": stack.enter_context(MonitorStore(monitor_url, root=root)),
             "alerts": None,

@@ -217,7 +217,10 @@ def report_command(
         None, "--artifacts", envvar="WATCHKEEPER_ARTIFACTS", help="Artifact folder or URL."
     ),
     log: str | None = typer.Option(
-        None, "--log", help="SQLite prediction log (default: <root>/predictions.db)."
+        None,
+        "--log",
+        help="Prediction log: SQLite file, postgresql://... or s3://... Parquet log "
+        "(default: <root>/predictions.db).",
     ),
     monitor_url: str | None = typer.Option(
         None,
@@ -230,7 +233,7 @@ def report_command(
     """Render one window or a period of MODEL: drift and quality of its logged inputs,
     performance (realised and estimated) and serving health per window, and alerts."""
     from watchkeeper import __version__
-    from watchkeeper.logstore import SQLiteLogSink
+    from watchkeeper.logstore import open_sink
     from watchkeeper.monitor import AlertEvaluator, MonitorStore
     from watchkeeper.registry import Registry, validate_name
     from watchkeeper.report._monitoring import monitor_view
@@ -238,9 +241,8 @@ def report_command(
     validate_name(model)
     if (window is None) == (last is None):
         raise InputError("give the period with exactly one of --window START/END and --last N")
-    log_path = Path(log or Path(root) / "predictions.db")
-    if not log_path.exists():
-        raise InputError(f"no prediction log at {log_path}; pass --log or --root")
+    log_url = log or str(Path(root) / "predictions.db")
+    open_sink(log_url, create=False).close()  # a missing log fails before any work
     store = _monitor(MonitorStore, monitor_url, root)
     alerting = _monitor(AlertEvaluator, monitor_url, root)
     try:
@@ -256,8 +258,11 @@ def report_command(
             start, end = _last_windows(store, model, last, version, arm)
         with Registry(registry_url, artifacts=artifacts, root=root) as registry:
             registry.list_versions(model)  # an unknown model fails here, by name
-            with SQLiteLogSink(str(log_path)) as sink:
+            sink = open_sink(log_url, create=False)
+            try:
                 rows = sink.read_window(model, start=start, end=end, version=version, arm=arm)
+            finally:
+                sink.close()
             drift, reference = _drift(registry, model, rows, version)
         view = (
             {"model": model, "status": None, "latest": [], "streams": []}

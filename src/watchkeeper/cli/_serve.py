@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from watchkeeper.cli._app import EXIT_USAGE, app
-from watchkeeper.exceptions import InputError, WatchkeeperError
+from watchkeeper.exceptions import WatchkeeperError
 
 __all__ = ["serve_command"]
 
@@ -48,7 +48,9 @@ def serve_command(
         None,
         "--log",
         envvar="WATCHKEEPER_LOG",
-        help="SQLite prediction log (default: <root>/predictions.db).",
+        help="Prediction log: a SQLite file (one host), postgresql://user@host/db (many "
+        "workers and replicas) or an fsspec URL of a Parquet log such as s3://bucket/log "
+        "(default: <root>/predictions.db).",
     ),
     tokens_file: str | None = typer.Option(
         None,
@@ -161,11 +163,11 @@ def _preflight(settings: Any) -> None:
     with Registry(settings.registry_url, artifacts=settings.artifacts, root=settings.root) as reg:
         # Creates the route table once, before several workers would race to.
         RouteStore(reg)
-    log_dir = Path(settings.resolved_log_path).parent
-    try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the log folder {str(log_dir)!r}: {exc.strerror}") from exc
+    from watchkeeper.logstore import open_sink
+
+    # Creates the log's folder or tables once, and fails early on a bad URL or an
+    # unreachable server, before several workers would.
+    open_sink(settings.resolved_log_path).close()
 
 
 def _export(settings: Any) -> None:

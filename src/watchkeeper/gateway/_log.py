@@ -20,7 +20,7 @@ from watchkeeper.logstore import (
     LogOutcome,
     LogSink,
     PredictionRecord,
-    SQLiteLogSink,
+    open_sink,
 )
 
 __all__ = ["PredictionLog", "SinkLog", "WriterLog", "open_log"]
@@ -126,7 +126,8 @@ def open_log(
     on_full: Literal["block", "drop"] = "block",
     synchronous: Literal["full", "normal"] = "full",
 ) -> PredictionLog:
-    """The default log: a SQLite sink at ``path`` behind a group-commit writer.
+    """The log at ``path`` (a SQLite file, or any URL :func:`~watchkeeper.logstore.open_sink`
+    accepts: ``postgresql://...``, ``s3://...``) behind a group-commit writer.
 
     Examples
     --------
@@ -140,8 +141,5 @@ def open_log(
     >>> dropped
     0
     """
-    from pathlib import Path
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sink = SQLiteLogSink(path, synchronous=synchronous)
+    sink = open_sink(path, synchronous=synchronous)
     return WriterLog(GroupCommitWriter(sink, on_full=on_full))

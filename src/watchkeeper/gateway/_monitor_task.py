@@ -152,7 +152,7 @@ class MonitorTask:
     def _open_run(self) -> dict[str, Any]:
         if self._opened:
             return self._opened
-        from watchkeeper.logstore import SQLiteLogSink
+        from watchkeeper.logstore import open_sink
         from watchkeeper.monitor import AlertEvaluator, Monitor, MonitorStore
         from watchkeeper.registry import Registry
 
@@ -160,7 +160,7 @@ class MonitorTask:
         config, rules = self._config()
         opened: dict[str, Any] = {"monitor": Monitor(config)}
         try:
-            opened["sink"] = SQLiteLogSink(s.resolved_log_path)
+            opened["sink"] = open_sink(s.resolved_log_path)
             opened["registry"] = Registry(s.registry_url, artifacts=s.artifacts, root=s.root)
             opened["store"] = MonitorStore(s.monitor_url, root=s.root)
             opened["alerts"] = AlertEvaluator(rules, s.monitor_url, root=s.root)

@@ -40,7 +40,8 @@ class GatewaySettings:
     artifacts
         Artifact folder or fsspec URL; default ``<root>/artifacts``.
     log_path
-        SQLite prediction log; default ``<root>/predictions.db``.
+        Prediction log: a SQLite file, ``postgresql://...`` or an fsspec URL of a Parquet log
+        (see :func:`~watchkeeper.logstore.open_sink`); default ``<root>/predictions.db``.
     host, port, workers
         Where ``watchkeeper serve`` binds and how many worker processes it starts.
     predict_tokens, admin_tokens

@@ -7,6 +7,11 @@ resolve only once the records are committed; monitoring reads windows back with
 days into Parquet partitioned by model and date, and :func:`read_parquet` reads them back in
 the same shape.
 
+:func:`open_sink` picks the store from a URL, as the registry does: a path or
+``sqlite:///path`` (:class:`SQLiteLogSink`, one host), ``postgresql://...``
+(:class:`PostgresLogSink`, many gateway workers and replicas) or an fsspec URL such as
+``s3://bucket/prefix`` (:class:`ParquetLogSink`, Parquet on object storage).
+
 Examples
 --------
 >>> import tempfile, os
@@ -27,7 +32,10 @@ from __future__ import annotations
 
 from watchkeeper.logstore._errors import LogClosedError, LogFullError, LogStoreError
 from watchkeeper.logstore._histogram import Histogram
+from watchkeeper.logstore._open import open_sink
 from watchkeeper.logstore._parquet import ExportResult, export_parquet, read_parquet
+from watchkeeper.logstore._parquet_log import CompactResult, ParquetLogSink
+from watchkeeper.logstore._postgres import PostgresLogSink
 from watchkeeper.logstore._records import (
     FeedbackRecord,
     FeedbackResult,
@@ -39,6 +47,7 @@ from watchkeeper.logstore._sqlite import SQLiteLogSink
 from watchkeeper.logstore._writer import GroupCommitWriter, LogOutcome
 
 __all__ = [
+    "CompactResult",
     "ExportResult",
     "FeedbackRecord",
     "FeedbackResult",
@@ -50,8 +59,11 @@ __all__ = [
     "LogOutcome",
     "LogSink",
     "LogStoreError",
+    "ParquetLogSink",
+    "PostgresLogSink",
     "PredictionRecord",
     "SQLiteLogSink",
     "export_parquet",
+    "open_sink",
     "read_parquet",
 ]

@@ -1,0 +1,492 @@
+"""The prediction log in PostgreSQL, shared by many gateway workers and replicas.
+
+Durability. ``write_predictions`` and ``write_feedback`` run one transaction each and return
+after ``COMMIT``; with the server's default ``synchronous_commit = on`` the commit is flushed
+to the server's write-ahead log first, so a returned write survives the gateway process being
+killed and the database server crashing. Group commit
+(:class:`~watchkeeper.logstore.GroupCommitWriter`) runs in every worker; the server then also
+groups the WAL flushes of concurrent commits from all workers.
+
+Batches. Large batches reach the table with ``COPY``, the fastest way into PostgreSQL; a batch
+that repeats a stored key (a retry) makes ``COPY`` fail, and is then written, inside the same
+transaction, by one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING``, which skips
+the records already stored by the same unique keys as in SQLite (``(id, arm)``, and one live
+record per id). Small batches use that ``INSERT`` directly: one round trip either way.
+
+Concurrency. One writer connection per sink, used under a lock (by the writer thread), and one
+reader connection whose reads each see one consistent snapshot (``REPEATABLE READ``). Any
+number of processes and hosts can write at once: PostgreSQL's row locks on the unique indexes
+serialise only writes of the same id. A broken connection (server restart, network) fails the
+write that noticed it, which its callers see as an error; the next write reconnects.
+
+Tables: ``log_predictions`` and ``log_feedback`` (so the log can share a database, or a
+schema chosen with ``?options=-csearch_path%3Dname`` in the URL, with the registry).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from watchkeeper._extras import require
+from watchkeeper.exceptions import InputError
+from watchkeeper.logstore._errors import LogClosedError, LogStoreError
+from watchkeeper.logstore._normalize import (
+    Checked,
+    dumps,
+    normalize_feedback,
+    normalize_prediction,
+    validate_model_name,
+)
+from watchkeeper.logstore._records import (
+    FeedbackRecord,
+    FeedbackResult,
+    FeedbackStats,
+    PredictionRecord,
+)
+from watchkeeper.logstore._window import window_filters
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["PostgresLogSink"]
+
+_MIGRATION_LOCK = 0x776B_6C6F  # one constant shared by every watchkeeper process ("wklo")
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS log_predictions (
+        id TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        model TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        shadow SMALLINT NOT NULL,
+        features TEXT NOT NULL,
+        prediction TEXT,
+        scores TEXT,
+        latency_ms DOUBLE PRECISION NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT,
+        PRIMARY KEY (id, arm)
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS log_predictions_live_id ON log_predictions(id) "
+    "WHERE shadow = 0",
+    "CREATE INDEX IF NOT EXISTS log_predictions_model_ts ON log_predictions(model, ts)",
+    """
+    CREATE TABLE IF NOT EXISTS log_feedback (
+        seq BIGSERIAL PRIMARY KEY,
+        prediction_id TEXT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        label TEXT,
+        flag BOOLEAN,
+        note TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS log_feedback_id_ts ON log_feedback(prediction_id, ts)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS log_feedback_exact ON log_feedback(prediction_id, ts, "
+    "coalesce(label, ''), coalesce(flag::int, -1), coalesce(note, ''))",
+)
+_COLUMNS = (
+    "id, arm, ts, model, version, shadow, features, prediction, scores, latency_ms, status, error"
+)
+_COPY = f"COPY log_predictions ({_COLUMNS}) FROM STDIN"
+# one statement for any number of rows; WITH ORDINALITY keeps the first of repeated keys
+_INSERT_MANY = (
+    f"INSERT INTO log_predictions ({_COLUMNS}) SELECT {_COLUMNS} FROM unnest("
+    "%s::text[], %s::text[], %s::float8[], %s::text[], %s::int8[], %s::int2[], %s::text[], "
+    "%s::text[], %s::text[], %s::float8[], %s::text[], %s::text[]) WITH ORDINALITY "
+    f"AS u({_COLUMNS}, ord) ORDER BY ord ON CONFLICT DO NOTHING"
+)
+_COPY_MIN_ROWS = 64  # below this one INSERT is as fast as COPY
+_INSERT_ONE = (
+    f"INSERT INTO log_predictions ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+    "%s, %s) ON CONFLICT DO NOTHING"
+)
+_INSERT_FEEDBACK = (
+    "INSERT INTO log_feedback (prediction_id, ts, label, flag, note) VALUES (%s, %s, %s, %s, %s) "
+    "ON CONFLICT DO NOTHING"
+)
+_SELECT_WINDOW = """
+SELECT p.id, p.ts, p.version, p.arm, p.shadow, p.status, p.error, p.latency_ms, p.prediction,
+       p.scores, p.features, fl.label, ff.flag, fl.ts
+FROM log_predictions AS p
+LEFT JOIN LATERAL (
+    SELECT label, ts FROM log_feedback WHERE prediction_id = p.id AND label IS NOT NULL
+    ORDER BY ts DESC, seq DESC LIMIT 1) AS fl ON true
+LEFT JOIN LATERAL (
+    SELECT flag FROM log_feedback WHERE prediction_id = p.id AND flag IS NOT NULL
+    ORDER BY ts DESC, seq DESC LIMIT 1) AS ff ON true
+"""
+_DAY_OF = "floor(p.ts / 86400.0)::bigint"  # UTC day number of a prediction
+
+
+def _connect_kwargs(url: str) -> tuple[dict[str, Any], str]:
+    """psycopg keyword arguments for a ``postgresql://`` URL, and the URL with the password
+    masked (for messages)."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise InputError(
+            f"cannot parse the prediction log URL {url!r}: use "
+            "postgresql://user:password@host:5432/dbname"
+        ) from exc
+    if parsed.get_backend_name() not in ("postgresql", "postgres"):
+        raise InputError(
+            f"PostgresLogSink needs a postgresql:// URL, got {parsed.drivername}://...; use "
+            "postgresql://user:password@host:5432/dbname"
+        )
+    if parsed.drivername.partition("+")[2] not in ("", "psycopg"):
+        raise InputError(
+            f"the prediction log talks to PostgreSQL through psycopg 3, not "
+            f"{parsed.drivername!r}: write postgresql://... or postgresql+psycopg://..."
+        )
+    kwargs: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("host", parsed.host),
+            ("port", parsed.port),
+            ("user", parsed.username),
+            ("password", parsed.password),
+            ("dbname", parsed.database),
+        )
+        if value is not None
+    }
+    for key, value in parsed.query.items():
+        kwargs[key] = " ".join(value) if isinstance(value, tuple) else value
+    return kwargs, parsed.render_as_string(hide_password=True)
+
+
+def _prediction_row(r: PredictionRecord) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.arm,
+        r.ts,
+        r.model,
+        r.version,
+        int(r.shadow),
+        dumps(r.features),
+        None if r.prediction is None else dumps(r.prediction),
+        None if r.scores is None else dumps(r.scores),
+        r.latency_ms,
+        r.status,
+        r.error,
+    )
+
+
+def _checked(records: Sequence[Any], normalize: Any) -> tuple[Sequence[Any], int]:
+    if isinstance(records, Checked):
+        return records, records.nonfinite
+    clean, nonfinite = [], 0
+    for record in records:
+        rec, n = normalize(record)
+        clean.append(rec)
+        nonfinite += n
+    return clean, nonfinite
+
+
+class PostgresLogSink:
+    """Prediction and feedback log in a PostgreSQL database, safe for many writers.
+
+    Parameters
+    ----------
+    url
+        ``postgresql://user:password@host:5432/dbname`` (``postgresql+psycopg://`` too); query
+        parameters are passed to the connection (``?sslmode=require``,
+        ``?options=-csearch_path%3Dlog``). The tables are created when missing.
+    connect_timeout
+        Seconds to wait for the server when connecting.
+
+    Notes
+    -----
+    Needs the ``postgres`` extra (``pip install "watchkeeper[postgres]"``). Same reading
+    methods, same window table and the same idempotence rules as
+    :class:`~watchkeeper.logstore.SQLiteLogSink`.
+
+    Examples
+    --------
+    >>> sink = PostgresLogSink("postgresql://log@127.0.0.1:1/log",
+    ...                        connect_timeout=1)  # doctest: +SKIP
+    >>> PostgresLogSink("mysql://h/db")
+    Traceback (most recent call last):
+    ...
+    watchkeeper.exceptions.InputError: PostgresLogSink needs a postgresql:// URL, ...
+    """
+
+    def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
+        self._kwargs, self.url = _connect_kwargs(url)
+        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, int | float):
+            raise InputError(f"connect_timeout must be seconds > 0, got {connect_timeout!r}")
+        if connect_timeout <= 0:
+            raise InputError(f"connect_timeout must be seconds > 0, got {connect_timeout!r}")
+        self._psycopg = require("psycopg", extra="postgres", purpose="A PostgreSQL prediction log")
+        self._kwargs["connect_timeout"] = max(1, round(connect_timeout))
+        #: Non-finite feature/prediction/score/label values stored as null by this sink.
+        self.nonfinite_total = 0
+        #: Re-inserted predictions (same key) that were ignored.
+        self.duplicates_total = 0
+        self._closed = False
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._conn: Any = None
+        self._reader: Any = None
+        with self._write_lock:
+            conn = self._writer()
+            with self._errors("create the log tables"), conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _open(self, *, reader: bool) -> Any:
+        with self._errors("connect"):
+            conn = self._psycopg.connect(**self._kwargs)
+        if reader:
+            conn.isolation_level = self._psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+        return conn
+
+    def _writer(self) -> Any:
+        if self._closed:
+            raise LogClosedError(f"the prediction log {self.url} is closed")
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            conn = self._open(reader=False)
+            self._conn = conn
+        return self._conn
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Driver errors as :class:`LogStoreError` saying what failed and what to check."""
+        try:
+            yield
+        except self._psycopg.Error as exc:
+            if isinstance(exc, self._psycopg.DataError | self._psycopg.ProgrammingError):
+                message = f"the prediction log {self.url} refused a write: {exc}"
+                raise LogStoreError(message) from exc
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LogStoreError(
+                f"cannot {doing} on the prediction log {self.url}: {detail}. Check that the "
+                "server is running and reachable and the credentials"
+            ) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """The writer connection inside one transaction, committed on exit."""
+        with self._write_lock:
+            conn = self._writer()
+            with self._errors("write"), conn.transaction():
+                yield conn
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Any]:
+        """The reader connection inside one read-only ``REPEATABLE READ`` transaction."""
+        with self._read_lock:
+            if self._closed:
+                raise LogClosedError(f"the prediction log {self.url} is closed")
+            if self._reader is None or self._reader.closed or self._reader.broken:
+                if self._reader is not None:
+                    self._reader.close()
+                self._reader = None
+                self._reader = self._open(reader=True)
+            with self._errors("read"), self._reader.transaction():
+                yield self._reader
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
+        """Store ``records`` in one transaction; returning means committed.
+
+        Idempotent: a record whose ``(id, arm)`` is already stored, or a live record whose id
+        is already stored live, is ignored (counted in ``duplicates_total``).
+        """
+        clean, nonfinite = _checked(records, normalize_prediction)
+        if not clean:
+            return
+        rows = [_prediction_row(r) for r in clean]
+        with self._transaction() as conn:
+            inserted = -1
+            if len(rows) >= _COPY_MIN_ROWS:
+                try:
+                    with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                    inserted = len(rows)
+                except self._psycopg.errors.UniqueViolation:
+                    pass  # rolled back to the savepoint: skip the stored keys below
+            if inserted < 0:
+                if len(rows) == 1:
+                    inserted = conn.execute(_INSERT_ONE, rows[0]).rowcount
+                else:
+                    columns = [list(c) for c in zip(*rows, strict=True)]
+                    inserted = conn.execute(_INSERT_MANY, columns).rowcount
+        self.nonfinite_total += nonfinite
+        self.duplicates_total += len(rows) - inserted
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> FeedbackResult:
+        """Store feedback in one transaction; ids matching no prediction are kept and counted.
+
+        An exact repeat of a stored feedback record is ignored, so retrying a batch is safe.
+        """
+        clean, nonfinite = _checked(records, normalize_feedback)
+        if not clean:
+            return FeedbackResult(0, 0, ())
+        rows = [
+            (r.id, r.ts, None if r.label is None else dumps(r.label), r.flag, r.note) for r in clean
+        ]
+        ids = list(dict.fromkeys(r.id for r in clean))
+        with self._transaction() as conn:
+            known = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT DISTINCT id FROM log_predictions WHERE id = ANY(%s)", (ids,)
+                )
+            }
+            with conn.cursor() as cur:
+                cur.executemany(_INSERT_FEEDBACK, rows)
+        self.nonfinite_total += nonfinite
+        unknown = tuple(i for i in ids if i not in known)
+        n_unknown = sum(1 for r in clean if r.id not in known)
+        return FeedbackResult(len(clean) - n_unknown, n_unknown, unknown)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read_window(
+        self,
+        model: str,
+        *,
+        start: datetime | float | None = None,
+        end: datetime | float | None = None,
+        last: int | None = None,
+        version: int | None = None,
+        arm: str | None = None,
+        include_shadow: bool = False,
+    ) -> pa.Table:
+        """Predictions of ``model`` with ``start <= ts < end`` (or the ``last`` N of them).
+
+        The same table as :meth:`SQLiteLogSink.read_window
+        <watchkeeper.logstore.SQLiteLogSink.read_window>`.
+        """
+        from watchkeeper.logstore._arrow import window_table
+
+        where, params = window_filters(model, start, end, last, version, arm, include_shadow)
+        order = "p.ts, p.id, p.arm"
+        if last is not None:
+            order = "p.ts DESC, p.id DESC, p.arm DESC LIMIT %s"
+            params.append(last)
+        sql = f"{_SELECT_WINDOW} WHERE {where.replace('?', '%s')} ORDER BY {order}"
+        with self._snapshot() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        if last is not None:
+            rows.reverse()
+        return window_table(rows)
+
+    def count(self, model: str | None = None) -> int:
+        """Number of stored predictions (of ``model``, or of all models), shadow included."""
+        with self._snapshot() as conn:
+            if model is None:
+                return int(conn.execute("SELECT count(*) FROM log_predictions").fetchone()[0])
+            validate_model_name(model)
+            sql = "SELECT count(*) FROM log_predictions WHERE model = %s"
+            return int(conn.execute(sql, (model,)).fetchone()[0])
+
+    def models(self) -> list[str]:
+        """Names of the models that have predictions in the log, sorted."""
+        with self._snapshot() as conn:
+            rows = conn.execute("SELECT DISTINCT model FROM log_predictions ORDER BY model")
+            return [r[0] for r in rows]
+
+    def feedback_stats(self, model: str | None = None) -> FeedbackStats:
+        """How much feedback arrived, matched a prediction (of ``model``) or matched none."""
+        if model is not None:
+            validate_model_name(model)
+        scope = "" if model is None else " AND p.model = %s"
+        params = () if model is None else (model,)
+        with self._snapshot() as conn:
+            received = conn.execute("SELECT count(*) FROM log_feedback").fetchone()[0]
+            matched = conn.execute(
+                "SELECT count(*) FROM log_feedback AS f WHERE EXISTS (SELECT 1 FROM "
+                f"log_predictions AS p WHERE p.id = f.prediction_id{scope})",
+                params,
+            ).fetchone()[0]
+            unknown, unknown_ids = conn.execute(
+                "SELECT count(*), count(DISTINCT prediction_id) FROM log_feedback AS f WHERE "
+                "NOT EXISTS (SELECT 1 FROM log_predictions AS p WHERE p.id = f.prediction_id)"
+            ).fetchone()
+            labelled = conn.execute(
+                "SELECT count(*) FROM log_predictions AS p WHERE p.shadow = 0"
+                f"{scope} AND EXISTS (SELECT 1 FROM log_feedback AS f "
+                "WHERE f.prediction_id = p.id AND f.label IS NOT NULL)",
+                params,
+            ).fetchone()[0]
+        return FeedbackStats(int(received), int(matched), int(unknown), int(unknown_ids),
+                             int(labelled))  # fmt: skip
+
+    # -- export support (used by watchkeeper.logstore._parquet) -----------------------------
+
+    def _partitions(self, until: float) -> list[tuple[str, int]]:
+        """Distinct ``(model, UTC day number)`` of predictions with ``ts < until``."""
+        with self._snapshot() as conn:
+            rows = conn.execute(
+                f"SELECT DISTINCT model, {_DAY_OF} FROM log_predictions AS p WHERE p.ts < %s "
+                "ORDER BY 1, 2",
+                (until,),
+            )
+            return [(r[0], int(r[1])) for r in rows]
+
+    def _export_snapshot(self, model: str, day: int, until: float) -> tuple[pa.Table, int]:
+        """Every arm of one UTC day before ``until``, and the last feedback seq seen."""
+        from watchkeeper.logstore._arrow import window_table
+
+        lo, hi = day * 86_400.0 - 1, (day + 1) * 86_400.0 + 1
+        where, params = window_filters(model, lo, hi, None, None, None, True)
+        where = where.replace("?", "%s") + f" AND {_DAY_OF} = %s AND p.ts < %s"
+        params += [day, until]
+        with self._snapshot() as conn:
+            rows = conn.execute(
+                f"{_SELECT_WINDOW} WHERE {where} ORDER BY p.ts, p.id, p.arm", params
+            ).fetchall()
+            max_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM log_feedback").fetchone()[0]
+        return window_table(rows), int(max_seq)
+
+    def _delete_exported(self, keys: Sequence[tuple[str, str]], max_seq: int) -> int:
+        """Delete exported predictions by key, and the feedback on them that was exported."""
+        ids = list(dict.fromkeys(k[0] for k in keys))
+        with self._transaction() as conn:
+            deleted = conn.execute(
+                "DELETE FROM log_predictions AS p USING unnest(%s::text[], %s::text[]) "
+                "AS k(id, arm) WHERE p.id = k.id AND p.arm = k.arm",
+                ([k[0] for k in keys], [k[1] for k in keys]),
+            ).rowcount
+            conn.execute(
+                "DELETE FROM log_feedback AS f WHERE f.prediction_id = ANY(%s) AND f.seq <= %s "
+                "AND NOT EXISTS (SELECT 1 FROM log_predictions AS p WHERE p.id = f.prediction_id)",
+                (ids, max_seq),
+            )
+        return int(deleted)
+
+    def close(self) -> None:
+        """Close the connections (idempotent)."""
+        with self._write_lock, self._read_lock:
+            self._closed = True
+            for conn in (self._conn, self._reader):
+                if conn is not None:
+                    conn.close()
+            self._conn = self._reader = None
+
+    def __enter__(self) -> PostgresLogSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresLogSink({self.url!r})"
