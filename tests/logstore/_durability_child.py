@@ -1,6 +1,9 @@
 """Child process of the kill -9 test: logs records and prints each id once it is committed.
 
-Usage: python _durability_child.py DB_PATH {full,normal} N_THREADS
+Usage: python _durability_child.py DB_PATH_OR_URL {full,normal} N_THREADS
+
+DB_PATH_OR_URL is anything :func:`watchkeeper.logstore.open_sink` opens (a SQLite file, a
+postgresql:// URL).
 
 Every thread submits records through one GroupCommitWriter, waits for its future and only
 then prints the id, exactly as a gateway sends a response only after the log commit. Every
@@ -15,9 +18,9 @@ import time
 
 
 def main(path: str, synchronous: str, n_threads: int) -> None:
-    from watchkeeper.logstore import GroupCommitWriter, PredictionRecord, SQLiteLogSink
+    from watchkeeper.logstore import GroupCommitWriter, PredictionRecord, open_sink
 
-    sink = SQLiteLogSink(path, synchronous=synchronous)  # type: ignore[arg-type]
+    sink = open_sink(path, synchronous=synchronous)  # type: ignore[arg-type]
     writer = GroupCommitWriter(sink, max_pending=200, max_batch=50, max_delay_ms=1.0)
     out = threading.Lock()
     tag = f"{synchronous}-{time.monotonic_ns()}"

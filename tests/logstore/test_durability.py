@@ -16,20 +16,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from watchkeeper.logstore import SQLiteLogSink
+from watchkeeper.logstore import PostgresLogSink, SQLiteLogSink
 
 CHILD = Path(__file__).with_name("_durability_child.py")
 
 
-def _run_and_kill(db: Path, synchronous: str, min_ids: int) -> list[str]:
+def _run_and_kill(db: Path, synchronous: str, min_ids: int, url: str | None = None) -> list[str]:
     """Start the child, read ids until ``min_ids`` arrived, SIGKILL it, return every id."""
     log = db.with_suffix(".stderr")
     with open(log, "w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, str(CHILD), str(db), synchronous, "4"],
+            [sys.executable, str(CHILD), url or str(db), synchronous, "4"],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -77,3 +78,21 @@ def test_reported_ids_survive_sigkill(tmp_path: Path, synchronous: str) -> None:
     with SQLiteLogSink(db) as sink:
         window = sink.read_window("durable")
         assert set(reported) <= set(window.column("id").to_pylist())
+
+
+@pytest.mark.service
+def test_reported_ids_survive_sigkill_on_postgresql(tmp_path: Path, log_postgres: Any) -> None:
+    """The same kill -9 test against a real PostgreSQL server: three children in turn, each
+    killed mid-stream, every reported id stored exactly once."""
+    url = log_postgres.create_schema()
+    reported: list[str] = []
+    for _ in range(3):
+        reported += _run_and_kill(tmp_path / "pg", "full", min_ids=300, url=url)
+        with PostgresLogSink(url) as sink:
+            window = sink.read_window("durable")
+            stored = window.column("id").to_pylist()
+            assert sink.count() == len(stored)
+        assert len(stored) == len(set(stored)), "an id was stored twice"
+        missing = set(reported) - set(stored)
+        assert not missing, f"{len(missing)} reported ids are not in the log"
+    assert len(reported) == len(set(reported))

@@ -1,0 +1,203 @@
+"""Log-store scale-out benchmark: records/s written by 1, 2 and 4 gateway worker processes
+into each log store (SQLite, PostgreSQL, Parquet on a local folder, Parquet on S3).
+
+Each worker process does what a gateway worker does with its log: it opens the store by URL
+(``open_sink``), puts a ``GroupCommitWriter`` in front, and runs 32 asyncio request handlers
+that each log one prediction record (20 features) and wait for its commit before logging the
+next. The workers run at the same time for a fixed duration; the total committed records per
+second is reported (median of ``--repeats`` runs). No HTTP and no model: this isolates what
+the store can absorb, which bounds what a gateway fleet can serve with a durable log.
+
+Durability is the same everywhere: SQLite ``synchronous="full"`` (fsync per commit), a
+PostgreSQL server started for the benchmark with ``fsync=on`` and ``synchronous_commit=on``,
+Parquet files fsynced (local) or uploaded (S3) before the write returns. The S3 server is
+moto's in-memory server on this machine: its numbers show the writer's overhead, not the
+latency of a real object store. Writes its section of ``BENCHMARKS.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(BENCH_DIR.parent))  # the tests' throwaway PostgreSQL and S3 servers
+from _common import log, machine_description, md_table, run_benchmark  # noqa: E402
+
+RESULTS = BENCH_DIR / "results" / "logstore_scale.json"
+WORKERS = (1, 2, 4)
+HANDLERS = 32  # concurrent request handlers per worker
+N_FEATURES = 20
+
+
+def _record(tag: str, i: int) -> Any:
+    from watchkeeper.logstore import PredictionRecord
+
+    features: dict[str, Any] = {f"f{j:02d}": (i * 7 + j) % 1000 / 10 for j in range(18)}
+    features["plan"] = ("free", "pro", "team")[i % 3]
+    features["country"] = ("FR", "DE", "US", "BR")[i % 4]
+    return PredictionRecord(f"{tag}-{i}", time.time(), "bench", 1, "champion", features,
+                            i % 2, scores={"0": 0.3, "1": 0.7}, latency_ms=1.5)  # fmt: skip
+
+
+def _worker(url: str, env: dict[str, str], tag: str, seconds: float, start_at: float,
+            out: Any) -> None:  # fmt: skip
+    os.environ.update(env)
+    from watchkeeper.logstore import GroupCommitWriter, open_sink
+
+    options = json.loads(env.get("BENCH_STORAGE_OPTIONS", "null"))
+    sink = open_sink(url, storage_options=options) if options else open_sink(url)
+    writer = GroupCommitWriter(sink, max_batch=1_000, max_pending=10_000)
+
+    async def handler(h: int, deadline: float, counts: list[int]) -> None:
+        i = 0
+        while time.monotonic() < deadline:
+            await writer.log(_record(f"{tag}-{h}", i))
+            counts[h] += 1
+            i += 1
+
+    async def main() -> tuple[int, float]:
+        counts = [0] * HANDLERS
+        time.sleep(max(0.0, start_at - time.time()))  # every worker starts together
+        began = time.monotonic()
+        await asyncio.gather(*(handler(h, began + seconds, counts) for h in range(HANDLERS)))
+        return sum(counts), time.monotonic() - began
+
+    n, elapsed = asyncio.run(main())
+    writer.close()
+    sink.close()
+    out.put((n, elapsed))
+
+
+def measure(url: str, workers: int, seconds: float, env: dict[str, str]) -> float:
+    """Committed records per second, summed over ``workers`` processes."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 3.0  # time to import in every process
+    procs = [
+        ctx.Process(
+            target=_worker, args=(url, env, f"w{w}-{time.time_ns()}", seconds, start_at, out)
+        )
+        for w in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=seconds + 120) for _ in procs]
+    for p in procs:
+        p.join(60)
+    return sum(n for n, _ in results) / max(elapsed for _, elapsed in results)
+
+
+def _durable_postgres() -> Any:
+    from tests._postgres import start_postgres
+
+    server = start_postgres()
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", port=server.port, user="postgres",
+                         dbname="postgres", autocommit=True) as conn:  # fmt: skip
+        # the test cluster trades durability for speed; the benchmark must not
+        for setting in ("fsync = on", "synchronous_commit = on", "full_page_writes = on"):
+            conn.execute(f"ALTER SYSTEM SET {setting}")
+        conn.execute("SELECT pg_reload_conf()")
+    return server
+
+
+def collect(quick: bool, repeats: int) -> dict[str, Any]:
+    seconds = 2.0 if quick else 6.0
+    tmp = Path(tempfile.mkdtemp(prefix="wk-logscale-"))
+    stores: dict[str, tuple[str, dict[str, str]]] = {}
+    servers: list[Any] = []
+    try:
+        stores["SQLite (synchronous=full)"] = (f"sqlite:///{tmp / 'log.db'}", {})
+        try:
+            pg = _durable_postgres()
+            servers.append(pg)
+            stores["PostgreSQL (fsync on)"] = (pg.create_database(), {})
+        except Exception as exc:  # a machine without PostgreSQL still measures the others
+            log(f"PostgreSQL skipped: {exc}")
+        stores["Parquet, local folder"] = (f"file://{tmp / 'parquet'}", {})
+        try:
+            from tests._moto import start_s3
+
+            s3 = start_s3()
+            servers.append(s3)
+            options = json.dumps(s3.storage_options)
+            stores["Parquet on S3 (moto server)"] = (
+                f"s3://{s3.create_bucket()}/log", {"BENCH_STORAGE_OPTIONS": options},
+            )  # fmt: skip
+        except Exception as exc:
+            log(f"S3 skipped: {exc}")
+        rows = []
+        for name, (url, env) in stores.items():
+            for workers in WORKERS:
+                runs = []
+                for r in range(repeats):
+                    rate = measure(url, workers, seconds, env)
+                    log(f"{name}, {workers} worker(s), run {r + 1}: {rate:,.0f} records/s")
+                    runs.append(rate)
+                rows.append({"store": name, "workers": workers, "records_per_s": runs})
+        load = os.getloadavg()
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "machine": machine_description(),
+        "loadavg_after": load,
+        "seconds": seconds,
+        "handlers_per_worker": HANDLERS,
+        "rows": rows,
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    table = []
+    by_store: dict[str, dict[int, float]] = {}
+    for row in result["rows"]:
+        by_store.setdefault(row["store"], {})[row["workers"]] = statistics.median(
+            row["records_per_s"]
+        )
+    for store, rates in by_store.items():
+        table.append([store, *(f"{rates[w]:,.0f}" if w in rates else "-" for w in WORKERS)])
+    machine = result["machine"]
+    load = ", ".join(f"{x:.1f}" for x in result["loadavg_after"])
+    return f"""## Log stores: records/s by gateway worker processes
+
+Each worker process: `open_sink(url)` + `GroupCommitWriter`, {result["handlers_per_worker"]} asyncio
+handlers each logging one 20-feature record and awaiting its commit; all workers write for
+{result["seconds"]:g} s at once; median of the runs. Machine: {machine.get("cpu", "?")},
+{machine.get("usable_cpus", "?")} cores, shared with other engineers' jobs (load average after the run: {load}).
+
+{md_table(["store", *(f"{w} worker{'s' if w > 1 else ''}" for w in WORKERS)], table)}
+
+Produced by `python benchmarks/logstore_scale.py`; see docs/scale-out.md for what the numbers mean.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_benchmark(
+        argv,
+        description=(__doc__ or "").split("\n\n")[0],
+        section="logstore-scale",
+        results=RESULTS,
+        collect=collect,
+        render=render,
+        default_repeats=2,
+        repeats_help="runs per store and worker count",
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
