@@ -14,7 +14,10 @@ FROM python:${PYTHON_VERSION}-slim AS build
 # Which optional parts go into the image (extras of pyproject.toml, comma-separated).
 ARG EXTRAS=serve,monitor,postgres,storage,s3,skops,lightgbm
 ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_NO_CACHE=1 \
+    UV_LINK_MODE=copy
+RUN pip install --no-cache-dir uv==0.13.8
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src

@@ -96,7 +96,8 @@ def test_install_and_entry_point_work_in_a_fresh_venv(tmp_path: Path) -> None:
     # the image's paths (/opt/watchkeeper, /src) become a temporary venv and this checkout
     argv = ["sh", str(script), str(venv), str(ROOT), argv[4]]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "WATCHKEEPER_"))}
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    # the installer the image gets (uv) from this environment; its cache is reused across runs
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
