@@ -12,7 +12,13 @@ Durability is the same everywhere: SQLite ``synchronous="full"`` (fsync per comm
 PostgreSQL server started for the benchmark with ``fsync=on`` and ``synchronous_commit=on``,
 Parquet files fsynced (local) or uploaded (S3) before the write returns. The S3 server is
 moto's in-memory server on this machine: its numbers show the writer's overhead, not the
-latency of a real object store. Writes its section of ``BENCHMARKS.md``.
+latency of a real object store.
+
+``--gateway`` adds the issue's acceptance measurement end to end: real ``watchkeeper serve``
+processes (a 20-feature linear model, bearer tokens off, loopback) under an HTTP load of 32
+concurrent clients, one record per request: predictions answered per second by one worker on
+SQLite and by 1, 2 and 4 workers sharing one PostgreSQL log. Writes its section of
+``BENCHMARKS.md``.
 """
 
 from __future__ import annotations
@@ -99,6 +105,68 @@ def measure(url: str, workers: int, seconds: float, env: dict[str, str]) -> floa
     return sum(n for n, _ in results) / max(elapsed for _, elapsed in results)
 
 
+def _gateway_root(folder: Path) -> Path:
+    """A project folder with one registered 20-feature regression model, ``bench``."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    from watchkeeper.registry import Registry
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(2_000, N_FEATURES)),
+                     columns=[f"f{j:02d}" for j in range(N_FEATURES)])  # fmt: skip
+    model = LinearRegression().fit(X, X.sum(axis=1))
+    with Registry(root=folder) as registry:
+        registry.register("bench", model, reference=X, actor="bench")
+        registry.set_alias("bench", "champion", 1, actor="bench")
+    return folder
+
+
+def gateway_rate(root: Path, log_url: str, workers: int, seconds: float) -> float:
+    """Records answered per second by ``watchkeeper serve --workers N --log URL``."""
+    import signal
+    import socket
+    import subprocess
+    import urllib.request
+
+    from tests.gateway.conftest import run_load
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_")}
+    env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    argv = [sys.executable, "-m", "watchkeeper.cli", "serve", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--root", str(root),
+            "--log", log_url, "--no-auth", "--log-level", "warning"]  # fmt: skip
+    server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("the gateway did not become ready")
+        body = json.dumps({f"f{j:02d}": j / 10 for j in range(N_FEATURES)}).encode()
+        run_load(base + "/v1/models/bench/predict", lambda i: (body, {"Content-Type": "application/json"}),
+                 concurrency=32, max_requests=10_000_000, max_seconds=2)  # fmt: skip  (warm-up)
+        began = time.monotonic()
+        run = run_load(base + "/v1/models/bench/predict",
+                       lambda i: (body, {"Content-Type": "application/json"}),
+                       concurrency=32, max_requests=10_000_000, max_seconds=seconds)  # fmt: skip
+        elapsed = time.monotonic() - began
+        return len(run.ok()) / elapsed
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(60)
+
+
 def _durable_postgres() -> Any:
     from tests._postgres import start_postgres
 
@@ -148,6 +216,18 @@ def collect(quick: bool, repeats: int) -> dict[str, Any]:
                     log(f"{name}, {workers} worker(s), run {r + 1}: {rate:,.0f} records/s")
                     runs.append(rate)
                 rows.append({"store": name, "workers": workers, "records_per_s": runs})
+        gateway_rows = []
+        if "--gateway" in sys.argv and "PostgreSQL (fsync on)" in stores:
+            root = _gateway_root(tmp / "gateway")
+            plan = [("SQLite (synchronous=full)", f"sqlite:///{tmp / 'gateway.db'}", 1)]
+            plan += [("PostgreSQL (fsync on)", pg.create_database(), w) for w in WORKERS]
+            for name, url, workers in plan:
+                runs = []
+                for r in range(repeats):
+                    rate = gateway_rate(root, url, workers, 3.0 if quick else 10.0)
+                    log(f"gateway on {name}, {workers} worker(s), run {r + 1}: {rate:,.0f}/s")
+                    runs.append(rate)
+                gateway_rows.append({"store": name, "workers": workers, "records_per_s": runs})
         load = os.getloadavg()
     finally:
         for server in servers:
@@ -159,6 +239,7 @@ def collect(quick: bool, repeats: int) -> dict[str, Any]:
         "seconds": seconds,
         "handlers_per_worker": HANDLERS,
         "rows": rows,
+        "gateway_rows": gateway_rows,
     }
 
 
@@ -182,8 +263,24 @@ handlers each logging one 20-feature record and awaiting its commit; all workers
 
 {md_table(["store", *(f"{w} worker{'s' if w > 1 else ''}" for w in WORKERS)], table)}
 
-Produced by `python benchmarks/logstore_scale.py`; see docs/scale-out.md for what the numbers mean.
+{_gateway_table(result.get("gateway_rows") or [])}
+Produced by `python benchmarks/logstore_scale.py --gateway`; see docs/scale-out.md for what the
+numbers mean.
 """
+
+
+def _gateway_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    table = [[r["store"], r["workers"], f"{statistics.median(r['records_per_s']):,.0f}"]
+             for r in rows]  # fmt: skip
+    return (
+        "End to end (`--gateway`): `watchkeeper serve --workers N --log URL`, 32 concurrent "
+        "HTTP clients on the same machine, one record per request; predictions answered per "
+        "second (each logged durably before its answer).\n\n"
+        + md_table(["log", "gateway workers", "predictions/s"], table)
+        + "\n"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,7 +47,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from watchkeeper._extras import require
-from watchkeeper.exceptions import InputError
+from watchkeeper.exceptions import InputError, MissingExtraError
 from watchkeeper.logstore._arrow import (
     LOG_COLUMNS,
     _field,
@@ -170,13 +170,21 @@ def dedupe_predictions(table: pa.Table) -> tuple[pa.Table, int]:
 class _Files:
     """The few file operations the sink needs, on a local folder or any fsspec URL."""
 
-    def __init__(self, root: str) -> None:
-        fsspec = require("fsspec", extra="storage", purpose=f"A Parquet prediction log at {root!r}")
+    def __init__(self, root: str, options: dict[str, Any] | None = None) -> None:
+        purpose = f"A Parquet prediction log at {root!r}"
+        fsspec = require("fsspec", extra="storage", purpose=purpose)
         if "://" not in root:
             root = "file://" + os.path.abspath(root)
-        self.fs, path = fsspec.core.url_to_fs(root)
+        try:
+            self.fs, path = fsspec.core.url_to_fs(root, **(options or {}))
+        except ImportError as exc:  # the file system's own package (s3fs, gcsfs) is missing
+            module = str(getattr(exc, "name", None) or "s3fs")
+            extra = "s3" if root.startswith(("s3://", "s3a://")) else "storage"
+            raise MissingExtraError(module, extra, purpose) from exc
+        except ValueError as exc:
+            raise InputError(f"cannot use {root!r} as a Parquet log location: {exc}") from exc
         self.local = "file" in self.fs.protocol
-        self.root = path.rstrip("/") or "/"
+        self.root = str(path).rstrip("/") or "/"
 
     def join(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
@@ -283,27 +291,13 @@ class ParquetLogSink:
         self.url = text
         self.row_group_size = row_group_size
         self.feedback_horizon_days = feedback_horizon_days
-        if storage_options:
-            self._files = self._with_options(text, storage_options)
-        else:
-            self._files = _Files(text)
+        self._files = _Files(text, storage_options)
         #: Non-finite feature/prediction/score/label values stored as null by this sink.
         self.nonfinite_total = 0
         #: Repeated predictions dropped by :meth:`compact` (writes are at least once).
         self.duplicates_total = 0
         self._closed = False
         self._lock = threading.Lock()
-
-    @staticmethod
-    def _with_options(text: str, options: dict[str, Any]) -> _Files:
-        fsspec = require("fsspec", extra="storage", purpose=f"A Parquet prediction log at {text!r}")
-        files = _Files.__new__(_Files)
-        protocol = text.split("://", 1)[0] if "://" in text else "file"
-        files.fs = fsspec.filesystem(protocol, **options)
-        files.local = "file" in files.fs.protocol
-        path = files.fs._strip_protocol(text if "://" in text else os.path.abspath(text))
-        files.root = str(path).rstrip("/") or "/"
-        return files
 
     def _check_open(self) -> None:
         if self._closed:
@@ -393,10 +387,14 @@ class ParquetLogSink:
                 names = pq.read_schema(f).names
                 return pq.read_table(f, columns=[c for c in columns if c in names])
 
+        def read(path: str) -> pa.Table:
+            table: pa.Table = self._store("read", lambda: one(path))
+            return table
+
         if len(paths) <= 1 or self._files.local:
-            return [self._store("read", lambda p=p: one(p)) for p in paths]
+            return [read(p) for p in paths]
         with ThreadPoolExecutor(max_workers=8) as pool:  # object stores: hide the latency
-            return list(pool.map(lambda p: self._store("read", lambda: one(p)), paths))
+            return list(pool.map(read, paths))
 
     def _prediction_days(self, model: str) -> list[str]:
         folder = self._files.join("predictions", f"model={model}")
@@ -636,7 +634,7 @@ class ParquetLogSink:
         """
         self._check_open()
         models = self.models() if model is None else [validate_model_name(model)]
-        n_partitions = n_files = n_rows = n_duplicates = 0
+        merged: list[tuple[int, int, int]] = []  # (files read, rows kept, duplicates)
         for name in models:
             for day in self._prediction_days(name):
                 files = self._prediction_files(name, [day])
@@ -644,12 +642,11 @@ class ParquetLogSink:
                     continue
                 table = self._predictions(name, [day])
                 assert table is not None
-                kept, _ = dedupe_predictions(table)
+                kept, n_repeated = dedupe_predictions(table)
                 kept = kept.sort_by([("ts", "ascending"), ("id", "ascending")])
-                n_duplicates += table.num_rows - kept.num_rows
                 folder = self._files.join("predictions", f"model={name}", f"date={day}")
                 self._replace(files, kept, folder)
-                n_partitions, n_files, n_rows = n_partitions + 1, n_files + len(files), n_rows + kept.num_rows  # fmt: skip # noqa: E501
+                merged.append((len(files), kept.num_rows, n_repeated))
         if model is None:
             root = self._files.join("feedback")
             for name in self._files.listdir(root, "date="):
@@ -658,13 +655,18 @@ class ParquetLogSink:
                          if n.endswith(".parquet")]  # fmt: skip
                 if len(files) < 2:
                     continue
-                table = pa.concat_tables(self._read_all(files))
-                kept = _first_exact(table)
+                kept = _first_exact(pa.concat_tables(self._read_all(files)))
                 self._replace(files, kept, folder)
-                n_partitions, n_files, n_rows = n_partitions + 1, n_files + len(files), n_rows + kept.num_rows  # fmt: skip # noqa: E501
+                merged.append((len(files), kept.num_rows, 0))
+        n_duplicates = sum(m[2] for m in merged)
         with self._lock:
             self.duplicates_total += n_duplicates
-        return CompactResult(n_partitions, n_files, n_rows, n_duplicates)
+        return CompactResult(
+            n_partitions=len(merged),
+            n_files_read=sum(m[0] for m in merged),
+            n_rows=sum(m[1] for m in merged),
+            n_duplicates=n_duplicates,
+        )
 
     def _replace(self, files: Sequence[str], table: pa.Table, folder: str) -> None:
         written = int(pc.min(table["_written"]).as_py()) if table.num_rows else time.time_ns()
