@@ -154,8 +154,13 @@ def gateway_rate(root: Path, log_url: str, workers: int, seconds: float) -> floa
         else:
             raise RuntimeError("the gateway did not become ready")
         body = json.dumps({f"f{j:02d}": j / 10 for j in range(N_FEATURES)}).encode()
-        run_load(base + "/v1/models/bench/predict", lambda i: (body, {"Content-Type": "application/json"}),
-                 concurrency=32, max_requests=10_000_000, max_seconds=2)  # fmt: skip  (warm-up)
+        run_load(
+            base + "/v1/models/bench/predict",
+            lambda i: (body, {"Content-Type": "application/json"}),
+            concurrency=32,
+            max_requests=10_000_000,
+            max_seconds=2,
+        )  # fmt: skip  (warm-up)
         began = time.monotonic()
         run = run_load(base + "/v1/models/bench/predict",
                        lambda i: (body, {"Content-Type": "application/json"}),

@@ -229,3 +229,28 @@ def test_open_sink_refuses_unknown_urls(tmp_path: Path) -> None:
         open_sink(tmp_path / "missing.db", create=False)
     with pytest.raises(InputError, match="needs a postgresql:// URL"):
         PostgresLogSink("sqlite:///x.db")
+
+
+@pytest.mark.service
+def test_postgresql_days_export_to_parquet_on_s3(log_postgres: Any, s3_server: Any) -> None:
+    """Finished days move from the PostgreSQL log to Parquet on S3 and read back the same."""
+    from watchkeeper.logstore import export_parquet, read_parquet
+
+    with PostgresLogSink(log_postgres.create_schema()) as pg:
+        records = _records(200, seed=11)
+        pg.write_predictions(records)
+        pg.write_feedback([FeedbackRecord(records[0].id, T0 + 5 * 86_400, label=1)])
+        want = pg.read_window("churn", include_shadow=True)
+        root = f"s3://{s3_server.create_bucket()}/export"
+        import fsspec
+
+        fsspec.config.conf["s3"] = s3_server.storage_options
+        try:
+            result = export_parquet(pg, root, until=T0 + 10 * 86_400, delete=True)
+            back = read_parquet(root, "churn", include_shadow=True)
+        finally:
+            fsspec.config.conf.pop("s3", None)
+        assert (result.n_rows, result.n_deleted, pg.count()) == (200, 200, 0)
+        assert len(result.paths) == 3  # three days
+    assert _rows(back) == _rows(want)
+    assert back.column("label").to_pylist() == want.column("label").to_pylist()

@@ -36,6 +36,7 @@ from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore._arrow import LOG_COLUMNS, concat_windows, window_table
 from watchkeeper.logstore._normalize import validate_model_name
+from watchkeeper.logstore._postgres import PostgresLogSink
 from watchkeeper.logstore._sqlite import SQLiteLogSink
 from watchkeeper.logstore._window import check_last, to_seconds
 
@@ -124,7 +125,7 @@ def _start_of_today() -> float:
 
 
 def export_parquet(
-    sink: SQLiteLogSink,
+    sink: SQLiteLogSink | PostgresLogSink,
     root: str | os.PathLike[str],
     *,
     until: datetime | float | None = None,
@@ -136,7 +137,7 @@ def export_parquet(
     Parameters
     ----------
     sink
-        The SQLite log to export from.
+        The SQLite or PostgreSQL log to export from.
     root
         A local folder or any fsspec URL (``s3://bucket/log``; needs the ``storage`` extra).
     until
@@ -164,8 +165,10 @@ def export_parquet(
     >>> result.n_rows, result.n_deleted, left, back.column("x").to_pylist()
     (4, 4, 0, [0, 1, 2, 3])
     """
-    if not isinstance(sink, SQLiteLogSink):
-        raise InputError(f"export_parquet reads a SQLiteLogSink, got {type(sink).__name__}")
+    if not isinstance(sink, SQLiteLogSink | PostgresLogSink):
+        raise InputError(
+            f"export_parquet reads a SQLiteLogSink or a PostgresLogSink, got {type(sink).__name__}"
+        )
     limit = _start_of_today() if until is None else to_seconds(until, "until")
     assert limit is not None
     if model is not None:
