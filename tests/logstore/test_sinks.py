@@ -127,8 +127,8 @@ def test_windows_match_a_python_reference(sink: Any) -> None:
 def test_retries_are_stored_once(sink: Any) -> None:
     records = _records(100, seed=3)
     sink.write_predictions(records)
-    sink.write_predictions(records[:60])  # a retried batch (COPY path on PostgreSQL)
-    sink.write_predictions(records[50:70])  # a small retried batch (INSERT path)
+    sink.write_predictions(records[:70])  # a retried batch: COPY fails, INSERT skips them
+    sink.write_predictions(records[50:70])  # a small retried batch (INSERT only)
     sink.write_predictions(records[5:6])
     first = next(r for r in records if not r.shadow)
     other_arm = "canary" if first.arm == "champion" else "champion"
@@ -141,9 +141,9 @@ def test_retries_are_stored_once(sink: Any) -> None:
     if isinstance(sink, ParquetLogSink):
         assert sink.duplicates_total == 0  # known only once compaction reads them
         result = sink.compact()
-        assert result.n_duplicates == 60 + 20 + 1 + 1
+        assert result.n_duplicates == 70 + 20 + 1 + 1
         assert _rows(sink.read_window("churn", include_shadow=True)) == _expected(records, {})
-    assert sink.duplicates_total == 60 + 20 + 1 + 1
+    assert sink.duplicates_total == 70 + 20 + 1 + 1
 
 
 def test_labels_join_latest_first_and_count_unknown_ids(sink: Any) -> None:
