@@ -269,8 +269,8 @@ handlers each logging one 20-feature record and awaiting its commit; all workers
 {md_table(["store", *(f"{w} worker{'s' if w > 1 else ''}" for w in WORKERS)], table)}
 
 {_gateway_table(result.get("gateway_rows") or [])}
-Produced by `python benchmarks/logstore_scale.py --gateway`; see docs/scale-out.md for what the
-numbers mean.
+Produced by `python benchmarks/logstore_scale.py` (`--gateway` adds the end-to-end table); see
+docs/scale-out.md for what the numbers mean.
 """
 
 
