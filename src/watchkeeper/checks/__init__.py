@@ -4,6 +4,13 @@ Checks are pure: they do not render, log or alert.
 """
 
 from watchkeeper.checks._cbpe import CBPE
+from watchkeeper.checks._comparison import ComparisonConfig, run_comparison
+from watchkeeper.checks._comparison_result import (
+    REPORT_FORMAT,
+    Comparison,
+    DatasetVerdict,
+    MultivariateDrift,
+)
 from watchkeeper.checks._concept import (
     DEFAULT_DETECTORS,
     DetectorRun,
@@ -57,10 +64,14 @@ __all__ = [
     "EDDM",
     "KSWIN",
     "REGRESSION_GAPS",
+    "REPORT_FORMAT",
     "CheckResult",
     "ChunkEstimate",
     "ColumnDrift",
     "ColumnTest",
+    "Comparison",
+    "ComparisonConfig",
+    "DatasetVerdict",
     "Decision",
     "DecisionRule",
     "Detector",
@@ -69,6 +80,7 @@ __all__ = [
     "FairnessConfig",
     "FeatureSuggestion",
     "FeatureSuggestions",
+    "MultivariateDrift",
     "PageHinkley",
     "PerformanceRule",
     "QualityThresholds",
@@ -90,6 +102,7 @@ __all__ = [
     "profile_fairness_checks",
     "quality_checks",
     "realised_performance",
+    "run_comparison",
     "run_detector",
     "skew_checks",
     "weak_segments",

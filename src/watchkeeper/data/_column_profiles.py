@@ -168,7 +168,9 @@ class CategoricalColumnProfile:
             raise InputError(f"cannot merge a {self.kind} column profile with {other!r:.60}")
         if self.categories != other.categories:
             raise InputError(
-                "the two profiles count different categories; profile every batch with the "
+                "the two profiles count different categories (they were profiled against "
+                "different references); re-base one with profile.rebased(reference) when its "
+                "row sample holds every row, or profile every batch with the "
                 "same reference= profile (or declared categories) so that they agree"
             )
         unseen = dict(self.unseen)

@@ -290,8 +290,10 @@ class NumericColumnProfile:
             raise InputError(f"cannot merge a numeric column profile with {type(other).__name__}")
         if self.bin_edges != other.bin_edges:
             raise InputError(
-                "the two profiles use different histogram bins; profile every batch with the "
-                "same reference= profile so that their bins agree"
+                "the two profiles use different histogram bins (they were profiled against "
+                "different references); profile every batch with the same reference= profile, "
+                "or re-base one with profile.rebased(reference) when its row sample holds "
+                "every row"
             )
         if self.reference_range != other.reference_range and None not in (
             self.reference_range,

@@ -357,6 +357,55 @@ class Profile:
             _merged_group_counts(self.group_counts, other.group_counts),
         )
 
+    def rebased(self, reference: Profile) -> Profile:
+        """This profile counted on ``reference``'s bins and categories, so that it merges with
+        (and compares against) profiles made with ``reference=reference``.
+
+        Exact when the row sample holds every profiled row (windows up to ``sample_size``
+        rows): the rows are profiled again from the sample (values that were not readable as
+        their column's kind are then counted as missing).
+
+        Raises
+        ------
+        InputError
+            The sample does not hold every row: profile the data again with
+            ``reference=reference``.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> rng = np.random.default_rng(0)
+        >>> ref = Profile.from_data(pd.DataFrame({"x": rng.normal(size=500)}))
+        >>> alone = Profile.from_data(pd.DataFrame({"x": rng.normal(size=300)}))  # own bins
+        >>> both = alone.rebased(ref).merge(
+        ...     Profile.from_data(pd.DataFrame({"x": rng.normal(size=200)}), reference=ref))
+        >>> both.n_rows, both.columns["x"].bin_edges == ref.columns["x"].bin_edges
+        (500, True)
+        """
+        if self.sample is None or self.sample.num_rows < self.n_rows:
+            kept = 0 if self.sample is None else self.sample.num_rows
+            raise InputError(
+                f"the profile keeps {kept:,} of its {self.n_rows:,} rows, so it cannot be "
+                "counted again on other bins; profile the data again with reference= the "
+                "profile every batch must match"
+            )
+        names = [n for n in self.columns if n in reference.columns]
+        missing = [n for n in self.columns if n not in reference.columns]
+        if missing:
+            raise InputError(
+                f"columns {missing[:5]} are not in the reference profile; select the shared "
+                "columns first"
+            )
+        rebased = Profile.from_data(
+            self.sample.select(names),
+            reference.schema.select(names),
+            reference=reference,
+            sample_size=int(self.meta["sample_size"]),
+            random_state=int(self.meta["random_state"]),
+            n_jobs=1,
+        )
+        return rebased
+
     def _merged_sample(
         self, other: Profile
     ) -> tuple[pa.Table | None, NDArray[np.uint64] | None, int]:

@@ -1,10 +1,9 @@
 """The checks of one window: drift and quality, prediction and score drift, realised
 performance, label-free estimates and serving health.
 
-Drift and quality reuse :func:`watchkeeper.compare` (same methods, same decision rules). It
-lives in the ``report`` package, above ``monitor`` in the layer order, so it is imported
-inside the function that uses it; moving ``compare``'s computation into ``checks`` would
-remove that exception.
+Drift and quality run the comparison engine of :mod:`watchkeeper.checks`
+(:func:`~watchkeeper.checks.run_comparison`, the engine behind :func:`watchkeeper.compare`:
+same methods, same decision rules) on the window's profile.
 """
 
 from __future__ import annotations
@@ -15,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.checks import CheckResult, PerformanceRule, Status, realised_performance
+from watchkeeper.checks import (
+    CheckResult,
+    ComparisonConfig,
+    PerformanceRule,
+    Status,
+    realised_performance,
+    run_comparison,
+)
 from watchkeeper.checks._performance import wilson_interval
 from watchkeeper.monitor._config import MonitorConfig
 from watchkeeper.monitor._frames import Rows, label_key
@@ -84,20 +90,20 @@ def _report_results(report: Any, *, subject_prefix: str = "") -> list[CheckResul
     return out + list(report.quality)
 
 
-def _compare(reference: Any, current: Any, config: MonitorConfig, **options: Any) -> Any:
+def _compare(
+    reference: Any, current: Any, config: MonitorConfig, *, schema: Any, **options: Any
+) -> Any:
     from threadpoolctl import threadpool_limits
 
-    from watchkeeper.report import compare  # see the module notes on this import
-
+    settings = ComparisonConfig(
+        rule=config.drift_rule,
+        random_state=config.random_state,
+        n_jobs=1,
+        plots=False,
+        **options,
+    )
     with threadpool_limits(1):
-        return compare(
-            reference,
-            current,
-            rule=config.drift_rule,
-            random_state=config.random_state,
-            n_jobs=1,
-            **options,
-        )
+        return run_comparison(reference, current, settings, schema=schema)
 
 
 def _insufficient(check: str, subjects: Sequence[str], reason: str) -> list[CheckResult]:

@@ -1,4 +1,4 @@
-"""Numbers behind the per-column plots of a report (rendered later as inline SVG)."""
+"""Numbers behind the per-column plots of a comparison (rendered by ``report`` as inline SVG)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ def plot_data(name: str, kind: str, ref: Any, cur: Any) -> dict[str, Any]:
             if edges
             else ["all"]
         )
-        values = cur.sorted_values(name)
-        cur_q = [float(v) for v in np.quantile(values, _QUANTILES)] if values.size else []
+        cur_q = cur.quantiles(name, _QUANTILES)
         ref_q = [float(rc.quantile(q)) for q in _QUANTILES] if int(rc.count) else []
         return {
             "type": "bins",
