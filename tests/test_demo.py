@@ -109,3 +109,10 @@ def test_demo_runs_and_tells_the_truth(tmp_path: Path) -> None:
     assert gate2["blessed"] is True
     assert (out / "index.html").read_text().count("<a href=") >= 10
     assert "control (random halves of the reference): no drift" in text
+
+    # The monitor on window profiles gives the windows, verdicts and alerts it gave when it
+    # re-read every window's rows (captured before that change).
+    from tests._demo_monitoring import FIXTURE, differences, outcome
+
+    before = json.loads(FIXTURE.read_text())
+    assert differences(before, outcome(out / ".watchkeeper")) == []

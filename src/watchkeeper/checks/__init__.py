@@ -37,6 +37,7 @@ from watchkeeper.checks._fairness import (
     fairness_from_counts,
     profile_fairness_checks,
 )
+from watchkeeper.checks._flags import flag_rate_check
 from watchkeeper.checks._performance import PerformanceRule, realised_performance
 from watchkeeper.checks._quality import QualityThresholds, quality_checks
 from watchkeeper.checks._result import CheckResult, Status
@@ -98,6 +99,7 @@ __all__ = [
     "fairness_checks",
     "fairness_from_counts",
     "feature_suggestions",
+    "flag_rate_check",
     "get_detector",
     "profile_fairness_checks",
     "quality_checks",

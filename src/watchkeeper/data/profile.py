@@ -396,7 +396,7 @@ class Profile:
                 f"columns {missing[:5]} are not in the reference profile; select the shared "
                 "columns first"
             )
-        rebased = Profile.from_data(
+        return Profile.from_data(
             self.sample.select(names),
             reference.schema.select(names),
             reference=reference,
@@ -404,7 +404,6 @@ class Profile:
             random_state=int(self.meta["random_state"]),
             n_jobs=1,
         )
-        return rebased
 
     def _merged_sample(
         self, other: Profile

@@ -7,11 +7,19 @@ null. Where one column mixes kinds Arrow cannot hold in one type (a number and a
 list and a number) every value of that column is kept as its JSON text, and the field carries
 the metadata ``{"watchkeeper.encoding": "json"}`` so that it is never encoded twice. A feature
 whose name is one of the log columns is returned as ``"features.<name>"``.
+
+The JSON columns are decoded in bulk: the rows' texts are joined into one newline-delimited
+buffer that Arrow's JSON reader parses in C++ (no Python object per value). Where that
+reader would decide differently from the rules above (text it reads as a timestamp, a column
+mixing kinds, nested values, integers beyond 64 bits) the column is decoded row by row in
+Python instead, so both paths give the same table.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -66,6 +74,84 @@ def json_column(values: Sequence[Any]) -> pa.Array:
         return pa.array([None if v is None else dumps(v) for v in values], pa.string())
 
 
+#: Types the bulk reader may produce for a column; anything else is decoded in Python.
+_PLAIN = (pa.types.is_null, pa.types.is_boolean, pa.types.is_int64, pa.types.is_float64,
+          pa.types.is_string)  # fmt: skip
+
+
+#: An integer literal of 19 or more digits (may not fit in 64 bits).
+_LONG_INTEGER = re.compile(rb"[:\[,]\s*-?\d{19,}\s*[,}\]]")
+
+
+def _read_lines(lines: list[str], strings: Sequence[str] = ()) -> pa.Table | None:
+    """Parse newline-delimited JSON objects in bulk; ``strings`` are read as text."""
+    import pyarrow.json as pj
+
+    buffer = "\n".join(lines).encode("utf-8")
+    if _LONG_INTEGER.search(buffer):
+        return None  # Arrow would read an integer beyond 64 bits as a double
+    schema = pa.schema([(n, pa.string()) for n in strings]) if strings else None
+    try:
+        return pj.read_json(
+            io.BytesIO(buffer),
+            read_options=pj.ReadOptions(
+                use_threads=False, block_size=max(len(buffer) + 1, 1 << 20)
+            ),
+            parse_options=pj.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="infer"
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
+        return None
+
+
+def _bulk_objects(texts: Sequence[str]) -> pa.Table | None:
+    """One row per JSON object text, one column per key (first-appearance order), or
+    ``None`` when some column needs the row-by-row rules."""
+    if not texts:
+        return None
+    lines = list(texts)
+    table = _read_lines(lines)
+    if table is None:
+        return None
+    dated = [
+        f.name for f in table.schema if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)
+    ]
+    if dated:  # ISO-looking text: JSON says string, and so must the window
+        table = _read_lines(lines, dated)
+        if table is None:
+            return None
+        # the explicit columns come first: put them back in first-appearance order
+        order = _key_order(lines)
+        if order is None or set(order) != set(table.column_names):
+            return None
+        table = table.select(order)
+    if not all(any(ok(f.type) for ok in _PLAIN) for f in table.schema):
+        return None
+    return table
+
+
+def _key_order(lines: list[str]) -> list[str] | None:
+    names: dict[str, None] = {}
+    for line in lines:
+        for key in json.loads(line):
+            names[key] = None
+    return list(names)
+
+
+def _bulk_values(texts: Sequence[str | None]) -> pa.Array | None:
+    """One value per JSON text (``None`` for null rows), or ``None`` when the rows need the
+    row-by-row rules."""
+    if not texts:
+        return None
+    table = _bulk_objects(['{"v":' + t + "}" if t is not None else "{}" for t in texts])
+    if table is None:
+        return None
+    if table.num_columns == 0:
+        return pa.nulls(len(texts))
+    return table.column("v").combine_chunks()
+
+
 def _field(name: str, array: pa.Array, is_json: bool) -> pa.Field:
     return pa.field(name, array.type, metadata=_JSON_META if is_json else None)
 
@@ -91,8 +177,11 @@ def window_table(rows: Sequence[Sequence[Any]]) -> pa.Table:
     """
     cols = list(zip(*rows, strict=True)) if rows else [()] * 14
     loads = json.loads
-    features = [loads(f) for f in cols[10]]
+    bulk = _bulk_objects(cols[10])
+    features: list[dict[str, Any]] = [] if bulk is not None else [loads(f) for f in cols[10]]
     names: dict[str, None] = {}
+    if bulk is not None:
+        names = dict.fromkeys(bulk.column_names)
     for feats in features:
         for key in feats:
             names[key] = None
@@ -116,13 +205,25 @@ def window_table(rows: Sequence[Sequence[Any]]) -> pa.Table:
     add("status", cols[5], pa.array(cols[5], pa.string()))
     add("error", cols[6], pa.array(cols[6], pa.string()))
     add("latency_ms", cols[7], pa.array(cols[7], pa.float64()))
-    add("prediction", decoded(8))
+    predictions = _bulk_values(cols[8])
+    if predictions is not None:
+        add("prediction", (), predictions)
+    else:
+        add("prediction", decoded(8))
     add("scores", cols[9], pa.array(cols[9], pa.string()))
-    add("label", decoded(11))
+    labels = _bulk_values(cols[11])
+    if labels is not None:
+        add("label", (), labels)
+    else:
+        add("label", decoded(11))
     add("flag", cols[12], pa.array([None if v is None else bool(v) for v in cols[12]], pa.bool_()))
     add("label_ts", cols[13], _micros(cols[13]))
     for name in names:
-        add(f"features.{name}" if name in _RESERVED else name, [f.get(name) for f in features])
+        out = f"features.{name}" if name in _RESERVED else name
+        if bulk is not None:
+            add(out, (), bulk.column(name).combine_chunks())
+        else:
+            add(out, [f.get(name) for f in features])
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 

@@ -59,6 +59,11 @@ class MonitorConfig:
         Multivariate drift method run on the features of each window, or ``None``.
     quality
         Run the data-quality checks.
+    window_sample
+        Rows kept in each window's stored profile (a uniform, mergeable sample). Exact tests
+        such as KS use it: windows of up to this many rows are tested on every row, longer
+        ones on the sample (a valid test with less power); binned tests, category tests and
+        quality checks always count every row.
     baseline_rows
         Rows of a version's earliest windows used as the baseline of prediction and score
         drift when the reference profile has no prediction column (and of feature drift when
@@ -86,6 +91,10 @@ class MonitorConfig:
     max_error_rate
         Share of failed predictions that alerts (``warn`` while only the estimate exceeds
         it).
+    flag_alpha
+        Significance level of the user-flag rate check (``feedback.flag_rate``: the window's
+        rate of rows flagged through the feedback endpoint against the version's baseline
+        rows, an exact one-sided test).
     max_latency_p99_ms
         p99 latency above which the window alerts (``None``: reported, never judged).
     fairness
@@ -127,6 +136,7 @@ class MonitorConfig:
     drift_rule: Any = None
     multivariate: str | None = None
     quality: bool = True
+    window_sample: int = 10_000
     baseline_rows: int = 1000
     reference_window: tuple[datetime, datetime] | None = None
     estimators: Sequence[PerformanceEstimator] | Literal["auto"] = "auto"
@@ -134,6 +144,7 @@ class MonitorConfig:
     label_delay: float = 0.0
     recompute_horizon: float = 7 * 86400.0
     max_error_rate: float = 0.01
+    flag_alpha: float = 0.01
     max_latency_p99_ms: float | None = None
     fairness: bool | FairnessConfig = True
     skew: bool = True
@@ -145,6 +156,10 @@ class MonitorConfig:
         parse_every(self.every)
         if self.min_rows < 1:
             raise InputError(f"min_rows must be at least 1, got {self.min_rows}")
+        if not 0 < self.flag_alpha < 1:
+            raise InputError(f"flag_alpha must be between 0 and 1, got {self.flag_alpha}")
+        if self.window_sample < 0:
+            raise InputError(f"window_sample must be 0 or more rows, got {self.window_sample}")
         if self.baseline_rows < 1:
             raise InputError(f"baseline_rows must be at least 1, got {self.baseline_rows}")
         if self.label_delay < 0 or self.recompute_horizon < 0:

@@ -39,6 +39,8 @@ from watchkeeper.monitor._window_checks import (
     Baseline,
     drift_results,
     estimated_results,
+    flag_count,
+    flag_results,
     performance_results,
     prediction_schema,
     prediction_table,
@@ -51,7 +53,7 @@ __all__ = ["Monitor", "MonitorSummary"]
 logger = logging.getLogger("watchkeeper.monitor")
 
 Progress = Callable[[str, int, int], None]
-_LABEL_FAMILIES = ("performance.", *_HEALTH_LABEL_FAMILIES)
+_LABEL_FAMILIES = ("performance.", "feedback.", *_HEALTH_LABEL_FAMILIES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +289,10 @@ class _ModelRun:
         if table.num_rows == 0:
             return 0
         slices = _slices(table)
+        stored_flags = {
+            (r.version, r.arm, to_us(r.window_start)): r.details.get("flags")
+            for r in self.store.results(self.model, check="feedback.flag_rate")
+        }
         plan: list[tuple[int, str, Rows, Window, WindowSummary | None, str]] = []
         skipped = 0
         for (version, arm), rows in slices.items():
@@ -300,12 +306,15 @@ class _ModelRun:
                 part = rows.take(window.first, window.stop)
                 if old is None or old.n_rows != window.n_rows:
                     plan.append((version, arm, part, window, old, "all"))
-                elif old.n_labels != part.n_labels:
+                elif old.n_labels != part.n_labels or stored_flags.get(
+                    (version, arm, window.start_us)
+                ) != flag_count(part):
                     plan.append((version, arm, part, window, old, "labels"))
                 else:
                     skipped += 1
         for i, (version, arm, part, window, _old, what) in enumerate(plan):
-            results = self._evaluate(version, arm, part, window, what)
+            window_profiles: dict[str, Any] = {}
+            results = self._evaluate(version, arm, part, window, what, window_profiles)
             self.store.write_window(
                 self.model,
                 version,
@@ -318,6 +327,7 @@ class _ModelRun:
                 results,
                 run_id=self.run_id,
                 replace=None if what == "all" else list(_LABEL_FAMILIES),
+                window_profiles=window_profiles,
             )
             out_windows.append(
                 WindowSummary(
@@ -406,6 +416,7 @@ class _ModelRun:
             n_baseline=len(head),
             baseline_end_us=int(head.ts_us[-1]) + 1 if len(head) else None,
             performance=_registered_performance(record.metrics),
+            flags=(flag_count(head), len(head)) if len(head) else None,
         )
         if not base.performance:
             base.performance = self._first_labelled_performance(version)
@@ -472,17 +483,24 @@ class _ModelRun:
     # -- evaluation ----------------------------------------------------------------------
 
     def _evaluate(
-        self, version: int, arm: str, rows: Rows, window: Window, what: str
+        self,
+        version: int,
+        arm: str,
+        rows: Rows,
+        window: Window,
+        what: str,
+        profiles: dict[str, Any] | None = None,
     ) -> list[CheckResult]:
         base = self._baseline(version, rows)
         t0 = time.perf_counter()
         if not base.performance:
             base.performance = self._first_labelled_performance(version) or None
         results = performance_results(rows, base, self.config.performance)
+        results += flag_results(rows, base, self.config)
         results += self.health.label_results(rows, base)
         if what == "all":
             results = (
-                drift_results(rows, base, self.config)
+                drift_results(rows, base, self.config, profiles)
                 + results
                 + estimated_results(rows, base)
                 + serving_results(rows, window.seconds, self.config)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,6 +113,21 @@ detectors = sa.Table(
     sa.Column("position_id", sa.String(256), nullable=False),
     sa.Column("n_fed", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Per window and kind (``features``, ``predictions``): the window's mergeable profile, made
+#: against the version's reference, as the JSON of :meth:`Profile.to_dict`. Day, week and
+#: month views are merges of these, never re-reads of the log.
+profiles = sa.Table(
+    "wk_monitor_profiles",
+    metadata,
+    *_window_key(),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("profile", sa.Text, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Index("ix_wk_monitor_profiles_model_end", "model", "kind", "window_end"),
 )
 
 runs = sa.Table(
@@ -222,6 +237,8 @@ class MonitorStore:
                 f"the monitor database has schema version {row[0]} but this watchkeeper only "
                 f"knows up to {SCHEMA_VERSION}; upgrade watchkeeper to use it"
             )
+        else:
+            profiles.create(conn, checkfirst=True)  # added later; older databases lack it
 
     def close(self) -> None:
         """Release the database connections."""
@@ -301,8 +318,12 @@ class MonitorStore:
         run_id: str,
         replace: Sequence[str] | None = None,
         keep_worst: Sequence[str] = (),
+        window_profiles: Mapping[str, Any] | None = None,
     ) -> None:
         """Store one window's results in one transaction (idempotent).
+
+        ``window_profiles`` maps a kind (``"features"``, ``"predictions"``) to the window's
+        :class:`~watchkeeper.data.Profile`; they replace the stored ones of those kinds.
 
         ``replace`` lists the check-name prefixes recomputed (e.g. ``["performance."]``):
         stored rows of those families are deleted before ``found`` is inserted. ``None``
@@ -380,6 +401,20 @@ class MonitorStore:
                 for (s,) in conn.execute(sa.select(results.c.status).where(where(results)))
             ]
             worst = max(statuses, key=lambda s: s.severity, default=Status.OK)
+            for kind, profile in (window_profiles or {}).items():
+                conn.execute(sa.delete(profiles).where(where(profiles), profiles.c.kind == kind))
+                conn.execute(
+                    sa.insert(profiles).values(
+                        **key,
+                        window_start=start,
+                        window_end=end,
+                        kind=kind,
+                        n_rows=int(profile.n_rows),
+                        profile=json.dumps(profile.to_dict(), separators=(",", ":")),
+                        computed_at=now,
+                        run_id=run_id,
+                    )
+                )
             conn.execute(sa.delete(windows).where(where(windows)))
             conn.execute(
                 sa.insert(windows).values(
@@ -523,6 +558,77 @@ class MonitorStore:
         query = query.order_by(c.window_end, c.version, c.arm)
         with self._read() as conn:
             return [to_summary(r) for r in conn.execute(query)]
+
+    def window_profiles(
+        self,
+        model: str,
+        kind: str = "features",
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        version: int | None = None,
+        arm: str | None = None,
+    ) -> list[tuple[WindowSummary, Any]]:
+        """Stored profiles of ``model``'s windows (``since <= end < until``), ordered by end,
+        each with its window (status and label counts as last stored)."""
+        from watchkeeper.data import Profile
+
+        p, w = profiles.c, windows.c
+        query = (
+            sa.select(windows, p.profile)
+            .join(
+                profiles,
+                sa.and_(
+                    p.model == w.model,
+                    p.version == w.version,
+                    p.arm == w.arm,
+                    p.window_start == w.window_start,
+                    p.window_end == w.window_end,
+                ),
+            )
+            .where(w.model == model, p.kind == kind)
+        )
+        query = _filtered(query, w, None, since, until, version, arm)
+        query = query.order_by(w.window_end, w.version, w.arm)
+        with self._read() as conn:
+            rows = list(conn.execute(query))
+        return [(to_summary(r), Profile.from_dict(json.loads(r.profile))) for r in rows]
+
+    def merged_profile(
+        self,
+        model: str,
+        kind: str = "features",
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        version: int | None = None,
+        arm: str | None = None,
+    ) -> Any:
+        """One profile of every stored window in the range (a day, week or month view):
+        the merge of the windows' profiles, never a re-read of the log. ``None`` when no
+        window in the range has a stored profile.
+
+        Raises
+        ------
+        InputError
+            The windows' profiles cannot merge (e.g. versions with different references:
+            pass ``version=``).
+        """
+        found = self.window_profiles(
+            model, kind, since=since, until=until, version=version, arm=arm
+        )
+        if not found:
+            return None
+        merged = found[0][1]
+        for _, profile in found[1:]:
+            try:
+                merged = merged.merge(profile)
+            except InputError as exc:
+                raise InputError(
+                    f"the stored {kind} profiles of {model!r} do not merge ({exc}); windows of "
+                    "versions with different references merge only per version: pass version="
+                ) from None
+        return merged
 
     def models(self) -> list[str]:
         """Models with stored windows, sorted."""

@@ -26,7 +26,15 @@ from watchkeeper.checks._performance import wilson_interval
 from watchkeeper.monitor._config import MonitorConfig
 from watchkeeper.monitor._frames import Rows, label_key
 
-__all__ = ["Baseline", "drift_results", "performance_results", "serving_results"]
+__all__ = [
+    "Baseline",
+    "drift_results",
+    "flag_count",
+    "flag_results",
+    "performance_results",
+    "serving_results",
+    "window_profile",
+]
 
 
 @dataclass
@@ -49,6 +57,8 @@ class Baseline:
     reference_frame: Any = None
     performance: Mapping[tuple[str, str], float] | None = None
     estimators: Any = None  # FittedEstimators
+    #: (flagged rows, rows) of the reference period (the baseline rows), for the flag rate
+    flags: tuple[int, int] | None = None
 
 
 def _report_results(report: Any, *, subject_prefix: str = "") -> list[CheckResult]:
@@ -110,15 +120,42 @@ def _insufficient(check: str, subjects: Sequence[str], reason: str) -> list[Chec
     return [CheckResult(check, s, Status.INSUFFICIENT_DATA, reason) for s in subjects]
 
 
-def drift_results(rows: Rows, base: Baseline, config: MonitorConfig) -> list[CheckResult]:
+def window_profile(table: Any, reference: Any, config: MonitorConfig) -> Any:
+    """The window's profile against ``reference`` (its bins and categories): counts,
+    moments, sketches and a row sample of at most ``config.window_sample`` rows. Profiles of
+    parts of a window (shards, workers, hours) merge into the window's profile."""
+    from watchkeeper.data import Profile
+
+    present = [n for n in reference.schema.names if n in table.column_names]
+    return Profile.from_data(
+        table.select(present),
+        reference.schema.select(present),
+        reference=reference,
+        sample_size=config.window_sample,
+        random_state=config.random_state,
+        n_jobs=1,
+    )
+
+
+def drift_results(
+    rows: Rows,
+    base: Baseline,
+    config: MonitorConfig,
+    profiles: dict[str, Any] | None = None,
+) -> list[CheckResult]:
     """Feature drift and quality against the reference, prediction and score drift against
-    the prediction baseline."""
+    the prediction baseline, each checked on the window's profile (stored in ``profiles``
+    under ``"features"`` and ``"predictions"`` when given)."""
     out: list[CheckResult] = []
     profile = base.profile
+    found: dict[str, Any] = {} if profiles is None else profiles
     if profile is not None:
         from watchkeeper.data import Role
 
         names = [s.name for s in profile.schema if s.role in (Role.FEATURE, Role.SENSITIVE)]
+        features = rows.features(names)
+        if features.num_columns:
+            found["features"] = window_profile(features, profile, config)
         if len(rows) < config.min_rows:
             out += _insufficient(
                 "drift.window",
@@ -129,14 +166,14 @@ def drift_results(rows: Rows, base: Baseline, config: MonitorConfig) -> list[Che
         else:
             report = _compare(
                 profile,
-                rows.features(names),
+                found.get("features", features),
                 config,
                 schema=profile.schema.select(list(names)),
                 multivariate=config.multivariate,
                 quality=config.quality,
             )
             out += _report_results(report)
-    out += _prediction_drift(rows, base, config)
+    out += _prediction_drift(rows, base, config, found)
     return out
 
 
@@ -172,7 +209,9 @@ def prediction_schema(table: Any, task: str) -> Any:
     return Schema.infer(table, roles=roles, kinds=kinds)
 
 
-def _prediction_drift(rows: Rows, base: Baseline, config: MonitorConfig) -> list[CheckResult]:
+def _prediction_drift(
+    rows: Rows, base: Baseline, config: MonitorConfig, profiles: dict[str, Any]
+) -> list[CheckResult]:
     if base.predictions is None:
         return _insufficient(
             "drift.prediction",
@@ -188,9 +227,10 @@ def _prediction_drift(rows: Rows, base: Baseline, config: MonitorConfig) -> list
         )
     current = prediction_table(rows, base)
     present = [n for n in current.column_names if n in base.predictions.schema]
+    profiles["predictions"] = window_profile(current.select(present), base.predictions, config)
     report = _compare(
         base.predictions,
-        current.select(present),
+        profiles["predictions"],
         config,
         schema=base.predictions.schema.select(present),
         multivariate=None,
@@ -216,6 +256,28 @@ def performance_results(rows: Rows, base: Baseline, rule: PerformanceRule) -> li
         reference=base.performance,
         rule=rule,
     )
+
+
+def flag_count(rows: Rows) -> int:
+    """Rows of the window that users flagged (their latest flag is true)."""
+    import pyarrow.compute as pc
+
+    flag = rows.table.column("flag")
+    return int(pc.sum(pc.fill_null(flag.cast("bool"), False)).as_py() or 0)
+
+
+def flag_results(rows: Rows, base: Baseline, config: MonitorConfig) -> list[CheckResult]:
+    """The window's user-flag rate against the version's reference period (its baseline
+    rows), decided by an exact test that carries the reference's own uncertainty."""
+    from watchkeeper.checks import flag_rate_check
+
+    flags = flag_count(rows)
+    ref_flags, ref_rows = base.flags if base.flags is not None else (None, 0)
+    return [
+        flag_rate_check(
+            flags, len(rows), ref_flags, ref_rows, alpha=config.flag_alpha, min_rows=config.min_rows
+        )
+    ]
 
 
 def serving_results(rows: Rows, seconds: float, config: MonitorConfig) -> list[CheckResult]:

@@ -234,6 +234,7 @@ def _stream_html(stream: Mapping[str, Any]) -> str:
     for family, heading in (
         ("performance", "Performance with labels"),
         ("estimated", "Performance estimated without labels"),
+        ("feedback", "User flags (share of predictions flagged, against the reference period)"),
         ("serving", "Serving health"),
     ):
         figures = []

@@ -38,6 +38,7 @@ from watchkeeper.stats._numeric import (
     wasserstein,
 )
 from watchkeeper.stats._pca_reconstruction import pca_reconstruction
+from watchkeeper.stats._rates import rate_increase
 from watchkeeper.stats._registry import (
     DriftMethod,
     available_methods,
@@ -80,6 +81,7 @@ __all__ = [
     "pca_reconstruction",
     "psi",
     "psi_counts",
+    "rate_increase",
     "reference_bin_edges",
     "tvd",
     "wasserstein",
