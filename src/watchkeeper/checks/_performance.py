@@ -384,7 +384,18 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
 
-def _judge(m: _Measure, n: int, reference: float | None, rule: PerformanceRule) -> CheckResult:
+#: A reference value, or ``(value, lower, upper)``: a reference measured on a sample, with
+#: its own interval at the rule's confidence (e.g. the version's first labelled window).
+ReferenceValue = float | tuple[float, float, float]
+
+
+def _judge(
+    m: _Measure, n: int, reference: ReferenceValue | None, rule: PerformanceRule
+) -> CheckResult:
+    interval: tuple[float, float] | None = None
+    if isinstance(reference, tuple):
+        reference, lo, hi = (float(v) for v in reference)
+        interval = (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
     details = {**m.details, "n_labels": n, "interval": m.interval, "reference": reference}
     level = f"{rule.confidence:.0%}"
     shown = f"{m.metric} {_fmt(m.value)} ({level} CI {_fmt(m.lower)} to {_fmt(m.upper)})"
@@ -412,6 +423,8 @@ def _judge(m: _Measure, n: int, reference: float | None, rule: PerformanceRule) 
         )
     threshold = rule.threshold(m.metric, reference)
     better = m.metric in GREATER_IS_BETTER
+    if interval is not None:
+        return _judge_two_sample(m, n, reference, interval, threshold, rule, result, shown)
     whole_beyond = m.upper < threshold if better else m.lower > threshold
     point_beyond = m.value < threshold if better else m.value > threshold
     if whole_beyond:
@@ -428,6 +441,52 @@ def _judge(m: _Measure, n: int, reference: float | None, rule: PerformanceRule) 
     )
 
 
+def _judge_two_sample(
+    m: _Measure,
+    n: int,
+    reference: float,
+    interval: tuple[float, float],
+    threshold: float,
+    rule: PerformanceRule,
+    result: Any,
+    shown: str,
+) -> CheckResult:
+    """Both sides are estimates: judge the difference with both uncertainties.
+
+    Each interval gives a standard error (half-width / z, as for a normal interval); the
+    difference of two independent estimates has ``se = sqrt(se_ref^2 + se_cur^2)``. The
+    window alerts when the whole interval of the difference is beyond the tolerance, and
+    warns when only its estimate is (the same verdicts as against a fixed reference, with the
+    reference's noise counted: a reference window measured on a few hundred rows no longer
+    makes an unchanged model look worse).
+    """
+    from scipy.stats import norm
+
+    value, lower, upper = float(m.value or 0.0), float(m.lower or 0.0), float(m.upper or 0.0)
+    z = float(norm.ppf(0.5 + rule.confidence / 2))
+    se_ref = (interval[1] - interval[0]) / (2 * z)
+    se_cur = (upper - lower) / (2 * z)
+    se = math.hypot(se_ref, se_cur)
+    tol = abs(reference - threshold)
+    better = m.metric in GREATER_IS_BETTER
+    worse_by = (reference - value) if better else (value - reference)  # > 0: worse
+    low_worse = worse_by - z * se  # the difference's interval, on the "worse" scale
+    if low_worse > tol:
+        status, verdict = Status.ALERT, "the whole interval of the difference is worse than"
+    elif worse_by > tol:
+        status, verdict = Status.WARN, "the difference (not yet its interval) is worse than"
+    else:
+        status, verdict = Status.OK, "within the tolerance of"
+    return result(
+        status,
+        f"{shown} on {n:,} labelled rows; {verdict} the reference {_fmt(reference)} "
+        f"({rule.confidence:.0%} CI {_fmt(interval[0])} to {_fmt(interval[1])}, itself "
+        f"measured on a sample) by more than {_fmt(tol)}; difference "
+        f"{_fmt(value - reference)} ± {_fmt(z * se)}",
+        threshold,
+    )
+
+
 def realised_performance(
     y_true: Sequence[Any] | NDArray[Any],
     y_pred: Sequence[Any] | NDArray[Any],
@@ -435,7 +494,7 @@ def realised_performance(
     task: Task,
     scores: Sequence[Sequence[float]] | FloatArray | None = None,
     classes: Sequence[Any] | None = None,
-    reference: Mapping[tuple[str, str], float] | None = None,
+    reference: Mapping[tuple[str, str], ReferenceValue] | None = None,
     rule: PerformanceRule | None = None,
 ) -> list[CheckResult]:
     """Realised performance on labelled rows, judged against a reference.
@@ -456,7 +515,10 @@ def realised_performance(
         predictions). Labels are compared as strings, as JSON may turn ``1`` into ``"1"``.
         With two classes the second is the positive one.
     reference
-        Reference values by ``(metric, subject)``; ``subject`` is ``"model"`` or a class.
+        Reference values by ``(metric, subject)``; ``subject`` is ``"model"`` or a class. A
+        value measured on a sample may come as ``(value, lower, upper)`` with its interval
+        at the rule's confidence: the window is then judged by a two-sample comparison that
+        counts the reference's uncertainty too.
     rule
         Thresholds and interval settings (default :class:`PerformanceRule`).
 
@@ -489,7 +551,7 @@ def _realised(
     task: Task,
     scores: Sequence[Sequence[float]] | FloatArray | None,
     classes: Sequence[Any] | None,
-    reference: Mapping[tuple[str, str], float],
+    reference: Mapping[tuple[str, str], ReferenceValue],
     rule: PerformanceRule,
 ) -> list[CheckResult]:
     y = np.asarray(y_true, dtype=object)

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from watchkeeper.logstore._normalize import dumps
 
@@ -79,17 +79,11 @@ _PLAIN = (pa.types.is_null, pa.types.is_boolean, pa.types.is_int64, pa.types.is_
           pa.types.is_string)  # fmt: skip
 
 
-#: An integer literal of 19 or more digits (may not fit in 64 bits).
-_LONG_INTEGER = re.compile(rb"[:\[,]\s*-?\d{19,}\s*[,}\]]")
-
-
 def _read_lines(lines: list[str], strings: Sequence[str] = ()) -> pa.Table | None:
     """Parse newline-delimited JSON objects in bulk; ``strings`` are read as text."""
     import pyarrow.json as pj
 
     buffer = "\n".join(lines).encode("utf-8")
-    if _LONG_INTEGER.search(buffer):
-        return None  # Arrow would read an integer beyond 64 bits as a double
     schema = pa.schema([(n, pa.string()) for n in strings]) if strings else None
     try:
         return pj.read_json(
@@ -128,6 +122,13 @@ def _bulk_objects(texts: Sequence[str]) -> pa.Table | None:
         table = table.select(order)
     if not all(any(ok(f.type) for ok in _PLAIN) for f in table.schema):
         return None
+    for column, field in zip(table.columns, table.schema, strict=True):
+        # Arrow reads an integer beyond 64 bits as a double; Python keeps it as JSON text.
+        # Any double that large sends the column to the row-by-row rules (which decide).
+        if pa.types.is_float64(field.type) and column.null_count < len(column):
+            extremes = pc.min_max(pc.abs(column))
+            if (extremes["max"].as_py() or 0.0) >= 2.0**63:
+                return None
     return table
 
 

@@ -470,14 +470,18 @@ class _ModelRun:
         )
         return Rows.from_table(table.slice(0, n))
 
-    def _first_labelled_performance(self, version: int) -> dict[tuple[str, str], float]:
+    def _first_labelled_performance(self, version: int) -> dict[tuple[str, str], Any]:
         """Reference performance from the earliest window of the version with enough
-        labels (per metric and subject)."""
-        out: dict[tuple[str, str], float] = {}
+        labels (per metric and subject), with that window's interval: it was measured on a
+        sample too, so later windows are compared with it as two samples."""
+        out: dict[tuple[str, str], Any] = {}
         for r in self.store.results(self.model, check="performance.", version=version):
             key = (r.check.removeprefix("performance."), r.subject)
             if key not in out and r.status is not Status.INSUFFICIENT_DATA and r.value is not None:
-                out[key] = float(r.value)
+                if r.lower is not None and r.upper is not None:
+                    out[key] = (float(r.value), float(r.lower), float(r.upper))
+                else:
+                    out[key] = float(r.value)
         return out
 
     # -- evaluation ----------------------------------------------------------------------

@@ -55,7 +55,7 @@ class Baseline:
     n_baseline: int
     baseline_end_us: int | None
     reference_frame: Any = None
-    performance: Mapping[tuple[str, str], float] | None = None
+    performance: Mapping[tuple[str, str], Any] | None = None
     estimators: Any = None  # FittedEstimators
     #: (flagged rows, rows) of the reference period (the baseline rows), for the flag rate
     flags: tuple[int, int] | None = None

@@ -1,0 +1,160 @@
+"""One monitor cycle over a window of 1,000,000 logged predictions with 20 features.
+
+Usage::
+
+    python benchmarks/monitor.py make  DIR [--rows 1000000]      # the log and the registry
+    python benchmarks/monitor.py cycle DIR                       # one cycle, prints JSON
+    python benchmarks/monitor.py merge DIR                       # 168 hourly profiles -> week
+
+``make`` writes a SQLite prediction log of ``--rows`` predictions spread over one week (one
+7-day window) and registers a model with a 10,000-row reference. ``cycle`` copies nothing:
+it runs :func:`watchkeeper.monitor.run_cycle` with the default configuration (``every="7d"``)
+into a fresh monitor store and prints the wall time and the process's peak RSS. Run it with
+``PYTHONPATH`` pointing at the code to measure (``before``: a checkout of main; ``after``:
+this one), each in its own process, a few times; BENCHMARKS.md quotes medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+N_FEATURES = 20
+T0 = 1_700_092_800  # the start of a 7-day window (multiple of 7 days since the epoch)
+WEEK = 7 * 86_400
+
+
+def _features(rng, n: int):  # type: ignore[no-untyped-def]
+    import numpy as np
+    import pandas as pd
+
+    data = {f"x{i}": rng.normal(0.0, 1.0, n) for i in range(N_FEATURES - 2)}
+    data["city"] = rng.choice(np.array(["a", "b", "c", "d"]), n)
+    data["count"] = rng.integers(0, 10, n)
+    return pd.DataFrame(data)
+
+
+def make(root: Path, rows: int) -> None:
+    import numpy as np
+    from sklearn.dummy import DummyRegressor
+
+    from watchkeeper.logstore import PredictionRecord, SQLiteLogSink
+    from watchkeeper.registry import Registry
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    with Registry(root=root / "registry") as registry:
+        registry.register(
+            "bench", DummyRegressor().fit([[0.0]], [1.0]), actor="bench",
+            reference=_features(rng, 10_000),
+        )  # fmt: skip
+    sink = SQLiteLogSink(str(root / "predictions.db"))
+    step = WEEK / rows
+    batch = 50_000
+    for start in range(0, rows, batch):
+        n = min(batch, rows - start)
+        frame = _features(rng, n)
+        records = frame.to_dict("records")
+        preds = rng.normal(10.0, 2.0, n).tolist()
+        sink.write_predictions(
+            [
+                PredictionRecord(f"r{start + i}", T0 + (start + i) * step, "bench", 1,
+                                 "champion", rec, preds[i], latency_ms=2.0)
+                for i, rec in enumerate(records)
+            ]
+        )  # fmt: skip
+    sink.close()
+
+
+def cycle(root: Path) -> dict[str, float]:
+    from watchkeeper.logstore import SQLiteLogSink
+    from watchkeeper.monitor import Monitor, MonitorConfig, MonitorStore, run_cycle
+    from watchkeeper.registry import Registry
+
+    work = Path(tempfile.mkdtemp(prefix="wk-bench-monitor-"))
+    try:
+        sink = SQLiteLogSink(str(root / "predictions.db"))
+        registry = Registry(root=root / "registry")
+        store = MonitorStore(root=work)
+        t, cpu = time.perf_counter(), time.process_time()
+        done = run_cycle(
+            Monitor(MonitorConfig(every="7d")), sink, registry, store, now=T0 + WEEK + 1
+        )
+        seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
+        windows = [(w.n_rows, w.status.value) for w in done.summary.windows]
+        sink.close()
+        registry.close()
+        store.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": _peak_mb(), "windows": windows}  # type: ignore[dict-item]
+
+
+def merge(root: Path) -> dict[str, float]:
+    """168 hourly window profiles (20 features, 6,000 rows each) into one week."""
+    import numpy as np
+
+    from watchkeeper.data import Profile
+    from watchkeeper.monitor import MonitorStore
+
+    rng = np.random.default_rng(1)
+    reference = Profile.from_data(_features(rng, 10_000))
+    hours = [
+        Profile.from_data(_features(rng, 6_000), reference.schema, reference=reference,
+                          sample_size=100)
+        for _ in range(168)
+    ]  # fmt: skip
+    t = time.perf_counter()
+    week = hours[0]
+    for p in hours[1:]:
+        week = week.merge(p)
+    in_memory = time.perf_counter() - t
+    work = Path(tempfile.mkdtemp(prefix="wk-bench-merge-"))
+    try:
+        from datetime import UTC, datetime
+
+        with MonitorStore(root=work) as store:
+            for h, p in enumerate(hours):
+                start = datetime.fromtimestamp(T0 + 3600 * h, UTC)
+                end = datetime.fromtimestamp(T0 + 3600 * (h + 1), UTC)
+                store.write_window("bench", 1, "champion", start, end, "time", p.n_rows, 0, [],
+                                   run_id="b", window_profiles={"features": p})  # fmt: skip
+            t = time.perf_counter()
+            stored = store.merged_profile("bench", version=1)
+            from_store = time.perf_counter() - t
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert stored.n_rows == week.n_rows == 168 * 6_000
+    return {"merge_in_memory_ms": 1e3 * in_memory, "merge_from_store_ms": 1e3 * from_store}
+
+
+def _peak_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["make", "cycle", "merge"])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    if args.what == "make":
+        make(args.root, args.rows)
+        return 0
+    out = cycle(args.root) if args.what == "cycle" else merge(args.root)
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
