@@ -65,3 +65,30 @@ def test_bulk_path_is_taken_for_plain_features() -> None:
     assert table is not None
     assert table.column_names == ["x", "c"]
     assert _arrow._bulk_objects([json.dumps({"m": 1}), json.dumps({"m": "a"})]) is None
+
+
+def test_a_window_read_in_chunks_equals_one_table(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks whose feature columns differ (absent, int then float, number then text) unify
+    into the table a single pass would build."""
+    from pathlib import Path
+
+    from watchkeeper.logstore import PredictionRecord, SQLiteLogSink, _sqlite
+
+    sink = SQLiteLogSink(str(Path(str(tmp_path)) / "log.db"))
+    records = []
+    for i in range(2500):
+        features: dict[str, Any] = {"x": i if i < 1000 else i + 0.5}
+        if i >= 1200:
+            features["late"] = "a"
+        features["m"] = 1 if i < 2000 else "text"
+        records.append(PredictionRecord(f"r{i:05d}", 1.7e9 + i, "m", 1, "c", features, 1.0))
+    sink.write_predictions(records)
+    whole = sink.read_window("m")
+    monkeypatch.setattr(_sqlite, "_READ_CHUNK", 1000)
+    chunked = sink.read_window("m")
+    sink.close()
+    assert chunked.num_rows == 2500
+    assert chunked.schema.equals(whole.schema, check_metadata=True)
+    assert chunked.equals(whole)

@@ -93,6 +93,9 @@ _INSERT_PREDICTION = (
 _INSERT_FEEDBACK = (
     "INSERT OR IGNORE INTO feedback (prediction_id, ts, label, flag, note) VALUES (?, ?, ?, ?, ?)"
 )
+#: Rows decoded at a time when reading a window.
+_READ_CHUNK = 100_000
+
 # Latest label and latest flag per prediction, each an index lookup on feedback_id_ts.
 _SELECT_WINDOW = """
 SELECT p.id, p.ts, p.version, p.arm, p.shadow, p.status, p.error, p.latency_ms, p.prediction,
@@ -397,11 +400,21 @@ class SQLiteLogSink:
             order = "p.ts DESC, p.id DESC, p.arm DESC LIMIT ?"
             params.append(last)
         sql = f"{_SELECT_WINDOW} WHERE {where} ORDER BY {order}"
-        with self._snapshot() as conn:
-            rows = conn.execute(sql, params).fetchall()
         if last is not None:
+            with self._snapshot() as conn:
+                rows = conn.execute(sql, params).fetchall()
             rows.reverse()
-        return window_table(rows)
+            return window_table(rows)
+        from watchkeeper.logstore._arrow import concat_windows
+
+        # In chunks: the Python rows of one chunk at a time, not of the whole window (the
+        # chunks' tables unify as one window table would: see concat_windows).
+        tables = []
+        with self._snapshot() as conn:
+            cursor = conn.execute(sql, params)
+            while chunk := cursor.fetchmany(_READ_CHUNK):
+                tables.append(window_table(chunk))
+        return tables[0] if len(tables) == 1 else concat_windows(tables) or window_table([])
 
     def count(self, model: str | None = None) -> int:
         """Number of stored predictions (of ``model``, or of all models), shadow included."""
