@@ -67,7 +67,7 @@ def kll_new(values: NDArray[np.float64] | None = None) -> Any:
 
 def kll_merge(a: Any, b: Any) -> Any:
     """A new sketch holding both inputs (inputs untouched)."""
-    out = kll_from_bytes(kll_to_bytes(a))
+    out = _ds().kll_doubles_sketch.deserialize(a.serialize())  # a copy, without base64
     out.merge(b)
     return out
 
