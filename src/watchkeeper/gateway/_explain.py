@@ -249,8 +249,8 @@ def _log_path(ctx: Context) -> Path | None:
     return path if path.is_file() else None
 
 
-def _logged(ctx: Context, prediction_id: str) -> tuple[str, int, dict[str, Any]] | None:
-    """``(model, version, features)`` of the live prediction ``prediction_id``."""
+def _logged(ctx: Context, model: str, prediction_id: str) -> tuple[str, int, dict[str, Any]] | None:
+    """``(model, version, features)`` of the live prediction ``prediction_id`` of ``model``."""
     path = _log_path(ctx)
     if path is None:
         raise ApiError(
@@ -262,8 +262,9 @@ def _logged(ctx: Context, prediction_id: str) -> tuple[str, int, dict[str, Any]]
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
     try:
         row = conn.execute(
-            "SELECT model, version, features FROM predictions WHERE id = ? AND shadow = 0",
-            (prediction_id,),
+            "SELECT model, version, features FROM predictions "
+            "WHERE model = ? AND id = ? AND shadow = 0",
+            (model, prediction_id),
         ).fetchone()
     finally:
         conn.close()
@@ -330,7 +331,7 @@ def add_explain(app: FastAPI, ctx: Context) -> None:
         deadline = time.monotonic() + settings.timeout
         ids: list[str | None]
         if prediction_id is not None:
-            found = _logged(ctx, prediction_id)
+            found = _logged(ctx, name, prediction_id)
             if found is None or found[0] != name:
                 raise ApiError(
                     f"no logged prediction of model {name!r} has id {prediction_id!r}",

@@ -103,6 +103,19 @@ class GatewayMetrics:
             "Records the prediction log dropped because its queue was full (on_full=drop).",
             registry=reg,
         )
+        self.log_duplicates = Counter(
+            "watchkeeper_log_duplicate_records",
+            "Predictions not logged again because the same id was already logged for the model "
+            "with the same features (idempotent retries).",
+            registry=reg,
+        )
+        self.log_conflicts = Counter(
+            "watchkeeper_log_id_conflicts",
+            "Predictions refused (409) because their id was already logged for the model with "
+            "other features.",
+            registry=reg,
+        )
+        self._duplicates_seen = 0
         self.shadow_skipped = Counter(
             "watchkeeper_shadow_skipped",
             "Shadow copies skipped because too many shadow predictions were in flight.",
@@ -143,6 +156,10 @@ class GatewayMetrics:
         depth = stats.get("queue_depth")
         if isinstance(depth, int | float):
             self.log_queue_depth.set(depth)
+        duplicates = stats.get("duplicates_total")
+        if isinstance(duplicates, int) and duplicates > self._duplicates_seen:
+            self.log_duplicates.inc(duplicates - self._duplicates_seen)
+            self._duplicates_seen = duplicates
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type (all workers in multiprocess mode)."""

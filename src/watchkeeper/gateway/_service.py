@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from watchkeeper.exceptions import InputError
 from watchkeeper.gateway._errors import ApiError, FieldProblem, first_line
 from watchkeeper.gateway._log import PredictionLog
 from watchkeeper.gateway._metrics import GatewayMetrics
@@ -35,10 +36,11 @@ from watchkeeper.gateway._shadow import schedule_shadow
 from watchkeeper.gateway._validation import (
     build_input,
     check_columns,
+    check_extras,
     check_record_id,
     records_to_columns,
 )
-from watchkeeper.logstore._records import PredictionRecord
+from watchkeeper.logstore import IdConflictError, PredictionRecord
 from watchkeeper.registry import Registry, validate_name
 
 __all__ = [
@@ -321,6 +323,8 @@ async def predict_records(
         locate=locate,
     )
     problems += check_columns(columns, spec, missing=settings.missing_fields, locate=locate)
+    if spec.extra_kinds:
+        problems += check_extras(records, spec, locate=locate)
     if problems:
         raise ApiError("invalid input", problems)
     ids = assign_ids(given_ids, request_id_from(headers), locate)
@@ -427,6 +431,19 @@ async def write_log(ctx: Context, records: Sequence[PredictionRecord]) -> None:
     started = time.perf_counter()
     try:
         dropped = await ctx.log.log(records)
+    except IdConflictError as exc:
+        ctx.metrics.log_conflicts.inc(len(exc.ids) or 1)
+        raise ApiError(
+            "prediction id already used for other features",
+            [FieldProblem("id", str(exc))],
+            status=409,
+        ) from None
+    except InputError as exc:
+        # checked and encoded before it joined a shared commit: only this request fails
+        raise ApiError(
+            "a value of this request cannot be logged",
+            [FieldProblem("", first_line(exc))],
+        ) from None
     except Exception as exc:
         logger.exception("the prediction log failed")
         raise ApiError(

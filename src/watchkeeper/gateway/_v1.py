@@ -14,7 +14,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from watchkeeper.gateway._errors import ApiError, FieldProblem
+from watchkeeper.exceptions import InputError
+from watchkeeper.gateway._errors import ApiError, FieldProblem, first_line
 from watchkeeper.gateway._http import json_response, read_json
 from watchkeeper.gateway._schemas import (
     ERROR_RESPONSES,
@@ -109,10 +110,18 @@ def add_v1(app: FastAPI, ctx: Context) -> None:
         items = [body] if single else body
         _require_records(items)
         records = _feedback_records(
-            items, _locate_single if single else _locate_batch, event_time(request.headers)
+            items,
+            _locate_single if single else _locate_batch,
+            event_time(request.headers),
+            served.name,
         )
         try:
             result = await ctx.log.feedback(records)
+        except InputError as exc:
+            # checked and encoded before it joined a shared commit: only this request fails
+            raise ApiError(
+                "this feedback cannot be logged", [FieldProblem("", first_line(exc))]
+            ) from None
         except Exception as exc:
             logger.exception("the prediction log failed to store feedback")
             raise ApiError(
@@ -211,7 +220,9 @@ def _require_records(items: Any) -> None:
         raise ApiError("every record must be a JSON object keyed by field name", bad)
 
 
-def _feedback_records(items: list[dict[str, Any]], locate: Any, now: float) -> list[FeedbackRecord]:
+def _feedback_records(
+    items: list[dict[str, Any]], locate: Any, now: float, model: str
+) -> list[FeedbackRecord]:
     problems: list[FieldProblem] = []
     records = []
     for i, item in enumerate(items):
@@ -244,7 +255,9 @@ def _feedback_records(items: list[dict[str, Any]], locate: Any, now: float) -> l
             )
         if label is None and flag is None:
             problems.append(FieldProblem(locate(i, "label"), "send a label, a flag, or both"))
-        records.append(FeedbackRecord(id=found, ts=now, label=label, flag=flag, note=note))
+        records.append(
+            FeedbackRecord(id=found, ts=now, label=label, flag=flag, note=note, model=model)
+        )
     if problems:
         raise ApiError("invalid feedback", problems)
     return records

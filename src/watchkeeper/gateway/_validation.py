@@ -25,6 +25,7 @@ __all__ = [
     "InputSpec",
     "build_input",
     "check_columns",
+    "check_extras",
     "check_record_id",
     "records_to_columns",
 ]
@@ -74,6 +75,10 @@ class InputSpec:
     as_frame: bool
     n_positional: int | None = None
 
+    extra_kinds: tuple[tuple[str, ColumnKind | None], ...] = ()
+    """Fields the schema knows that are not model inputs (targets, sensitive attributes,
+    timestamps...), with their kinds: logged with the record, so checked like inputs."""
+
     @cached_property
     def input_set(self) -> frozenset[str]:
         """The input names as a set."""
@@ -103,7 +108,12 @@ class InputSpec:
             frozenset(schema.names) if schema is not None else frozenset()
         )
         numeric = all(k in _NUMERIC_KINDS for k in kinds)
-        return cls(columns, kinds, cats, known, names is not None or not numeric)
+        extras = tuple(
+            (c.name, c.kind)
+            for c in (schema.columns if schema is not None else ())
+            if c.name not in columns
+        )
+        return cls(columns, kinds, cats, known, names is not None or not numeric, None, extras)
 
     def describe(self) -> list[dict[str, Any]]:
         """The inputs as ``[{"name", "kind", "categories"}]`` for metadata endpoints."""
@@ -243,6 +253,38 @@ def check_columns(
                     values[i] = bool(value)
                 continue
             problems.append(FieldProblem(locate(i, name), problem))
+    return problems
+
+
+def check_extras(
+    records: Sequence[Mapping[str, Any]],
+    spec: InputSpec,
+    *,
+    locate: Callable[[int, str], str],
+) -> list[FieldProblem]:
+    """Check the schema-known fields that are not inputs (logged with the record) by their
+    kind; they may be absent or null.
+
+    Examples
+    --------
+    >>> from watchkeeper.data import ColumnSpec
+    >>> spec = InputSpec.for_model(Schema((ColumnSpec("x", "numeric"),
+    ...                                    ColumnSpec("y", "numeric", "target"))), None)
+    >>> [p.to_dict() for p in check_extras([{"x": 1, "y": {"a": 1e308}}], spec,
+    ...                                    locate=lambda i, n: n)]
+    [{'field': 'y', 'problem': 'expected a number, got an object'}]
+    """
+    problems: list[FieldProblem] = []
+    for name, kind in spec.extra_kinds:
+        for i, record in enumerate(records):
+            value = record.get(name)
+            if value is None:
+                continue
+            problem = _check_value(value, kind, None)
+            if problem is None and kind is not ColumnKind.NUMERIC and type(value) in (dict, list):
+                problem = f"expected a single value, got {_json_type(value)}"
+            if problem is not None:
+                problems.append(FieldProblem(locate(i, name), problem))
     return problems
 
 

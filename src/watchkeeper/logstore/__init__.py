@@ -30,7 +30,12 @@ Examples
 
 from __future__ import annotations
 
-from watchkeeper.logstore._errors import LogClosedError, LogFullError, LogStoreError
+from watchkeeper.logstore._errors import (
+    IdConflictError,
+    LogClosedError,
+    LogFullError,
+    LogStoreError,
+)
 from watchkeeper.logstore._histogram import Histogram
 from watchkeeper.logstore._open import open_sink
 from watchkeeper.logstore._parquet import ExportResult, export_parquet, read_parquet
@@ -42,6 +47,7 @@ from watchkeeper.logstore._records import (
     FeedbackStats,
     LogSink,
     PredictionRecord,
+    WriteResult,
 )
 from watchkeeper.logstore._sqlite import SQLiteLogSink
 from watchkeeper.logstore._writer import GroupCommitWriter, LogOutcome
@@ -54,6 +60,7 @@ __all__ = [
     "FeedbackStats",
     "GroupCommitWriter",
     "Histogram",
+    "IdConflictError",
     "LogClosedError",
     "LogFullError",
     "LogOutcome",
@@ -63,6 +70,7 @@ __all__ = [
     "PostgresLogSink",
     "PredictionRecord",
     "SQLiteLogSink",
+    "WriteResult",
     "export_parquet",
     "open_sink",
     "read_parquet",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from watchkeeper.exceptions import WatchkeeperError
+from watchkeeper.exceptions import InputError, WatchkeeperError
 
-__all__ = ["LogClosedError", "LogFullError", "LogStoreError"]
+__all__ = ["IdConflictError", "LogClosedError", "LogFullError", "LogStoreError"]
 
 
 class LogStoreError(WatchkeeperError):
@@ -17,3 +17,14 @@ class LogClosedError(LogStoreError, RuntimeError):
 
 class LogFullError(LogStoreError, TimeoutError):
     """The writer's queue stayed full for longer than the caller's ``timeout``."""
+
+
+class IdConflictError(LogStoreError, InputError):
+    """A prediction id already logged for the model with other features (not stored).
+
+    ``ids`` are the conflicting ids of the submission; its other records were committed.
+    """
+
+    def __init__(self, message: str, ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.ids = ids

@@ -31,6 +31,8 @@ from watchkeeper.logstore._records import FeedbackRecord, PredictionRecord
 __all__ = [
     "Checked",
     "dumps",
+    "encode_feedback",
+    "encode_prediction",
     "normalize_feedback",
     "normalize_prediction",
     "validate_model_name",
@@ -67,20 +69,134 @@ def dumps(value: Any) -> str:
     return _stdlib_dumps(value)
 
 
+def _surrogate_error(where: str, text: str, exc: UnicodeEncodeError) -> InputError:
+    return InputError(
+        f"{where} holds a lone UTF-16 surrogate ({text[exc.start : exc.end]!r}), which is not "
+        "valid Unicode and cannot be stored; send valid UTF-8 text"
+    )
+
+
+def _json_text(value: Any, where: str) -> str:
+    """JSON text of a cleaned value, refusing what cannot be stored as UTF-8."""
+    if _orjson is not None:
+        try:
+            return str(_orjson.dumps(value), "utf-8")
+        except TypeError:
+            pass  # integers beyond 64 bits, or a lone surrogate: decided below
+    text = _stdlib_dumps(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _surrogate_error(where, text, exc) from None
+    return text
+
+
+def _text(value: str | None, where: str) -> None:
+    """Refuse a string that cannot be stored as UTF-8 (a lone surrogate)."""
+    if value is None or value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _surrogate_error(where, value, exc) from None
+
+
+#: JSON texts of one prediction record: features, prediction, scores (``None`` for null).
+PredictionTexts = tuple[str, "str | None", "str | None"]
+
+
+def encode_prediction(record: PredictionRecord) -> PredictionTexts:
+    """The JSON texts a sink stores for a record cleaned by :func:`normalize_prediction`.
+
+    Encoding happens once, in the caller's thread, before the record joins a shared commit:
+    a value that cannot be stored (a lone surrogate in any string) raises
+    :class:`InputError` naming the field and fails only its own submission.
+
+    Examples
+    --------
+    >>> r = PredictionRecord("r1", 1.7e9, "churn", 1, "champion", {"x": 1.5}, "yes")
+    >>> encode_prediction(r)
+    ('{"x":1.5}', '"yes"', None)
+    >>> bad = PredictionRecord("r2", 1.7e9, "churn", 1, "champion", {"x": "\\ud800"}, 0)
+    >>> encode_prediction(bad)
+    Traceback (most recent call last):
+    ...
+    watchkeeper.exceptions.InputError: prediction record 'r2': features holds a lone UTF-16 \
+surrogate ('\\ud800'), which is not valid Unicode and cannot be stored; send valid UTF-8 text
+    """
+    where = f"prediction record {record.id!r}"
+    _text(record.id, "prediction record id")
+    _text(record.arm, f"{where}: arm")
+    _text(record.status, f"{where}: status")
+    _text(record.error, f"{where}: error")
+    return (
+        _json_text(record.features, f"{where}: features"),
+        None
+        if record.prediction is None
+        else _json_text(record.prediction, f"{where}: prediction"),
+        None if record.scores is None else _json_text(record.scores, f"{where}: scores"),
+    )
+
+
+def encode_feedback(record: FeedbackRecord) -> str | None:
+    """The JSON text of a cleaned feedback record's label (``None`` without one), after
+    checking that every string of the record can be stored.
+
+    Examples
+    --------
+    >>> encode_feedback(FeedbackRecord("r1", 1.7e9, label=[1, "a"]))
+    '[1,"a"]'
+    """
+    where = f"feedback for {record.id!r}"
+    _text(record.id, "feedback record id")
+    _text(record.note, f"{where}: note")
+    return None if record.label is None else _json_text(record.label, f"{where}: label")
+
+
 class Checked(list[Any]):
     """Records that already went through :func:`normalize_prediction` or
-    :func:`normalize_feedback`.
+    :func:`normalize_feedback`, with their JSON texts.
 
-    The :class:`~watchkeeper.logstore.GroupCommitWriter` checks every record in the caller's
-    thread (so a bad record fails its own request) and hands the sink a ``Checked`` list, which
-    the sink then does not check a second time. A sink given a plain list checks it itself.
+    The :class:`~watchkeeper.logstore.GroupCommitWriter` checks *and encodes* every record in
+    the caller's thread (so a bad record fails its own request, never the shared commit) and
+    hands the sink a ``Checked`` list, which the sink then neither checks nor encodes a second
+    time: ``encoded[i]`` holds the texts of record ``i`` (:func:`encode_prediction` or
+    :func:`encode_feedback`). A sink given a plain list checks and encodes it itself.
     """
 
-    __slots__ = ("nonfinite",)
+    __slots__ = ("encoded", "nonfinite")
 
-    def __init__(self, records: Any = (), nonfinite: int = 0) -> None:
+    def __init__(
+        self, records: Any = (), nonfinite: int = 0, encoded: list[Any] | None = None
+    ) -> None:
         super().__init__(records)
         self.nonfinite = nonfinite
+        self.encoded: list[Any] = [] if encoded is None else encoded
+
+    @classmethod
+    def of(cls, records: Any, feedback: bool) -> Checked:
+        """``records`` normalised and encoded (:class:`InputError` names the first bad one).
+
+        Examples
+        --------
+        >>> done = Checked.of([FeedbackRecord("r1", 1.7e9, label=float("nan"))], feedback=True)
+        >>> done[0].label, done.encoded, done.nonfinite
+        (None, [None], 1)
+        """
+        if isinstance(records, Checked):
+            return records
+        normalize = normalize_feedback if feedback else normalize_prediction
+        encode: Any = encode_feedback if feedback else encode_prediction
+        out = cls()
+        append, add = out.append, out.encoded.append
+        nonfinite = 0
+        for record in records:
+            clean, n = normalize(record)
+            append(clean)
+            add(encode(clean))
+            nonfinite += n
+        out.nonfinite = nonfinite
+        return out
 
 
 _VALID_NAMES: set[str] = set()  # names already checked (a handful per process)
@@ -283,7 +399,7 @@ def normalize_feedback(record: object) -> tuple[FeedbackRecord, int]:
     Examples
     --------
     >>> normalize_feedback(FeedbackRecord("r1", 1.7e9, label=1))
-    (FeedbackRecord(id='r1', ts=1700000000.0, label=1, flag=None, note=None), 0)
+    (FeedbackRecord(id='r1', ts=1700000000.0, label=1, flag=None, note=None, model=None), 0)
     """
     if not isinstance(record, FeedbackRecord):
         raise InputError(
@@ -297,6 +413,8 @@ def normalize_feedback(record: object) -> tuple[FeedbackRecord, int]:
         raise InputError(f"{where}: flag must be True, False or None, got {record.flag!r}")
     if record.note is not None and not isinstance(record.note, str):
         raise InputError(f"{where}: note must be a string or None, got {record.note!r}")
+    if record.model is not None:
+        validate_model_name(record.model)
     label, n_label = _clean(record.label, f"{where}: label")
     flag = None if record.flag is None else bool(record.flag)
     if label is not record.label or type(record.ts) is not float or flag is not record.flag:

@@ -197,7 +197,7 @@ def export_parquet(
         paths.append(path)
         n_rows += table.num_rows
         if delete:
-            n_deleted += sink._delete_exported(keys, max_seq)
+            n_deleted += sink._delete_exported(keys, max_seq, name)
     return ExportResult(n_rows=n_rows, n_deleted=n_deleted, paths=tuple(paths))
 
 

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-__all__ = ["FeedbackRecord", "FeedbackResult", "FeedbackStats", "LogSink", "PredictionRecord"]
+__all__ = [
+    "FeedbackRecord",
+    "FeedbackResult",
+    "FeedbackStats",
+    "LogSink",
+    "PredictionRecord",
+    "WriteResult",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,9 @@ class FeedbackRecord:
     label: Any = None
     flag: bool | None = None
     note: str | None = None
+    model: str | None = None
+    """The model the feedback is for (prediction ids are scoped per model); ``None``
+    matches a prediction of that id of any model."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +101,13 @@ class FeedbackStats:
 class LogSink(Protocol):
     """Storage of the prediction log."""
 
-    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
-        """Store records durably; returning means committed and synced. Idempotent by id."""
+    def write_predictions(self, records: Sequence[PredictionRecord]) -> WriteResult | None:
+        """Store records durably; returning means committed and synced. Idempotent by
+        ``(model, id, arm)``; a :class:`WriteResult` (``None`` means nothing to report)
+        lists the records refused because their id was logged with other features.
+
+        ``records`` may be a ``Checked`` list from the group-commit writer: every record
+        already normalised, with its JSON texts in ``records.encoded`` to store as they are."""
         ...
 
     def write_feedback(self, records: Sequence[FeedbackRecord]) -> FeedbackResult:
@@ -117,3 +132,22 @@ class LogSink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What became of predictions handed to :meth:`LogSink.write_predictions`.
+
+    ``duplicates`` counts records not stored again because the same record (same model, id
+    and features) was already logged: idempotent retries. ``conflicts`` lists the indices of
+    records not stored because their id was already logged for the model with *other*
+    features; a caller must not claim those are logged.
+
+    Examples
+    --------
+    >>> WriteResult(duplicates=1, conflicts=(2,)).conflicts
+    (2,)
+    """
+
+    duplicates: int = 0
+    conflicts: tuple[int, ...] = ()

@@ -13,16 +13,21 @@ every read opens its own connection and reads one consistent snapshot, so reads 
 writes (WAL). Several processes (gateway workers) can share one file: SQLite serialises
 their write transactions and ``busy_timeout_ms`` is how long a writer waits for another.
 
-Identity. A prediction is keyed by ``(id, arm)``: a request has one live record and may have
-shadow records of the same id on other arms, which must receive the same labels. A second
-live record with an id already logged live is ignored, like any re-inserted key
-(``INSERT OR IGNORE``), so a retried batch never duplicates. Feedback rows are all kept (an
-exact repeat of one is ignored); reads join, per prediction, the latest label and the latest
-flag by feedback time.
+Identity. Prediction ids are scoped per model: a prediction is keyed by ``(model, id, arm)``;
+a request has one live record and may have shadow records of the same id on other arms, which
+must receive the same labels. A record whose key is already logged (a live record: whose
+``(model, id)`` is already logged live) is not inserted again (``INSERT OR IGNORE``): when its
+features are the stored ones it is an idempotent retry, counted in ``duplicates_total``; when
+they differ, the write reports it as a conflict (:class:`WriteResult`) and the gateway answers
+409 to that request alone. Both are decided inside the write's own transaction, only for the
+rare batch where a key was already there, so the common write costs nothing more. Feedback rows
+are all kept (an exact repeat of one is ignored) with the model they were sent for; reads join,
+per prediction, the latest label and the latest flag by feedback time.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -34,18 +39,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore._errors import LogClosedError, LogStoreError
-from watchkeeper.logstore._normalize import (
-    Checked,
-    dumps,
-    normalize_feedback,
-    normalize_prediction,
-    validate_model_name,
-)
+from watchkeeper.logstore._normalize import Checked, validate_model_name
 from watchkeeper.logstore._records import (
     FeedbackRecord,
     FeedbackResult,
     FeedbackStats,
     PredictionRecord,
+    WriteResult,
 )
 from watchkeeper.logstore._window import window_filters
 
@@ -68,9 +68,10 @@ CREATE TABLE IF NOT EXISTS predictions (
     latency_ms REAL NOT NULL,
     status TEXT NOT NULL,
     error TEXT,
-    PRIMARY KEY (id, arm)
+    PRIMARY KEY (model, id, arm)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS predictions_live_id ON predictions(id) WHERE shadow = 0;
+CREATE UNIQUE INDEX IF NOT EXISTS predictions_live_model_id
+    ON predictions(model, id) WHERE shadow = 0;
 CREATE INDEX IF NOT EXISTS predictions_model_ts ON predictions(model, ts);
 CREATE TABLE IF NOT EXISTS feedback (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -78,12 +79,30 @@ CREATE TABLE IF NOT EXISTS feedback (
     ts REAL NOT NULL,
     label TEXT,
     flag INTEGER,
-    note TEXT
+    note TEXT,
+    model TEXT
 );
 CREATE INDEX IF NOT EXISTS feedback_id_ts ON feedback(prediction_id, ts);
-CREATE UNIQUE INDEX IF NOT EXISTS feedback_exact ON feedback(
-    prediction_id, ts, ifnull(label, ''), ifnull(flag, -1), ifnull(note, '')
+"""
+# Files written before ids were scoped per model: rebuild the predictions table with the
+# (model, id, arm) key, and give feedback its model column (null: any model's prediction).
+_MIGRATE_PREDICTIONS = """
+CREATE TABLE predictions_scoped (
+    id TEXT NOT NULL, arm TEXT NOT NULL, ts REAL NOT NULL, model TEXT NOT NULL,
+    version INTEGER NOT NULL, shadow INTEGER NOT NULL, features TEXT NOT NULL,
+    prediction TEXT, scores TEXT, latency_ms REAL NOT NULL, status TEXT NOT NULL, error TEXT,
+    PRIMARY KEY (model, id, arm)
+) WITHOUT ROWID;
+INSERT INTO predictions_scoped SELECT id, arm, ts, model, version, shadow, features,
+    prediction, scores, latency_ms, status, error FROM predictions;
+DROP TABLE predictions;
+ALTER TABLE predictions_scoped RENAME TO predictions;
+"""
+_FEEDBACK_UNIQUE = """
+CREATE UNIQUE INDEX IF NOT EXISTS feedback_exact_model ON feedback(
+    prediction_id, ts, ifnull(label, ''), ifnull(flag, -1), ifnull(note, ''), ifnull(model, '')
 );
+DROP INDEX IF EXISTS feedback_exact;
 """
 
 _INSERT_PREDICTION = (
@@ -91,22 +110,25 @@ _INSERT_PREDICTION = (
     "prediction, scores, latency_ms, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_FEEDBACK = (
-    "INSERT OR IGNORE INTO feedback (prediction_id, ts, label, flag, note) VALUES (?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO feedback (prediction_id, ts, label, flag, note, model) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
 #: Rows decoded at a time when reading a window.
 _READ_CHUNK = 100_000
 
+# Feedback sent for a model (or, from older files, for any model) of the prediction.
+_SAME_MODEL = "(f.model IS NULL OR f.model = p.model)"
 # Latest label and latest flag per prediction, each an index lookup on feedback_id_ts.
 _SELECT_WINDOW = """
 SELECT p.id, p.ts, p.version, p.arm, p.shadow, p.status, p.error, p.latency_ms, p.prediction,
        p.scores, p.features, fl.label, ff.flag, fl.ts
 FROM predictions AS p
 LEFT JOIN feedback AS fl ON fl.seq = (
-    SELECT seq FROM feedback WHERE prediction_id = p.id AND label IS NOT NULL
-    ORDER BY ts DESC, seq DESC LIMIT 1)
+    SELECT seq FROM feedback AS f WHERE f.prediction_id = p.id AND f.label IS NOT NULL
+    AND (f.model IS NULL OR f.model = p.model) ORDER BY f.ts DESC, f.seq DESC LIMIT 1)
 LEFT JOIN feedback AS ff ON ff.seq = (
-    SELECT seq FROM feedback WHERE prediction_id = p.id AND flag IS NOT NULL
-    ORDER BY ts DESC, seq DESC LIMIT 1)
+    SELECT seq FROM feedback AS f WHERE f.prediction_id = p.id AND f.flag IS NOT NULL
+    AND (f.model IS NULL OR f.model = p.model) ORDER BY f.ts DESC, f.seq DESC LIMIT 1)
 """
 _DAY_OF = "CAST(p.ts / 86400.0 AS INTEGER)"  # UTC day number of a prediction (ts >= 0)
 _CHUNK = 500  # ids per IN (...) list, well below SQLite's variable limit
@@ -125,17 +147,14 @@ def _open_turn_file(db: Path) -> int | None:
         return None
 
 
-def _checked(records: Sequence[Any], normalize: Any) -> tuple[Sequence[Any], int]:
-    """``records`` cleaned, and the non-finite values nulled; a :class:`Checked` list (from
-    the group-commit writer, which checked every record on submit) is taken as it is."""
-    if isinstance(records, Checked):
-        return records, records.nonfinite
-    clean, nonfinite = [], 0
-    for record in records:
-        rec, n = normalize(record)
-        clean.append(rec)
-        nonfinite += n
-    return clean, nonfinite
+def _same_content(stored: str, ours: str) -> bool:
+    """Whether two features texts hold the same values (key order aside)."""
+    if stored == ours:
+        return True
+    try:
+        return bool(json.loads(stored) == json.loads(ours))
+    except ValueError:  # pragma: no cover - the log holds only JSON it wrote
+        return False
 
 
 class SQLiteLogSink:
@@ -235,6 +254,14 @@ class SQLiteLogSink:
         with self._lock:
             conn = self._writer()
             conn.executescript(_SCHEMA)
+            pk = [r[1] for r in sorted(conn.execute("PRAGMA table_info(predictions)"),
+                                       key=lambda r: r[5]) if r[5]]  # fmt: skip
+            if pk != ["model", "id", "arm"]:
+                conn.executescript(f"BEGIN IMMEDIATE;{_MIGRATE_PREDICTIONS}COMMIT;")
+                conn.executescript(_SCHEMA)  # the indexes of the new table
+            if "model" not in [r[1] for r in conn.execute("PRAGMA table_info(feedback)")]:
+                conn.execute("ALTER TABLE feedback ADD COLUMN model TEXT")
+            conn.executescript(_FEEDBACK_UNIQUE)
 
     def _writer(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -291,65 +318,77 @@ class SQLiteLogSink:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
+    def write_predictions(self, records: Sequence[PredictionRecord]) -> WriteResult | None:
         """Store ``records`` in one transaction; returning means committed (see ``synchronous``).
 
-        Idempotent: a record whose ``(id, arm)`` is already stored, or a live record whose id
-        is already stored live, is ignored (counted in ``duplicates_total``).
+        Idempotent: a record whose ``(model, id, arm)`` is already stored, or a live record
+        whose ``(model, id)`` is already stored live, is not stored again. With the stored
+        features it is a retry (counted in ``duplicates_total``); with other features it is
+        a conflict, listed by index in the returned :class:`WriteResult`. Returns ``None``
+        when every record was stored.
         """
-        rows: list[tuple[Any, ...]] = []
-        clean_records, nonfinite = _checked(records, normalize_prediction)
-        for clean in clean_records:
-            rows.append(
-                (
-                    clean.id,
-                    clean.arm,
-                    clean.ts,
-                    clean.model,
-                    clean.version,
-                    int(clean.shadow),
-                    dumps(clean.features),
-                    None if clean.prediction is None else dumps(clean.prediction),
-                    None if clean.scores is None else dumps(clean.scores),
-                    clean.latency_ms,
-                    clean.status,
-                    clean.error,
-                )
-            )
+        clean = Checked.of(records, feedback=False)
+        rows: list[tuple[Any, ...]] = [
+            (r.id, r.arm, r.ts, r.model, r.version, int(r.shadow), texts[0], texts[1],
+             texts[2], r.latency_ms, r.status, r.error)
+            for r, texts in zip(clean, clean.encoded, strict=True)
+        ]  # fmt: skip
         if not rows:
-            return
+            return None
+        conflicts: tuple[int, ...] = ()
         with self._transaction() as conn:
             inserted = conn.executemany(_INSERT_PREDICTION, rows).rowcount
-        self.nonfinite_total += nonfinite
-        self.duplicates_total += len(rows) - inserted
+            if inserted < len(rows):  # some keys were there already: retries or conflicts
+                conflicts = _conflicts(conn, clean)
+        self.nonfinite_total += clean.nonfinite
+        duplicates = len(rows) - inserted - len(conflicts)
+        self.duplicates_total += duplicates
+        return WriteResult(duplicates, conflicts) if duplicates or conflicts else None
 
     def write_feedback(self, records: Sequence[FeedbackRecord]) -> FeedbackResult:
         """Store feedback in one transaction; ids matching no prediction are kept and counted.
 
-        An exact repeat of a stored feedback record (same id, ts, label, flag and note) is
-        ignored, so retrying a batch is safe.
+        An exact repeat of a stored feedback record (same id, ts, label, flag, note and
+        model) is ignored, so retrying a batch is safe. Feedback with a ``model`` matches only
+        that model's predictions.
         """
-        clean, nonfinite = _checked(records, normalize_feedback)
+        clean = Checked.of(records, feedback=True)
         if not clean:
             return FeedbackResult(0, 0, ())
         rows = [
-            (
-                r.id,
-                r.ts,
-                None if r.label is None else dumps(r.label),
-                None if r.flag is None else int(r.flag),
-                r.note,
-            )
-            for r in clean
+            (r.id, r.ts, label, None if r.flag is None else int(r.flag), r.note, r.model)
+            for r, label in zip(clean, clean.encoded, strict=True)
         ]
-        ids = list(dict.fromkeys(r.id for r in clean))
+        keys = list(dict.fromkeys((r.model, r.id) for r in clean))
         with self._transaction() as conn:
-            known = _existing_ids(conn, ids)
+            known = _existing_keys(conn, keys)
             conn.executemany(_INSERT_FEEDBACK, rows)
-        self.nonfinite_total += nonfinite
-        unknown = tuple(i for i in ids if i not in known)
-        n_unknown = sum(1 for r in clean if r.id not in known)
+        self.nonfinite_total += clean.nonfinite
+        unknown = tuple(dict.fromkeys(i for m, i in keys if (m, i) not in known))
+        n_unknown = sum(1 for r in clean if (r.model, r.id) not in known)
         return FeedbackResult(len(clean) - n_unknown, n_unknown, unknown)
+
+    def check_writable(self) -> None:
+        """Raise :class:`LogStoreError` saying why when a write cannot be committed now.
+
+        Writes and commits one tiny row (what a prediction's commit needs: the file, its
+        folder and free space all writable); used by the gateway's readiness probe. A
+        connection opened while the file was read-only is reopened, so the log recovers
+        when the disk does.
+        """
+        try:
+            with self._transaction() as conn:
+                conn.execute("CREATE TABLE IF NOT EXISTS probe (k INTEGER PRIMARY KEY, ts REAL)")
+                conn.execute("INSERT OR REPLACE INTO probe VALUES (1, julianday('now'))")
+        except sqlite3.Error as exc:
+            with self._lock:
+                if self._conn is not None and "readonly" in str(exc).replace("-", ""):
+                    # SQLite keeps a connection opened on a read-only file read-only
+                    self._conn.close()
+                    self._conn = self._connect(writer=True)
+            raise LogStoreError(
+                f"the prediction log {str(self.path)!r} cannot be written: {exc}"
+            ) from exc
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -458,17 +497,18 @@ class SQLiteLogSink:
             received = conn.execute("SELECT count(*) FROM feedback").fetchone()[0]
             matched = conn.execute(
                 "SELECT count(*) FROM feedback AS f WHERE EXISTS (SELECT 1 FROM predictions "
-                f"AS p WHERE p.id = f.prediction_id{scope})",
+                f"AS p WHERE p.id = f.prediction_id AND {_SAME_MODEL}{scope})",
                 params,
             ).fetchone()[0]
             unknown, unknown_ids = conn.execute(
                 "SELECT count(*), count(DISTINCT prediction_id) FROM feedback AS f WHERE NOT "
-                "EXISTS (SELECT 1 FROM predictions AS p WHERE p.id = f.prediction_id)"
+                "EXISTS (SELECT 1 FROM predictions AS p WHERE p.id = f.prediction_id "
+                f"AND {_SAME_MODEL})"
             ).fetchone()
             labelled = conn.execute(
                 "SELECT count(*) FROM predictions AS p WHERE p.shadow = 0"
                 f"{scope} AND EXISTS (SELECT 1 FROM feedback AS f "
-                "WHERE f.prediction_id = p.id AND f.label IS NOT NULL)",
+                f"WHERE f.prediction_id = p.id AND {_SAME_MODEL} AND f.label IS NOT NULL)",
                 params,
             ).fetchone()[0]
         return FeedbackStats(int(received), int(matched), int(unknown), int(unknown_ids),
@@ -508,14 +548,20 @@ class SQLiteLogSink:
             max_seq = conn.execute("SELECT ifnull(max(seq), 0) FROM feedback").fetchone()[0]
         return window_table(rows), int(max_seq)
 
-    def _delete_exported(self, keys: Sequence[tuple[str, str]], max_seq: int) -> int:
-        """Delete exported predictions by key, and the feedback on them that was exported."""
+    def _delete_exported(
+        self, keys: Sequence[tuple[str, str]], max_seq: int, model: str | None = None
+    ) -> int:
+        """Delete exported predictions (of ``model``) by ``(id, arm)``, and the feedback on
+        them that was exported."""
         ids = list(dict.fromkeys(k[0] for k in keys))
+        scope = "" if model is None else " AND model = ?"
+        extra = () if model is None else (model,)
         with self._transaction() as conn:
             deleted = conn.executemany(
-                "DELETE FROM predictions WHERE id = ? AND arm = ?", list(keys)
+                f"DELETE FROM predictions WHERE id = ? AND arm = ?{scope}",
+                [(*k, *extra) for k in keys],
             ).rowcount
-            still_known = _existing_ids(conn, ids)
+            still_known = {i for _, i in _existing_keys(conn, [(None, i) for i in ids])}
             gone = [(i, max_seq) for i in ids if i not in still_known]
             conn.executemany("DELETE FROM feedback WHERE prediction_id = ? AND seq <= ?", gone)
         return int(deleted)
@@ -540,11 +586,61 @@ class SQLiteLogSink:
         return f"SQLiteLogSink({str(self.path)!r}, synchronous={self.synchronous!r})"
 
 
-def _existing_ids(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
-    known: set[str] = set()
-    for i in range(0, len(ids), _CHUNK):
-        chunk = ids[i : i + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(f"SELECT DISTINCT id FROM predictions WHERE id IN ({marks})", chunk)
-        known.update(r[0] for r in rows)
-    return known
+def _logged_models(conn: sqlite3.Connection) -> list[str]:
+    """Models with predictions, one index seek each (no scan of the table)."""
+    models: list[str] = []
+    row = conn.execute("SELECT min(model) FROM predictions").fetchone()
+    while row is not None and row[0] is not None:
+        models.append(row[0])
+        row = conn.execute("SELECT min(model) FROM predictions WHERE model > ?", row).fetchone()
+    return models
+
+
+def _existing_keys(
+    conn: sqlite3.Connection, keys: Sequence[tuple[str | None, str]]
+) -> set[tuple[str | None, str]]:
+    """Which ``(model, id)`` have a logged prediction (``model`` None: of any model).
+
+    Every lookup is a seek on the ``(model, id, arm)`` key.
+    """
+    wanted: dict[str, list[str]] = {}
+    every: list[str] | None = None
+    for model, i in keys:
+        if model is None and every is None:
+            every = _logged_models(conn)
+        for m in [model] if model is not None else every or []:
+            wanted.setdefault(m, []).append(i)
+    found: set[tuple[str, str]] = set()
+    for model, ids in wanted.items():
+        ids = list(dict.fromkeys(ids))
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT DISTINCT id FROM predictions WHERE model = ? AND id IN ({marks})",
+                [model, *chunk],
+            )
+            found.update((model, r[0]) for r in rows)
+    any_model = {i for _, i in found}
+    return {(m, i) for m, i in keys if ((m, i) in found if m is not None else i in any_model)}
+
+
+def _conflicts(conn: sqlite3.Connection, records: Checked) -> tuple[int, ...]:
+    """Indices of ``records`` not stored because their key holds other features.
+
+    Runs in the writing transaction after ``INSERT OR IGNORE``: every key of the batch is
+    stored now, by this batch or before it, so a record whose stored features differ from
+    its own was refused (a record identical to the stored one is a retry, or was stored).
+    """
+    out = []
+    for i, (r, texts) in enumerate(zip(records, records.encoded, strict=True)):
+        if r.shadow:
+            sql = "SELECT features FROM predictions WHERE model = ? AND id = ? AND arm = ?"
+            params: tuple[Any, ...] = (r.model, r.id, r.arm)
+        else:
+            sql = "SELECT features FROM predictions WHERE model = ? AND id = ? AND shadow = 0"
+            params = (r.model, r.id)
+        row = conn.execute(sql, params).fetchone()
+        if row is not None and not _same_content(row[0], texts[0]):
+            out.append(i)
+    return tuple(out)

@@ -31,14 +31,20 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from watchkeeper.exceptions import InputError
-from watchkeeper.logstore._errors import LogClosedError, LogFullError, LogStoreError
+from watchkeeper.logstore._errors import (
+    IdConflictError,
+    LogClosedError,
+    LogFullError,
+    LogStoreError,
+)
 from watchkeeper.logstore._histogram import Histogram
-from watchkeeper.logstore._normalize import Checked, normalize_feedback, normalize_prediction
+from watchkeeper.logstore._normalize import Checked
 from watchkeeper.logstore._records import (
     FeedbackRecord,
     FeedbackResult,
     LogSink,
     PredictionRecord,
+    WriteResult,
 )
 
 __all__ = ["GroupCommitWriter", "LogOutcome"]
@@ -66,11 +72,29 @@ class _Item:
 
 
 def _checked(items: list[_Item]) -> Checked:
-    """The items' records as one list the sink need not check again (they were, on submit)."""
+    """The items' records as one list the sink need not check nor encode again (they were,
+    on submit)."""
+    if len(items) == 1:
+        only: Checked = items[0].records
+        return only
     return Checked(
         (r for item in items for r in item.records),
-        nonfinite=sum(getattr(item.records, "nonfinite", 0) for item in items),
+        nonfinite=sum(item.records.nonfinite for item in items),
+        encoded=[e for item in items for e in item.records.encoded],
     )
+
+
+def _record_specific(error: BaseException) -> bool:
+    """Whether a failed group write may be the fault of one record rather than of the store.
+
+    Store-wide failures (an ``OSError``, a DB-API ``OperationalError`` such as a full,
+    read-only or locked disk, a closed log) would fail every record alone too, so the writer
+    does not retry them record by record; anything else (a value the driver cannot bind, a
+    constraint) might be one record's fault.
+    """
+    if isinstance(error, OSError | LogStoreError):
+        return False
+    return not any(c.__name__ == "OperationalError" for c in type(error).__mro__)
 
 
 def _done(value: Any) -> Future[Any]:
@@ -191,6 +215,12 @@ class GroupCommitWriter:
         self.dropped_total = 0
         #: Records whose write raised (their futures hold the exception).
         self.failed_total = 0
+        #: Predictions not stored again: idempotent retries (same model, id and features).
+        self.duplicates_total = 0
+        #: Predictions refused because their id was logged for the model with other features.
+        self.conflicts_total = 0
+        #: Group writes that failed and were retried submission by submission.
+        self.split_retries_total = 0
         #: Submissions that had to wait for room, and the seconds they waited in total.
         self.blocked_total = 0
         self.blocked_seconds_total = 0.0
@@ -233,6 +263,9 @@ class GroupCommitWriter:
                 "feedback_unknown_total": self.feedback_unknown_total,
                 "dropped_total": self.dropped_total,
                 "failed_total": self.failed_total,
+                "duplicates_total": self.duplicates_total,
+                "conflicts_total": self.conflicts_total,
+                "split_retries_total": self.split_retries_total,
                 "blocked_total": self.blocked_total,
                 "blocked_seconds_total": self.blocked_seconds_total,
                 "nonfinite_total": self.nonfinite_total,
@@ -257,14 +290,8 @@ class GroupCommitWriter:
                 f"{len(records)} records in one submission exceed max_pending="
                 f"{self.max_pending}; submit them in smaller groups or raise max_pending"
             )
-        normalize = normalize_feedback if feedback else normalize_prediction
-        clean, nonfinite = Checked(), 0
-        for record in records:
-            rec, n = normalize(record)
-            clean.append(rec)
-            nonfinite += n
-        clean.nonfinite = nonfinite
-        return clean, nonfinite
+        clean = Checked.of(records, feedback)
+        return clean, clean.nonfinite
 
     def _check_open(self) -> None:
         if self._closed:
@@ -470,38 +497,83 @@ class GroupCommitWriter:
         predictions = [item for item in batch if not item.feedback]
         feedback = [item for item in batch if item.feedback]
         if predictions:
-            records = _checked(predictions)
-            error, seconds = self._timed(lambda: self.sink.write_predictions(records))
-            with self._lock:
-                if error is None:
-                    self._observe(seconds, len(records))
-                    self.committed_total += len(records)
-                else:
-                    self._failed(error, len(records))
-            outcomes.extend((item, LogOutcome.COMMITTED, error) for item in predictions)
+            outcomes.extend(self._write_group(predictions, self._write_predictions))
         if feedback:
-            records = _checked(feedback)
-            result: list[FeedbackResult] = []
-            f_error, seconds = self._timed(lambda: result.append(self.sink.write_feedback(records)))
-            with self._lock:
-                if f_error is None:
-                    self._observe(seconds, len(records))
-                    self.feedback_committed_total += len(records)
-                    self.feedback_unknown_total += result[0].n_unknown
-                else:
-                    self._failed(f_error, len(records))
-            unknown = set(result[0].unknown_ids) if result else set()
-            for item in feedback:
-                ids = [r.id for r in item.records if r.id in unknown]
-                own = FeedbackResult(
-                    len(item.records) - len(ids), len(ids), tuple(dict.fromkeys(ids))
-                )
-                outcomes.append((item, own, f_error))
+            outcomes.extend(self._write_group(feedback, self._write_feedback))
         with self._lock:
             self._pending -= sum(len(item.records) for item in batch)
             self._inflight = []
             self._notify_room_locked()
         self._settle(outcomes)
+
+    def _write_group(
+        self, items: list[_Item], write: Any
+    ) -> list[tuple[_Item, Any, BaseException | None]]:
+        """Write ``items`` in one transaction; if that fails for a reason one record may
+        cause, write them again one submission at a time, so only the guilty one fails."""
+        outcomes, error = write(items)
+        if error is None or len(items) == 1 or not _record_specific(error):
+            return outcomes
+        with self._lock:
+            self.split_retries_total += 1
+            self.failed_total -= sum(len(item.records) for item in items)  # counted again
+        return [outcome for item in items for outcome in write([item])[0]]
+
+    def _write_predictions(
+        self, items: list[_Item]
+    ) -> tuple[list[tuple[_Item, Any, BaseException | None]], BaseException | None]:
+        records = _checked(items)
+        result: list[WriteResult | None] = []
+        error, seconds = self._timed(lambda: result.append(self.sink.write_predictions(records)))
+        written = result[0] if result and result[0] is not None else WriteResult()
+        conflicts = set(written.conflicts)
+        with self._lock:
+            if error is None:
+                self._observe(seconds, len(records))
+                self.committed_total += len(records) - len(conflicts) - written.duplicates
+                self.duplicates_total += written.duplicates
+                self.conflicts_total += len(conflicts)
+            else:
+                self._failed(error, len(records))
+        if error is not None or not conflicts:
+            return [(item, LogOutcome.COMMITTED, error) for item in items], error
+        outcomes: list[tuple[_Item, Any, BaseException | None]] = []
+        start = 0
+        for item in items:
+            mine = [records[i] for i in range(start, start + len(item.records)) if i in conflicts]
+            start += len(item.records)
+            failure = None
+            if mine:
+                ids = tuple(dict.fromkeys(r.id for r in mine))
+                failure = IdConflictError(
+                    f"prediction id {ids[0]!r} is already logged for model {mine[0].model!r} "
+                    "with other features, so this record was not logged; use a new id for a "
+                    "new prediction (a retry must send the same record)",
+                    ids,
+                )
+            outcomes.append((item, LogOutcome.COMMITTED, failure))
+        return outcomes, None
+
+    def _write_feedback(
+        self, items: list[_Item]
+    ) -> tuple[list[tuple[_Item, Any, BaseException | None]], BaseException | None]:
+        records = _checked(items)
+        result: list[FeedbackResult] = []
+        error, seconds = self._timed(lambda: result.append(self.sink.write_feedback(records)))
+        with self._lock:
+            if error is None:
+                self._observe(seconds, len(records))
+                self.feedback_committed_total += len(records)
+                self.feedback_unknown_total += result[0].n_unknown
+            else:
+                self._failed(error, len(records))
+        unknown = set(result[0].unknown_ids) if result else set()
+        outcomes: list[tuple[_Item, Any, BaseException | None]] = []
+        for item in items:
+            ids = [r.id for r in item.records if r.id in unknown]
+            own = FeedbackResult(len(item.records) - len(ids), len(ids), tuple(dict.fromkeys(ids)))
+            outcomes.append((item, own, error))
+        return outcomes, error
 
     @staticmethod
     def _settle(outcomes: list[tuple[_Item, Any, BaseException | None]]) -> None:
