@@ -107,7 +107,11 @@ async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's start-up and shutdown around an in-process HTTP client."""
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://gateway") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app),
+            base_url="http://127.0.0.1",
+            headers={"content-type": "application/json"},
+        ) as client,
     ):
         yield client
 

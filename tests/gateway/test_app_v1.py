@@ -394,7 +394,7 @@ async def test_servers_without_lifespan_load_on_the_first_request(root: Path) ->
 
     app = create_app(settings_for(root))
     transport = httpx.ASGITransport(app)  # sends no lifespan events
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         ready = await client.get("/readyz")
         resp = await client.post("/v1/models/churn/predict", json=churn_record())
     ctx = app.state.ctx

@@ -82,6 +82,17 @@ def serve_command(
     log_synchronous: str = typer.Option(
         "full", "--log-synchronous", help="'full' (survives power loss) or 'normal'."
     ),
+    allowed_host: list[str] | None = typer.Option(
+        None,
+        "--allowed-host",
+        help="Host name the Host header may carry (repeatable; '*': any). Default: the "
+        "loopback names on a loopback bind.",
+    ),
+    cors_origin: list[str] | None = typer.Option(
+        None,
+        "--cors-origin",
+        help="Browser origin allowed to call the gateway (repeatable; default: CORS off).",
+    ),
     access_log: bool = typer.Option(
         False,
         "--access-log/--no-access-log",
@@ -110,6 +121,10 @@ def serve_command(
         "log_on_full": log_on_full,
         "log_synchronous": log_synchronous,
     }
+    if allowed_host:
+        fields["allowed_hosts"] = tuple(allowed_host)
+    if cors_origin:
+        fields["cors_origins"] = tuple(cors_origin)
     paths = {"root": root, "registry_url": registry, "artifacts": artifacts, "log_path": log}
     try:
         from watchkeeper.gateway._settings import GatewaySettings
@@ -197,6 +212,10 @@ def _export(settings: Any) -> None:
         gateway_fields["require_auth"] = "true" if settings.require_auth else "false"
     if settings.models:
         gateway_fields["models"] = ",".join(settings.models)
+    if settings.allowed_hosts:
+        gateway_fields["allowed_hosts"] = ",".join(settings.allowed_hosts)
+    if settings.cors_origins:
+        gateway_fields["cors_origins"] = ",".join(settings.cors_origins)
     for name, value in gateway_fields.items():
         os.environ[f"WATCHKEEPER_GATEWAY_{name.upper()}"] = str(value)
 

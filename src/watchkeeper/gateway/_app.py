@@ -29,6 +29,7 @@ from watchkeeper.gateway._log import PredictionLog, open_log
 from watchkeeper.gateway._metrics import GatewayMetrics
 from watchkeeper.gateway._models import ServingState, without_paths
 from watchkeeper.gateway._monitor_task import MonitorTask
+from watchkeeper.gateway._origin import OriginGuard
 from watchkeeper.gateway._routes_store import RouteStore
 from watchkeeper.gateway._security import TokenAuth
 from watchkeeper.gateway._service import (
@@ -76,7 +77,7 @@ def create_app(
     >>> app = create_app(GatewaySettings(root=tmp.name))
     >>> async def ask():
     ...     async with app.router.lifespan_context(app), httpx.AsyncClient(
-    ...         transport=httpx.ASGITransport(app), base_url="http://gateway"
+    ...         transport=httpx.ASGITransport(app), base_url="http://localhost"
     ...     ) as client:
     ...         return (await client.post("/v1/models/price/predict", json={"x": 1.0})).json()
     >>> answer = asyncio.run(ask())
@@ -154,6 +155,20 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.monitor_task = monitor_task
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["authorization", "content-type", "x-request-id", "x-event-time"],
+        )
+    app.add_middleware(
+        OriginGuard,
+        allowed_hosts=settings.resolved_allowed_hosts,
+        cors_origins=settings.cors_origins,
+    )
     app.add_middleware(CatchAll)
     _install_error_handlers(app)
     from watchkeeper.gateway._admin import add_admin

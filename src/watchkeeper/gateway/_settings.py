@@ -94,6 +94,15 @@ class GatewaySettings:
         Monitor history database URL; default SQLite in ``<root>/monitor.db``.
     alert_rules
         Alert rules file of that monitor (default: the rules shipped with watchkeeper).
+    allowed_hosts
+        Host names the ``Host`` header may carry (``"*"``: any; ``".example.com"``: a domain
+        and its subdomains); others get 421, which defeats DNS rebinding. Default: the
+        loopback names when bound to loopback; any host on a wildcard bind (``0.0.0.0``,
+        tokens are then required); the loopback names and the bind address otherwise.
+    cors_origins
+        Origins (``https://app.example.com``) allowed to call the gateway from a browser:
+        CORS headers for them, and their state-changing requests accepted. Default: none
+        (CORS off; cross-origin writes refused with 403).
 
     Examples
     --------
@@ -130,6 +139,8 @@ class GatewaySettings:
     monitor_window: str = "1h"
     monitor_url: str | None = None
     alert_rules: str | None = None
+    allowed_hosts: tuple[str, ...] | None = None
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from watchkeeper.registry import validate_alias, validate_name
@@ -172,10 +183,40 @@ class GatewaySettings:
         validate_alias(self.default_alias)
         if self.models is not None:
             object.__setattr__(self, "models", tuple(validate_name(m) for m in self.models))
+        if self.allowed_hosts is not None:
+            object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))
+        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+        for origin in self.cors_origins:
+            if origin == "*" or "://" not in origin:
+                raise InputError(
+                    f"a CORS origin must be a full origin such as https://app.example.com, "
+                    f"got {origin!r} (a wildcard would let any web page act for the gateway's "
+                    "users)"
+                )
         for scope, tokens in (("predict", self.predict_tokens), ("admin", self.admin_tokens)):
             object.__setattr__(self, f"{scope}_tokens", tuple(tokens))
             for token in tokens:
                 _check_token(token, scope)
+
+    @property
+    def resolved_allowed_hosts(self) -> tuple[str, ...]:
+        """The host names the gateway answers to (see ``allowed_hosts``).
+
+        Examples
+        --------
+        >>> GatewaySettings().resolved_allowed_hosts
+        ('localhost', '127.0.0.1', '::1')
+        >>> GatewaySettings(host="0.0.0.0", require_auth=False).resolved_allowed_hosts
+        ('*',)
+        """
+        if self.allowed_hosts:
+            return self.allowed_hosts
+        loopback = ("localhost", "127.0.0.1", "::1")
+        if is_loopback(self.host):
+            return loopback if self.host in loopback else (*loopback, self.host)
+        if self.host in ("0.0.0.0", "::", ""):
+            return ("*",)
+        return (*loopback, self.host)
 
     @property
     def auth_required(self) -> bool:
@@ -276,6 +317,8 @@ _ENV_FIELDS: dict[str, str] = {
     "log_synchronous": "str",
     "monitor_every": "float",
     "monitor_window": "str",
+    "allowed_hosts": "list",
+    "cors_origins": "list",
 }
 
 
