@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -25,7 +26,7 @@ from starlette.routing import Match
 from watchkeeper import __version__
 from watchkeeper.gateway._errors import ApiError
 from watchkeeper.gateway._http import CatchAll, error_response, json_response
-from watchkeeper.gateway._log import PredictionLog, open_log
+from watchkeeper.gateway._log import PredictionLog, open_log, writable_problem
 from watchkeeper.gateway._metrics import GatewayMetrics
 from watchkeeper.gateway._models import ServingState, without_paths
 from watchkeeper.gateway._monitor_task import MonitorTask
@@ -270,14 +271,31 @@ def _add_operations(app: FastAPI, ctx: Context) -> None:
         return Response(body, media_type=content_type)
 
 
+#: Seconds a log probe's verdict is reused (readiness probes may come often).
+_LOG_PROBE_TTL = 1.0
+
+
 async def readiness(ctx: Context) -> list[str]:
-    """Why the gateway is not ready (empty list when it is).
+    """Why the gateway is not ready (empty list when it is): models not loaded, or a
+    prediction log that cannot be written (then every predict would answer 503).
 
     Anyone may ask (``/readyz`` takes no token), so file paths are cut out of the reasons;
     the gateway's log has them in full.
     """
     if ctx.watcher is None:
         await ensure_started(ctx)
+    problems = await _log_problems(ctx)
     if not ctx.state.loaded:
-        return [without_paths(ctx.state.last_error or "models are still loading")]
-    return [without_paths(problem) for problem in ctx.state.current.readiness()]
+        return [without_paths(ctx.state.last_error or "models are still loading"), *problems]
+    return [without_paths(problem) for problem in [*ctx.state.current.readiness(), *problems]]
+
+
+async def _log_problems(ctx: Context) -> list[str]:
+    now = time.monotonic()
+    cached = ctx.log_probe
+    if cached is None or now - cached[0] > _LOG_PROBE_TTL:
+        problem = await asyncio.to_thread(writable_problem, ctx.log)
+        ctx.log_probe = cached = (time.monotonic(), problem)
+    if cached[1] is None:
+        return []
+    return [without_paths(f"the prediction log cannot be written: {cached[1]}")]

@@ -23,7 +23,7 @@ from watchkeeper.logstore import (
     open_sink,
 )
 
-__all__ = ["PredictionLog", "SinkLog", "WriterLog", "open_log"]
+__all__ = ["PredictionLog", "SinkLog", "WriterLog", "open_log", "writable_problem"]
 
 
 class PredictionLog(Protocol):
@@ -44,6 +44,28 @@ class PredictionLog(Protocol):
     def close(self) -> None:
         """Flush and release."""
         ...
+
+
+def writable_problem(log: PredictionLog) -> str | None:
+    """Why ``log`` cannot be written now (``None`` when it can, or cannot tell).
+
+    Asks the sink to commit a probe write when it can (``check_writable``, as
+    :class:`~watchkeeper.logstore.SQLiteLogSink` does): a read-only or full disk shows here
+    before any prediction fails on it.
+    """
+    sink = getattr(log, "sink", None)
+    if sink is None:
+        writer = getattr(log, "writer", None)
+        sink = getattr(writer, "sink", None)
+    check = getattr(sink, "check_writable", None)
+    if check is None:
+        return None
+    try:
+        check()
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        return (text[0] if text else type(exc).__name__)[:300]
+    return None
 
 
 class SinkLog:

@@ -71,6 +71,8 @@ class Context:
     auth: TokenAuth
     shadow_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     watcher: asyncio.Task[None] | None = None
+    #: When the log was last probed for writability, and the problem found (or None).
+    log_probe: tuple[float, str | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -217,9 +217,36 @@ class SQLiteLogSink:
         #: Re-inserted predictions (same key) that were ignored.
         self.duplicates_total = 0
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = self._connect(writer=True)
-        self._turn_fd = _open_turn_file(self.path)
-        self._create_schema()
+        self._closed = False
+        #: Why the log could not be opened yet (a read-only disk), else ``None``.
+        self.unavailable: str | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._turn_fd: int | None = None
+        try:
+            self._open()
+        except LogStoreError as exc:
+            if not (self.path.exists() and not os.access(self.path.parent, os.W_OK)):
+                raise
+            # An existing log on a read-only disk: open it when the disk is writable again,
+            # meanwhile every write fails (503) and the readiness probe says why.
+            self.unavailable = str(exc)
+
+    def _open(self) -> None:
+        conn = None
+        try:
+            conn = self._connect(writer=True)
+            self._create_schema(conn)
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise LogStoreError(
+                f"cannot open the prediction log {str(self.path)!r}: {exc}; check that the "
+                "disk and folder are writable"
+            ) from exc
+        self._conn = conn
+        if self._turn_fd is None:
+            self._turn_fd = _open_turn_file(self.path)
+        self.unavailable = None
 
     # -- connections ---------------------------------------------------------------------
 
@@ -250,20 +277,21 @@ class SQLiteLogSink:
             conn.execute("PRAGMA query_only = ON")
         return conn
 
-    def _create_schema(self) -> None:
-        with self._lock:
-            conn = self._writer()
-            conn.executescript(_SCHEMA)
-            pk = [r[1] for r in sorted(conn.execute("PRAGMA table_info(predictions)"),
-                                       key=lambda r: r[5]) if r[5]]  # fmt: skip
-            if pk != ["model", "id", "arm"]:
-                conn.executescript(f"BEGIN IMMEDIATE;{_MIGRATE_PREDICTIONS}COMMIT;")
-                conn.executescript(_SCHEMA)  # the indexes of the new table
-            if "model" not in [r[1] for r in conn.execute("PRAGMA table_info(feedback)")]:
-                conn.execute("ALTER TABLE feedback ADD COLUMN model TEXT")
-            conn.executescript(_FEEDBACK_UNIQUE)
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        conn.executescript(_SCHEMA)
+        pk = [r[1] for r in sorted(conn.execute("PRAGMA table_info(predictions)"),
+                                   key=lambda r: r[5]) if r[5]]  # fmt: skip
+        if pk != ["model", "id", "arm"]:
+            conn.executescript(f"BEGIN IMMEDIATE;{_MIGRATE_PREDICTIONS}COMMIT;")
+            conn.executescript(_SCHEMA)  # the indexes of the new table
+        if "model" not in [r[1] for r in conn.execute("PRAGMA table_info(feedback)")]:
+            conn.execute("ALTER TABLE feedback ADD COLUMN model TEXT")
+        conn.executescript(_FEEDBACK_UNIQUE)
 
     def _writer(self) -> sqlite3.Connection:
+        if self._conn is None and not self._closed:
+            self._open()  # opening was deferred: the disk was read-only
         if self._conn is None:
             raise LogClosedError(f"the prediction log {str(self.path)!r} is closed")
         return self._conn
@@ -307,7 +335,8 @@ class SQLiteLogSink:
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
         """A fresh read-only connection holding one consistent snapshot."""
-        self._writer()  # refuse reads after close, like writes
+        if self._closed:  # refuse reads after close, like writes
+            raise LogClosedError(f"the prediction log {str(self.path)!r} is closed")
         conn = self._connect(writer=False)
         try:
             conn.execute("BEGIN")
@@ -383,9 +412,10 @@ class SQLiteLogSink:
         except sqlite3.Error as exc:
             with self._lock:
                 if self._conn is not None and "readonly" in str(exc).replace("-", ""):
-                    # SQLite keeps a connection opened on a read-only file read-only
+                    # SQLite keeps a connection opened on a read-only file read-only: open
+                    # a new one on the next write
                     self._conn.close()
-                    self._conn = self._connect(writer=True)
+                    self._conn = None
             raise LogStoreError(
                 f"the prediction log {str(self.path)!r} cannot be written: {exc}"
             ) from exc
@@ -569,6 +599,7 @@ class SQLiteLogSink:
     def close(self) -> None:
         """Close the writer connection (idempotent); the file stays consistent."""
         with self._lock:
+            self._closed = True
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
