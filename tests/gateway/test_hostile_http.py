@@ -61,7 +61,8 @@ def _send(
     status, answer = http(method, server.base_url + path, body=body, headers=all_headers)
     SENT.append(status)
     assert status < 500, (path, body, status, answer[:300])
-    assert b"Traceback" not in answer and b'File "' not in answer
+    assert b"Traceback" not in answer
+    assert b'File "' not in answer
     if refused:
         assert 400 <= status < 500, (path, body, status, answer[:300])
     return status, answer
@@ -113,7 +114,8 @@ def traffic(gateway_server: GatewayProcess, demo_registry: DemoRegistry) -> Iter
     with ValidTraffic(gateway_server, demo_registry.rows[:200]) as running:
         yield running
     bad = [s for s in running.statuses if s[1] != 200]
-    assert running.statuses and not bad, bad[:5]
+    assert running.statuses
+    assert not bad, bad[:5]
 
 
 def _row(demo_registry: DemoRegistry, i: int = 0) -> dict[str, Any]:
@@ -230,7 +232,8 @@ def test_hostile_dashboard(gateway_server: GatewayProcess, traffic: ValidTraffic
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         SENT.append(status)
-        assert 400 <= status < 500 and b"Traceback" not in answer, (body, status, answer[:200])
+        assert 400 <= status < 500, (body, status, answer[:200])
+        assert b"Traceback" not in answer
 
     check()
 
@@ -280,7 +283,8 @@ def test_a_reused_id_is_idempotent_or_a_409(
     other[numeric] = row[numeric] + 1
     clash = http("POST", url, body=_raw(other), headers=headers)
     assert first[0] == retry[0] == 200
-    assert clash[0] == 409 and b"already logged" in clash[1], clash
+    assert clash[0] == 409, clash
+    assert b"already logged" in clash[1]
     import sqlite3
 
     conn = sqlite3.connect(f"file:{gateway_server.log_path}?mode=ro", uri=True)
@@ -291,10 +295,13 @@ def test_a_reused_id_is_idempotent_or_a_409(
     finally:
         conn.close()
     assert n == 1
-    status, metrics = http("GET", gateway_server.base_url + "/metrics")
+    _, metrics = http("GET", gateway_server.base_url + "/metrics")
     text = metrics.decode()
-    conflicts = [l for l in text.splitlines() if l.startswith("watchkeeper_log_id_conflicts_total")]
-    assert conflicts and float(conflicts[0].split()[-1]) >= 1
+    conflicts = [
+        line for line in text.splitlines() if line.startswith("watchkeeper_log_id_conflicts_total")
+    ]
+    assert conflicts
+    assert float(conflicts[0].split()[-1]) >= 1
 
 
 def test_cross_site_requests_are_refused(gateway_server: GatewayProcess) -> None:

@@ -81,7 +81,8 @@ async def test_readyz_follows_a_log_that_turns_read_only(root: Path) -> None:
         assert any("prediction log cannot be written" in p for p in ready.json()["problems"])
         assert "readonly database" in ready.text
         v2 = await client.get("/v2/health/ready")
-        assert v2.status_code == 400 and v2.json()["ready"] is False
+        assert v2.status_code == 400
+        assert v2.json()["ready"] is False
         refused = await client.post("/v1/models/churn/predict", json=churn_record(2))
         assert refused.status_code == 503
         sink.read_only = False

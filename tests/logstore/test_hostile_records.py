@@ -110,7 +110,8 @@ def test_a_group_failing_because_of_one_record_is_retried_without_it(
                 results.append("failed")
     finally:
         writer.close()
-    assert results.count("failed") == 1 and results[1] == "failed"
+    assert results.count("failed") == 1
+    assert results[1] == "failed"
     assert sink.count("churn") == 7
     assert writer.stats()["failed_total"] == 1
     assert writer.stats()["split_retries_total"] == 1  # one shared group, split once
@@ -128,7 +129,8 @@ def test_ids_are_idempotent_conflicting_or_scoped_per_model(sink: SQLiteLogSink)
         # the same id and features in one batch: stored once
         assert writer.submit([rec("b-1"), rec("b-1")]).result(timeout=10) is LogOutcome.COMMITTED
         stats = writer.stats()
-    assert stats["duplicates_total"] == 2 and stats["conflicts_total"] == 1
+    assert stats["duplicates_total"] == 2
+    assert stats["conflicts_total"] == 1
     window = sink.read_window("churn")
     assert window.column("id").to_pylist().count("dup-1") == 1
     assert window.column("x").to_pylist()[window.column("id").to_pylist().index("dup-1")] == 1.0
