@@ -180,7 +180,7 @@ async def test_versioned_infer_uses_that_version(root: Path) -> None:
 async def test_tensor_errors(root: Path, inputs: list[Any], message: str) -> None:
     async with gateway(root) as client:
         resp = await client.post("/v2/models/churn/infer", json={"inputs": inputs})
-    assert resp.status_code == 422
+    assert resp.status_code == 400  # as the protocol says
     body = resp.json()
     assert isinstance(body["error"], str)  # the protocol's error form
     assert any(message in d["problem"] for d in body["detail"]), body
@@ -198,6 +198,6 @@ async def test_value_errors_name_the_tensor(root: Path) -> None:
             "/v2/models/churn/infer", json={"inputs": inputs, "outputs": [{"name": "what"}]}
         )
         ok_outputs = await client.post("/v2/models/churn/infer", json={"inputs": inputs})
-    assert resp.status_code == 422
+    assert resp.status_code == 400
     assert resp.json()["detail"][0]["field"] == "outputs"
     assert {d["field"] for d in ok_outputs.json()["detail"]} == {"inputs[x2][0]", "inputs[x2][1]"}

@@ -9,6 +9,12 @@ durable logging. Outputs are ``predict``, ``predict_proba`` (classifiers, ``[N, 
 and ``prediction_id`` (BYTES), the ids to send feedback for. Tensor handling lives in
 :mod:`._v2_codec`.
 
+Tensors travel as JSON or, with the ``binary_tensor_data`` extension (advertised in the
+server metadata; what ``tritonclient`` sends by default), as raw bytes after a JSON header
+whose length the ``Inference-Header-Content-Length`` header gives; outputs come back in
+binary when the request asks (``binary_data_output``, or ``binary_data`` per output). Errors
+answer 400 with ``{"error": ...}``, as the protocol says.
+
 Reference: https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
 """
 
@@ -23,7 +29,7 @@ from starlette.responses import Response
 
 from watchkeeper import __version__
 from watchkeeper.gateway._errors import ApiError, FieldProblem
-from watchkeeper.gateway._http import json_response, read_json
+from watchkeeper.gateway._http import check_json_type, json_response, parse_json, read_body
 from watchkeeper.gateway._models import ServedModel, ServedVersion
 from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName, VersionNumber
 from watchkeeper.gateway._service import (
@@ -35,15 +41,23 @@ from watchkeeper.gateway._service import (
 from watchkeeper.gateway._v2_codec import (
     DATATYPES,
     OUTPUTS,
+    attach_binary,
+    binary_answer,
+    binary_outputs,
     datatype_of,
     decode_inputs,
     encode_outputs,
+    split_binary,
     tensor_type,
     wanted_outputs,
 )
 from watchkeeper.gateway._validation import InputSpec
 
-__all__ = ["add_v2"]
+__all__ = ["EXTENSIONS", "add_v2"]
+
+#: Protocol extensions the server implements (listed in the server metadata).
+EXTENSIONS = ("binary_tensor_data",)
+_HEADER_LENGTH = "inference-header-content-length"
 
 _INFER_BODY = {
     "requestBody": {
@@ -143,7 +157,9 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
     @app.get("/v2", tags=["v2"], summary="Server metadata", response_model=None)
     async def server_metadata() -> Response:
         """Name, version and extensions of the server."""
-        return json_response({"name": "watchkeeper", "version": __version__, "extensions": []})
+        return json_response(
+            {"name": "watchkeeper", "version": __version__, "extensions": list(EXTENSIONS)}
+        )
 
     @app.get("/v2/health/live", tags=["v2"], summary="Server liveness", response_model=None)
     async def live() -> Response:
@@ -230,6 +246,32 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
         ok = not served.problems
         return json_response({"name": name, "ready": ok}, 200 if ok else 400)
 
+    @app.get(
+        "/v2/models/{name}/versions/{version}/ready",
+        tags=["v2"],
+        summary="Model version readiness",
+        response_model=None,
+        responses=ERROR_RESPONSES,
+    )
+    async def version_ready(name: ModelName, version: VersionNumber, request: Request) -> Response:
+        """200 when the route serves this version and it is loaded; 404 when it serves
+        another one."""
+        check(request)
+        served = served_model(await current_snapshot(ctx), name)
+        number = _version_number(version)
+        if not any(v.version == number for v in served.versions.values()):
+            raise ApiError(
+                f"version {number} of model {name!r} is not served",
+                [
+                    FieldProblem(
+                        "path.version",
+                        f"served: {sorted({v.version for v in served.versions.values()})}",
+                    )
+                ],
+                status=404,
+            )
+        return json_response({"name": name, "version": str(number), "ready": True})
+
     async def infer(name: str, version: int | None, request: Request) -> Response:
         started = time.perf_counter()
         labels = ["unknown", "", "", "500"]
@@ -237,13 +279,14 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
             check(request)
             served = served_model(await current_snapshot(ctx), name)
             labels[0] = name
-            body = await read_json(request, ctx.settings.max_body_bytes)
+            body = await _read_request(request, ctx.settings.max_body_bytes)
             if not isinstance(body, dict):
                 raise ApiError(
                     "expected an inference request object",
                     [FieldProblem("body", 'send {"inputs": [...]}')],
                 )
             wanted = wanted_outputs(body)
+            binary = binary_outputs(body)
             headers: Mapping[str, str] = request.headers
             request_id = body.get("id")
             if request_id is not None:
@@ -269,8 +312,17 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
             }
             if request_id is not None:
                 payload["id"] = request_id
+            if binary:
+                content, n = binary_answer(payload, binary)
+                return Response(
+                    content,
+                    headers={"Inference-Header-Content-Length": str(n)},
+                    media_type="application/octet-stream",
+                )
             return json_response(payload)
         except ApiError as exc:
+            if exc.status == 422:  # the protocol answers every bad request with 400
+                exc.status = 400
             labels[3] = str(exc.status)
             raise
         finally:
@@ -302,6 +354,35 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
     async def infer_version(name: ModelName, version: VersionNumber, request: Request) -> Response:
         """Predictions from a given version (it must be one the route serves)."""
         return await infer(name, _version_number(version), request)
+
+
+async def _read_request(request: Request, limit: int) -> Any:
+    """The inference request, from JSON or from binary tensor data (see the module
+    docstring). A ``Content-Type`` is optional (``tritonclient`` sends none); when given it
+    must be JSON, or ``application/octet-stream`` with binary data."""
+    header_length = request.headers.get(_HEADER_LENGTH)
+    declared = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if not (header_length is not None and declared == "application/octet-stream"):
+        check_json_type(request, optional=True)
+    raw = await read_body(request, limit)
+    if header_length is None:
+        body = parse_json(raw)
+        binary = b""
+    else:
+        head, binary = split_binary(raw, header_length)
+        body = parse_json(head)
+    if isinstance(body, dict) and (binary or _wants_binary(body.get("inputs"))):
+        attach_binary(body.get("inputs"), binary)
+    return body
+
+
+def _wants_binary(inputs: Any) -> bool:
+    return isinstance(inputs, list) and any(
+        isinstance(t, dict)
+        and isinstance(t.get("parameters"), dict)
+        and "binary_data_size" in t["parameters"]
+        for t in inputs
+    )
 
 
 def _spec_for(served: ServedModel, version: int | None) -> InputSpec:

@@ -18,9 +18,13 @@ from watchkeeper.gateway._validation import InputSpec
 __all__ = [
     "DATATYPES",
     "OUTPUTS",
+    "attach_binary",
+    "binary_answer",
+    "binary_outputs",
     "datatype_of",
     "decode_inputs",
     "encode_outputs",
+    "split_binary",
     "tensor_type",
     "wanted_outputs",
 ]
@@ -265,3 +269,183 @@ def tensor_type(kind: ColumnKind | None) -> str:
     if kind is ColumnKind.BOOLEAN:
         return "BOOL"
     return "BYTES"
+
+
+# -- binary tensor data (the ``binary_tensor_data`` extension) ------------------------------
+#
+# A request with the ``Inference-Header-Content-Length: N`` header is N bytes of JSON (the
+# usual inference request, where an input with ``parameters.binary_data_size`` has no
+# ``data``) followed by the inputs' raw bytes in the order of the inputs: little-endian,
+# row-major; BOOL one byte per value; BYTES each value as a 4-byte little-endian length and
+# its bytes. Answers use the same layout for the outputs asked in binary.
+
+#: numpy dtypes of the fixed-size datatypes (little-endian).
+_NUMPY_TYPES = {
+    "BOOL": "|b1",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+
+
+def _binary_error(where: str, problem: str) -> ApiError:
+    return ApiError("invalid binary tensor data", [FieldProblem(where, problem)], status=400)
+
+
+def split_binary(body: bytes, header_length: str) -> tuple[bytes, bytes]:
+    """The JSON header and the binary part of a request sent with binary tensor data.
+
+    Examples
+    --------
+    >>> split_binary(b'{"inputs": []}\\x01\\x02', "14")
+    (b'{"inputs": []}', b'\\x01\\x02')
+    """
+    if not header_length.isdigit() or int(header_length) > len(body):
+        raise _binary_error(
+            "header.inference-header-content-length",
+            f"must be the byte length of the JSON part (at most {len(body)}), "
+            f"got {header_length!r}",
+        )
+    n = int(header_length)
+    return body[:n], body[n:]
+
+
+def _decode_bytes(raw: bytes, count: int, where: str) -> list[str]:
+    values: list[str] = []
+    offset = 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise _binary_error(where, "a BYTES element is cut short (its 4-byte length)")
+        size = int.from_bytes(raw[offset : offset + 4], "little")
+        start, offset = offset + 4, offset + 4 + size
+        if offset > len(raw):
+            raise _binary_error(where, "a BYTES element is longer than the data sent")
+        try:
+            values.append(raw[start:offset].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise _binary_error(where, "BYTES elements must be UTF-8 text") from None
+    if len(values) != count:
+        raise _binary_error(where, f"the shape needs {count} BYTES elements, got {len(values)}")
+    return values
+
+
+def attach_binary(inputs: Any, binary: bytes) -> None:
+    """Replace, in place, each input's ``binary_data_size`` bytes by its decoded ``data``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> inputs = [{"name": "x", "shape": [2], "datatype": "FP32",
+    ...            "parameters": {"binary_data_size": 8}}]
+    >>> attach_binary(inputs, np.array([1.5, 2.0], "<f4").tobytes())
+    >>> inputs[0]["data"]
+    [1.5, 2.0]
+    """
+    import numpy as np
+
+    if not isinstance(inputs, list):
+        return  # decode_inputs explains it
+    offset = 0
+    for i, tensor in enumerate(inputs):
+        where = f"inputs[{i}]"
+        params = tensor.get("parameters") if isinstance(tensor, dict) else None
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is None:
+            continue
+        if type(size) is not int or size < 0 or offset + size > len(binary):
+            raise _binary_error(
+                f"{where}.parameters.binary_data_size",
+                f"must be the byte size of the tensor's data ({len(binary) - offset} bytes left)",
+            )
+        raw, offset = binary[offset : offset + size], offset + size
+        shape, datatype = tensor.get("shape"), tensor.get("datatype")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise _binary_error(f"{where}.shape", "expected a list of non-negative integers")
+        count = math.prod(shape)
+        if datatype == "BYTES":
+            tensor["data"] = _decode_bytes(raw, count, f"{where}.data")
+            continue
+        dtype = _NUMPY_TYPES.get(datatype) if isinstance(datatype, str) else None
+        if dtype is None:
+            raise _binary_error(f"{where}.datatype", f"expected one of {', '.join(DATATYPES)}")
+        itemsize = np.dtype(dtype).itemsize
+        if len(raw) != count * itemsize:
+            raise _binary_error(
+                f"{where}.parameters.binary_data_size",
+                f"shape {shape} of {datatype} needs {count * itemsize} bytes, got {len(raw)}",
+            )
+        tensor["data"] = np.frombuffer(raw, dtype=dtype).tolist()
+    if offset != len(binary):
+        raise _binary_error(
+            "body", f"{len(binary) - offset} bytes of binary data belong to no input"
+        )
+
+
+def binary_outputs(body: Mapping[str, Any]) -> set[str] | bool:
+    """Which outputs the request wants as binary data: ``True`` for all of them (request
+    parameter ``binary_data_output``), else the names asking ``binary_data``.
+
+    Examples
+    --------
+    >>> binary_outputs({"parameters": {"binary_data_output": True}})
+    True
+    >>> binary_outputs({"outputs": [{"name": "predict", "parameters": {"binary_data": True}}]})
+    {'predict'}
+    """
+    params = body.get("parameters")
+    if isinstance(params, dict) and params.get("binary_data_output") is True:
+        return True
+    names: set[str] = set()
+    for output in body.get("outputs") or ():
+        if isinstance(output, dict):
+            oparams = output.get("parameters")
+            if isinstance(oparams, dict) and oparams.get("binary_data") is True:
+                names.add(str(output.get("name")))
+    return names
+
+
+def _to_binary(output: dict[str, Any]) -> bytes:
+    import numpy as np
+
+    data, datatype = output["data"], output["datatype"]
+    if datatype == "BYTES":
+        parts = []
+        for value in data:
+            raw = str(value).encode("utf-8", "backslashreplace")
+            parts.append(len(raw).to_bytes(4, "little") + raw)
+        return b"".join(parts)
+    values = [np.nan if v is None else v for v in data]
+    return np.asarray(values, dtype=_NUMPY_TYPES[datatype]).tobytes()
+
+
+def binary_answer(payload: dict[str, Any], wanted: set[str] | bool) -> tuple[bytes, int]:
+    """The answer body with the chosen outputs as binary data, and its JSON header's length.
+
+    Examples
+    --------
+    >>> body, n = binary_answer(
+    ...     {"outputs": [{"name": "p", "datatype": "FP64", "shape": [1], "data": [0.5]}]}, True)
+    >>> body[:n], len(body) - n
+    (b'{"outputs":[{"name":"p","datatype":"FP64","shape":[1],"parameters":{"binary_data_size":8}}]}', 8)
+    """
+    from watchkeeper.gateway._http import dumps
+
+    blobs: list[bytes] = []
+    outputs = []
+    for output in payload["outputs"]:
+        if wanted is True or (isinstance(wanted, set) and output["name"] in wanted):
+            raw = _to_binary(output)
+            blobs.append(raw)
+            output = {k: v for k, v in output.items() if k != "data"}
+            output["parameters"] = {**output.get("parameters", {}), "binary_data_size": len(raw)}
+        outputs.append(output)
+    header = dumps({**payload, "outputs": outputs})
+    return header + b"".join(blobs), len(header)
