@@ -124,6 +124,26 @@ def encode_prediction(record: PredictionRecord) -> PredictionTexts:
     watchkeeper.exceptions.InputError: prediction record 'r2': features holds a lone UTF-16 \
 surrogate ('\\ud800'), which is not valid Unicode and cannot be stored; send valid UTF-8 text
     """
+    if (
+        _orjson is not None
+        and record.error is None
+        and record.id.isascii()
+        and record.arm.isascii()
+        and record.status.isascii()
+    ):
+        # the common case, without building a single message: orjson refuses what it
+        # cannot encode (a lone surrogate, an integer beyond 64 bits) and the path below
+        # explains it or encodes it
+        dumps_ = _orjson.dumps
+        prediction, scores = record.prediction, record.scores
+        try:
+            return (
+                str(dumps_(record.features), "utf-8"),
+                None if prediction is None else str(dumps_(prediction), "utf-8"),
+                None if scores is None else str(dumps_(scores), "utf-8"),
+            )
+        except TypeError:
+            pass
     where = f"prediction record {record.id!r}"
     _text(record.id, "prediction record id")
     _text(record.arm, f"{where}: arm")
