@@ -75,6 +75,10 @@ async def test_readyz_follows_a_log_that_turns_read_only(root: Path) -> None:
         ok = await client.post("/v1/models/churn/predict", json=churn_record(1))
         assert ok.status_code == 200
         sink.read_only = True
+        # the first write to fail shows it (a commit of the last seconds proves the log
+        # writable without a probe, which would otherwise wait behind busy writers)
+        refused = await client.post("/v1/models/churn/predict", json=churn_record(2))
+        assert refused.status_code == 503
         _expire_probe(client)
         ready = await client.get("/readyz")
         assert ready.status_code == 503, ready.text
@@ -83,8 +87,6 @@ async def test_readyz_follows_a_log_that_turns_read_only(root: Path) -> None:
         v2 = await client.get("/v2/health/ready")
         assert v2.status_code == 400
         assert v2.json()["ready"] is False
-        refused = await client.post("/v1/models/churn/predict", json=churn_record(2))
-        assert refused.status_code == 503
         sink.read_only = False
         _expire_probe(client)
         again = await client.get("/readyz")

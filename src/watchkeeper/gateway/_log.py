@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
@@ -46,6 +47,10 @@ class PredictionLog(Protocol):
         ...
 
 
+#: Seconds during which a successful commit proves the log writable without a probe.
+_RECENT = 5.0
+
+
 def writable_problem(log: PredictionLog) -> str | None:
     """Why ``log`` cannot be written now (``None`` when it can, or cannot tell).
 
@@ -54,9 +59,16 @@ def writable_problem(log: PredictionLog) -> str | None:
     before any prediction fails on it.
     """
     sink = getattr(log, "sink", None)
-    if sink is None:
-        writer = getattr(log, "writer", None)
-        sink = getattr(writer, "sink", None)
+    writer = getattr(log, "writer", None)
+    if isinstance(writer, GroupCommitWriter):
+        sink = writer.sink
+        committed, failed = writer.last_commit_at, writer.last_failure_at
+        if (
+            committed is not None
+            and (failed is None or committed > failed)
+            and time.monotonic() - committed < _RECENT
+        ):
+            return None  # it committed just now: no probe (it would wait for a busy log)
     check = getattr(sink, "check_writable", None)
     if check is None:
         return None

@@ -228,6 +228,9 @@ class GroupCommitWriter:
         self.nonfinite_total = 0
         #: The last write error, as text (``None`` if none).
         self.last_error: str | None = None
+        #: ``time.monotonic()`` of the last successful commit and of the last failed write.
+        self.last_commit_at: float | None = None
+        self.last_failure_at: float | None = None
         #: Seconds per commit (a transaction of predictions or of feedback).
         self.commit_seconds = Histogram()
         #: Records per commit.
@@ -609,11 +612,13 @@ class GroupCommitWriter:
         # exponential moving average over ~10 commits: follows a disk that slows down
         self._commit_average += 0.1 * (seconds - self._commit_average)
         self.commits_total += 1
+        self.last_commit_at = time.monotonic()
         self.commit_seconds.observe(seconds)
         self.batch_records.observe(n)
 
     def _failed(self, error: Exception, n: int) -> None:
         self.failed_total += n
+        self.last_failure_at = time.monotonic()
         self.last_error = f"{type(error).__name__}: {error}"
 
     def _run(self) -> None:
