@@ -18,6 +18,7 @@ from watchkeeper.logstore import (
     FeedbackRecord,
     FeedbackResult,
     GroupCommitWriter,
+    IdConflictError,
     LogOutcome,
     LogSink,
     PredictionRecord,
@@ -104,7 +105,16 @@ class SinkLog:
 
     def _write(self, records: Sequence[PredictionRecord]) -> None:
         with self._lock:
-            self.sink.write_predictions(records)
+            result = self.sink.write_predictions(records)
+        conflicts = getattr(result, "conflicts", ())
+        if conflicts:
+            ids = tuple(dict.fromkeys(records[i].id for i in conflicts))
+            raise IdConflictError(
+                f"prediction id {ids[0]!r} is already logged for model "
+                f"{records[conflicts[0]].model!r} with other features, so this record was not "
+                "logged; use a new id for a new prediction (a retry must send the same record)",
+                ids,
+            )
 
     def _feedback(self, records: Sequence[FeedbackRecord]) -> FeedbackResult:
         with self._lock:
