@@ -24,7 +24,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
@@ -64,19 +64,24 @@ class LogOutcome(StrEnum):
 @dataclass(slots=True, eq=False)
 class _Item:
     feedback: bool
-    records: list[Any]
+    records: Checked
     # a concurrent.futures.Future for threads, or an asyncio.Future of ``loop``
     future: Any
     enqueued: float
     loop: asyncio.AbstractEventLoop | None = None
 
 
+#: A caller's outcome: its submission, the value or exception to resolve its future with.
+_Outcome = tuple[_Item, Any, BaseException | None]
+#: What one write attempt gives: every submission's outcome, and the write's own error.
+_Written = tuple[list[_Outcome], BaseException | None]
+
+
 def _checked(items: list[_Item]) -> Checked:
     """The items' records as one list the sink need not check nor encode again (they were,
     on submit)."""
     if len(items) == 1:
-        only: Checked = items[0].records
-        return only
+        return items[0].records
     return Checked(
         (r for item in items for r in item.records),
         nonfinite=sum(item.records.nonfinite for item in items),
@@ -282,7 +287,7 @@ class GroupCommitWriter:
 
     # -- submitting ----------------------------------------------------------------------
 
-    def _prepare(self, records: Any, feedback: bool) -> tuple[list[Any], int]:
+    def _prepare(self, records: Any, feedback: bool) -> tuple[Checked, int]:
         if isinstance(records, PredictionRecord | FeedbackRecord):
             records = [records]
         if not isinstance(records, Sequence) or isinstance(records, str | bytes):
@@ -307,7 +312,7 @@ class GroupCommitWriter:
     def _admit_locked(
         self,
         feedback: bool,
-        records: list[Any],
+        records: Checked,
         nonfinite: int,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> Any:
@@ -510,8 +515,8 @@ class GroupCommitWriter:
         self._settle(outcomes)
 
     def _write_group(
-        self, items: list[_Item], write: Any
-    ) -> list[tuple[_Item, Any, BaseException | None]]:
+        self, items: list[_Item], write: Callable[[list[_Item]], _Written]
+    ) -> list[_Outcome]:
         """Write ``items`` in one transaction; if that fails for a reason one record may
         cause, write them again one submission at a time, so only the guilty one fails."""
         outcomes, error = write(items)
@@ -522,9 +527,7 @@ class GroupCommitWriter:
             self.failed_total -= sum(len(item.records) for item in items)  # counted again
         return [outcome for item in items for outcome in write([item])[0]]
 
-    def _write_predictions(
-        self, items: list[_Item]
-    ) -> tuple[list[tuple[_Item, Any, BaseException | None]], BaseException | None]:
+    def _write_predictions(self, items: list[_Item]) -> _Written:
         records = _checked(items)
         result: list[WriteResult | None] = []
         error, seconds = self._timed(lambda: result.append(self.sink.write_predictions(records)))
@@ -557,9 +560,7 @@ class GroupCommitWriter:
             outcomes.append((item, LogOutcome.COMMITTED, failure))
         return outcomes, None
 
-    def _write_feedback(
-        self, items: list[_Item]
-    ) -> tuple[list[tuple[_Item, Any, BaseException | None]], BaseException | None]:
+    def _write_feedback(self, items: list[_Item]) -> _Written:
         records = _checked(items)
         result: list[FeedbackResult] = []
         error, seconds = self._timed(lambda: result.append(self.sink.write_feedback(records)))
