@@ -206,8 +206,8 @@ def _unusable(document: Any) -> FieldProblem | None:
                 if _bad_text(key):
                     return FieldProblem(
                         where or "body",
-                        "has a key holding a lone UTF-16 surrogate (e.g. \\ud800), which is "
-                        "not valid Unicode; send valid UTF-8 text",
+                        f"has the key {ascii(key)}, which holds a lone UTF-16 surrogate: not "
+                        "valid Unicode; send valid UTF-8 text",
                     )
                 stack.append((item, f"{where}.{key}" if where else key))
         elif kind is list:
