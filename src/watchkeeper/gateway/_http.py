@@ -206,7 +206,7 @@ def _unusable(document: Any) -> FieldProblem | None:
                 if _bad_text(key):
                     return FieldProblem(
                         where or "body",
-                        f"has the key {ascii(key)}, which holds a lone UTF-16 surrogate: not "
+                        f"has the key {key!a}, which holds a lone UTF-16 surrogate: not "
                         "valid Unicode; send valid UTF-8 text",
                     )
                 stack.append((item, f"{where}.{key}" if where else key))
