@@ -457,8 +457,13 @@ class PostgresLogSink:
             max_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM log_feedback").fetchone()[0]
         return window_table(rows), int(max_seq)
 
-    def _delete_exported(self, keys: Sequence[tuple[str, str]], max_seq: int) -> int:
-        """Delete exported predictions by key, and the feedback on them that was exported."""
+    def _delete_exported(
+        self, keys: Sequence[tuple[str, str]], max_seq: int, model: str | None = None
+    ) -> int:
+        """Delete exported predictions by key, and the feedback on them that was exported.
+
+        ``model`` is accepted for the export's call; this store keys predictions by
+        ``(id, arm)``, so it is not needed to find them."""
         ids = list(dict.fromkeys(k[0] for k in keys))
         with self._transaction() as conn:
             deleted = conn.execute(
