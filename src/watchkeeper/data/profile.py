@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,6 +249,137 @@ class Profile:
             "with_reference": reference is not None,
         }
         return cls(schema, table.num_rows, columns, sample, meta, priorities, group_counts)
+
+    @classmethod
+    def from_batches(
+        cls,
+        batches: Callable[[], Iterable[Any]] | Sequence[Any],
+        schema: Schema,
+        *,
+        reference: Profile | None = None,
+        n_bins: int = DEFAULT_BINS,
+        max_categories: int = 50,
+        sample_size: int = 100_000,
+        random_state: int = 0,
+        sketch: bool = True,
+    ) -> Profile:
+        """Profile data batch by batch in memory bounded by one batch.
+
+        With ``reference`` each batch is profiled on its bins and merged (one pass). Without
+        it the batches are read twice: a first pass finds the bins (quantiles of the row
+        sample: those of all rows while the sample holds every row) and the most frequent
+        categories, a second one counts (see :mod:`watchkeeper.data._streaming`).
+
+        Parameters
+        ----------
+        batches
+            A function returning a fresh iterable of batches (anything :func:`read_table`
+            accepts), or a sequence of batches.
+        schema
+            Columns to profile (required: inferring it would need all the data).
+        reference, n_bins, max_categories, sample_size, random_state, sketch
+            As in :meth:`from_data`.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> from watchkeeper.data import Schema
+        >>> df = pd.DataFrame({"x": np.arange(1000.0), "c": ["a", "b"] * 500})
+        >>> parts = [df[:300], df[300:]]
+        >>> p = Profile.from_batches(parts, Schema.infer(df))
+        >>> whole = Profile.from_data(df)
+        >>> p.columns["x"].bin_counts == whole.columns["x"].bin_counts, p.n_rows
+        (True, 1000)
+        """
+        from watchkeeper.data._streaming import profile_stream
+
+        if not isinstance(schema, Schema):
+            raise InputError(f"schema must be a Schema, got {type(schema).__name__}")
+        if callable(batches):
+            source = batches
+        elif isinstance(batches, Sequence):
+            items = list(batches)
+
+            def source() -> Iterable[Any]:
+                return items
+        else:
+            raise InputError(
+                "batches must be a sequence of batches or a function returning an iterable of "
+                "them (a one-shot iterator cannot be read twice)"
+            )
+        return profile_stream(
+            source,
+            schema,
+            reference=reference,
+            n_bins=_check_int("n_bins", n_bins, 2),
+            max_categories=_check_int("max_categories", max_categories, 1),
+            sample_size=_check_int("sample_size", sample_size, 0),
+            random_state=_check_int("random_state", random_state, 0),
+            sketch=sketch,
+        )
+
+    @classmethod
+    def from_parquet(
+        cls,
+        path: str | os.PathLike[str],
+        schema: Schema | None = None,
+        *,
+        reference: Profile | None = None,
+        batch_rows: int = 1_000_000,
+        **options: Any,
+    ) -> Profile:
+        """Profile a Parquet file row group by row group, in memory bounded by one batch.
+
+        Parameters
+        ----------
+        path
+            A Parquet file.
+        schema
+            Columns to profile; default: the reference's schema, else inferred from the first
+            batch (declare it when the first rows are not representative).
+        reference
+            As in :meth:`from_data`.
+        batch_rows
+            Rows read at a time.
+        **options
+            ``n_bins``, ``max_categories``, ``sample_size``, ``random_state``, ``sketch``.
+
+        Examples
+        --------
+        >>> import numpy as np, pyarrow as pa, pyarrow.parquet as pq, tempfile, pathlib
+        >>> table = pa.table({"x": np.arange(10_000.0)})
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = pathlib.Path(d) / "x.parquet"
+        ...     pq.write_table(table, path, row_group_size=3_000)
+        ...     p = Profile.from_parquet(path, batch_rows=2_500)
+        >>> p.n_rows, p.columns["x"].mean, p.columns["x"].bin_edges[:2]
+        (10000, 4999.5, (999.9, 1999.8))
+        """
+        from watchkeeper.data._streaming import iter_parquet
+
+        batch_rows = _check_int("batch_rows", batch_rows, 1)
+        if schema is None:
+            if reference is not None:
+                schema = reference.schema
+            else:
+                first = next(iter_parquet(path, batch_rows=min(batch_rows, 100_000)), None)
+                if first is None:
+                    raise InputError(f"{str(path)!r} has no rows; pass a schema to profile it")
+                schema = Schema.infer(
+                    first, max_categories=int(options.get("max_categories", 50))
+                )
+        wanted = [s.name for s in schema]
+        names = _parquet_columns(path)
+        missing = [n for n in wanted if n not in names and schema[n].role is not Role.IGNORED]
+        if missing:
+            raise InputError(
+                f"{str(path)!r} lacks columns {missing} of the schema; pass "
+                "schema.select([...]) to profile only the columns present"
+            )
+        columns = [n for n in wanted if n in names]
+        return cls.from_batches(
+            lambda: iter_parquet(path, columns, batch_rows), schema, reference=reference, **options
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -520,6 +651,12 @@ class Profile:
         from watchkeeper.data._io import read_json
 
         return cls.from_dict(read_json(Path(path), "profile"))
+
+
+def _parquet_columns(path: str | os.PathLike[str]) -> list[str]:
+    from watchkeeper.data._streaming import parquet_schema_table
+
+    return list(parquet_schema_table(path).column_names)
 
 
 def _check_reference(specs: list[ColumnSpec], reference: Profile) -> None:
