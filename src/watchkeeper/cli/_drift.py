@@ -13,6 +13,11 @@ from watchkeeper.cli._options import MlflowExperiment, MlflowRun, MlflowTracking
 from watchkeeper.exceptions import InputError
 
 
+class Engine(enum.StrEnum):
+    local = "local"
+    spark = "spark"
+
+
 class FailOn(enum.StrEnum):
     drift = "drift"
     quality = "quality"
@@ -51,25 +56,75 @@ def schema_command(
 
 @app.command("profile")
 def profile_command(
-    data: str = typer.Argument(..., help="CSV or Parquet file to summarise."),
+    data: str = typer.Argument(
+        ..., help="CSV or Parquet file (or, with --engine spark, a Parquet directory)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the profile (JSON)."),
     schema: Path | None = typer.Option(None, "--schema", help="Schema JSON (default: inferred)."),
     role: list[str] = typer.Option(None, "--role", help="Declare a role: COLUMN=ROLE (repeat)."),
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        help="Reference profile (.json) whose bins and categories to use (e.g. a window).",
+    ),
     sample_size: int = typer.Option(
         100_000, "--sample-size", min=0, help="Rows kept for exact tests (0: none)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the row sample."),
+    engine: Engine = typer.Option(
+        Engine.local, "--engine", help="local (Parquet streamed by row group) or spark."
+    ),
+    batch_rows: int = typer.Option(
+        1_000_000, "--batch-rows", min=1, help="Rows per batch when streaming Parquet."
+    ),
 ) -> None:
-    """Summarise data into a mergeable profile, to reuse as the reference of `compare`."""
+    """Summarise data into a mergeable profile, to reuse as the reference of `compare`.
+
+    Parquet files are read row group by row group, so memory stays bounded whatever their size.
+    """
     from watchkeeper.data import Profile, Schema, read_table
 
-    table = read_table(data)
-    sch = Schema.load(schema) if schema else Schema.infer(table, roles=_roles(role) or None)
-    profile = Profile.from_data(table, sch, sample_size=sample_size, random_state=seed)
+    ref = Profile.load(reference) if reference else None
+    sch = Schema.load(schema) if schema else None
+    if sch is None and ref is not None:
+        sch = ref.schema
+    options = {"sample_size": sample_size, "random_state": seed}
+    lower = data.lower()
+    if engine is Engine.spark:
+        from watchkeeper.engines.spark import profile_parquet
+
+        if sch is None:
+            sch = _infer_parquet_schema(data, role)
+        profile = profile_parquet(data, sch, reference=ref, **options)
+    elif lower.endswith((".parquet", ".pq")):
+        if sch is None:
+            sch = _infer_parquet_schema(data, role)
+        profile = Profile.from_parquet(data, sch, reference=ref, batch_rows=batch_rows, **options)
+    else:
+        table = read_table(data)
+        if sch is None:
+            sch = Schema.infer(table, roles=_roles(role) or None)
+        profile = Profile.from_data(table, sch, reference=ref, **options)
     profile.save(out)
     _console().print(
         f"profile of {profile.n_rows:,} rows x {len(sch.names)} columns written to {out}"
     )
+
+
+def _infer_parquet_schema(path: str, role: list[str] | None) -> Any:
+    """Schema inferred from the first 100,000 rows of a Parquet file or directory."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from watchkeeper.data import Schema
+
+    try:
+        head = ds.dataset(path, format="parquet").head(100_000)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path!r} as Parquet: {exc}") from exc
+    if head.num_rows == 0:
+        raise InputError(f"{path!r} has no rows; pass --schema to profile it")
+    return Schema.infer(head, roles=_roles(role) or None)
 
 
 @app.command("compare")
@@ -95,6 +150,14 @@ def compare_command(
         None, "--fail-on", help="Exit 1 on drift, quality findings, or any of them."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
+    stream: bool | None = typer.Option(
+        None,
+        "--stream/--no-stream",
+        help="Read current Parquet in batches into a profile (default: files over 5M rows).",
+    ),
+    batch_rows: int = typer.Option(
+        1_000_000, "--batch-rows", min=1, help="Rows per batch when streaming Parquet."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
     mlflow_run: MlflowRun = None,
     mlflow_experiment: MlflowExperiment = None,
@@ -135,6 +198,8 @@ def compare_command(
             multivariate=mv,
             random_state=seed,
             progress=progress,
+            stream=stream,
+            batch_rows=batch_rows,
         )
     if json_out:
         report.to_json(json_out)
