@@ -268,7 +268,7 @@ class Profile:
         With ``reference`` each batch is profiled on its bins and merged (one pass). Without
         it the batches are read twice: a first pass finds the bins (quantiles of the row
         sample: those of all rows while the sample holds every row) and the most frequent
-        categories, a second one counts (see :mod:`watchkeeper.data._streaming`).
+        categories, a second one counts (see :mod:`watchkeeper.data.streaming`).
 
         Parameters
         ----------
@@ -291,7 +291,7 @@ class Profile:
         >>> p.columns["x"].bin_counts == whole.columns["x"].bin_counts, p.n_rows
         (True, 1000)
         """
-        from watchkeeper.data._streaming import profile_stream
+        from watchkeeper.data.streaming import profile_stream
 
         if not isinstance(schema, Schema):
             raise InputError(f"schema must be a Schema, got {type(schema).__name__}")
@@ -355,7 +355,7 @@ class Profile:
         >>> p.n_rows, p.columns["x"].mean, p.columns["x"].bin_edges[:2]
         (10000, 4999.5, (999.9, 1999.8))
         """
-        from watchkeeper.data._streaming import iter_parquet
+        from watchkeeper.data.streaming import iter_parquet
 
         batch_rows = _check_int("batch_rows", batch_rows, 1)
         if schema is None:
@@ -365,9 +365,7 @@ class Profile:
                 first = next(iter_parquet(path, batch_rows=min(batch_rows, 100_000)), None)
                 if first is None:
                     raise InputError(f"{str(path)!r} has no rows; pass a schema to profile it")
-                schema = Schema.infer(
-                    first, max_categories=int(options.get("max_categories", 50))
-                )
+                schema = Schema.infer(first, max_categories=int(options.get("max_categories", 50)))
         wanted = [s.name for s in schema]
         names = _parquet_columns(path)
         missing = [n for n in wanted if n not in names and schema[n].role is not Role.IGNORED]
@@ -654,7 +652,7 @@ class Profile:
 
 
 def _parquet_columns(path: str | os.PathLike[str]) -> list[str]:
-    from watchkeeper.data._streaming import parquet_schema_table
+    from watchkeeper.data.streaming import parquet_schema_table
 
     return list(parquet_schema_table(path).column_names)
 

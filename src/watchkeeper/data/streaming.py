@@ -58,6 +58,7 @@ __all__ = [
     "Pilot",
     "finish_profile",
     "iter_parquet",
+    "parquet_schema_table",
     "profile_stream",
     "skeleton_reference",
 ]
@@ -261,7 +262,9 @@ def skeleton_reference(
             elif spec.categories is not None:
                 cats, other = tuple(spec.categories), 0
             else:
-                cats, other = _top_categories(pilot.category_counts.get(spec.name, {}), max_categories)
+                cats, other = _top_categories(
+                    pilot.category_counts.get(spec.name, {}), max_categories
+                )
             columns[spec.name] = CategoricalColumnProfile(
                 kind=spec.kind.value,
                 count=0,
@@ -369,7 +372,9 @@ def profile_stream(
     if reference is not None:
         out = merged(reference, sample_size)
         if out is None:
-            return _empty(schema, reference, batches, n_bins, max_categories, sample_size, random_state)
+            return _empty(
+                schema, reference, batches, n_bins, max_categories, sample_size, random_state
+            )
         return out
     pilot: Pilot | None = None
     for batch in batches():
