@@ -13,9 +13,28 @@ from watchkeeper.cli._options import MlflowExperiment, MlflowRun, MlflowTracking
 from watchkeeper.exceptions import InputError
 
 
-class Engine(enum.StrEnum):
-    local = "local"
-    spark = "spark"
+#: Entry-point group of the profile engines (``watchkeeper.engines.spark`` declares "spark"
+#: in pyproject.toml): the command line sits below the engines, so it finds them by name.
+ENGINE_GROUP = "watchkeeper.engines"
+
+
+def _engine(name: str) -> Any:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENGINE_GROUP):
+        if ep.name == name:
+            try:
+                return ep.load()
+            except ImportError as exc:
+                raise InputError(
+                    f"the {name} engine cannot start ({exc}); install it with "
+                    f'pip install "watchkeeper[{name}]"'
+                ) from None
+    known = sorted({"local", *(ep.name for ep in entry_points(group=ENGINE_GROUP))})
+    raise InputError(
+        f"unknown engine {name!r}; installed engines: {', '.join(known)} (the Spark engine "
+        'comes with pip install "watchkeeper[spark]")'
+    )
 
 
 class FailOn(enum.StrEnum):
@@ -71,8 +90,8 @@ def profile_command(
         100_000, "--sample-size", min=0, help="Rows kept for exact tests (0: none)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the row sample."),
-    engine: Engine = typer.Option(
-        Engine.local, "--engine", help="local (Parquet streamed by row group) or spark."
+    engine: str = typer.Option(
+        "local", "--engine", help="local (Parquet streamed by row group) or spark."
     ),
     batch_rows: int = typer.Option(
         1_000_000, "--batch-rows", min=1, help="Rows per batch when streaming Parquet."
@@ -90,9 +109,8 @@ def profile_command(
         sch = ref.schema
     options = {"sample_size": sample_size, "random_state": seed}
     lower = data.lower()
-    if engine is Engine.spark:
-        from watchkeeper.engines.spark import profile_parquet
-
+    if engine != "local":
+        profile_parquet = _engine(engine)
         if sch is None:
             sch = _infer_parquet_schema(data, role)
         profile = profile_parquet(data, sch, reference=ref, **options)

@@ -265,14 +265,10 @@ def skeleton_reference(
                 cats, other = _top_categories(
                     pilot.category_counts.get(spec.name, {}), max_categories
                 )
-            columns[spec.name] = CategoricalColumnProfile(
-                kind=spec.kind.value,
-                count=0,
-                n_missing=0,
-                categories=cats,
-                counts=(0,) * len(cats),
-                other_count=other,
+            empty = CategoricalColumnProfile.from_strings(
+                pa.chunked_array([], pa.string()), kind=spec.kind.value, known=cats
             )
+            columns[spec.name] = dataclasses.replace(empty, other_count=other)
         elif spec.kind is ColumnKind.DATETIME:
             columns[spec.name] = DatetimeColumnProfile.from_values(
                 np.empty(0, dtype=np.int64), np.empty(0, dtype=bool), n_type_errors=0

@@ -1,0 +1,207 @@
+"""Monitoring windows profiled by an engine: one profile per UTC-aligned time window.
+
+A window is the half-open interval ``[start, start + every)`` of the time column in whole
+microseconds, aligned to the UTC epoch as the monitor's time windows are
+(:func:`watchkeeper.monitor.parse_every`), so a row belongs to exactly one window whichever
+engine profiles it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from watchkeeper.data import Profile, Schema, read_table
+from watchkeeper.exceptions import InputError
+
+__all__ = ["profile_windows", "window_reports", "window_size_us", "window_starts_us"]
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+
+
+def window_size_us(every: str) -> int:
+    """Length of a time window in microseconds (``"1h"``, ``"1d"``, ``"1w"``...), spelled as
+    the monitor's ``every``.
+
+    Examples
+    --------
+    >>> window_size_us("1h")
+    3600000000
+    """
+    match = _PATTERN.match(str(every))
+    if match is None or int(match.group(1)) < 1:
+        raise InputError(
+            f"every={every!r} is not a time window; use a duration such as '15m', '1h' or "
+            "'1d' (engines profile time windows; count windows follow the log's order, which "
+            "only the monitor reads)"
+        )
+    return int(match.group(1)) * _UNITS[match.group(2)] * 1_000_000
+
+
+def window_starts_us(column: pa.ChunkedArray | pa.Array, size_us: int) -> NDArray[np.int64]:
+    """Start (UTC microseconds) of the window of each value; null times get ``INT64_MIN``."""
+    if not pa.types.is_timestamp(column.type):
+        raise InputError(
+            f"the time column has type {column.type}, not a timestamp; convert it (for example "
+            "pandas.to_datetime(..., utc=True)) before profiling windows"
+        )
+    # A naive timestamp is taken as UTC, as the prediction log stores times.
+    us = pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    values = np.asarray(us.fill_null(np.iinfo(np.int64).min).to_numpy(), dtype=np.int64)
+    valid = values != np.iinfo(np.int64).min
+    out = np.full(values.shape, np.iinfo(np.int64).min, dtype=np.int64)
+    out[valid] = values[valid] - np.mod(values[valid], size_us)
+    return out
+
+
+def profile_window_batches(
+    batches: Iterable[pa.Table],
+    reference: Profile,
+    schema: Schema,
+    *,
+    time_column: str,
+    size_us: int,
+    sample_size: int,
+    random_state: int,
+) -> dict[int, Profile]:
+    """Profiles per window start of a stream of batches (shared by the local and Spark
+    engines: a Spark partition runs exactly this)."""
+    out: dict[int, Profile] = {}
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        starts = window_starts_us(batch.column(time_column), size_us)
+        for start in np.unique(starts):
+            if start == np.iinfo(np.int64).min:
+                continue  # no time, no window
+            rows = batch.filter(pa.array(starts == start))
+            p = Profile.from_data(
+                rows,
+                schema,
+                reference=reference,
+                sample_size=sample_size,
+                random_state=random_state,
+            )
+            key = int(start)
+            out[key] = p if key not in out else out[key].merge(p)
+    return out
+
+
+def _as_datetime(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+def _batches(data: Any, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
+    if isinstance(data, str | Path) and str(data).lower().endswith((".parquet", ".pq")):
+        from watchkeeper.data.streaming import iter_parquet
+
+        yield from iter_parquet(data, columns, batch_rows)
+        return
+    if isinstance(data, str | Path) and Path(data).is_dir():
+        import pyarrow.dataset as ds
+
+        try:
+            dataset = ds.dataset(data, format="parquet", partitioning="hive")
+            for batch in dataset.to_batches(columns=columns, batch_size=batch_rows):
+                yield pa.Table.from_batches([batch])
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read the Parquet dataset {str(data)!r}: {exc}") from exc
+        return
+    table = read_table(data, allow_empty=True)
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise InputError(f"the data lacks columns {missing}; pass data with them")
+    yield from (
+        table.select(columns).slice(i, batch_rows) for i in range(0, table.num_rows, batch_rows)
+    )
+
+
+def profile_windows(
+    data: Any,
+    reference: Profile,
+    *,
+    time_column: str,
+    every: str = "1d",
+    schema: Schema | None = None,
+    sample_size: int = 10_000,
+    random_state: int = 0,
+    batch_rows: int = 1_000_000,
+) -> dict[datetime, Profile]:
+    """Profile data per time window against a reference, on this machine.
+
+    Parameters
+    ----------
+    data
+        A table (anything :func:`~watchkeeper.data.read_table` accepts), a Parquet file or a
+        directory of Parquet files (hive partitions allowed), read in batches.
+    reference
+        The reference profile: windows use its bins and categories, so they can be checked
+        against it and merged.
+    time_column
+        The timestamp column that assigns rows to windows (naive times are taken as UTC).
+    every
+        Window length: ``"1h"``, ``"1d"``, ``"7d"``... (aligned to the UTC epoch).
+    schema
+        Columns to profile; default: the reference's.
+    sample_size, random_state
+        Row sample kept per window (for exact tests on the window).
+    batch_rows
+        Rows read at a time from files.
+
+    Returns
+    -------
+    dict
+        Window start (UTC ``datetime``) to profile, in time order; windows without rows are
+        absent.
+    """
+    if not isinstance(reference, Profile):
+        raise InputError(f"reference must be a Profile, got {type(reference).__name__}")
+    schema = schema or reference.schema
+    size_us = window_size_us(every)
+    columns = list(dict.fromkeys([*(s.name for s in schema), time_column]))
+    found = profile_window_batches(
+        _batches(data, columns, batch_rows),
+        reference,
+        schema,
+        time_column=time_column,
+        size_us=size_us,
+        sample_size=sample_size,
+        random_state=random_state,
+    )
+    return {_as_datetime(k): found[k] for k in sorted(found)}
+
+
+def window_reports(
+    reference: Profile, windows: Mapping[datetime, Profile], **options: Any
+) -> dict[datetime, Any]:
+    """Compare every window profile with the reference (the same checks as ``compare``).
+
+    ``options`` are passed to :func:`watchkeeper.compare` (``methods``, ``rule``,
+    ``multivariate``...). Exact tests use the windows' row samples.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(1)
+    >>> ref = Profile.from_data(pd.DataFrame({"x": rng.normal(size=2000)}))
+    >>> ts = pd.date_range("2024-01-01", periods=2000, freq="min", tz="UTC")
+    >>> x = np.r_[rng.normal(size=1440), rng.normal(1.0, 1.0, size=560)]
+    >>> log = pd.DataFrame({"ts": ts, "x": x})
+    >>> reports = window_reports(ref, profile_windows(log, ref, time_column="ts"))
+    >>> [r.drifted for r in reports.values()]
+    [False, True]
+    """
+    from watchkeeper.report import compare
+
+    options.setdefault("multivariate", None)
+    return {start: compare(reference, p, **options) for start, p in windows.items()}

@@ -1,0 +1,348 @@
+"""Spark engine: profiles computed where the data lives, then checked like local ones.
+
+Every partition of a Spark DataFrame reaches Python as Arrow record batches
+(``DataFrame.mapInArrow``); the partition runs the same profiling code as the local engine
+(:meth:`Profile.from_data` against a reference, or the two passes of
+:mod:`watchkeeper.data.streaming` without one), serialises its profile to JSON, and the driver
+merges the partition profiles. So the counts, histograms, category counts, per-group counts
+and row samples equal the local engine's on the same data, the moments agree to float
+rounding, and quantile sketches within their rank bound; the checks then run on the driver
+with the same code as locally (:func:`watchkeeper.compare`, :func:`window_reports`).
+
+Install with ``pip install "watchkeeper[spark]"``; ``pyspark`` is imported only when a function
+here runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from watchkeeper._extras import require
+from watchkeeper.data import Profile, Schema
+from watchkeeper.data.streaming import Pilot, finish_profile, skeleton_reference
+from watchkeeper.engines._windows import (
+    _as_datetime,
+    profile_window_batches,
+    window_size_us,
+)
+from watchkeeper.exceptions import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["local_session", "profile_dataframe", "profile_parquet", "profile_windows"]
+
+_WINDOW = "__watchkeeper_window_us"
+
+
+def _pyspark() -> Any:
+    return require("pyspark.sql", extra="spark", purpose="the Spark engine")
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    # PySpark warns at every Arrow UDF that it does not fully support pandas 3, although
+    # mapInArrow never converts to pandas.
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*PySpark does not yet fully support pandas", category=FutureWarning
+        )
+        yield
+
+
+def local_session(cores: int = 2, app_name: str = "watchkeeper") -> Any:
+    """A local SparkSession set up for this engine (or the active one, if any).
+
+    Workers use this Python interpreter, the UI is off, the driver binds 127.0.0.1 and the
+    session time zone is UTC (naive timestamps are then read as UTC, as the log stores
+    them). On a cluster, build your own session; the functions here take it as ``spark=``.
+    """
+    sql = _pyspark()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    return (
+        sql.SparkSession.builder.master(f"local[{int(cores)}]")
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(max(2, int(cores))))
+        .getOrCreate()
+    )
+
+
+def _frame(data: Any, spark: Any) -> Any:
+    sql = _pyspark()
+    if isinstance(data, sql.DataFrame):
+        return data
+    if isinstance(data, str | os.PathLike):
+        session = spark or sql.SparkSession.getActiveSession() or local_session()
+        try:
+            return session.read.parquet(str(data))
+        except Exception as exc:  # AnalysisException and friends: say what to do
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"Spark cannot read {str(data)!r} as Parquet: {first}") from None
+    raise InputError(
+        f"data must be a Spark DataFrame or the path of Parquet data, got {type(data).__name__}"
+    )
+
+
+def _infer_schema(df: Any, max_categories: int) -> Schema:
+    import pyarrow as pa
+
+    head = df.limit(100_000)
+    with _quiet():
+        if hasattr(head, "toArrow"):  # pyspark >= 4
+            table = head.toArrow()
+        else:  # pragma: no cover - pyspark 3.5
+            table = pa.Table.from_pandas(head.toPandas(), preserve_index=False)
+    if table.num_rows == 0:
+        raise InputError("the data has no rows; pass a schema to profile it")
+    return Schema.infer(table, max_categories=max_categories)
+
+
+def _check_columns(df: Any, names: list[str]) -> None:
+    missing = [n for n in names if n not in df.columns]
+    if missing:
+        raise InputError(
+            f"the data lacks columns {missing} of the schema; pass schema.select([...]) to "
+            "profile only the columns present"
+        )
+
+
+def _without_sample(profile: Profile) -> str:
+    """A reference as shipped to the workers: bins and categories, not its row sample."""
+    return json.dumps(
+        Profile(
+            profile.schema,
+            profile.n_rows,
+            profile.columns,
+            None,
+            {**profile.meta, "sample_size": 0},
+            None,
+            profile.group_counts,
+        ).to_dict()
+    )
+
+
+def _collect(df: Any, fn: Any, out_schema: str) -> list[Any]:
+    with _quiet():
+        return list(df.mapInArrow(fn, out_schema).collect())
+
+
+def _table(batch: pa.RecordBatch) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.Table.from_batches([batch])
+
+
+def _merge_payloads(payloads: list[str]) -> Profile | None:
+    # Sorted so that the merge order, hence every float, does not depend on task timing.
+    merged: Profile | None = None
+    for text in sorted(payloads):
+        p = Profile.from_dict(json.loads(text))
+        merged = p if merged is None else merged.merge(p)
+    return merged
+
+
+def profile_dataframe(
+    data: Any,
+    schema: Schema | None = None,
+    *,
+    reference: Profile | None = None,
+    n_bins: int = 10,
+    max_categories: int = 50,
+    sample_size: int = 100_000,
+    random_state: int = 0,
+    sketch: bool = True,
+    spark: Any = None,
+) -> Profile:
+    """Profile a Spark DataFrame (or Parquet path) on Spark; the same profile as locally.
+
+    Parameters
+    ----------
+    data
+        A ``pyspark.sql.DataFrame``, or the path (or URL Spark reads) of Parquet data.
+    schema
+        Columns to profile; default: the reference's, else inferred from the first 100,000
+        rows.
+    reference, n_bins, max_categories, sample_size, random_state, sketch
+        As in :meth:`Profile.from_data`. Without a reference Spark reads the data twice
+        (see :mod:`watchkeeper.data.streaming`): cache the DataFrame if it is expensive.
+    spark
+        The session to read a path with (default: the active one, else a local one).
+
+    Returns
+    -------
+    Profile
+    """
+    for name, value, low in (
+        ("n_bins", n_bins, 2),
+        ("max_categories", max_categories, 1),
+        ("sample_size", sample_size, 0),
+        ("random_state", random_state, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+    df = _frame(data, spark)
+    if reference is not None and not isinstance(reference, Profile):
+        raise InputError(f"reference must be a Profile, got {type(reference).__name__}")
+    if schema is None:
+        schema = reference.schema if reference is not None else _infer_schema(df, max_categories)
+    from watchkeeper.data import Role
+
+    names = [s.name for s in schema if s.role is not Role.IGNORED]
+    _check_columns(df, names)
+    df = df.select(*names)
+    schema_json = json.dumps(schema.to_dict())
+    options = {
+        "n_bins": n_bins,
+        "max_categories": max_categories,
+        "random_state": random_state,
+        "sketch": sketch,
+    }
+
+    def second_pass(ref_json: str, size: int) -> list[str]:
+        def partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            import pyarrow as pa
+
+            sch = Schema.from_dict(json.loads(schema_json))
+            ref = Profile.from_dict(json.loads(ref_json))
+            merged: Profile | None = None
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                p = Profile.from_data(
+                    _table(batch), sch, reference=ref, sample_size=size, **options
+                )
+                merged = p if merged is None else merged.merge(p)
+            if merged is not None:
+                yield pa.RecordBatch.from_pydict({"profile": [json.dumps(merged.to_dict())]})
+
+        return [r["profile"] for r in _collect(df, partition, "profile string")]
+
+    if reference is not None:
+        merged = _merge_payloads(second_pass(_without_sample(reference), sample_size))
+        if merged is None:
+            raise InputError("the data has no rows; nothing to profile")
+        return merged
+
+    def first_pass(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        sch = Schema.from_dict(json.loads(schema_json))
+        pilot: Pilot | None = None
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            p = Pilot.from_table(
+                _table(batch), sch, sample_size=sample_size, random_state=random_state
+            )
+            pilot = p if pilot is None else pilot.merge(p)
+        if pilot is not None:
+            yield pa.RecordBatch.from_pydict({"pilot": [json.dumps(pilot.to_dict())]})
+
+    pilots = sorted(r["pilot"] for r in _collect(df, first_pass, "pilot string"))
+    if not pilots:
+        raise InputError("the data has no rows; nothing to profile")
+    pilot = Pilot.from_dict(json.loads(pilots[0]))
+    for text in pilots[1:]:
+        pilot = pilot.merge(Pilot.from_dict(json.loads(text)))
+    skeleton = skeleton_reference(pilot, schema, n_bins=n_bins, max_categories=max_categories)
+    merged = _merge_payloads(second_pass(json.dumps(skeleton.to_dict()), 0))
+    assert merged is not None  # the first pass saw rows
+    return finish_profile(merged, pilot, skeleton)
+
+
+def profile_parquet(
+    path: str | os.PathLike[str],
+    schema: Schema | None = None,
+    *,
+    spark: Any = None,
+    **options: Any,
+) -> Profile:
+    """Profile Parquet data (a file, a directory, a URL Spark reads) on Spark.
+
+    The options are those of :func:`profile_dataframe`.
+    """
+    return profile_dataframe(_frame(path, spark), schema, **options)
+
+
+def profile_windows(
+    data: Any,
+    reference: Profile,
+    *,
+    time_column: str,
+    every: str = "1d",
+    schema: Schema | None = None,
+    sample_size: int = 10_000,
+    random_state: int = 0,
+    spark: Any = None,
+) -> dict[datetime, Profile]:
+    """Profile a log (Spark DataFrame or Parquet path) per time window on Spark.
+
+    The same windows and profiles as :func:`watchkeeper.engines.profile_windows`: each
+    partition profiles the windows its rows fall in, the driver merges per window. Check
+    them with :func:`watchkeeper.engines.window_reports`.
+
+    Returns
+    -------
+    dict
+        Window start (UTC ``datetime``) to profile, in time order.
+    """
+    if not isinstance(reference, Profile):
+        raise InputError(f"reference must be a Profile, got {type(reference).__name__}")
+    sql = _pyspark()
+    functions = sql.functions
+    schema = schema or reference.schema
+    size_us = window_size_us(every)
+    df = _frame(data, spark)
+    names = list(dict.fromkeys([*(s.name for s in schema), time_column]))
+    _check_columns(df, names)
+    df = df.select(*names)
+    schema_json = json.dumps(schema.to_dict())
+    ref_json = _without_sample(reference)
+
+    def partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        found = profile_window_batches(
+            (_table(b) for b in batches),
+            Profile.from_dict(json.loads(ref_json)),
+            Schema.from_dict(json.loads(schema_json)),
+            time_column=time_column,
+            size_us=size_us,
+            sample_size=sample_size,
+            random_state=random_state,
+        )
+        if found:
+            yield pa.RecordBatch.from_pydict(
+                {
+                    "window": list(found),
+                    "profile": [json.dumps(p.to_dict()) for p in found.values()],
+                },
+                schema=pa.schema([("window", pa.int64()), ("profile", pa.string())]),
+            )
+
+    # Rows of one window are brought together first so that each window is profiled by one
+    # task (fewer, larger profiles to merge); the merge would give the same answer anyway.
+    micros = functions.unix_micros(functions.col(time_column).cast("timestamp"))
+    keyed = df.repartition(functions.floor(micros / functions.lit(size_us)))
+    rows = _collect(keyed, partition, "window long, profile string")
+    by_window: dict[int, list[str]] = {}
+    for r in rows:
+        by_window.setdefault(int(r["window"]), []).append(r["profile"])
+    out: dict[datetime, Profile] = {}
+    for key in sorted(by_window):
+        merged = _merge_payloads(by_window[key])
+        assert merged is not None
+        out[_as_datetime(key)] = merged
+    return out
