@@ -12,7 +12,6 @@ from watchkeeper.cli._app import EXIT_CLEAN, EXIT_FINDINGS, app
 from watchkeeper.cli._options import MlflowExperiment, MlflowRun, MlflowTrackingUri
 from watchkeeper.exceptions import InputError
 
-
 #: Entry-point group of the profile engines (``watchkeeper.engines.spark`` declares "spark"
 #: in pyproject.toml): the command line sits below the engines, so it finds them by name.
 ENGINE_GROUP = "watchkeeper.engines"
