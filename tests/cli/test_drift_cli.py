@@ -98,3 +98,27 @@ def test_usage_error_exits_2(files: dict[str, Path]) -> None:
     r = run("compare", cwd=files["dir"])
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
+
+
+def test_profile_and_compare_stream_parquet(files: dict[str, Path]) -> None:
+    d = files["dir"]
+    r = run("profile", str(files["same"]), "--out", "same-profile.json", "--batch-rows", "300",
+            cwd=d)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((d / "same-profile.json").read_text())
+    assert saved["n_rows"] == 2000
+    assert saved["meta"]["with_reference"] is False
+    r = run("compare", "same-profile.json", str(files["same"]), "--stream", "--batch-rows", "700",
+            "--json", "streamed.json", cwd=d)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((d / "streamed.json").read_text())
+    assert doc["meta"]["current"].startswith("profile; exact tests on a sample of 2,000 rows")
+    assert doc["dataset"]["drifted"] is False
+
+
+def test_profile_with_an_unknown_engine_says_what_to_install(files: dict[str, Path]) -> None:
+    r = run("profile", str(files["same"]), "--out", "x.json", "--engine", "dask",
+            cwd=files["dir"])  # fmt: skip
+    assert r.returncode == 2
+    assert "unknown engine 'dask'" in r.stderr and "watchkeeper[spark]" in r.stderr
+    assert "Traceback" not in r.stderr
