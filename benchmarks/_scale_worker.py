@@ -16,7 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import peak_rss_bytes, rss_bytes  # noqa: E402
+from _common import peak_rss_bytes, rss_bytes
 
 
 def _watchkeeper_profile(a: dict[str, Any]) -> dict[str, Any]:

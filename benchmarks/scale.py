@@ -20,6 +20,7 @@ sampled every 0.2 s; a tool is stopped above ``--cap-gb`` (the machine is shared
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -33,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     BENCH_DIR,
     MB,
     PEERS_PYTHON,
@@ -45,7 +46,7 @@ from _common import (  # noqa: E402
     package_versions,
     write_section,
 )
-from _scale_data import DRIFTED, write  # noqa: E402
+from _scale_data import DRIFTED, write
 
 WORKER = BENCH_DIR / "_scale_worker.py"
 RAW_RESULTS = BENCH_DIR / "results" / "scale.json"
@@ -96,10 +97,8 @@ def _kill_tree(pid: int) -> None:
         except OSError:
             pass
     for p in seen:
-        try:
+        with contextlib.suppress(OSError):
             os.kill(p, 9)
-        except OSError:
-            pass
 
 
 def measure(tool: str, args: dict[str, Any], cap_bytes: int, timeout: float) -> dict[str, Any]:

@@ -120,5 +120,6 @@ def test_profile_with_an_unknown_engine_says_what_to_install(files: dict[str, Pa
     r = run("profile", str(files["same"]), "--out", "x.json", "--engine", "dask",
             cwd=files["dir"])  # fmt: skip
     assert r.returncode == 2
-    assert "unknown engine 'dask'" in r.stderr and "watchkeeper[spark]" in r.stderr
+    assert "unknown engine 'dask'" in r.stderr
+    assert "watchkeeper[spark]" in r.stderr
     assert "Traceback" not in r.stderr
