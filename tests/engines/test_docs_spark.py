@@ -52,7 +52,7 @@ def test_docs_examples_run(spark: Any, tmp_path: Path, monkeypatch: pytest.Monke
     namespace: dict[str, Any] = {"__name__": "docs_spark"}
     for kind, code in blocks:
         if kind == "python":
-            exec(compile(code, str(DOC), "exec"), namespace)
+            exec(compile(code, "<docs/spark.md>", "exec"), namespace)
         else:
             for line in code.strip().splitlines():
                 _run_cli(line)

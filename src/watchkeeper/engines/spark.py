@@ -85,8 +85,10 @@ def _frame(data: Any, spark: Any) -> Any:
         return data
     if isinstance(data, str | os.PathLike):
         session = spark or sql.SparkSession.getActiveSession() or local_session()
+        # The JVM resolves relative paths against its own working directory, not Python's.
+        where = str(data) if "://" in str(data) else os.path.abspath(data)
         try:
-            return session.read.parquet(str(data))
+            return session.read.parquet(where)
         except Exception as exc:  # AnalysisException and friends: say what to do
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(f"Spark cannot read {str(data)!r} as Parquet: {first}") from None
