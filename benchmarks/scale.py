@@ -280,6 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--from-json", type=Path)
     parser.add_argument("--notes", default=None, help="a paragraph added under the table")
+    parser.add_argument(
+        "--results", type=Path, default=RAW_RESULTS, help="raw results JSON to merge into"
+    )
     args = parser.parse_args(argv)
     if args.from_json:
         saved = json.loads(args.from_json.read_text(encoding="utf-8"))
@@ -298,8 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ensure_peers_venv()
         new = run(sizes, tools, args.data_dir, args.cap_gb, args.timeout, args.delete_data)
         saved = {"results": []}
-        if RAW_RESULTS.exists() and not args.quick:
-            saved = json.loads(RAW_RESULTS.read_text(encoding="utf-8"))
+        if args.results.exists() and not args.quick:
+            saved = json.loads(args.results.read_text(encoding="utf-8"))
         keys = {(r["size"], r["tool"]) for r in new}
         saved["results"] = [r for r in saved["results"] if (r["size"], r["tool"]) not in keys]
         saved["results"] += new
@@ -321,11 +324,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             saved["notes"] = args.notes
     body = render(saved)
     print(body)
-    write_out = args.write if args.write is not None else not args.quick
-    if write_out:
-        if not args.from_json:
-            RAW_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RAW_RESULTS.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+    if not (args.from_json or args.quick):
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+    if args.write if args.write is not None else not args.quick:
         write_section("scale", body)
         log("wrote the scale section of BENCHMARKS.md")
     return 0
