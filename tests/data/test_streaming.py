@@ -116,6 +116,17 @@ def test_beyond_the_sample_bins_are_sample_quantiles_and_counts_exact() -> None:
     assert streamed.sample.equals(whole.sample)
 
 
+def test_without_a_sample_the_bins_still_come_from_a_pilot_sample() -> None:
+    df = _frame(20_000, 11)
+    schema = Schema.infer(df, roles=ROLES)
+    streamed = Profile.from_batches([df[:7_000], df[7_000:]], schema, sample_size=0)
+    whole = Profile.from_data(df, schema, sample_size=0)
+    assert streamed.sample is None
+    assert streamed.meta["sample_size"] == 0
+    assert streamed.numeric("x").bin_edges == whole.numeric("x").bin_edges
+    assert streamed.numeric("x").bin_counts == whole.numeric("x").bin_counts
+
+
 def test_merged_pilots_hold_the_sample_of_all_rows() -> None:
     df = _frame(9_000, 5)
     schema = Schema.infer(df)

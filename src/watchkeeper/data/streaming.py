@@ -59,12 +59,21 @@ __all__ = [
     "finish_profile",
     "iter_parquet",
     "parquet_schema_table",
+    "pilot_size",
     "profile_stream",
     "skeleton_reference",
 ]
 
 #: Rows per batch when streaming a Parquet file (about 160 MB for 20 float64 columns).
 DEFAULT_BATCH_ROWS = 1_000_000
+#: Rows of the first pass's sample when the profile itself keeps none (``sample_size=0``):
+#: the bins still need quantiles.
+PILOT_ROWS = 100_000
+
+
+def pilot_size(sample_size: int) -> int:
+    """Rows the first pass samples for a profile that keeps ``sample_size`` rows."""
+    return sample_size or PILOT_ROWS
 
 
 def iter_parquet(
@@ -292,9 +301,12 @@ def skeleton_reference(
     return Profile(schema, 0, columns, None, meta, None, group_counts)
 
 
-def finish_profile(merged: Profile, pilot: Pilot, skeleton: Profile) -> Profile:
+def finish_profile(
+    merged: Profile, pilot: Pilot, skeleton: Profile, sample_size: int | None = None
+) -> Profile:
     """Turn the merged second-pass profile into a profile without a reference: clear the
-    fields that only mean something against a reference and attach the pilot's sample."""
+    fields that only mean something against a reference and attach the pilot's sample
+    (none when ``sample_size`` is 0: the pilot sampled only to find the bins)."""
     from watchkeeper.data.profile import Profile
 
     columns: dict[str, Any] = {}
@@ -314,9 +326,10 @@ def finish_profile(merged: Profile, pilot: Pilot, skeleton: Profile) -> Profile:
         ):
             col = dataclasses.replace(col, unseen={}, n_unseen=None)
         columns[name] = col
+    keep = pilot.sample_size if sample_size is None else sample_size
     meta = dict(merged.meta)
     meta.update(
-        sample_size=pilot.sample_size,
+        sample_size=keep,
         n_bins=skeleton.meta["n_bins"],
         max_categories=skeleton.meta["max_categories"],
         with_reference=False,
@@ -325,9 +338,9 @@ def finish_profile(merged: Profile, pilot: Pilot, skeleton: Profile) -> Profile:
         merged.schema,
         merged.n_rows,
         columns,
-        pilot.sample,
+        pilot.sample if keep else None,
         meta,
-        pilot.priorities,
+        pilot.priorities if keep else None,
         merged.group_counts,
     )
 
@@ -377,14 +390,16 @@ def profile_stream(
         table = read_table(batch, allow_empty=True)
         if table.num_rows == 0:
             continue
-        p = Pilot.from_table(table, schema, sample_size=sample_size, random_state=random_state)
+        p = Pilot.from_table(
+            table, schema, sample_size=pilot_size(sample_size), random_state=random_state
+        )
         pilot = p if pilot is None else pilot.merge(p)
     if pilot is None:
         return _empty(schema, None, batches, n_bins, max_categories, sample_size, random_state)
     skeleton = skeleton_reference(pilot, schema, n_bins=n_bins, max_categories=max_categories)
     second = merged(skeleton, 0)
     assert second is not None  # the pilot saw rows
-    return finish_profile(second, pilot, skeleton)
+    return finish_profile(second, pilot, skeleton, sample_size)
 
 
 def _empty(

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from watchkeeper._extras import require
 from watchkeeper.data import Profile, Schema
-from watchkeeper.data.streaming import Pilot, finish_profile, skeleton_reference
+from watchkeeper.data.streaming import Pilot, finish_profile, pilot_size, skeleton_reference
 from watchkeeper.engines._windows import (
     _as_datetime,
     profile_window_batches,
@@ -246,7 +246,7 @@ def profile_dataframe(
             if batch.num_rows == 0:
                 continue
             p = Pilot.from_table(
-                _table(batch), sch, sample_size=sample_size, random_state=random_state
+                _table(batch), sch, sample_size=pilot_size(sample_size), random_state=random_state
             )
             pilot = p if pilot is None else pilot.merge(p)
         if pilot is not None:
@@ -261,7 +261,7 @@ def profile_dataframe(
     skeleton = skeleton_reference(pilot, schema, n_bins=n_bins, max_categories=max_categories)
     merged = _merge_payloads(second_pass(json.dumps(skeleton.to_dict()), 0))
     assert merged is not None  # the first pass saw rows
-    return finish_profile(merged, pilot, skeleton)
+    return finish_profile(merged, pilot, skeleton, sample_size)
 
 
 def profile_parquet(
