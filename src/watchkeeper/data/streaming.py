@@ -98,7 +98,9 @@ def iter_parquet(
     if not p.is_file():
         raise InputError(f"file {str(p)!r} does not exist; check the path")
     try:
-        file = pq.ParquetFile(p)
+        # pre_buffer=False: with pre-buffering the reader keeps every row group it read
+        # cached until the file is closed, so memory would grow with the file.
+        file = pq.ParquetFile(p, pre_buffer=False)
         for batch in file.iter_batches(batch_size=batch_rows, columns=columns):
             yield pa.Table.from_batches([batch])
     except (pa.ArrowException, OSError) as exc:
