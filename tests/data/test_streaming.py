@@ -197,3 +197,20 @@ def test_streamed_compare_uses_a_sample_for_exact_tests(tmp_path: Path) -> None:
     assert x.drifted
     assert 900 < x.n_current <= 1_000  # KS ran on the sample (its finite values)
     assert report.meta["n_current_rows"] == 8_000
+
+
+def test_reading_parquet_holds_one_batch_not_the_file(tmp_path: Path) -> None:
+    # Arrow's allocations are deterministic: with the reader's pre-buffering, every row group
+    # read stayed cached until the end, and memory grew with the file.
+    path = tmp_path / "big.parquet"
+    rng = np.random.default_rng(12)
+    with pq.ParquetWriter(path, pa.schema([(f"f{i}", pa.float64()) for i in range(4)])) as w:
+        for _ in range(20):
+            w.write_table(pa.table({f"f{i}": rng.normal(size=50_000) for i in range(4)}))
+    batch_bytes = 50_000 * 4 * 8
+    before = pa.total_allocated_bytes()
+    most = 0
+    for table in iter_parquet(path, batch_rows=50_000):
+        most = max(most, pa.total_allocated_bytes() - before)
+        assert table.num_rows == 50_000
+    assert most < 8 * batch_bytes  # the file is 20 batches (pre-buffered: over 20)
