@@ -259,9 +259,10 @@ def render(saved: dict[str, Any]) -> str:
         )
     lines += [
         "**Reading**: watchkeeper's streamed `compare` and `profile` hold one 1M-row batch "
-        "(about 160 MB) plus the profiles, so their memory stays flat from 1M to 100M rows; "
-        "the pandas-based peers need the whole current frame in memory (1.6 GB per 10M rows "
-        "before any work). See `docs/spark.md` for when the Spark engine pays off.",
+        "(about 160 MB of values, a few times that while it is profiled) plus the profiles, "
+        "whatever the file's size; the pandas-based peers need the whole current frame in "
+        "memory (1.6 GB per 10M rows before any work). See `docs/spark.md` for when the Spark "
+        "engine pays off.",
     ]
     if saved.get("notes"):
         lines += ["", saved["notes"]]
