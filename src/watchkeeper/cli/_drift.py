@@ -106,7 +106,7 @@ def profile_command(
     sch = Schema.load(schema) if schema else None
     if sch is None and ref is not None:
         sch = ref.schema
-    options = {"sample_size": sample_size, "random_state": seed}
+    options: dict[str, Any] = {"sample_size": sample_size, "random_state": seed}
     lower = data.lower()
     if engine != "local":
         profile_parquet = _engine(engine)

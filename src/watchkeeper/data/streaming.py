@@ -25,6 +25,7 @@ match to float rounding. The same functions run inside Spark partitions
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -77,7 +78,9 @@ def pilot_size(sample_size: int) -> int:
 
 
 def iter_parquet(
-    path: str | Path, columns: list[str] | None = None, batch_rows: int = DEFAULT_BATCH_ROWS
+    path: str | os.PathLike[str],
+    columns: list[str] | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> Iterator[pa.Table]:
     """Tables of at most ``batch_rows`` rows read from a Parquet file, one at a time.
 
@@ -107,7 +110,7 @@ def iter_parquet(
         raise InputError(f"cannot read {str(p)!r}: {exc}") from exc
 
 
-def parquet_schema_table(path: str | Path) -> pa.Table:
+def parquet_schema_table(path: str | os.PathLike[str]) -> pa.Table:
     """An empty table with the Parquet file's columns and types (reads only the footer)."""
     import pyarrow.parquet as pq
 
@@ -268,6 +271,7 @@ def skeleton_reference(
                 bin_counts=(0,) * (len(edges) + 1),
             )
         elif spec.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
+            cats: tuple[str, ...]
             if spec.kind is ColumnKind.BOOLEAN:
                 cats, other = ("false", "true"), 0
             elif spec.categories is not None:

@@ -205,7 +205,7 @@ def profile_dataframe(
     _check_columns(df, names)
     df = df.select(*names)
     schema_json = json.dumps(schema.to_dict())
-    options = {
+    options: dict[str, Any] = {
         "n_bins": n_bins,
         "max_categories": max_categories,
         "random_state": random_state,
