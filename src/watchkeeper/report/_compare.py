@@ -8,6 +8,7 @@ renderable :class:`~watchkeeper.report.Report`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from watchkeeper.checks import ComparisonConfig, DecisionRule, QualityThresholds, run_comparison
@@ -16,6 +17,54 @@ from watchkeeper.report._report import Report
 __all__ = ["compare"]
 
 Progress = Callable[[str, int, int], None]
+
+#: Parquet files with more rows than this are streamed by ``compare(stream=None)``.
+STREAM_ROWS = 5_000_000
+
+
+def _parquet_rows(data: Any) -> int | None:
+    """Rows of a Parquet file from its footer, or None when ``data`` is not a Parquet path."""
+    if not isinstance(data, str | Path) or not str(data).lower().endswith((".parquet", ".pq")):
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(Path(data)).metadata.num_rows)
+    except (pa.ArrowException, OSError):
+        return None  # the comparison's reader gives the clear error
+
+
+def _streamed(
+    reference: Any, current: Any, schema: Any, batch_rows: int, sample_size: int
+) -> tuple[Any, Any]:
+    """The reference as a profile and the current Parquet file profiled against it, batch by
+    batch (the engine then compares two profiles)."""
+    from watchkeeper.data import Profile, Schema
+    from watchkeeper.data.streaming import parquet_schema_table
+
+    if isinstance(schema, str | Path):
+        schema = Schema.load(schema)
+    if isinstance(reference, str | Path) and str(reference).lower().endswith(".json"):
+        reference = Profile.load(reference)
+    elif _parquet_rows(reference) is not None:
+        reference = Profile.from_parquet(
+            reference, schema, batch_rows=batch_rows, sample_size=sample_size
+        )
+    elif not isinstance(reference, Profile):
+        reference = Profile.from_data(reference, schema, sample_size=sample_size)
+    names = parquet_schema_table(current).column_names
+    present = [c for c in reference.schema.names if c in names]
+    if not present:
+        return reference, current  # the engine says which columns it expected
+    profile = Profile.from_parquet(
+        current,
+        reference.schema.select(present),
+        reference=reference,
+        batch_rows=batch_rows,
+        sample_size=sample_size,
+    )
+    return reference, profile
 
 
 def compare(
@@ -31,6 +80,9 @@ def compare(
     random_state: int = 0,
     n_jobs: int | None = None,
     progress: Progress | None = None,
+    stream: bool | None = None,
+    batch_rows: int = 1_000_000,
+    sample_size: int = 100_000,
 ) -> Report:
     """Compare current data with a reference: drift per column and overall, and data quality.
 
@@ -72,6 +124,13 @@ def compare(
         Threads for the per-column tests (default: the number of CPUs, at most 8).
     progress
         Called as ``progress(stage, done, total)`` while columns are tested.
+    stream
+        Read a current Parquet file in batches of ``batch_rows`` rows into a profile against
+        the reference instead of loading it (memory bounded by one batch): ``None`` streams
+        files of more than 5,000,000 rows, ``True`` every Parquet file, ``False`` none.
+        Streamed, exact tests (KS...) use a uniform row sample of ``sample_size`` current
+        rows (valid, a little less power); counts, binned methods and quality checks use every
+        row. A Parquet reference is then streamed too.
 
     Returns
     -------
@@ -96,5 +155,8 @@ def compare(
         random_state=random_state,
         n_jobs=n_jobs,
     )
+    n_parquet = _parquet_rows(current)
+    if n_parquet is not None and (stream is True or (stream is None and n_parquet > STREAM_ROWS)):
+        reference, current = _streamed(reference, current, schema, batch_rows, sample_size)
     result = run_comparison(reference, current, config, schema=schema, progress=progress)
     return Report.from_comparison(result)
