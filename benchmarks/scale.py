@@ -255,8 +255,9 @@ def render(saved: dict[str, Any]) -> str:
     if spark_start:
         lines.append(
             f"Spark's time includes starting a local session ({min(spark_start):.0f}–"
-            f"{max(spark_start):.0f} s here). "
+            f"{max(spark_start):.0f} s here)."
         )
+        lines.append("")
     lines += [
         "**Reading**: watchkeeper's streamed `compare` and `profile` hold one 1M-row batch "
         "(about 160 MB of values, a few times that while it is profiled) plus the profiles, "
