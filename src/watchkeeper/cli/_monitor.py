@@ -148,14 +148,15 @@ def _progress(enabled: bool) -> Iterator[Any]:
     if not enabled or not sys.stderr.isatty():
         yield None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from watchkeeper.cli._app import console
+
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        console=Console(stderr=True),
+        console=console(err=True),
         transient=True,
     ) as bar:
         tasks: dict[str, Any] = {}
