@@ -384,7 +384,7 @@ def rollback_command(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Model name."),
     alias_arg: str | None = typer.Argument(
-        None, metavar="[ALIAS]", help="Alias to roll back (default: champion)."
+        None, metavar="ALIAS", help="Alias to roll back (default: champion)."
     ),
     alias_opt: str | None = typer.Option(
         None, "--alias", help="Alias to roll back (the same as the ALIAS argument)."
