@@ -37,11 +37,13 @@ SHELL = ("bash", "sh", "shell", "console")
 PYTHON = ("python", "py", "pycon")
 
 #: Blocks not run, keyed by (file, first line), with the reason.
+_MAKE = "make demo   # creates .venv if needed, then runs the main job on the bundled data"
+_SERVE4 = "WATCHKEEPER_GATEWAY_MONITOR_EVERY=300 WATCHKEEPER_GATEWAY_MONITOR_WINDOW=1h \\"
 NOT_RUN = {
-    ("README.md", "make demo   # creates .venv if needed, then runs the main job on the bundled data"):
+    ("README.md", _MAKE):
         "builds a virtual environment and runs the whole demo and test suite; the demo is run "
         "end to end by tests/test_demo.py",
-    ("monitoring.md", "WATCHKEEPER_GATEWAY_MONITOR_EVERY=300 WATCHKEEPER_GATEWAY_MONITOR_WINDOW=1h \\"):
+    ("monitoring.md", _SERVE4):
         "four gateway workers on CI's two cores; the same server with the monitor inside is "
         "started and stopped by monitoring.md's first block, and several workers by README's "
         "serve block",
@@ -201,8 +203,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for i, (row, score) in enumerate(zip(current.to_dict("records"), scores, strict=True)):
         ts = now - 3 * 86_400 + i * (3 * 86_400 - 600) / len(current)
         feats = {k: row[k] for k in features}
+        scored = {"0": 1 - score, "1": score}
         records.append(PredictionRecord(f"c-{i}", ts, "churn", 2, "champion", feats,
-                                        int(score > 0.5), scores={"0": 1 - score, "1": score}))  # fmt: skip
+                                        int(score > 0.5), scores=scored))  # fmt: skip
         labels.append(FeedbackRecord(f"c-{i}", ts + 60, label=int(row["churned"])))
     predicted = bike_model.predict(july[bike_features])
     for i, (row, pred) in enumerate(zip(july.to_dict("records"), predicted, strict=True)):
@@ -366,7 +369,7 @@ def _run_python(doc: str, code: str, ns: dict[str, Any], cwd: Path) -> None:
     before = Path.cwd()
     os.chdir(cwd)
     try:
-        exec(compile(code, f"<{doc}>", "exec"), ns)  # noqa: S102  (the docs' own examples)
+        exec(compile(code, f"<{doc}>", "exec"), ns)  # the docs' own examples
     finally:
         os.chdir(before)
 
@@ -379,6 +382,8 @@ def _close(ns: dict[str, Any]) -> None:
             value.close()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # README's blocks gate, serve and monitor: minutes on busy cores
 @pytest.mark.parametrize("doc", DOCS, ids=[p.name for p in DOCS])
 def test_the_examples_run(doc: Path, project: dict[str, Any]) -> None:
     d, env = project["dir"], project["env"]
