@@ -4,7 +4,8 @@ Each fenced ``bash``/``python`` block is either run here — Python blocks are e
 in one namespace per file, shell blocks run with bash in a project folder that holds the
 data they name — or listed in :data:`NOT_RUN` with the reason. A block that appears in the
 docs without an entry, or an entry whose block is gone, fails
-:func:`test_every_example_is_run_or_listed`.
+:func:`test_every_example_is_run_or_listed`. A page whose examples need services (a real
+PostgreSQL server, kustomize) is run by its own test, named in :data:`DEDICATED`.
 
 What the test changes in a shell block, and why: ``watchkeeper serve`` runs in the
 background on a free port (``8080`` becomes that port) and is stopped at the end of the
@@ -53,6 +54,11 @@ NOT_RUN = {
 }  # fmt: skip
 
 
+#: Pages whose examples a test of their own runs (with the services they need).
+DEDICATED = {"scale-out.md": "tests/test_docs_scale_out.py"}
+RUN_HERE = [doc for doc in DOCS if doc.name not in DEDICATED]
+
+
 @dataclass(frozen=True)
 class Block:
     file: str
@@ -91,6 +97,9 @@ def test_every_example_is_run_or_listed() -> None:
     assert len(found) >= 25
     stale = set(NOT_RUN) - set(found)
     assert not stale, f"NOT_RUN lists blocks the docs no longer have: {stale}"
+    for page, test in DEDICATED.items():
+        assert (ROOT / "docs" / page).exists()
+        assert page in (ROOT / test).read_text(encoding="utf-8")
 
 
 # -- the project folder the examples run in ----------------------------------------------------
@@ -384,7 +393,7 @@ def _close(ns: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # README's blocks gate, serve and monitor: minutes on busy cores
-@pytest.mark.parametrize("doc", DOCS, ids=[p.name for p in DOCS])
+@pytest.mark.parametrize("doc", RUN_HERE, ids=[p.name for p in RUN_HERE])
 def test_the_examples_run(doc: Path, project: dict[str, Any]) -> None:
     d, env = project["dir"], project["env"]
     ns: dict[str, Any] = {"pd": pd, "np": np, "datetime": datetime, "UTC": UTC,
