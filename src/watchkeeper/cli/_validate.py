@@ -231,8 +231,8 @@ def _print(report: Any, json_out: Path | None, html_out: Path | None) -> None:
         )
     if report.budgets:
         how = "enforced" if report.config.serving.enforce else "reported only"
-        state = "met" if report.budgets_passed else "[yellow]EXCEEDED[/]"
-        console.print(f"budgets {state} ({how}; latency as CPU time per call)")
+        state = ("met", "") if report.budgets_passed else ("EXCEEDED", "yellow")
+        out.print(literal("budgets ", state, f" ({how}; latency as CPU time per call)"))
     style = {"alert": "red", "error": "magenta", "warn": "yellow", "insufficient_data": "dim"}
     t = Table(show_edge=False, header_style="bold")
     for h in ("check", "subject", "status", "value", "reason"):
