@@ -154,3 +154,32 @@ def test_parquet_round_trip_keeps_types(tmp_path: Path) -> None:
     table = pa.table({"a": pa.array([1, None], pa.int32()), "b": ["x", "y"]})
     pq.write_table(table, tmp_path / "t.pq")
     assert read_table(tmp_path / "t.pq").equals(table)
+
+
+def test_a_pandas_index_stored_in_parquet_is_never_a_column(tmp_path: Path) -> None:
+    import watchkeeper as wk
+    from watchkeeper.data import Schema
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=4000), "c": rng.choice(["a", "b"], 4000)})
+    sampled = frame.sample(1000, random_state=1)  # not a range index: pandas stores it
+    sampled.to_parquet(tmp_path / "sampled.parquet")
+    frame.sample(1000, random_state=2).to_parquet(tmp_path / "other.parquet")
+    named = frame.iloc[:1000].rename_axis("row").sample(1000, random_state=3)
+    named.to_parquet(tmp_path / "named.parquet")
+    for path in ("sampled", "other", "named"):
+        raw = pq.read_table(tmp_path / f"{path}.parquet").column_names
+        assert set(raw) - {"x", "c"}, raw  # the file does hold the index
+        table = read_table(tmp_path / f"{path}.parquet")
+        assert table.column_names == ["x", "c"]
+        back = table.to_pandas()  # the pandas metadata still matches the columns
+        assert list(back.columns) == ["x", "c"]
+        np.testing.assert_array_equal(back["x"].to_numpy(), pd.read_parquet(
+            tmp_path / f"{path}.parquet")["x"].to_numpy())  # fmt: skip
+    arrow = pa.Table.from_pandas(sampled)
+    assert "__index_level_0__" in arrow.column_names
+    assert read_table(arrow).column_names == ["x", "c"]
+    assert Schema.infer(tmp_path / "sampled.parquet").names == ("x", "c")
+    report = wk.compare(tmp_path / "sampled.parquet", tmp_path / "other.parquet")
+    assert [c.name for c in report.columns] == ["x", "c"]
+    assert not report.drifted

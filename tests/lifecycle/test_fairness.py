@@ -144,3 +144,35 @@ def test_bad_settings_are_error_results_that_say_what_to_fix(
     assert error.status is Status.ERROR
     assert message in error.reason
     assert report.exit_code == 2
+
+
+def test_a_failed_optional_mitigation_is_its_own_error_and_does_not_decide_the_gate() -> None:
+    # Group "c" has only positive labels: ThresholdOptimizer refuses it ("Degenerate labels
+    # for sensitive feature value c"). Every check of the gate passes otherwise.
+    rng = np.random.default_rng(7)
+    n = 3000
+    group = rng.choice(["a", "b", "c"], n, p=[0.45, 0.45, 0.10])
+    x = rng.normal(size=n)
+    y = (x + rng.normal(size=n) > 0).astype(int)
+    y[group == "c"] = 1
+    df = pd.DataFrame({"x": x, "g": group, "y": y})
+    cfg = _config(attributes=["g"], mitigation=["threshold_optimizer"], max_difference=1.0,
+                  thresholds={"demographic_parity_difference": 1.0,
+                              "equalized_odds_difference": 1.0,
+                              "equal_opportunity_difference": 1.0})  # fmt: skip
+    report = validate(LogisticRegression(), df, target="y", features=["x"], config=cfg)
+    (failed,) = [r for r in _results(report, "tradeoff") if r.status is Status.ERROR]
+    assert failed.subject == "threshold_optimizer (demographic_parity)"
+    assert "Degenerate labels" in failed.reason
+    assert failed.details["optional"] is True
+    assert report.passed, report.failures
+    assert report.errors == ()
+    assert report.exit_code == 0
+    payload = json.loads(report.to_json())
+    assert payload["passed"] is True
+    assert payload["exit_code"] == 0
+    assert any(r["status"] == "error" for r in payload["results"])
+    # The same failure in a required check still decides: a configured check that raises.
+    broken = _config(attributes=["no_such_column"])
+    assert validate(LogisticRegression(), df, target="y", features=["x"],
+                    config=broken).exit_code == 2  # fmt: skip

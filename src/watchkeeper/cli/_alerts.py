@@ -15,14 +15,12 @@ from typing import Any
 
 import typer
 
+from watchkeeper.cli._app import new_app
 from watchkeeper.exceptions import InputError
 
-app = typer.Typer(
+app = new_app(
     name="alerts",
     help="Alert rules, Prometheus rules and Grafana dashboard, alert history.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
 
 _RULES = typer.Option(

@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from watchkeeper.cli._app import EXIT_CLEAN, EXIT_FINDINGS, app
+from watchkeeper.cli._app import EXIT_CLEAN, EXIT_FINDINGS, app, literal
+from watchkeeper.cli._app import console as _cli_console
 from watchkeeper.cli._options import MlflowExperiment, MlflowRun, MlflowTrackingUri
 from watchkeeper.exceptions import InputError
 
@@ -53,9 +54,7 @@ def _roles(specs: list[str] | None) -> dict[str, str]:
 
 
 def _console(err: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=err, highlight=False)
+    return _cli_console(err=err)
 
 
 @app.command("schema")
@@ -69,7 +68,7 @@ def schema_command(
 
     schema = Schema.infer(data, roles=_roles(role) or None)
     schema.save(out)
-    _console().print(f"schema of {len(schema.names)} columns written to {out}")
+    _console().print(literal(f"schema of {len(schema.names)} columns written to ", out))
 
 
 @app.command("profile")
@@ -124,7 +123,7 @@ def profile_command(
         profile = Profile.from_data(table, sch, reference=ref, **options)
     profile.save(out)
     _console().print(
-        f"profile of {profile.n_rows:,} rows x {len(sch.names)} columns written to {out}"
+        literal(f"profile of {profile.n_rows:,} rows x {len(sch.names)} columns written to ", out)
     )
 
 
@@ -193,7 +192,7 @@ def compare_command(
     mv = None if multivariate.lower() in ("none", "") else multivariate
     err = _console(err=True)
     with Progress(
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         console=err,
@@ -235,7 +234,7 @@ def compare_command(
     if not quiet:
         _print_report(report, json_out, html_out)
         if mlflow_run_id:
-            _console().print(f"MLflow run: {mlflow_run_id}")
+            _console().print(literal("MLflow run: ", mlflow_run_id))
     findings = {
         FailOn.drift: report.drifted,
         FailOn.quality: report.has_quality_issues,
@@ -251,10 +250,13 @@ def _print_report(report: Any, json_out: Path | None, html_out: Path | None) -> 
     d = report.dataset
     colour = "red" if d.drifted else "green"
     console.print(
-        f"[bold {colour}]{'Drift detected' if d.drifted else 'No drift'}[/]: "
-        f"{d.n_drifted} of {d.n_tested} columns drifted"
-        + (f", {d.n_insufficient} with insufficient data" if d.n_insufficient else "")
-        + f" — rule {d.rule}"
+        literal(
+            ("Drift detected" if d.drifted else "No drift", f"bold {colour}"),
+            f": {d.n_drifted} of {d.n_tested} columns drifted"
+            + (f", {d.n_insufficient} with insufficient data" if d.n_insufficient else "")
+            + " — rule ",
+            d.rule,
+        )
     )
     t = Table(show_edge=False, header_style="bold")
     for h in ("column", "status", "method", "effect", "p (adj.)", "reason"):
@@ -262,22 +264,31 @@ def _print_report(report: Any, json_out: Path | None, html_out: Path | None) -> 
     style = {"alert": "red", "warn": "yellow", "insufficient_data": "dim", "ok": "green"}
     for c in report.columns:
         t.add_row(
-            c.name,
-            f"[{style.get(c.status.value, '')}]{c.status.value}[/]",
-            c.method,
+            literal(c.name),
+            literal((c.status.value, style.get(c.status.value, ""))),
+            literal(c.method),
             "—" if c.effect_size is None else f"{c.effect_size:.4g}",
             "—" if c.adjusted_p_value is None else f"{c.adjusted_p_value:.3g}",
-            c.reason,
+            literal(c.reason),
         )
     console.print(t)
     for m in report.multivariate:
-        console.print(f"multivariate [bold]{m.method}[/]: {m.status.value} — {m.reason}")
+        console.print(
+            literal("multivariate ", (m.method, "bold"), f": {m.status.value} — ", m.reason)
+        )
     findings = report.quality_findings
     console.print(f"quality findings: {len(findings)}")
     for q in findings[:20]:
         console.print(
-            f"  [{style.get(q.status.value, '')}]{q.status.value}[/] {q.subject}: {q.reason}"
+            literal(
+                "  ",
+                (q.status.value, style.get(q.status.value, "")),
+                " ",
+                q.subject,
+                ": ",
+                q.reason,
+            )
         )
     for label, path in (("JSON", json_out), ("HTML", html_out)):
         if path:
-            console.print(f"{label} report: {path}")
+            console.print(literal(f"{label} report: ", path))

@@ -14,14 +14,13 @@ from typing import Annotated, Any
 
 import typer
 
+from watchkeeper.cli._app import console as _cli_console
+from watchkeeper.cli._app import literal, new_app
 from watchkeeper.exceptions import InputError, WatchkeeperError
 
-app = typer.Typer(
+app = new_app(
     name="models",
     help="Model registry: versions, verified artifacts, aliases and their audit trail.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
 
 EXIT_USAGE = 2
@@ -29,6 +28,16 @@ EXIT_USAGE = 2
 _JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
 _ACTOR = typer.Option(None, "--actor", help="Who does this (default: user@host).")
 _REASON = typer.Option("", "--reason", "-m", help="Why; kept in the audit trail.")
+# The group's --root/--registry/--artifacts are accepted after the subcommand too
+# (`watchkeeper models card X --root R`, as `validate`, `report` and `explain` take them);
+# given there, they win over the group's.
+_SUB_ROOT = typer.Option(None, "--root", help="Project folder (default: .watchkeeper).")
+_SUB_REGISTRY = typer.Option(
+    None, "--registry", help="Database URL (default: SQLite in <root>/registry.db)."
+)
+_SUB_ARTIFACTS = typer.Option(
+    None, "--artifacts", help="Artifact folder or fsspec URL (default: <root>/artifacts)."
+)
 
 
 @app.callback()
@@ -54,14 +63,25 @@ def _options(
 
 
 @contextmanager
-def _session(ctx: typer.Context, as_json: bool) -> Iterator[Any]:
-    """Open the registry and turn watchkeeper errors into one line and exit code 2."""
+def _session(
+    ctx: typer.Context,
+    as_json: bool,
+    root: str | None = None,
+    url: str | None = None,
+    artifacts: str | None = None,
+) -> Iterator[Any]:
+    """Open the registry and turn watchkeeper errors into one line and exit code 2.
+
+    ``root``, ``url`` and ``artifacts`` given to the subcommand win over the group's.
+    """
     from watchkeeper.registry import Registry
 
     try:
         options = ctx.obj or {}
         with Registry(
-            options.get("url"), artifacts=options.get("artifacts"), root=options.get("root", ".")
+            url if url is not None else options.get("url"),
+            artifacts=artifacts if artifacts is not None else options.get("artifacts"),
+            root=root if root is not None else options.get("root", ".watchkeeper"),
         ) as registry:
             yield registry
     except WatchkeeperError as exc:
@@ -79,9 +99,7 @@ def _emit(payload: Any, as_json: bool, human: Callable[[], None]) -> None:
 
 
 def _console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False)
+    return _cli_console()
 
 
 def _pairs(specs: list[str] | None, option: str, parse: Callable[[str], Any]) -> dict[str, Any]:
@@ -114,11 +132,11 @@ def _version_table(versions: list[Any]) -> Any:
         table.add_row(
             str(v.version),
             v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            v.format,
-            v.output_kind,
-            ", ".join(v.aliases),
-            v.actor,
-            ", ".join(f"{k}={val:.4g}" for k, val in v.metrics.items()),
+            literal(v.format),
+            literal(v.output_kind),
+            literal(", ".join(v.aliases)),
+            literal(v.actor),
+            literal(", ".join(f"{k}={val:.4g}" for k, val in v.metrics.items())),
         )
     return table
 
@@ -138,9 +156,14 @@ def _event_line(e: Any) -> str:
         what = f"deleted version {e.version}"
     elif e.kind == "unalias":
         what = f"removed alias {e.alias} (was {e.from_version})"
-    else:
+    elif e.kind == "route":
+        # A route event keeps what the route became (its summary) as its reason.
+        return f"{when}  {e.actor:<20} route: {e.reason or 'changed'}"
+    elif e.kind in ("alias", "rollback"):
         verb = "rolled back" if e.kind == "rollback" else "pointed"
         what = f"{verb} {e.alias}: {e.from_version or '-'} -> {e.to_version}"
+    else:
+        what = e.kind + (f" version {e.version}" if e.version is not None else "")
     return f"{when}  {e.actor:<20} {what}" + (f"  ({e.reason})" if e.reason else "")
 
 
@@ -180,9 +203,12 @@ def register_command(
     ),
     actor: str | None = _ACTOR,
     as_json: bool = _JSON,
+    root: str | None = _SUB_ROOT,
+    registry_url: str | None = _SUB_REGISTRY,
+    artifacts: str | None = _SUB_ARTIFACTS,
 ) -> None:
     """Register a model file as the next version of NAME."""
-    with _session(ctx, as_json) as registry:
+    with _session(ctx, as_json, root, registry_url, artifacts) as registry:
         loaded_schema = None
         if schema is not None:
             from watchkeeper.data import Schema
@@ -207,8 +233,12 @@ def register_command(
         version.to_dict(),
         as_json,
         lambda: _console().print(
-            f"registered [bold]{version.name}[/] version {version.version} "
-            f"({version.format}, sha256 {version.artifact_sha256[:12]})"
+            literal(
+                "registered ",
+                (version.name, "bold"),
+                f" version {version.version} ({version.format}, sha256 "
+                f"{version.artifact_sha256[:12]})",
+            )
         ),
     )
 
@@ -218,9 +248,12 @@ def list_command(
     ctx: typer.Context,
     name: str | None = typer.Argument(None, help="List the versions of this model."),
     as_json: bool = _JSON,
+    root: str | None = _SUB_ROOT,
+    registry_url: str | None = _SUB_REGISTRY,
+    artifacts: str | None = _SUB_ARTIFACTS,
 ) -> None:
     """List models, or the live versions of one model."""
-    with _session(ctx, as_json) as registry:
+    with _session(ctx, as_json, root, registry_url, artifacts) as registry:
         if name is not None:
             versions = registry.list_versions(name)
             _emit(
@@ -239,10 +272,10 @@ def list_command(
             table.add_column(header)
         for m in models:
             table.add_row(
-                m.name,
+                literal(m.name),
                 str(m.n_versions),
                 "-" if m.latest_version is None else str(m.latest_version),
-                ", ".join(f"{a}={v}" for a, v in m.aliases.items()),
+                literal(", ".join(f"{a}={v}" for a, v in m.aliases.items())),
                 m.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
             )
         _console().print(table if models else "no models registered")
@@ -256,9 +289,12 @@ def show_command(
     name: str = typer.Argument(..., help="Model name."),
     ref: str = typer.Argument("latest", help="Version number, alias, or 'latest'."),
     as_json: bool = _JSON,
+    root: str | None = _SUB_ROOT,
+    registry_url: str | None = _SUB_REGISTRY,
+    artifacts: str | None = _SUB_ARTIFACTS,
 ) -> None:
     """Show one version: format, hash, metrics, parameters, provenance, aliases."""
-    with _session(ctx, as_json) as registry:
+    with _session(ctx, as_json, root, registry_url, artifacts) as registry:
         version = registry.get_version(name, ref)
         location = registry.artifacts.locate(version.artifact_sha256)
     payload = {**version.to_dict(), "artifact_location": location}
@@ -269,7 +305,7 @@ def show_command(
             if key in ("schema", "flavor"):
                 continue
             shown = json.dumps(value) if isinstance(value, dict | list) else value
-            console.print(f"[bold]{key:>18}[/] {shown}")
+            console.print(literal((f"{key:>18}", "bold"), " ", shown))
 
     _emit(payload, as_json, human)
 
@@ -280,9 +316,12 @@ def history_command(
     name: str = typer.Argument(..., help="Model name."),
     alias: str | None = typer.Option(None, "--alias", help="Only events of this alias."),
     as_json: bool = _JSON,
+    root: str | None = _SUB_ROOT,
+    registry_url: str | None = _SUB_REGISTRY,
+    artifacts: str | None = _SUB_ARTIFACTS,
 ) -> None:
     """The audit trail: registrations, alias moves, rollbacks and deletions."""
-    with _session(ctx, as_json) as registry:
+    with _session(ctx, as_json, root, registry_url, artifacts) as registry:
         events = [e for e in registry.history(name) if alias is None or e.alias == alias]
     _emit(
         [e.to_dict() for e in events],
@@ -304,9 +343,12 @@ def alias_command(
     reason: str = _REASON,
     actor: str | None = _ACTOR,
     as_json: bool = _JSON,
+    root: str | None = _SUB_ROOT,
+    registry_url: str | None = _SUB_REGISTRY,
+    artifacts: str | None = _SUB_ARTIFACTS,
 ) -> None:
     """Point ALIAS at VERSION, remove it (--remove), or ask where it pointed (--at TIME)."""
-    with _session(ctx, as_json) as registry:
+    with _session(ctx, as_json, root, registry_url, artifacts) as registry:
         modes = sum((version is not None, remove, at is not None))
         if modes != 1:
             raise InputError("give exactly one of VERSION, --remove or --at TIME")
@@ -341,13 +383,27 @@ def alias_command(
 def rollback_command(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Model name."),
-    alias: str = typer.Option("champion", "--alias", help="Alias to roll back."),
+    alias_arg: str | None = typer.Argument(
+        None, metavar="ALIAS", help="Alias to roll back (default: champion)."
+    ),
+    alias_opt: str | None = typer.Option(
+        None, "--alias", help="Alias to roll back (the same as the ALIAS argument)."
+    ),
     reason: str = _REASON,
     actor: str | None = _ACTOR,
     as_json: bool = _JSON,
+    root: str | None = _SUB_ROOT,
+    registry_url: str | None = _SUB_REGISTRY,
+    artifacts: str | None = _SUB_ARTIFACTS,
 ) -> None:
-    """Point an alias back at its previous holder (audited)."""
-    with _session(ctx, as_json) as registry:
+    """Point an alias back at its previous holder (audited):
+    `watchkeeper models rollback churn champion`."""
+    if alias_arg is not None and alias_opt is not None and alias_arg != alias_opt:
+        raise InputError(
+            f"the alias is given twice ({alias_arg!r} and --alias {alias_opt!r}); give it once"
+        )
+    alias = alias_arg or alias_opt or "champion"
+    with _session(ctx, as_json, root, registry_url, artifacts) as registry:
         event = registry.rollback(name, alias, actor=actor, reason=reason)
     _emit(event.to_dict(), as_json, lambda: typer.echo(_event_line(event)))
 
@@ -361,9 +417,12 @@ def delete_command(
     reason: str = _REASON,
     actor: str | None = _ACTOR,
     as_json: bool = _JSON,
+    root: str | None = _SUB_ROOT,
+    registry_url: str | None = _SUB_REGISTRY,
+    artifacts: str | None = _SUB_ARTIFACTS,
 ) -> None:
     """Delete a version; refused while an alias points at it unless --force."""
-    with _session(ctx, as_json) as registry:
+    with _session(ctx, as_json, root, registry_url, artifacts) as registry:
         events = registry.delete_version(name, version, force=force, actor=actor, reason=reason)
     _emit(
         [e.to_dict() for e in events],
@@ -382,13 +441,16 @@ def card_command(
         None, "--gate-report", help="The version's gate report JSON (default: its gate_report tag)."
     ),
     as_json: bool = _JSON,
+    root: str | None = _SUB_ROOT,
+    registry_url: str | None = _SUB_REGISTRY,
+    artifacts: str | None = _SUB_ARTIFACTS,
 ) -> None:
     """Write the model card of a version: intended use, data, metrics overall and by group,
     fairness, known limits, lineage. Without --md/--html it prints the Markdown."""
     from watchkeeper.lifecycle._model_card import model_card
 
     name, _, ref = model.partition("@")
-    with _session(ctx, as_json) as registry:
+    with _session(ctx, as_json, root, registry_url, artifacts) as registry:
         card = model_card(registry, name, ref or "latest", gate_report=gate_report)
     card.save(markdown=markdown, html=html)
     written = [p for p in (markdown, html) if p]

@@ -24,17 +24,14 @@ from typing import Any
 import typer
 
 from watchkeeper.cli._alerts import _RULES  # the same --rules as `watchkeeper alerts`
-from watchkeeper.cli._app import EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE
+from watchkeeper.cli._app import EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE, new_app
 from watchkeeper.exceptions import InputError, WatchkeeperError
 
 __all__ = ["app", "parse_since"]
 
-app = typer.Typer(
+app = new_app(
     name="monitor",
     help="Evaluate the prediction log window by window, store the results, raise alerts.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
 
 _MODEL = typer.Option(None, "--model", help="Only this model (default: every logged model).")
@@ -151,14 +148,15 @@ def _progress(enabled: bool) -> Iterator[Any]:
     if not enabled or not sys.stderr.isatty():
         yield None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from watchkeeper.cli._app import console
+
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        console=Console(stderr=True),
+        console=console(err=True),
         transient=True,
     ) as bar:
         tasks: dict[str, Any] = {}
@@ -263,12 +261,33 @@ def _monitor(window: str, model: str | None) -> Any:
     return Monitor(MonitorConfig(every=_window(window)))
 
 
+def _renamed(
+    old: str | None, old_flag: str, new: str | None, new_flag: str, what: str
+) -> str | None:
+    """The value of an option given under its new name or its deprecated one (warned)."""
+    if old is None:
+        return new
+    typer.echo(
+        f"warning: {old_flag} is deprecated here (it meant different things in `monitor run` "
+        f"and `monitor watch`); use {new_flag} for the {what}",
+        err=True,
+    )
+    if new is not None and new != old:
+        raise InputError(
+            f"{old_flag} {old!r} and {new_flag} {new!r} disagree; give {new_flag} only"
+        )
+    return old
+
+
 @app.command("run")
 def run_command(
     model: str | None = _MODEL,
     since: str | None = _SINCE,
-    window: str = typer.Option(
-        "1h", "--every", "--window", help="Window size: a duration (1h, 1d) or a row count."
+    window: str | None = typer.Option(
+        None, "--window", help="Window size: a duration (1h, 1d) or a row count [default: 1h]."
+    ),
+    every: str | None = typer.Option(
+        None, "--every", hidden=True, help="Deprecated spelling of --window."
     ),
     root: str = _ROOT,
     log: str | None = _LOG,
@@ -283,6 +302,7 @@ def run_command(
 ) -> None:
     """Evaluate the new windows of the prediction log once, store them, raise alerts."""
     try:
+        window = _renamed(every, "--every", window, "--window", "window size") or "1h"
         monitor = _monitor(window, model)
         start = None if since is None else parse_since(since)
         with _opened(root, log, registry_url, artifacts, monitor_url, rules, not no_alerts) as o:
@@ -294,7 +314,12 @@ def run_command(
 
 @app.command("watch")
 def watch_command(
-    every: str = typer.Option("5m", "--every", help="Time between runs (90s, 5m, 1h)."),
+    interval: str | None = typer.Option(
+        None, "--interval", help="Time between runs (90s, 5m, 1h) [default: 5m]."
+    ),
+    every: str | None = typer.Option(
+        None, "--every", hidden=True, help="Deprecated spelling of --interval."
+    ),
     window: str = typer.Option(
         "1h", "--window", help="Window size: a duration (1h, 1d) or a row count."
     ),
@@ -313,13 +338,14 @@ def watch_command(
     as_json: bool = _JSON,
     quiet: bool = _QUIET,
 ) -> None:
-    """Run the monitor every --every until Ctrl-C (or --iterations runs)."""
+    """Run the monitor every --interval until Ctrl-C (or --iterations runs)."""
     from watchkeeper.monitor._alert_rules import parse_duration
 
     found = False
     try:
+        interval = _renamed(every, "--every", interval, "--interval", "time between runs") or "5m"
         monitor = _monitor(window, model)
-        period = parse_duration(every, "--every").total_seconds()
+        period = parse_duration(interval, "--interval").total_seconds()
         with _opened(root, log, registry_url, artifacts, monitor_url, rules, not no_alerts) as o:
             done = 0
             while iterations is None or done < iterations:

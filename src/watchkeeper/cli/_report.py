@@ -23,7 +23,7 @@ from typing import Any
 
 import typer
 
-from watchkeeper.cli._app import EXIT_CLEAN, app
+from watchkeeper.cli._app import EXIT_CLEAN, app, console, literal
 from watchkeeper.exceptions import InputError
 
 __all__ = ["MONITOR_REPORT_FORMAT", "parse_window", "report_command"]
@@ -327,28 +327,33 @@ def report_command(
 
 
 def _print_summary(payload: dict[str, Any], html_out: Path, json_out: Path | None) -> None:
-    from rich.console import Console
-
-    console = Console(highlight=False)
+    out = console()
     period = payload["period"]
-    console.print(
-        f"{payload['model']}: {payload['n_rows']:,} predictions, {payload['n_labels']:,} "
-        f"labelled, from {period['start']} to {period['end']}"
+    out.print(
+        literal(
+            payload["model"],
+            f": {payload['n_rows']:,} predictions, {payload['n_labels']:,} "
+            f"labelled, from {period['start']} to {period['end']}",
+        )
     )
     drift = payload["drift"]
     if drift is not None:
         d = drift["dataset"]
-        console.print(
-            f"drift over the period: {'YES' if d['drifted'] else 'no'} ({d['n_drifted']} of "
-            f"{d['n_tested']} columns, version {payload['reference']['version']})"
+        out.print(
+            literal(
+                f"drift over the period: {'YES' if d['drifted'] else 'no'} ({d['n_drifted']} of "
+                f"{d['n_tested']} columns, version {payload['reference']['version']})"
+            )
         )
     else:
-        console.print(f"drift: {payload['reference'].get('note', 'not computed')}")
+        out.print(literal("drift: ", payload["reference"].get("note", "not computed")))
     view = payload["monitoring"]
     n_windows = sum(len(s["windows"]) for s in view["streams"])
-    console.print(f"monitor windows: {n_windows}, worst latest status: {view['status'] or '—'}")
+    out.print(
+        literal(f"monitor windows: {n_windows}, worst latest status: {view['status'] or '—'}")
+    )
     if payload["alerts"] is not None:
-        console.print(f"alerts firing now: {len(payload['alerts']['firing'])}")
+        out.print(f"alerts firing now: {len(payload['alerts']['firing'])}")
     for label, path in (("HTML", html_out), ("JSON", json_out)):
         if path is not None:
-            console.print(f"{label} report: {path}")
+            out.print(literal(f"{label} report: ", path))

@@ -12,7 +12,7 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from watchkeeper.cli._app import app
+from watchkeeper.cli._app import app, console, literal
 from watchkeeper.cli._options import MlflowExperiment, MlflowRun, MlflowTrackingUri
 from watchkeeper.exceptions import InputError
 
@@ -162,8 +162,6 @@ def validate_command(
     serving.enforce set; budgets are otherwise reported apart, as warnings), 2 an error (bad
     input, or a check that could not be computed).
     """
-    from rich.console import Console
-
     from watchkeeper.lifecycle import validate
 
     if task is not None and task not in ("binary", "multiclass", "regression"):
@@ -173,13 +171,13 @@ def validate_command(
     champ, champ_label = (
         load_candidate(champion, trust_pickle=trust_pickle, **where) if champion else (None, None)
     )
-    err = Console(stderr=True, highlight=False)
+    err = console(err=True)
     live = not quiet and err.is_terminal
     with err.status("validating", spinner="dots") if live else nullcontext() as status:
 
         def progress(stage: str) -> None:
             if status is not None:
-                status.update(f"validating: {stage}")
+                status.update(literal("validating: ", stage))
 
         report = validate(
             model,
@@ -218,21 +216,23 @@ def validate_command(
 
 
 def _print(report: Any, json_out: Path | None, html_out: Path | None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    out = console()
     verdict = "PASSED" if report.passed else ("ERROR" if report.errors else "FAILED")
     colour = {"PASSED": "green", "FAILED": "red", "ERROR": "magenta"}[verdict]
-    console.print(f"[bold {colour}]gate {verdict}[/] for {report.candidate}")
+    out.print(literal((f"gate {verdict}", f"bold {colour}"), " for ", report.candidate))
     if report.blessed is not None:
-        console.print(
-            f"challenger {'blessed' if report.blessed else 'not blessed'} over {report.champion}"
+        out.print(
+            literal(
+                f"challenger {'blessed' if report.blessed else 'not blessed'} over ",
+                report.champion,
+            )
         )
     if report.budgets:
         how = "enforced" if report.config.serving.enforce else "reported only"
-        state = "met" if report.budgets_passed else "[yellow]EXCEEDED[/]"
-        console.print(f"budgets {state} ({how}; latency as CPU time per call)")
+        state = ("met", "") if report.budgets_passed else ("EXCEEDED", "yellow")
+        out.print(literal("budgets ", state, f" ({how}; latency as CPU time per call)"))
     style = {"alert": "red", "error": "magenta", "warn": "yellow", "insufficient_data": "dim"}
     t = Table(show_edge=False, header_style="bold")
     for h in ("check", "subject", "status", "value", "reason"):
@@ -240,15 +240,15 @@ def _print(report: Any, json_out: Path | None, html_out: Path | None) -> None:
     for r in report.results:
         s = r.status.value
         t.add_row(
-            r.check.removeprefix("gate."),
-            r.subject,
-            f"[{style.get(s, 'green')}]{s}[/]",
+            literal(r.check.removeprefix("gate.")),
+            literal(r.subject),
+            literal((s, style.get(s, "green"))),
             "—" if r.value is None else f"{r.value:.4g}",
-            r.reason,
+            literal(r.reason),
         )
-    console.print(t)
+    out.print(t)
     for note in report.notes:
-        console.print(f"[dim]note: {note}[/]")
+        out.print(literal((f"note: {note}", "dim")))
     for what, path in (("JSON", json_out), ("HTML", html_out)):
         if path:
-            console.print(f"{what} report: {path}")
+            out.print(literal(f"{what} report: ", path))

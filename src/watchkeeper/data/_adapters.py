@@ -14,6 +14,7 @@ and :meth:`Schema.validate` can report it.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from numpy.typing import NDArray
 
 from watchkeeper.exceptions import InputError
 
-__all__ = ["MIXED_TYPES_KEY", "column_to_numpy", "read_table"]
+__all__ = ["MIXED_TYPES_KEY", "column_to_numpy", "drop_pandas_index", "read_table"]
 
 #: Arrow field-metadata key holding ``{"types": {name: count}, "examples": [...]}`` for a
 #: column whose Python values had mixed types (set by :func:`read_table`).
@@ -50,7 +51,9 @@ def read_table(data: Any, *, allow_empty: bool = False) -> pa.Table:
         A pandas DataFrame (its index is dropped; call ``reset_index()`` to keep it), a polars
         DataFrame (polars is imported only if such a frame is passed), a pyarrow Table or
         RecordBatch, or a ``str``/``Path`` to a ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq``
-        file.
+        file. The columns that hold a pandas index in a Parquet file or an Arrow table
+        (``__index_level_0__``, or the columns its pandas metadata names as the index) are
+        dropped, as for a DataFrame: an index is never data.
     allow_empty
         Accept data with no rows (a streaming window can be empty). Data without columns is
         always refused.
@@ -73,7 +76,7 @@ def read_table(data: Any, *, allow_empty: bool = False) -> pa.Table:
     >>> table.num_rows, table.column_names
     (2, ['x', 'city'])
     """
-    table = _to_table(data)
+    table = drop_pandas_index(_to_table(data))
     names = table.column_names
     if table.num_columns == 0:
         raise InputError("the data has no columns; pass a table with at least one column")
@@ -88,6 +91,56 @@ def read_table(data: Any, *, allow_empty: bool = False) -> pa.Table:
             f"the data has no rows (columns: {', '.join(names[:10])}"
             f"{', ...' if len(names) > 10 else ''}); pass at least one row"
         )
+    return table
+
+
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
+
+
+def drop_pandas_index(table: pa.Table) -> pa.Table:
+    """``table`` without the columns that store a pandas index.
+
+    ``pyarrow.Table.from_pandas`` and ``DataFrame.to_parquet`` keep an index that is not a
+    plain range (a sampled or filtered frame's) as a column named ``__index_level_0__``, or
+    by the index's name, and list it under ``index_columns`` in the schema's ``pandas``
+    metadata; pandas reads it back as the index. Those columns are dropped here (and the
+    metadata updated to match), so an index is never inferred as a feature.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}).iloc[[3, 0, 2]]
+    >>> pa.Table.from_pandas(frame).column_names
+    ['x', '__index_level_0__']
+    >>> drop_pandas_index(pa.Table.from_pandas(frame)).column_names
+    ['x']
+    """
+    names = table.column_names
+    index: set[str] = {n for n in names if _PANDAS_INDEX.fullmatch(n)}
+    metadata = dict(table.schema.metadata or {})
+    pandas_meta = None
+    if b"pandas" in metadata:
+        try:
+            pandas_meta = json.loads(metadata[b"pandas"])
+            index |= {
+                c for c in pandas_meta.get("index_columns", []) if isinstance(c, str) and c in names
+            }
+        except (ValueError, TypeError, AttributeError):
+            pandas_meta = None
+    if not index:
+        return table
+    table = table.drop_columns([n for n in names if n in index])
+    if pandas_meta is not None:
+        pandas_meta["index_columns"] = [
+            c for c in pandas_meta.get("index_columns", []) if not isinstance(c, str)
+        ]
+        pandas_meta["columns"] = [
+            c
+            for c in pandas_meta.get("columns", [])
+            if not (isinstance(c, dict) and c.get("field_name") in index)
+        ]
+        metadata[b"pandas"] = json.dumps(pandas_meta).encode()
+        table = table.replace_schema_metadata(metadata)
     return table
 
 

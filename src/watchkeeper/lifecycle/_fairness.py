@@ -384,12 +384,17 @@ def _mitigation_table(
             )  # fmt: skip
         except InputError:
             raise
-        except Exception as exc:  # a model that cannot be mitigated is reported, not fatal
+        except Exception as exc:
+            # A mitigation is an optional view offered for comparison: one that cannot be
+            # fitted (e.g. ThresholdOptimizer on a group with one label only) is its own
+            # error entry, and decides nothing about the candidate.
             notes.append(CheckResult(
                 "fairness.tradeoff", label, Status.ERROR,
                 f"mitigation failed: {type(exc).__name__}: {exc}"
                 + (" (reductions refit the model with sample_weight, which its fit must accept)"
-                   if method == "exponentiated_gradient" else ""),
+                   if method == "exponentiated_gradient" else "")
+                + "; an optional step, so it does not decide the gate",
+                details={"optional": True},
             ))  # fmt: skip
     table = tradeoff_table(
         models, ctx.X_holdout, ctx.y_holdout, ctx.holdout_frame[list(attributes)],  # type: ignore[index]

@@ -98,13 +98,41 @@ def is_fitted(model: Any) -> bool:
     return True
 
 
+def model_inputs(model: Any) -> list[str] | None:
+    """The input columns a fitted model declares (``feature_names_in_``, which scikit-learn
+    pipelines take from their first step), or ``None`` when it declares none.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LinearRegression
+    >>> model_inputs(LinearRegression().fit(pd.DataFrame({"a": [0.0, 1.0], "b": [1.0, 0.0]}),
+    ...                                     [0.0, 1.0]))
+    ['a', 'b']
+    >>> model_inputs(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])) is None
+    True
+    """
+    try:
+        names = getattr(model, "feature_names_in_", None)
+    except Exception:  # a property of a foreign model that cannot answer
+        return None
+    if names is None:
+        return None
+    return [str(n) for n in names]
+
+
 def _columns(
     frame: pd.DataFrame,
     target: str | None,
     timestamp: str | None,
     features: Sequence[str] | None,
     schema: Any,
+    declared: Sequence[str] | None = None,
 ) -> tuple[str, str | None, list[str]]:
+    # The model's own input columns win over the schema's features: a model trained with
+    # columns the schema marks otherwise (e.g. sensitive attributes) still needs them, as
+    # the gateway serves it.
+    if features is None and declared is not None:
+        features = list(declared)
     if schema is not None:
         targets = schema.with_role("target")
         stamps = schema.with_role("timestamp")
@@ -128,7 +156,12 @@ def _columns(
     )
     missing = [c for c in feats if c not in frame.columns]
     if missing:
-        raise InputError(f"feature columns {missing} are not in the data")
+        whose = "the model's input columns" if declared is not None else "feature columns"
+        raise InputError(
+            f"{whose} {missing[:20]} are not in the data; its columns: {list(frame.columns)[:20]}"
+        )
+    if target in feats:
+        raise InputError(f"the target column {target!r} is also a feature; it cannot be both")
     if not feats:
         raise InputError("no feature columns are left once the target and timestamp are set aside")
     return target, timestamp, feats
@@ -198,7 +231,8 @@ def prepare(
 
         schema = Schema.load(schema)
     frame = read_frame(data)
-    target, timestamp, feats = _columns(frame, target, timestamp, features, schema)
+    declared = model_inputs(candidate) if is_fitted(candidate) else None
+    target, timestamp, feats = _columns(frame, target, timestamp, features, schema, declared)
     if timestamp is not None:
         frame = frame.sort_values(timestamp, kind="stable").reset_index(drop=True)
     the_task: Task = task or infer_task(candidate, frame[target].to_numpy())

@@ -38,8 +38,10 @@ class GateReport:
     champion comparison nor cross-validation lacked data. Resource budgets (latency and
     memory, :data:`BUDGET_CHECKS`) are reported apart (:attr:`budgets`,
     :attr:`budgets_passed`) and never change :attr:`passed`: they are measured on the machine
-    at hand, the statistical verdict only on the data. Exit codes for pipelines: 0 pass,
-    1 fail (the statistical checks failed, or a budget was exceeded and
+    at hand, the statistical verdict only on the data. A result whose ``details`` say
+    ``optional: True`` (a failed optional step, such as a fairness mitigation shown for
+    comparison) is reported with its status but decides nothing. Exit codes for pipelines:
+    0 pass, 1 fail (the statistical checks failed, or a budget was exceeded and
     ``config.serving.enforce`` is set), 2 error (some statistical check could not be
     computed; this wins over a failure because the report is incomplete).
 
@@ -92,9 +94,11 @@ class GateReport:
 
     @property
     def errors(self) -> tuple[CheckResult, ...]:
-        """Statistical results of checks that could not be computed."""
+        """Statistical results of checks that could not be computed (optional steps aside)."""
         return tuple(
-            r for r in self.results if r.check not in BUDGET_CHECKS and r.status is Status.ERROR
+            r
+            for r in self.results
+            if r.check not in BUDGET_CHECKS and r.status is Status.ERROR and not _optional(r)
         )
 
     @property
@@ -204,7 +208,13 @@ class GateReport:
         return "\n".join(lines)
 
 
+def _optional(r: CheckResult) -> bool:
+    return bool(r.details.get("optional", False))
+
+
 def _blocks(r: CheckResult) -> bool:
+    if _optional(r):
+        return False
     if r.status in (Status.ALERT, Status.ERROR):
         return True
     return r.status is Status.INSUFFICIENT_DATA and r.check in _REQUIRED_EVIDENCE
