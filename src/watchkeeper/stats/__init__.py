@@ -1,5 +1,5 @@
 """Pure statistical functions on numpy arrays: two-sample tests and distances,
-multiple-testing procedures. No pandas, no I/O."""
+multiple-testing procedures, confidence sequences and sequential tests. No pandas, no I/O."""
 
 from watchkeeper.stats._binning import DEFAULT_BINS, bin_counts, reference_bin_edges
 from watchkeeper.stats._categorical import (
@@ -46,9 +46,31 @@ from watchkeeper.stats._registry import (
     get_method,
 )
 from watchkeeper.stats._result import TestResult
+from watchkeeper.stats._sequential import (
+    ConfidenceSequence,
+    SequentialVerdict,
+    confidence_sequence,
+    fixed_horizon_n,
+    ipw_differences,
+    msprt,
+    paired_confidence_sequence,
+    rho_for,
+    sequential_verdict,
+    two_sample_confidence_sequence,
+)
 
 __all__ = [
     "DEFAULT_BINS",
+    "ConfidenceSequence",
+    "SequentialVerdict",
+    "confidence_sequence",
+    "fixed_horizon_n",
+    "ipw_differences",
+    "msprt",
+    "paired_confidence_sequence",
+    "rho_for",
+    "sequential_verdict",
+    "two_sample_confidence_sequence",
     "DriftMethod",
     "MultipleTestResult",
     "MultivariateMethod",
