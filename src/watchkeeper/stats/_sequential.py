@@ -215,6 +215,19 @@ def confidence_sequence(
     _check_alpha(alpha)
     if not isinstance(min_n, int) or min_n < 2:
         raise InputError(f"min_n must be an integer >= 2, got {min_n!r}")
+    t = np.arange(1, arr.shape[-1] + 1, dtype=np.float64)
+    return _sequence(arr, t >= min_n, alpha=alpha, t_opt=t_opt, min_n=min_n)
+
+
+def _sequence(
+    arr: NDArray[np.float64],
+    ready: NDArray[np.bool_],
+    *,
+    alpha: float,
+    t_opt: float,
+    min_n: int,
+    method: str = "asymptotic-normal-mixture",
+) -> ConfidenceSequence:
     rho = rho_for(t_opt, alpha)
     n = arr.shape[-1]
     t = np.arange(1, n + 1, dtype=np.float64)
@@ -230,12 +243,11 @@ def confidence_sequence(
     radius = np.sqrt(var) * np.sqrt(
         2.0 * (t * r2 + 1.0) / (t * t * r2) * np.log(np.sqrt(t * r2 + 1.0) / alpha)
     )
-    burn = t < min_n
-    lower = np.where(burn, -np.inf, estimate - radius)
-    upper = np.where(burn, np.inf, estimate + radius)
+    lower = np.where(ready, estimate - radius, -np.inf)
+    upper = np.where(ready, estimate + radius, np.inf)
     lower = np.maximum.accumulate(lower, axis=-1)
     upper = np.minimum.accumulate(upper, axis=-1)
-    return ConfidenceSequence(estimate, lower, upper, float(alpha), rho, min_n)
+    return ConfidenceSequence(estimate, lower, upper, float(alpha), rho, min_n, method)
 
 
 def paired_confidence_sequence(
@@ -320,9 +332,15 @@ def two_sample_confidence_sequence(
     True
     """
     psi = ipw_differences(loss, challenger, propensity)
-    cs = confidence_sequence(psi, alpha=alpha, t_opt=t_opt, min_n=min_n)
-    return ConfidenceSequence(
-        cs.estimate, cs.lower, cs.upper, cs.alpha, cs.rho, cs.min_n, "two-sample-ipw-asymptotic"
+    _check_alpha(alpha)
+    if not isinstance(min_n, int) or min_n < 2:
+        raise InputError(f"min_n must be an integer >= 2, got {min_n!r}")
+    # The weighted terms are heavily skewed when few requests went to one arm: the burn-in
+    # counts ``min_n`` labelled requests on *each* arm before the first interval.
+    z = np.asarray(challenger, dtype=bool)
+    ready = (np.cumsum(z, axis=-1) >= min_n) & (np.cumsum(~z, axis=-1) >= min_n)
+    return _sequence(
+        psi, ready, alpha=alpha, t_opt=t_opt, min_n=min_n, method="two-sample-ipw-asymptotic"
     )
 
 
