@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from watchkeeper.gateway._routing import Route
-from watchkeeper.registry import Event, Registry
+from watchkeeper.registry import Event, Registry, StoreTransaction
 from watchkeeper.registry._routes import RouteTable, RoutingState
 
 __all__ = ["RouteStore"]
@@ -59,6 +59,17 @@ class RouteStore:
             summary=route.describe(),
             reason=reason,
         )
+
+    def set_in(
+        self, tx: StoreTransaction, name: str, route: Route, *, actor: str, reason: str = ""
+    ) -> Event:
+        """:meth:`set` inside a registry transaction (``SqlStore.transaction``), so that the
+        route commits together with the caller's other changes."""
+        document = json.dumps(route.to_dict(), sort_keys=True)
+        return tx.put_route(
+            self._table, name, document, aliases=route.aliases, actor=actor,
+            summary=route.describe(), reason=reason,
+        )  # fmt: skip
 
     def remove(self, name: str, *, actor: str, reason: str = "") -> Event | None:
         """Drop the stored route of ``name``; the gateway's default route applies again."""

@@ -33,6 +33,7 @@ from watchkeeper.registry._records import Event, ModelSummary, ModelVersion
 from watchkeeper.registry._registry import Registry
 from watchkeeper.registry._sql import SqlStore
 from watchkeeper.registry._store import NewVersion, RegistryStore
+from watchkeeper.registry._transaction import StoreTransaction
 
 __all__ = [
     "FORMAT_NAMES",
@@ -52,6 +53,7 @@ __all__ = [
     "RegistryUnavailableError",
     "RollbackError",
     "SqlStore",
+    "StoreTransaction",
     "UnsafeFormatError",
     "UnsupportedFormatError",
     "VersionNotFoundError",

@@ -140,42 +140,51 @@ class RouteTable:
 
         Every alias in ``aliases`` must be set on the model, checked in the same transaction.
         """
+        return self._store._write(
+            lambda conn: self.put_in(
+                conn, name, document, aliases=aliases, actor=actor, summary=summary,
+                reason=reason,
+            )  # fmt: skip
+        )
+
+    def put_in(
+        self,
+        conn: sa.Connection,
+        name: str,
+        document: str,
+        *,
+        aliases: Sequence[str],
+        actor: str,
+        summary: str,
+        reason: str = "",
+    ) -> Event:
+        """:meth:`put` inside the caller's open write transaction ``conn``."""
         validate_name(name)
         for alias in aliases:
             validate_alias(alias)
         store = self._store
-
-        def work(conn: sa.Connection) -> Event:
-            store._require_model(conn, name)
-            for alias in aliases:
-                if store._holder(conn, name, alias) is None:
-                    raise VersionNotFoundError(
-                        f"alias {alias!r} of model {name!r} is not set; set it first "
-                        f"(`watchkeeper models alias {name} {alias} VERSION`)"
-                    )
-            conn.execute(
-                sa.update(counters)
-                .where(counters.c.key == _REVISION)
-                .values(value=counters.c.value + 1)
-            )
-            revision = conn.execute(
-                sa.select(counters.c.value).where(counters.c.key == _REVISION)
-            ).scalar_one()
-            at = now_utc()
-            conn.execute(sa.delete(routes).where(routes.c.name == name))
-            conn.execute(
-                sa.insert(routes).values(
-                    name=name,
-                    route=document,
-                    revision=int(revision),
-                    updated_at=at,
-                    actor=actor,
+        store._require_model(conn, name)
+        for alias in aliases:
+            if store._holder(conn, name, alias) is None:
+                raise VersionNotFoundError(
+                    f"alias {alias!r} of model {name!r} is not set; set it first "
+                    f"(`watchkeeper models alias {name} {alias} VERSION`)"
                 )
+        conn.execute(
+            sa.update(counters).where(counters.c.key == _REVISION).values(value=counters.c.value + 1)
+        )
+        revision = conn.execute(
+            sa.select(counters.c.value).where(counters.c.key == _REVISION)
+        ).scalar_one()
+        at = now_utc()
+        conn.execute(sa.delete(routes).where(routes.c.name == name))
+        conn.execute(
+            sa.insert(routes).values(
+                name=name, route=document, revision=int(revision), updated_at=at, actor=actor
             )
-            text = summary + (f"; {reason}" if reason else "")
-            return store._audit(conn, name, "route", actor, at, reason=text)
-
-        return store._write(work)
+        )
+        text = summary + (f"; {reason}" if reason else "")
+        return store._audit(conn, name, "route", actor, at, reason=text)
 
     def remove(self, name: str, *, actor: str, reason: str = "") -> Event | None:
         """Forget the stored route of ``name`` (the gateway default applies again)."""

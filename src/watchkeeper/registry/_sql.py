@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 
@@ -26,7 +28,12 @@ from watchkeeper.registry._sql_base import (
 )
 from watchkeeper.registry._store import NewVersion
 
+if TYPE_CHECKING:
+    from watchkeeper.registry._transaction import StoreTransaction
+
 __all__ = ["SqlStore"]
+
+T = TypeVar("T")
 
 _ALIAS_KINDS = ("alias", "unalias", "rollback")
 
@@ -53,6 +60,19 @@ class SqlStore(SqlBase):
     (1, 1)
     >>> store.close()
     """
+
+    # -- transactions -------------------------------------------------------------------
+
+    def transaction(self, work: Callable[[StoreTransaction], T]) -> T:
+        """Run ``work`` in one write transaction: its alias moves, routes, audit events and
+        rows of the caller's own tables (``tx.connection``) commit together or not at all.
+
+        ``work`` may run again when a concurrent writer wins a unique-constraint race, so it
+        must read what it needs through ``tx`` instead of relying on earlier reads.
+        """
+        from watchkeeper.registry._transaction import StoreTransaction
+
+        return self._write(lambda conn: work(StoreTransaction(self, conn)))
 
     # -- versions -----------------------------------------------------------------------
 
