@@ -80,7 +80,8 @@ def test_properties(values: list[float], shift: float, scale: float) -> None:
     assert np.array_equal(x, copy)  # input not mutated
     t = np.arange(1, len(x) + 1)
     np.testing.assert_allclose(cs.estimate, np.cumsum(x) / t, atol=1e-6 * (1 + np.abs(x).max()))
-    assert np.all(np.diff(cs.lower) >= 0) and np.all(np.diff(cs.upper) <= 0)
+    assert np.all(np.diff(cs.lower) >= 0)
+    assert np.all(np.diff(cs.upper) <= 0)
     moved = confidence_sequence(x * scale + shift, min_n=2, t_opt=50)
     tol = 1e-6 * (1 + np.abs(x).max()) * scale + 1e-6 * abs(shift)
     finite = np.isfinite(cs.lower)
@@ -114,7 +115,12 @@ def test_ipw_terms_are_unbiased_for_the_difference_of_means() -> None:
 def test_fixed_horizon_n_matches_the_normal_power_formula() -> None:
     n = fixed_horizon_n(0.2, 1.5, alpha=0.05, power=0.8)
     power = stats.norm.sf(stats.norm.ppf(0.975) - 0.2 / 1.5 * math.sqrt(n))
-    assert power >= 0.8 and stats.norm.sf(stats.norm.ppf(0.975) - 0.2 / 1.5 * math.sqrt(n - 1)) < 0.8
+    assert (
+        power >= 0.8
+    )
+    assert (
+        stats.norm.sf(stats.norm.ppf(0.975) - 0.2 / 1.5 * math.sqrt(n - 1)) < 0.8
+    )
 
 
 # -- simulations: a look at every observation -------------------------------------------
@@ -140,7 +146,8 @@ def test_a_a_paired_rarely_declares_better_while_a_peeked_t_test_inflates() -> N
     look = slice(29, None)  # the same burn-in of 30 labels as the sequence
     tstat = mean[:, look] / np.sqrt(var[:, look] / t[look])
     peeked = _ever(tstat > stats.t.ppf(0.975, t[look] - 1))
-    assert peeked > 3 * 0.025 and peeked > 3 * better
+    assert peeked > 3 * 0.025
+    assert peeked > 3 * better
 
 
 def test_a_a_canary_ramp_with_late_labels_stays_valid() -> None:
@@ -172,5 +179,7 @@ def test_equivalence_needs_minimum_exposure() -> None:
     x = np.random.default_rng(3).normal(0, 0.1, 5000)
     cs = confidence_sequence(x, t_opt=1000)
     v = sequential_verdict(cs, margin=0.05, min_exposure=2000)
-    assert v.verdict == "equivalent" and v.at is not None and v.at >= 2000
+    assert v.verdict == "equivalent"
+    assert v.at is not None
+    assert v.at >= 2000
     assert sequential_verdict(cs, margin=0.05, min_exposure=9000).verdict == "continue"

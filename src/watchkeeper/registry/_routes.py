@@ -142,9 +142,14 @@ class RouteTable:
         """
         return self._store._write(
             lambda conn: self.put_in(
-                conn, name, document, aliases=aliases, actor=actor, summary=summary,
+                conn,
+                name,
+                document,
+                aliases=aliases,
+                actor=actor,
+                summary=summary,
                 reason=reason,
-            )  # fmt: skip
+            )
         )
 
     def put_in(
@@ -171,7 +176,9 @@ class RouteTable:
                     f"(`watchkeeper models alias {name} {alias} VERSION`)"
                 )
         conn.execute(
-            sa.update(counters).where(counters.c.key == _REVISION).values(value=counters.c.value + 1)
+            sa.update(counters)
+            .where(counters.c.key == _REVISION)
+            .values(value=counters.c.value + 1)
         )
         revision = conn.execute(
             sa.select(counters.c.value).where(counters.c.key == _REVISION)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
@@ -73,6 +74,11 @@ class SqlStore(SqlBase):
         from watchkeeper.registry._transaction import StoreTransaction
 
         return self._write(lambda conn: work(StoreTransaction(self, conn)))
+
+    def reading(self) -> AbstractContextManager[sa.Connection]:
+        """A read-only transaction on the registry database, for tables kept beside the
+        registry's own (the loop's state)."""
+        return self._read()
 
     # -- versions -----------------------------------------------------------------------
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from watchkeeper.registry import _tables as t
 from watchkeeper.exceptions import InputError
+from watchkeeper.registry import _tables as t
 from watchkeeper.registry._names import parse_ref, validate_alias, validate_name
 from watchkeeper.registry._records import Event
 from watchkeeper.registry._sql_base import now_utc
