@@ -59,6 +59,7 @@ class Traffic:
     ) -> None:
         self.registry = registry
         self.sink = sink
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.lag = label_lag_days * DAY
         self.bias = challenger_bias
@@ -73,10 +74,22 @@ class Traffic:
             self.models[v] = self.registry.load_model(MODEL, v)
         return v, self.models[v]
 
-    def serve(self, start: float, end: float) -> None:
+    def _draw(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # Seeded by the period: a process that restarts serves the same requests again.
+        self.rng = np.random.default_rng([self.seed, int(start)])
         ts = np.arange(start, end, STEP)
         x = self.rng.normal(size=(len(ts), 2))
-        y = truth(x, ts, self.rng)
+        return ts, x, truth(x, ts, self.rng)
+
+    def feedback(self, start: float, end: float) -> None:
+        """(Re)send the labels of ``[start, end)`` (a restart after a partial write)."""
+        ts, _, y = self._draw(start, end)
+        self.sink.write_feedback(
+            [FeedbackRecord(f"r{int(t)}", float(t + self.lag), float(y[i])) for i, t in enumerate(ts)]
+        )
+
+    def serve(self, start: float, end: float) -> None:
+        ts, x, y = self._draw(start, end)
         route = self.routes.get(MODEL)
         mode = "single" if route is None else route.mode
         frame = pd.DataFrame(x, columns=FEATURES)

@@ -147,7 +147,8 @@ class LoopRunner:
 
     def step(self, now: float | datetime, *, manual: str | None = None) -> list[LoopStep]:
         """Advance as far as the data at event time ``now`` allows; return the transitions
-        made (a repeated call at the same ``now`` makes none).
+        made (a repeated call at the same ``now`` makes none, nor does a ``now`` earlier
+        than the loop's latest recorded time).
 
         ``manual`` starts a rollout now with that reason (the manual trigger), subject to
         no other rollout being active.
@@ -155,7 +156,12 @@ class LoopRunner:
         at = _seconds(now)
         done: list[LoopStep] = []
         self._deliver_pending_alerts()
-        active = self.store.active(self.policy.model)
+        rollouts = self.store.rollouts(self.policy.model)
+        if rollouts and at < max(r.updated_at for r in rollouts):
+            # Event time never runs backwards: a restarted runner replaying earlier times
+            # finds them decided already (the decisions depend on the data up to ``now``).
+            return done
+        active = next((r for r in rollouts if r.active), None)
         if active is None:
             checks = self.check_triggers(at)
             fired = [c for c in checks if c.fired]
