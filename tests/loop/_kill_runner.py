@@ -21,10 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.loop._traffic import DAY, GATE, MODEL, T0, Traffic  # noqa: E402
-from watchkeeper.logstore import SQLiteLogSink  # noqa: E402
-from watchkeeper.loop import LoopRunner, LoopStore, Policy  # noqa: E402
-from watchkeeper.registry import Registry  # noqa: E402
+from tests.loop._traffic import DAY, GATE, MODEL, T0, Traffic
+
+from watchkeeper.logstore import SQLiteLogSink
+from watchkeeper.loop import LoopRunner, LoopStore, Policy
+from watchkeeper.registry import Registry
 
 DAYS = 40
 POLICY = {
@@ -32,8 +33,13 @@ POLICY = {
     "triggers": {"performance": False, "every_days": 10, "cooldown_days": 1000},
     "training": {"holdout_days": 2},
     "gate": {"config": GATE},
-    "rollout": {"mode": "canary", "steps": [10, 50], "step_labels": 10, "t_opt": 300,
-                "min_exposure": 300},
+    "rollout": {
+        "mode": "canary",
+        "steps": [10, 50],
+        "step_labels": 10,
+        "t_opt": 300,
+        "min_exposure": 300,
+    },
 }
 
 
@@ -110,7 +116,7 @@ def main() -> None:
     import sklearn.linear_model  # noqa: F401 - everything a runner needs, imported once
     import skops.io  # noqa: F401
 
-    import watchkeeper.gateway  # noqa: F401
+    import watchkeeper.gateway
     import watchkeeper.lifecycle  # noqa: F401
 
     for arg in sys.argv[1:]:

@@ -85,7 +85,10 @@ class Traffic:
         """(Re)send the labels of ``[start, end)`` (a restart after a partial write)."""
         ts, _, y = self._draw(start, end)
         self.sink.write_feedback(
-            [FeedbackRecord(f"r{int(t)}", float(t + self.lag), float(y[i])) for i, t in enumerate(ts)]
+            [
+                FeedbackRecord(f"r{int(t)}", float(t + self.lag), float(y[i]))
+                for i, t in enumerate(ts)
+            ]
         )
 
     def serve(self, start: float, end: float) -> None:

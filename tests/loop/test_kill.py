@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.gateway.conftest import GatewayProcess, gateway_env, http, load_in_background
 from tests.loop._traffic import MODEL, register_champion
+
 from watchkeeper.loop import LoopStore
 from watchkeeper.registry import Registry
 

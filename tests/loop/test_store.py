@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from tests.loop._traffic import DAY, GATE, MODEL, T0, Traffic, register_champion
+
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore import SQLiteLogSink
 from watchkeeper.loop import LoopRunner, LoopStore, Policy
@@ -51,7 +51,12 @@ def test_racing_runners_do_a_step_once(db_url: str, tmp_path: Path) -> None:
             try:
                 results.append(
                     LoopStore(other).transition(
-                        r.id, "abort", at=2.0, stage="aborted", summary="stop", evidence={},
+                        r.id,
+                        "abort",
+                        at=2.0,
+                        stage="aborted",
+                        summary="stop",
+                        evidence={},
                         active=False,
                     )  # fmt: skip
                 )

@@ -228,6 +228,12 @@ def _register_commands() -> None:
 
     if not any(group.name == "monitor" for group in app.registered_groups):
         app.add_typer(monitor_app, name="monitor", help="Monitor the prediction log; alerts.")
+    from watchkeeper.cli._loop import app as loop_app
+
+    if not any(group.name == "loop" for group in app.registered_groups):
+        app.add_typer(
+            loop_app, name="loop", help="The closed loop: retrain, gate, roll out, decide."
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
