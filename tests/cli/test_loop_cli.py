@@ -55,11 +55,13 @@ def test_loop_commands(tmp_path: Path) -> None:
     )
     plan = _cli("run", str(policy), "--dry-run", cwd=tmp_path)
     assert plan.returncode == 0, plan.stderr
-    assert "trigger schedule: FIRES" in plan.stdout and "next: start a rollout" in plan.stdout
+    assert "trigger schedule: FIRES" in plan.stdout
+    assert "next: start a rollout" in plan.stdout
     assert _cli("status", cwd=tmp_path).stdout.strip() == "no loop rollouts yet"
     run = _cli("run", str(policy), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert "passed the gate" in run.stdout and "shadowing the champion" in run.stdout
+    assert "passed the gate" in run.stdout
+    assert "shadowing the champion" in run.stdout
     for d in range(10, 16):
         traffic.serve(T0 + d * DAY, T0 + (d + 1) * DAY)
     sink.close()
@@ -81,6 +83,8 @@ def test_loop_commands(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path, check=False,
     )  # fmt: skip
     assert again.returncode == 2
-    assert again.stderr.count("\n") == 1 and "no active rollout" in again.stderr
+    assert again.stderr.count("\n") == 1
+    assert "no active rollout" in again.stderr
     bad = _cli("run", str(tmp_path / "missing.toml"), cwd=tmp_path)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: cannot read the loop policy")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: cannot read the loop policy")

@@ -109,9 +109,11 @@ def test_kill_9_at_every_stage_boundary(tmp_path: Path) -> None:
     assert versions == [1, 2]  # the challenger was registered once
     assert sum(1 for s in steps if s[0] == "promote") <= 1
     # each kill left the loop at a stage boundary the next process resumed from
-    assert stages_seen[0] == [] and stages_seen[1] == ["trigger"]
+    assert stages_seen[0] == []
+    assert stages_seen[1] == ["trigger"]
     assert stages_seen[-1] == [s[0] for s in reference]
     failed = [o for o in outcomes if o.status != 200]
-    assert len(outcomes) > 50 and not failed, failed[:3]
+    assert len(outcomes) > 50
+    assert not failed, failed[:3]
     arms = {o.body.get("arm") for o in outcomes if isinstance(o.body, dict)}
     assert "challenger" in arms  # the canary really went live on the served gateway

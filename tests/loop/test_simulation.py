@@ -16,7 +16,8 @@ def test_a_a_shadow_rarely_declares_better_and_a_peeked_t_test_inflates() -> Non
     s = simulate_rollouts(mode="shadow", effect=0.0, rollouts=300, requests=5000, peeked=True,
                           seed=11)  # fmt: skip
     assert s.better <= ALPHA
-    assert s.peeked_better is not None and s.peeked_better >= 3 * ALPHA
+    assert s.peeked_better is not None
+    assert s.peeked_better >= 3 * ALPHA
     assert s.peeked_better > 4 * max(s.better, 0.01)
 
 
@@ -31,7 +32,8 @@ def test_a_worse_challenger_is_rolled_back(mode: str) -> None:
     s = simulate_rollouts(mode=mode, effect=-SMALL, rollouts=200, requests=requests, seed=13)
     assert s.worse >= 0.95
     assert s.better <= ALPHA
-    assert s.median_requests is not None and s.p95_requests is not None
+    assert s.median_requests is not None
+    assert s.p95_requests is not None
     assert s.median_requests <= s.p95_requests < requests
 
 
@@ -41,7 +43,8 @@ def test_a_better_challenger_is_promoted_with_labels_near_a_fixed_horizon() -> N
     assert s.fixed_horizon_labels == 1051
     # Looking at every label costs little: the median rollout needs no more than 1.5 times
     # the labels of a test that may look only once.
-    assert s.median_labels is not None and s.median_labels <= 1.5 * s.fixed_horizon_labels
+    assert s.median_labels is not None
+    assert s.median_labels <= 1.5 * s.fixed_horizon_labels
 
 
 def test_late_labels_keep_the_guarantee_and_delay_only_the_verdict() -> None:

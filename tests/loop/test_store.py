@@ -58,7 +58,7 @@ def test_racing_runners_do_a_step_once(db_url: str, tmp_path: Path) -> None:
                         summary="stop",
                         evidence={},
                         active=False,
-                    )  # fmt: skip
+                    )
                 )
             finally:
                 other.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,7 @@ def parse_at(text: str) -> float:
     >>> parse_at("June")
     Traceback (most recent call last):
     ...
-    watchkeeper.exceptions.InputError: --at must be an ISO 8601 time such as 2024-05-01T12:00, got 'June'
+    watchkeeper.exceptions.InputError: --at must be an ISO 8601 time such as ...
     """
     try:
         when = datetime.fromisoformat(text.strip())
@@ -321,10 +321,8 @@ def _acting(root: str, log: str | None, registry_url: str | None, artifacts: str
         else:
             times = [r.updated_at for r in runner.store.rollouts(policy.model)]
             if o["sink"] is not None:
-                try:
+                with suppress(InputError):
                     times.append(_newest(o["sink"], policy.model))
-                except InputError:
-                    pass
             when = max(times, default=0.0)
         yield runner, when
 
