@@ -406,10 +406,11 @@ class Policy:
 
         Examples
         --------
-        >>> import tempfile, os
+        >>> import tempfile
+        >>> from pathlib import Path
         >>> with tempfile.TemporaryDirectory() as d:
-        ...     path = os.path.join(d, "loop.toml")
-        ...     _ = open(path, "w").write('model = "m"\\n[rollout]\\nmode = "shadow"\\n')
+        ...     path = Path(d) / "loop.toml"
+        ...     _ = path.write_text('model = "m"\\n[rollout]\\nmode = "shadow"\\n')
         ...     Policy.from_toml(path).rollout.mode
         'shadow'
         """
