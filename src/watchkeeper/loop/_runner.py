@@ -145,14 +145,20 @@ class LoopRunner:
 
     # -- the loop -----------------------------------------------------------------------
 
-    def step(self, now: float | datetime, *, manual: str | None = None) -> list[LoopStep]:
+    def step(
+        self, now: float | datetime, *, manual: str | None = None, version: int | None = None
+    ) -> list[LoopStep]:
         """Advance as far as the data at event time ``now`` allows; return the transitions
         made (a repeated call at the same ``now`` makes none, nor does a ``now`` earlier
         than the loop's latest recorded time).
 
         ``manual`` starts a rollout now with that reason (the manual trigger), subject to
-        no other rollout being active.
+        no other rollout being active. With ``version`` as well, that registered version is
+        rolled out as the challenger instead of a newly trained one: an operator's choice,
+        recorded as such, that skips training and the gate.
         """
+        if version is not None and manual is None:
+            raise InputError("a version is rolled out by hand only: give manual=REASON too")
         at = _seconds(now)
         done: list[LoopStep] = []
         self._deliver_pending_alerts()
@@ -167,11 +173,13 @@ class LoopRunner:
             fired = [c for c in checks if c.fired]
             if manual is not None:
                 fired = [TriggerCheck("manual", True, manual)]
+                if version is not None:
+                    self.registry.get_version(self.policy.model, version)  # it must exist
             elif fired and self._blocked(at) is not None:
                 fired = []
             if not fired:
                 return done
-            active = self._open(at, fired)
+            active = self._open(at, fired, version)
             done.append(self._trigger_step(active, fired))
         for _ in range(len(self.policy.rollout.steps) + 4):
             state = self.store.get(active.id)
@@ -381,13 +389,17 @@ class LoopRunner:
 
     # -- transitions --------------------------------------------------------------------
 
-    def _open(self, at: float, fired: Sequence[TriggerCheck]) -> LoopState:
+    def _open(
+        self, at: float, fired: Sequence[TriggerCheck], version: int | None = None
+    ) -> LoopState:
         champion = self.registry.get_version(self.policy.model, self.policy.champion).version
-        state = {
+        state: dict[str, Any] = {
             "champion_version": champion,
             "trigger": [c.to_dict() for c in fired],
             "mode": self.policy.rollout.mode,
         }
+        if version is not None:
+            state["given_version"] = int(version)
         return self.store.open_rollout(self.policy.model, at=at, state=state)
 
     def _trigger_step(self, state: LoopState, fired: Sequence[TriggerCheck]) -> LoopStep:
@@ -411,6 +423,16 @@ class LoopRunner:
         from watchkeeper.loop._training import train_and_gate
 
         policy = self.policy
+        given = state.state.get("given_version")
+        if given is not None:
+            version = int(given)
+            evidence: dict[str, Any] = {
+                "training": None,
+                "gate": "skipped: version chosen by an operator",
+                "challenger_version": version,
+            }
+            text = f"challenger v{version} chosen by an operator (no training, no gate)"
+            return self._start(state, at, version, evidence, text, None)
         self.say(f"[{state.id}] training (data up to {_iso(state.started_at)})")
         outcome = train_and_gate(
             registry=self.registry, sink=self.sink, policy=policy, reference=self.reference,
@@ -424,29 +446,43 @@ class LoopRunner:
             )  # fmt: skip
         version = self._register(state, outcome)
         evidence["challenger_version"] = version
+        chosen = outcome.chosen
+        text = f"challenger v{version} ({chosen.name}) passed the gate" + (
+            f", improvement lower bound {chosen.lower:+.4g}" if chosen.lower is not None else ""
+        )
+        return self._start(state, at, version, evidence, text, outcome.to_dict())
+
+    def _start(
+        self,
+        state: LoopState,
+        at: float,
+        version: int,
+        evidence: dict[str, Any],
+        text: str,
+        gate: Mapping[str, Any] | None,
+    ) -> LoopStep:
+        """Put the challenger live: its alias and the shadow or first canary route."""
+        policy = self.policy
         mode = policy.rollout.mode
         routes = self._routes()
         first = policy.rollout.steps[0] if mode == "canary" else None
 
         def ops(tx: StoreTransaction) -> list[Any]:
-            reason = f"loop {state.id}: gated challenger v{version}"
+            reason = f"loop {state.id}: challenger v{version}"
             out = [tx.set_alias(policy.model, policy.challenger, version, actor=policy.actor,
                                 reason=reason)]  # fmt: skip
             out.append(self._route_in(tx, routes, self._route_doc(first), reason))
             return out
 
-        chosen = outcome.chosen
-        summary = (
-            f"challenger v{version} ({chosen.name}) passed the gate"
-            + (f", improvement lower bound {chosen.lower:+.4g}" if chosen.lower is not None else "")
-            + (f"; canary at {first:g}%" if first is not None else "; shadowing the champion")
+        summary = text + (
+            f"; canary at {first:g}%" if first is not None else "; shadowing the champion"
         )
         self.say(f"[{state.id}] {summary}")
         schedule = [[at, first]] if first is not None else []
         return self._transition(
             state, "gate", at, mode, summary, evidence, ops, None,
             extra_state={"challenger_version": version, "route_start": at, "schedule": schedule,
-                         "gate": outcome.to_dict()},
+                         "gate": gate},
         )  # fmt: skip
 
     def _register(self, state: LoopState, outcome: Any) -> int:
@@ -461,10 +497,14 @@ class LoopRunner:
         train = outcome.train
         features = [c for c in train.columns if c not in ("timestamp", target)]
         metrics = {} if chosen.lower is None else {"gate.comparison.lower": chosen.lower}
+        from watchkeeper.data import Schema
+
+        reference = train[[*features, target]]
         version = self.registry.register(
             policy.model,
             chosen.estimator,
-            reference=train[[*features, target]],
+            reference=reference,
+            schema=Schema.infer(reference).with_roles({target: "target"}),
             metrics=metrics,
             tags={"loop_rollout": state.id, "candidate": chosen.name,
                   "parent_version": str(state.state.get("champion_version"))},
