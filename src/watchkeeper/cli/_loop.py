@@ -90,6 +90,25 @@ def parse_at(text: str) -> float:
     return when.timestamp()
 
 
+def parse_every(text: str) -> float:
+    """Seconds of a duration such as ``90s``, ``5m``, ``1h`` or ``1d``.
+
+    Examples
+    --------
+    >>> parse_every("5m"), parse_every("1d")
+    (300.0, 86400.0)
+    """
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    value, unit = text.strip()[:-1], text.strip()[-1:]
+    try:
+        seconds = float(value) * units[unit]
+    except (KeyError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise InputError(f"--every must be a duration such as 90s, 5m, 1h or 1d, got {text!r}")
+    return seconds
+
+
 @contextmanager
 def _opened(
     root: str,
@@ -227,11 +246,9 @@ def watch_command(
     as_json: bool = _JSON,
 ) -> None:
     """Advance the loop every --every, each time at the newest prediction's event time."""
-    from watchkeeper.monitor._alert_rules import parse_duration
-
     try:
         policy = _policy(policy_file)
-        period = parse_duration(every, "--every").total_seconds()
+        period = parse_every(every)
         with _opened(root, log, registry_url, artifacts, monitor_url) as o:
             runner = _runner(policy, o, reference, reports, as_json)
             done = 0

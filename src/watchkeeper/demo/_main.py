@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             what = f"v{e.version} registered"
         elif e.kind == "route":
             what = "route changed"
+        elif e.kind == "loop":
+            what = "loop step"
         else:
             what = f"{e.alias}: v{e.from_version or '-'} -> v{e.to_version or '-'}"
         say(f"  {e.at:%H:%M:%S} {e.kind:<8} {what}  ({e.actor}: {e.reason or '—'})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["make_model", "register_champion", "retrain_challenger"]
+__all__ = ["loop_train", "make_model", "register_bad_challenger", "register_champion"]
 
 MODEL_NAME = "bikeshare-demand"
 
@@ -27,6 +27,29 @@ def make_model(features: list[str]) -> Any:
     )
     model = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.08, random_state=0)
     return Pipeline([("encode", encode), ("model", model)])
+
+
+def loop_train(frame: Any, previous: Any, context: Any) -> Any:
+    """The demo's training entry point for the loop (``training.entry_point`` in
+    ``loop.toml``): the same gradient-boosted pipeline, fit on the frame the loop built."""
+    del previous  # a fresh model each time, not a warm start
+    features = list(context.features)
+    return make_model(features).fit(frame[features], frame[context.target])
+
+
+def register_bad_challenger(registry: Any, train: Any, features: list[str]) -> Any:
+    """A deliberately bad challenger: the same model trained on bikers per ten minutes
+    instead of per hour (a unit bug that offline checks on the wrong target would miss)."""
+    model = make_model(features).fit(train[features], train["bikers"] / 6.0)
+    return registry.register(
+        MODEL_NAME,
+        model,
+        reference=train[[*features, "bikers"]],
+        schema=reference_schema(train[[*features, "bikers"]]),
+        tags={"data": "capital-bikeshare-2011", "note": "deliberately bad: target in 10-min units"},
+        description="A deliberately bad challenger for the canary demonstration.",
+        actor="demo",
+    )
 
 
 def reference_schema(frame: Any) -> Any:
@@ -112,66 +135,6 @@ def register_champion(
         + ("alias champion" if report.passed else "not promoted")
     )
     return registry, version, report
-
-
-def retrain_challenger(
-    registry: Any,
-    train: Any,
-    holdout: Any,
-    features: list[str],
-    out: Path,
-    say: Any,
-    *,
-    trained_on: str,
-    champion_ref: int | str = "champion",
-) -> tuple[Any, Any]:
-    """Retrain on ``train`` and let the gate compare it with the champion on ``holdout``, data
-    neither model was trained on. Registers the new version as ``challenger``; promotion is
-    left to the caller (the demo promotes through the gateway after a shadow period).
-
-    Returns the gate report and the new version.
-    """
-    from watchkeeper.lifecycle import validate
-
-    champion = registry.load_model(MODEL_NAME, champion_ref)
-    columns = ["timestamp", *features, "bikers"]
-    model = make_model(features)
-    report = validate(
-        model,
-        train[columns],
-        target="bikers",
-        timestamp="timestamp",
-        holdout=holdout[columns],
-        champion=champion.native,
-        config=_gate_config(),
-        name=f"{MODEL_NAME} (retrained on {trained_on})",
-        champion_name=f"{MODEL_NAME} v{champion.version.version} (champion)",
-    )
-    # The version this candidate will get (the demo is the registry's only writer).
-    candidate = registry.get_version(MODEL_NAME, "latest").version + 1
-    report.to_json(out / f"gate-v{candidate}.json")
-    report.to_html(out / f"gate-v{candidate}.html")
-    _say_gate(report, say)
-    model.fit(train[features], train["bikers"])
-    version = registry.register(
-        MODEL_NAME,
-        model,
-        reference=train[[*features, "bikers"]],
-        schema=reference_schema(train[[*features, "bikers"]]),
-        metrics=_gate_metrics(report),
-        tags={
-            "data": "capital-bikeshare-2011",
-            "trained_on": trained_on,
-            "parent_version": str(champion.version.version),
-        },
-        description="Retrained on the reference quarter plus the served months' logged "
-        "features and late labels, after a performance alert.",
-        training_data=train[[*features, "bikers"]],
-        actor="demo",
-    )
-    registry.set_alias(MODEL_NAME, "challenger", version.version, actor="demo",
-                       reason="retrained after a performance alert")  # fmt: skip
-    return report, version
 
 
 def _say_gate(report: Any, say: Any) -> None:

@@ -63,10 +63,20 @@ class DemoGateway:
     # (due time, feedback records) waiting to be sent, in due order
     pending: deque[tuple[float, list[dict[str, Any]]]] = field(default_factory=deque)
 
-    def _post(self, path: str, body: Any, *, token: str, event_time: float | None) -> Any:
+    def _post(
+        self,
+        path: str,
+        body: Any,
+        *,
+        token: str,
+        event_time: float | None,
+        user: str | None = None,
+    ) -> Any:
         headers = {"Authorization": f"Bearer {token}"}
         if event_time is not None:
             headers["X-Event-Time"] = f"{event_time:.0f}"
+        if user is not None:
+            headers["X-User-Id"] = user  # a sticky route sends one caller to one arm
         response = self.client.post(self.url + path, json=body, headers=headers)
         if response.status_code != 200:
             raise RuntimeError(f"{path} answered {response.status_code}: {response.text[:500]}")
@@ -77,6 +87,10 @@ class DemoGateway:
         return self._post(
             f"/v1/admin/models/{self.model}/{action}", body, token=self.admin_token, event_time=None
         )
+
+    def reload(self) -> Any:
+        """Make the gateway apply stored route and alias changes now (admin)."""
+        return self._post("/v1/admin/reload", {}, token=self.admin_token, event_time=None)
 
     def set_route(self, route: dict[str, Any]) -> Any:
         """Store and apply a route (admin)."""
@@ -89,10 +103,19 @@ class DemoGateway:
             raise RuntimeError(f"route change answered {response.status_code}: {response.text}")
         return response.json()
 
-    def replay(self, frame: Any, *, target: str, stats: ReplayStats | None = None) -> ReplayStats:
+    def replay(
+        self,
+        frame: Any,
+        *,
+        target: str,
+        stats: ReplayStats | None = None,
+        per_row: bool = False,
+    ) -> ReplayStats:
         """Send ``frame``'s rows day by day in time order; feed labels back when they are due.
 
-        Returns the statistics of this stretch (pass ``stats`` to keep adding to one).
+        One request per day, or with ``per_row`` one request per row, sticky on the row's id
+        (a canary routes each request on its own). Returns the statistics of this stretch
+        (pass ``stats`` to keep adding to one).
         """
         stats = ReplayStats() if stats is None else stats
         frame = frame.sort_values("timestamp")
@@ -107,24 +130,30 @@ class DemoGateway:
                     day["timestamp"], day[self.features].to_dict("records"), strict=True
                 )
             ]
-            started = time.perf_counter()
-            answer = self._post(
-                f"/v1/models/{self.model}/predict",
-                records,
-                token=self.predict_token,
-                event_time=event,
-            )
-            stats.latencies_ms.append((time.perf_counter() - started) * 1000)
-            stats.requests += 1
-            stats.rows += len(records)
-            stats.versions[answer["version"]] = stats.versions.get(answer["version"], 0) + len(
-                records
-            )
-            stats.arms[answer["arm"]] = stats.arms.get(answer["arm"], 0) + len(records)
-            labels = [
-                {"id": pid, "label": int(y)}
-                for pid, y in zip(answer["ids"], day[target], strict=True)
-            ]
+            if per_row:  # each request at its own hour
+                stamps = [_seconds(ts) for ts in day["timestamp"]]
+                batches = [([r], t) for r, t in zip(records, stamps, strict=True)]
+            else:
+                batches = [(records, event)]
+            ids: list[str] = []
+            for batch, when in batches:
+                started = time.perf_counter()
+                answer = self._post(
+                    f"/v1/models/{self.model}/predict",
+                    batch,
+                    token=self.predict_token,
+                    event_time=when,
+                    user=batch[0]["id"] if per_row else None,
+                )
+                stats.latencies_ms.append((time.perf_counter() - started) * 1000)
+                stats.requests += 1
+                stats.rows += len(batch)
+                stats.versions[answer["version"]] = stats.versions.get(answer["version"], 0) + len(
+                    batch
+                )
+                stats.arms[answer["arm"]] = stats.arms.get(answer["arm"], 0) + len(batch)
+                ids.extend(answer["ids"])
+            labels = [{"id": pid, "label": int(y)} for pid, y in zip(ids, day[target], strict=True)]
             self.pending.append((event + lag, labels))
         return stats
 

@@ -1,16 +1,17 @@
 """Demo steps 2-4: serve, replay in time order with late labels, monitor window by window,
-alert, retrain from the log, gate, shadow the challenger, promote through the gateway.
+alert; the loop (``watchkeeper.loop``) retrains, gates, shadows and promotes by itself.
 
 Every number printed here is read back from what the run produced: the gateway's answers,
 the prediction log (features, predictions and the labels joined by id), the monitor's
-stored window results and alert events, and the registry.
+stored window results and alert events, the registry and the loop's recorded steps.
 
-The policy the demo follows is written once, here: retrain at the end of a month when the
-champion's realised-performance alert is firing and it has served at least
-``RETRAIN_AFTER_MONTHS`` months, on the reference quarter plus every logged month but the
-last, which is held out for the gate; shadow the challenger for ``SHADOW_DAYS`` days;
-promote it through the gateway when the gate blessed it against the champion and it made
-the smaller errors in shadow. Then the same policy watches the new champion.
+The story only replays data and supplies the policy files: ``loop.toml`` says when to
+retrain (the champion's realised-performance alert, after 45 days in service), how
+(January–March plus everything logged, the last 30 days held out for the gate) and how a
+challenger earns its promotion (a shadow decided by an always-valid confidence sequence on
+the paired absolute errors, 14 days at most). The runner is stepped at the end of every
+replayed day while a rollout runs, and at every month's end. In December an operator puts
+a deliberately bad challenger into a canary (``canary.toml``); the loop rolls it back.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper.demo._drift import MONTH_NAMES
-from watchkeeper.demo._model import MODEL_NAME, retrain_challenger
+from watchkeeper.demo._model import MODEL_NAME, register_bad_challenger
 from watchkeeper.demo._serve import DemoGateway, ReplayStats, running_gateway
 
 __all__ = ["LABEL_LAG_DAYS", "MonthServed", "monitoring_report", "serve_story"]
 
 LABEL_LAG_DAYS = 3
-SHADOW_DAYS = 14
-RETRAIN_AFTER_MONTHS = 2
 WINDOW = "7d"  # weekly monitoring windows (aligned to UTC)
+DAY = 86_400.0
+POLICY = Path(__file__).with_name("loop.toml")
+CANARY_POLICY = Path(__file__).with_name("canary.toml")
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,8 @@ def serve_story(
     say: Any,
 ) -> list[MonthServed]:
     """Run steps 2-4 of the demo against a real gateway; return what each month showed."""
-    import pandas as pd
-
     from watchkeeper.logstore import SQLiteLogSink
+    from watchkeeper.loop import LoopRunner, Policy
     from watchkeeper.monitor import AlertEvaluator, Monitor, MonitorConfig, MonitorStore
 
     root = out / ".watchkeeper"
@@ -77,10 +78,22 @@ def serve_story(
     alerts = AlertEvaluator(root=root)  # the default rules shipped with watchkeeper
     # Two weeks of a version's labelled rows fit its label-free estimator (DLE).
     monitor = Monitor(MonitorConfig(every=WINDOW, baseline_rows=2 * 7 * 24))
-    firing: dict[tuple[str, str, str, str], Any] = {}
+    firing: dict[tuple[str, str, str], Any] = {}
     served: list[MonthServed] = []
     later = data[data["month"] > 3]
-    reference = data[data["month"].isin((1, 2, 3))]
+    reference = data[data["month"].isin((1, 2, 3))][["timestamp", *features, "bikers"]]
+    policy = Policy.from_toml(POLICY)
+    runner = LoopRunner(
+        policy, registry=registry, sink=sink, alerts=alerts, reference=reference,
+        reports=out / "loop", say=lambda m: say(f"  loop {m}", markup=False),
+    )  # fmt: skip
+    say(
+        f"loop policy {POLICY.name}: retrain on the champion's performance alert after "
+        f"{policy.triggers.min_days_in_service:g} days in service; gate on the last "
+        f"{policy.training.holdout_days:g} days; shadow at most {policy.rollout.budget_days:g} "
+        f"days, decided by a confidence sequence (alpha {policy.rollout.alpha:g}, guardrails "
+        f"{policy.guardrails.alpha:g})"
+    )
     with running_gateway(
         root, out, model=MODEL_NAME, features=features, label_lag_days=LABEL_LAG_DAYS
     ) as gw:
@@ -88,39 +101,25 @@ def serve_story(
             f"gateway: {gw.url} (watchkeeper serve; bearer tokens for predict and admin; "
             f"log {root / 'predictions.db'}); monitor: {WINDOW} windows, default alert rules"
         )
-        shadow_from: int | None = None  # month whose first days the challenger shadows
-        decision: _Decision | None = None
+        canary: dict[str, Any] = {}
         for month in range(4, 13):
             frame = later[later["month"] == month]
             stats = ReplayStats()
-            if shadow_from == month and decision is not None:
-                cut = frame["timestamp"].min() + pd.Timedelta(days=SHADOW_DAYS)
-                gw.replay(frame[frame["timestamp"] < cut], target="bikers", stats=stats)
-                _await_shadow_copies(sink, _month_start(month), _seconds(cut))
-                _decide_promotion(gw, sink, month, _seconds(cut), decision, say)
-                frame = frame[frame["timestamp"] >= cut]
-                shadow_from, decision = None, None
-            gw.replay(frame, target="bikers", stats=stats)
+            if month == 12 and runner.store.active(MODEL_NAME) is None:
+                canary = _bad_canary(gw, registry, sink, alerts, reference, features, frame,
+                                     stats, out, say)  # fmt: skip
+            else:
+                _replay_month(gw, runner, frame, stats)
             cycle = monitor_month(monitor, sink, registry, store, alerts, month)
             fired = _track(firing, cycle)
             row = _month_row(sink, store, month, stats, fired)
             served.append(row)
             _say_month(row, fired, say)
-
-            champion = registry.get_version(MODEL_NAME, "champion").version
-            months_served = sum(1 for r in served if champion in r.versions)
-            performance_alert = any(
-                rule == "performance" and version == str(champion) and arm == "champion"
-                for rule, version, arm, _ in firing
-            )
-            retrain = performance_alert and months_served >= RETRAIN_AFTER_MONTHS
-            if shadow_from is None and month < 12 and retrain:
-                decision = _retrain(
-                    gw, sink, registry, reference, features, out, month, months_served, say
-                )
-                shadow_from = month + 1
+            if month < 11:  # December is the operator's canary month
+                _step(gw, runner, _month_start(month + 1))
         totals = sink.feedback_stats(MODEL_NAME)
         count = sink.count(MODEL_NAME)
+    _say_loop(runner, alerts, canary, out, say)
     sink.close()
     _say_causes(store, say)
     _write_summary(out, served)
@@ -135,6 +134,113 @@ def serve_story(
     alerts.close()
     store.close()
     return served
+
+
+def _step(gw: DemoGateway, runner: Any, now: float, **kwargs: Any) -> list[Any]:
+    """Step the loop at event time ``now`` with every label due by then delivered; when it
+    changed a route or an alias, make the gateway apply it before the next request."""
+    gw.flush_labels(now, ReplayStats())
+    made = runner.step(now, **kwargs)
+    if made:
+        gw.reload()
+    return list(made)
+
+
+def _replay_month(gw: DemoGateway, runner: Any, frame: Any, stats: ReplayStats) -> None:
+    """Replay a month: day by day while a rollout runs (the loop looks at every day's
+    end), the rest in one go."""
+    days = frame["timestamp"].dt.floor("D")
+    for day, rows in frame.groupby(days, sort=True):
+        if runner.store.active(MODEL_NAME) is None:
+            gw.replay(frame[days >= day], target="bikers", stats=stats)
+            return
+        gw.replay(rows, target="bikers", stats=stats)
+        _step(gw, runner, _seconds(day) + DAY)
+
+
+def _bad_canary(
+    gw: DemoGateway,
+    registry: Any,
+    sink: Any,
+    alerts: Any,
+    reference: Any,
+    features: list[str],
+    frame: Any,
+    stats: ReplayStats,
+    out: Path,
+    say: Any,
+) -> dict[str, Any]:
+    """December: an operator puts a deliberately bad challenger into a canary; requests go
+    one by one, sticky per request id, and the loop decides after every day."""
+    from watchkeeper.loop import LoopRunner, Policy
+
+    policy = Policy.from_toml(CANARY_POLICY)
+    steps = " -> ".join(f"{s:g}%" for s in policy.rollout.steps)
+    bad = register_bad_challenger(registry, reference, features)
+    say(
+        "\n[bold]A deliberately bad challenger in a canary[/]\n"
+        f"v{bad.version}: the same model trained on bikers per 10 minutes (a unit bug); "
+        f"canary {steps} ({CANARY_POLICY.name}), label-free guardrails from the first request"
+    )
+    runner = LoopRunner(
+        policy, registry=registry, sink=sink, alerts=alerts,
+        say=lambda m: say(f"  loop {m}", markup=False),
+    )  # fmt: skip
+    start = _seconds(frame["timestamp"].min().floor("D"))
+    _step(gw, runner, start, manual="demo: try a deliberately bad challenger", version=bad.version)
+    days = frame["timestamp"].dt.floor("D")
+    rollout = runner.store.active(MODEL_NAME)
+    for day, rows in frame.groupby(days, sort=True):
+        if runner.store.active(MODEL_NAME) is None:
+            gw.replay(frame[days >= day], target="bikers", stats=stats)
+            break
+        gw.replay(rows, target="bikers", stats=stats, per_row=True)
+        _step(gw, runner, _seconds(day) + DAY)
+    window = sink.read_window(MODEL_NAME, start=_dt(start), end=_dt(start + 31 * DAY))
+    answered = window.to_pandas()
+    served_bad = int((answered["version"] == bad.version).sum())
+    return {
+        "version": bad.version,
+        "rollout": None if rollout is None else rollout.id,
+        "served": served_bad,
+    }
+
+
+def _say_loop(runner: Any, alerts: Any, canary: dict[str, Any], out: Path, say: Any) -> None:
+    """What the loop did, from its recorded steps, and the two end-to-end figures."""
+    steps = runner.store.steps(model=MODEL_NAME)
+    say("\n[bold]The loop's decisions[/] (watchkeeper loop status --steps)")
+    for s in steps:
+        say(f"  {_iso(s.at)} {s.ref}: {s.summary}", markup=False)
+    figures: dict[str, Any] = {}
+    first_alert = next(
+        (e for e in alerts.events(MODEL_NAME, rule="performance") if e.kind == "firing"), None
+    )
+    promote = next((s for s in steps if s.step == "promote"), None)
+    if first_alert is not None and promote is not None:
+        days = (promote.at - first_alert.window_end.timestamp()) / DAY
+        figures["first_alert_to_promoted_fix_days"] = round(days, 1)
+        say(
+            f"first performance alert (window ending {first_alert.window_end:%Y-%m-%d}) to the "
+            f"promoted fix ({_iso(promote.at)}): {days:.1f} days of data"
+        )
+    if canary:
+        end = next(
+            (s for s in steps if s.rollout_id == canary["rollout"] and not s.step.startswith(
+                ("trigger", "gate", "canary-")
+            )),
+            None,
+        )  # fmt: skip
+        figures["bad_challenger_requests_served"] = canary["served"]
+        figures["bad_challenger_outcome"] = None if end is None else end.step
+        say(
+            f"the deliberately bad challenger v{canary['version']} answered {canary['served']} "
+            f"requests before its automatic {end.step if end else 'end'}"
+        )
+    (out / "loop-summary.json").write_text(
+        json.dumps({"steps": [s.to_dict() for s in steps], "figures": figures}, indent=2),
+        encoding="utf-8",
+    )
 
 
 def monitoring_report(out: Path, say: Any) -> Path:
@@ -200,114 +306,11 @@ def monitor_month(
     )
 
 
-@dataclass(frozen=True)
-class _Decision:
-    gate_passed: bool
-    blessed: bool
-    version: int
-
-
-def _retrain(
-    gw: DemoGateway,
-    sink: Any,
-    registry: Any,
-    reference: Any,
-    features: list[str],
-    out: Path,
-    month: int,
-    months_served: int,
-    say: Any,
-) -> _Decision:
-    import pandas as pd
-
-    first = 4  # every month served so far
-    logged_months = (
-        MONTH_NAMES[first - 1]
-        if first == month - 1
-        else f"{MONTH_NAMES[first - 1]}–{MONTH_NAMES[month - 2]}"
-    )
-    say(
-        "\n[bold]Retrain from the log, gate, shadow, promote through the gateway[/]\n"
-        f"v{registry.get_version(MODEL_NAME, 'champion').version}'s realised-performance alert "
-        f"is firing, {months_served} months into its service: "
-        f"retraining on January–March plus {logged_months} "
-        f"as logged (features and late labels), holding out {MONTH_NAMES[month - 1]}"
-    )
-    logged = _labelled(sink, _month_start(first), _month_start(month), features)
-    holdout = _labelled(sink, _month_start(month), _month_start(month + 1), features)
-    train = pd.concat([reference[["timestamp", *features, "bikers"]], logged], ignore_index=True)
-    trained_on = f"Jan-Mar data + {logged_months} log"
-    report, version = retrain_challenger(
-        registry, train, holdout, features, out, say, trained_on=trained_on
-    )
-    say(
-        f"registered v{version.version} as challenger ({len(train):,} training rows, "
-        f"{len(logged):,} of them from the log; holdout {len(holdout):,} labelled rows)"
-    )
-    route = gw.set_route(
-        {
-            "mode": "shadow",
-            "alias": "champion",
-            "shadow": "challenger",
-            "actor": "demo",
-            "reason": "shadow the retrained model before promoting it",
-        }
-    )
-    say(f"route -> {route['description']} for the first {SHADOW_DAYS} days of next month\n")
-    return _Decision(report.passed, bool(report.blessed), version.version)
-
-
-def _decide_promotion(
-    gw: DemoGateway, sink: Any, month: int, cut: float, decision: _Decision, say: Any
-) -> None:
-    paired = _paired_errors(sink, _month_start(month), cut)
-    if paired is None:
-        better = False
-        say("shadow: no labelled pairs yet")
-    else:
-        n, champion_mae, challenger_mae = paired
-        better = challenger_mae < champion_mae
-        say(
-            f"shadow, {MONTH_NAMES[month - 1]} 1–{SHADOW_DAYS}: {n:,} labelled predictions made "
-            f"by both (labels {LABEL_LAG_DAYS} days late); MAE champion {champion_mae:.1f} vs "
-            f"challenger {challenger_mae:.1f} bikers/hour"
-        )
-    if decision.gate_passed and decision.blessed and better:
-        promoted = gw.admin(
-            "promote",
-            {
-                "to": "challenger",
-                "actor": "demo",
-                "reason": "blessed by the gate and better in shadow",
-            },
-        )
-        say(
-            f"promoted through the gateway: champion -> v{promoted['version']} "
-            "(no restart; the route is back to a single arm)\n"
-        )
-    else:
-        gw.set_route(
-            {
-                "mode": "single",
-                "alias": "champion",
-                "actor": "demo",
-                "reason": "challenger not promoted (gate or shadow against it)",
-            }
-        )
-        gate_ok = decision.gate_passed and decision.blessed
-        why = "not better in shadow" if gate_ok else "the gate did not bless it"
-        say(f"challenger not promoted ({why}): champion unchanged\n")
-
-
-def _track(firing: dict[tuple[str, str, str, str], Any], cycle: Any) -> list[Any]:
-    """Update the set of firing alerts from a cycle's events; return the new firings.
-
-    An alert is one rule on one version, arm and subject (as the alert store keys it): the
-    challenger arm's resolution never clears the champion arm's firing of the same version.
-    """
+def _track(firing: dict[tuple[str, str, str], Any], cycle: Any) -> list[Any]:
+    """Update the set of firing alerts from a cycle's events; return the new firings."""
     fired = []
     for event in getattr(cycle.alerts, "events", ()) or ():
-        key = (event.rule, str(event.version), event.arm, event.subject)
+        key = (event.rule, str(event.version), event.subject)
         if event.kind == "firing":
             firing[key] = event
             fired.append(event)
@@ -394,55 +397,6 @@ def _write_summary(out: Path, served: list[MonthServed]) -> None:
     (out / "serving-summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
-def _labelled(sink: Any, start: float, end: float, features: list[str]) -> Any:
-    """Logged live rows of ``[start, end)`` that have a label, as training rows."""
-    window = sink.read_window(MODEL_NAME, start=_dt(start), end=_dt(end)).to_pandas()
-    rows = window[(~window["shadow"]) & window["label"].notna()]
-    frame = rows[features].copy()
-    frame.insert(0, "timestamp", rows["ts"].dt.tz_localize(None))
-    frame["bikers"] = rows["label"].astype("int64")
-    return frame.reset_index(drop=True)
-
-
-def _paired_errors(sink: Any, start: float, end: float) -> tuple[int, float, float] | None:
-    """Mean absolute errors of the answering arm and the shadow on the same labelled requests."""
-    window = sink.read_window(MODEL_NAME, start=_dt(start), end=_dt(end), include_shadow=True)
-    frame = window.to_pandas()
-    live = frame[~frame["shadow"] & frame["label"].notna()].set_index("id")
-    shadow = frame[frame["shadow"]].set_index("id")  # the copies share the answers' ids
-    both = live.join(shadow[["prediction"]], rsuffix="_shadow", how="inner")
-    if both.empty:
-        return None
-    y = both["label"].astype(float)
-    champion = (y - both["prediction"].astype(float)).abs().mean()
-    challenger = (y - both["prediction_shadow"].astype(float)).abs().mean()
-    return len(both), float(champion), float(challenger)
-
-
-def _await_shadow_copies(sink: Any, start: float, end: float, timeout: float = 300.0) -> None:
-    """Wait until every live prediction of ``[start, end)`` has its shadow copy in the log.
-
-    The gateway answers before the challenger's copy is logged (off the response path), so
-    without this the monitor and the shadow comparison would see however many copies a
-    busy machine had written by then: the decisions would depend on machine load.
-    """
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        window = sink.read_window(MODEL_NAME, start=_dt(start), end=_dt(end), include_shadow=True)
-        shadow = window.column("shadow").to_pylist()
-        n_shadow = sum(1 for s in shadow if s)
-        if n_shadow >= len(shadow) - n_shadow:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"only {n_shadow} of {len(shadow) - n_shadow} shadow copies were logged within "
-                f"{timeout:g} s; see gateway.log"
-            )
-        time.sleep(0.05)
-
-
 def _month_start(month: int) -> float:
     year = 2011 + (month - 1) // 12
     return datetime(year, (month - 1) % 12 + 1, 1, tzinfo=UTC).timestamp()
@@ -454,3 +408,7 @@ def _dt(seconds: float) -> datetime:
 
 def _seconds(ts: Any) -> float:
     return float(ts.tz_localize("UTC").timestamp())
+
+
+def _iso(seconds: float) -> str:
+    return _dt(seconds).strftime("%Y-%m-%d")

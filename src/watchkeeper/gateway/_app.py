@@ -268,7 +268,19 @@ def _add_operations(app: FastAPI, ctx: Context) -> None:
         ctx.metrics.sample_log(ctx.log.stats())
         body, content_type = await asyncio.to_thread(ctx.metrics.render)
         body += await asyncio.to_thread(app.state.monitor_task.exposition)
+        body += await asyncio.to_thread(_loop_exposition, ctx)
         return Response(body, media_type=content_type)
+
+
+def _loop_exposition(ctx: Context) -> bytes:
+    """The loop's stage and decision series (from the registry database)."""
+    from watchkeeper.gateway._loop_metrics import render_loop_metrics
+
+    try:
+        return render_loop_metrics(ctx.registry).encode()
+    except Exception as exc:
+        logging.getLogger(__name__).warning("loop metrics unavailable: %s", exc)
+        return b""
 
 
 #: Seconds a log probe's verdict is reused (readiness probes may come often).

@@ -363,6 +363,18 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
             return _html(page("watchkeeper dashboard", nav() + f"<p>{esc(message)}</p>"), 404)
         return _html(detail_page(data, refresh))
 
+    @app.get("/dashboard/loop", include_in_schema=False, response_model=None)
+    async def show_loop(request: Request, refresh: Refresh = 60) -> Response:
+        """Each model's loop stage and the evidence of its latest rollout."""
+        try:
+            authorize(request)
+        except ApiError as exc:
+            return _html(login_page(exc.error), 401)
+        from watchkeeper.report import loop_view, render_loop_dashboard
+
+        data = await asyncio.to_thread(loop_view, ctx.registry)
+        return _html(render_loop_dashboard(data, refresh=refresh))
+
     @app.get("/dashboard/login", include_in_schema=False, response_model=None)
     async def login_form() -> Response:
         return _html(login_page("Sign in with a gateway token."))

@@ -22,7 +22,8 @@ def _card(label: str, value: str) -> str:
 def nav(extra: str = "") -> str:
     """Links back to the overview and to the API documentation."""
     return (
-        f'<p class="muted"><a href="/dashboard">all models</a>{extra} · <a href="/docs">API</a></p>'
+        f'<p class="muted"><a href="/dashboard">all models</a>{extra} · '
+        '<a href="/dashboard/loop">loop</a> · <a href="/docs">API</a></p>'
     )
 
 

@@ -27,8 +27,8 @@ from watchkeeper.loop._policy import (
 )
 from watchkeeper.loop._runner import LoopPlan, LoopRunner, TriggerCheck
 from watchkeeper.loop._simulate import SimulationSummary, simulate_rollouts
-from watchkeeper.loop._store import LoopState, LoopStep, LoopStore
 from watchkeeper.loop._training import TrainingContext, TrainingOutcome, load_entry_point
+from watchkeeper.registry import LoopState, LoopStep, LoopStore
 
 __all__ = [
     "Candidate",

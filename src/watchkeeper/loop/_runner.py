@@ -24,8 +24,7 @@ from typing import Any
 from watchkeeper.exceptions import InputError
 from watchkeeper.loop._evidence import Evidence, gather_evidence
 from watchkeeper.loop._policy import Policy
-from watchkeeper.loop._store import LoopState, LoopStep, LoopStore
-from watchkeeper.registry import Registry, StoreTransaction
+from watchkeeper.registry import LoopState, LoopStep, LoopStore, Registry, StoreTransaction
 
 __all__ = ["LoopPlan", "LoopRunner", "TriggerCheck"]
 
@@ -657,7 +656,7 @@ class LoopRunner:
         return self.store.transition(
             state.id, step, at=at, stage=stage, summary=summary,
             evidence={**dict(evidence), "before": before}, ops=ops, state=extra_state,
-            active=active,
+            active=active, actor=self.policy.actor,
         )  # fmt: skip
 
     # -- routes and aliases -------------------------------------------------------------

@@ -28,6 +28,7 @@ from watchkeeper.registry._errors import (
 )
 from watchkeeper.registry._formats import FORMAT_NAMES, read_model_file
 from watchkeeper.registry._loaded import LoadedModel
+from watchkeeper.registry._loop_store import LoopState, LoopStep, LoopStore
 from watchkeeper.registry._names import validate_alias, validate_name
 from watchkeeper.registry._records import Event, ModelSummary, ModelVersion
 from watchkeeper.registry._registry import Registry
@@ -42,6 +43,9 @@ __all__ = [
     "Event",
     "InvalidNameError",
     "LoadedModel",
+    "LoopState",
+    "LoopStep",
+    "LoopStore",
     "ModelNotFoundError",
     "ModelSummary",
     "ModelVersion",

@@ -1,4 +1,5 @@
-"""Where the loop keeps its state: two tables in the registry's database.
+"""Where the closed loop (:mod:`watchkeeper.loop`) keeps its state: two tables in the
+registry's database, next to the registry's own (as the gateway's routes are).
 
 ``wk_loop_rollouts`` holds one row per rollout (its stage and its working state);
 ``wk_loop_steps`` one row per transition, keyed by ``(rollout id, step)``. A transition is
@@ -15,12 +16,17 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from watchkeeper.exceptions import InputError
-from watchkeeper.registry import Event, Registry, SqlStore, StoreTransaction
+from watchkeeper.registry._records import Event
+from watchkeeper.registry._sql import SqlStore
+from watchkeeper.registry._transaction import StoreTransaction
+
+if TYPE_CHECKING:
+    from watchkeeper.registry._registry import Registry
 
 __all__ = ["LoopState", "LoopStep", "LoopStore"]
 
@@ -136,6 +142,7 @@ class LoopStore:
     --------
     >>> import tempfile
     >>> from sklearn.dummy import DummyRegressor
+    >>> from watchkeeper.registry import Registry
     >>> tmp = tempfile.TemporaryDirectory()
     >>> registry = Registry(root=tmp.name)
     >>> _ = registry.register("m", DummyRegressor().fit([[0]], [1.0]), actor="a")
@@ -217,6 +224,7 @@ class LoopStore:
         ops: Ops | None = None,
         state: Mapping[str, Any] | None = None,
         active: bool | None = None,
+        actor: str = "watchkeeper-loop",
     ) -> LoopStep:
         """Do transition ``step`` of a rollout once: its registry changes (``ops``), an audit
         event carrying the step's reference, the step row and the rollout's new stage and
@@ -234,7 +242,7 @@ class LoopStore:
             for op_event in ops(tx) if ops is not None else []:
                 del op_event  # audited by the registry in this transaction
             event = tx.audit(
-                row.model, "loop", actor="watchkeeper-loop",
+                row.model, "loop", actor=actor,
                 reason=f"loop {rollout_id}/{step}: {summary}"[:2000],
             )  # fmt: skip
             payload = _dumps(evidence)
