@@ -7,8 +7,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from tests.loop._traffic import DAY, MODEL, T0, Traffic, register_champion
+
 from watchkeeper.logstore import SQLiteLogSink
 from watchkeeper.loop import Policy
 from watchkeeper.registry import Registry
@@ -40,7 +40,7 @@ def test_the_readme_example_wires_the_loop_in_under_20_lines(project: Path, caps
     assert len([line for line in code.splitlines() if line.strip()]) < 20
     assert code in (ROOT / "docs" / "loop.md").read_text(encoding="utf-8")  # the same example
     namespace: dict[str, object] = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the documented example
+    exec(compile(code, "README.md", "exec"), namespace)
     out = capsys.readouterr().out
     assert f"loop plan for {MODEL}" in out
     assert f"['{MODEL}-1/trigger', '{MODEL}-1/gate']" in out
