@@ -51,32 +51,51 @@ def test_demo_runs_and_tells_the_truth(tmp_path: Path) -> None:
         assert f"{month['rows']:,}" in row
         for name in month["drifted_columns"][:2]:
             assert name in row
-    # Promotions happened through the gateway, as printed, and the registry audited them.
+    # The loop promoted through the registry, as printed, and the registry audited each step.
+    from watchkeeper.loop import LoopStore
     from watchkeeper.registry import Registry
 
     with Registry(root=out / ".watchkeeper") as registry:
         history = registry.history("bikeshare-demand")
         final = registry.get_version("bikeshare-demand", "champion").version
+        store = LoopStore(registry)
+        rollouts = store.rollouts("bikeshare-demand")
+        steps = store.steps(model="bikeshare-demand")
     promoted = [
         e.to_version
         for e in history
         if e.kind == "alias" and e.alias == "champion" and e.from_version is not None
     ]
-    printed = [
-        int(m) for m in re.findall(r"promoted through the gateway: champion -> v(\d+)", text)
-    ]
-    assert promoted == printed
+    by_loop = [r.state["challenger_version"] for r in rollouts if r.stage == "promoted"]
+    assert promoted == by_loop
     assert len(promoted) >= 1
+    assert text.count("PROMOTE: better") == len(promoted)
     assert final == (promoted[-1] if promoted else 1)
-    assert set(per_version) == {1, *promoted}  # only champions answered; challengers shadowed
+    # every step is one audited registry event of kind loop, and was printed
+    loop_events = [e.reason.split(":")[0] for e in history if e.kind == "loop"]
+    assert loop_events == [f"loop {s.ref}" for s in steps]
+    for s in steps:
+        assert s.ref in text
+    summary_loop = json.loads((out / "loop-summary.json").read_text())
+    figures = summary_loop["figures"]
+    # December: the deliberately bad challenger answered a few requests, then was rolled back
+    bad = [r for r in rollouts if r.state.get("given_version")]
+    assert len(bad) == 1
+    assert bad[0].stage == "rolled_back"
+    bad_version = bad[0].state["given_version"]
+    assert figures["bad_challenger_outcome"] == "rollback"
+    assert 0 < figures["bad_challenger_requests_served"] == per_version[bad_version]
+    assert f"answered {figures['bad_challenger_requests_served']} requests" in text
+    assert figures["first_alert_to_promoted_fix_days"] > 0
+    # only champions answered, but for the canary's bad challenger; challengers shadowed
+    assert set(per_version) == {1, *promoted, bad_version}
     assert served[0]["versions"] == {"1": served[0]["rows"]}
-    assert served[-1]["versions"] == {str(final): served[-1]["rows"]}
+    assert set(served[-1]["versions"]) == {str(final), str(bad_version)}
     assert "shadow: champion answers, challenger shadows" in text
     assert shadow > 0
     # Every retraining was triggered by a realised-performance alert the monitor stored.
-    assert text.count("realised-performance alert is firing") == len(
-        [e for e in history if e.kind == "alias" and e.alias == "challenger"]
-    )
+    triggered = [s for s in steps if s.step == "trigger" and "performance firing" in s.summary]
+    assert len(triggered) == len(rollouts) - 1  # all but the operator's canary
     from watchkeeper.monitor import AlertEvaluator
 
     evaluator = AlertEvaluator(root=out / ".watchkeeper")
@@ -86,7 +105,7 @@ def test_demo_runs_and_tells_the_truth(tmp_path: Path) -> None:
         if e.kind == "firing"
     }
     evaluator.close()
-    champions_retrained = {int(v) for v in re.findall(r"v(\d+)'s realised-performance", text)}
+    champions_retrained = {int(v) for v in re.findall(r"performance firing on v(\d+)", text)}
     assert champions_retrained
     assert champions_retrained <= fired
     # Summer temperatures drift from the winter reference, in the log as in the reports.
@@ -105,7 +124,7 @@ def test_demo_runs_and_tells_the_truth(tmp_path: Path) -> None:
     gate1 = json.loads((out / "gate-v1.json").read_text())
     verdict = "PASSED" if gate1["passed"] else "FAILED"
     assert f"gate {verdict} for bikeshare-demand (trained on months 1-3)" in text
-    gate2 = json.loads((out / "gate-v2.json").read_text())
+    gate2 = json.loads((out / "loop" / "gate-bikeshare-demand-1-entry-point.json").read_text())
     assert gate2["blessed"] is True
     assert (out / "index.html").read_text().count("<a href=") >= 10
     assert "control (random halves of the reference): no drift" in text

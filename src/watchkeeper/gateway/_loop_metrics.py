@@ -23,8 +23,8 @@ def render_loop_metrics(registry: Any) -> str:
     >>> import tempfile
     >>> from watchkeeper.registry import Registry
     >>> with tempfile.TemporaryDirectory() as tmp, Registry(root=tmp) as registry:
-    ...     render_loop_metrics(registry).splitlines()[0]
-    '# HELP watchkeeper_loop_stage Stage of the model's latest loop rollout (1 = current).'
+    ...     render_loop_metrics(registry).splitlines()[1]
+    '# TYPE watchkeeper_loop_stage gauge'
     """
     store = LoopStore(registry)
     rollouts = store.rollouts()
