@@ -2,8 +2,10 @@
 
 Run from the repository root with the project's interpreter::
 
-    .venv/bin/python benchmarks/loop_simulations.py           # 1,000 rollouts each, writes docs/loop.md
-    .venv/bin/python benchmarks/loop_simulations.py --quick   # 200 rollouts each, prints only
+    .venv/bin/python benchmarks/loop_simulations.py --rollouts 400   # as in docs/loop.md (writes it)
+    .venv/bin/python benchmarks/loop_simulations.py --quick          # 200 rollouts, prints only
+
+The canary cases hold rollouts x 40,000 numbers per array: 400 rollouts need about 2 GB.
 
 Every rollout looks at its confidence sequence after every label (see
 ``watchkeeper.loop.simulate_rollouts``); the table is rewritten between the
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="200 rollouts, print only")
     parser.add_argument("--rollouts", type=int, default=None)
     args = parser.parse_args(argv)
-    rollouts = args.rollouts or (200 if args.quick else 1000)
+    rollouts = args.rollouts or (200 if args.quick else 400)
     rows = [
         "| case | rollouts | better | worse | no verdict | t-test peeked at every label: "
         "better | labels to verdict (median / p95) | fixed-horizon labels, 90 % power | "
