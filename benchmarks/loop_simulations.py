@@ -24,16 +24,16 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "loop.md"
 START, END = "<!-- loop-simulations:start -->", "<!-- loop-simulations:end -->"
 
 CASES = [
-    ("A/A, shadow", dict(mode="shadow", effect=0.0, requests=10_000, peeked=True)),
-    ("A/A, canary 5 → 25 → 50 %", dict(mode="canary", effect=0.0, requests=20_000)),
-    ("A/A, canary, labels 1,500 requests late", dict(mode="canary", effect=0.0,
-                                                      requests=20_000, label_delay=1500)),
-    ("worse by 0.1 sd, shadow", dict(mode="shadow", effect=-0.1, requests=20_000)),
-    ("worse by 0.1 sd, canary", dict(mode="canary", effect=-0.1, requests=40_000)),
-    ("worse by 0.1 sd, canary, labels 1,500 late", dict(mode="canary", effect=-0.1,
-                                                         requests=40_000, label_delay=1500)),
-    ("better by 0.1 sd, shadow", dict(mode="shadow", effect=0.1, requests=20_000)),
-    ("better by 0.1 sd, canary", dict(mode="canary", effect=0.1, requests=40_000)),
+    ("A/A, shadow", {"mode": "shadow", "effect": 0.0, "requests": 10_000, "peeked": True}),
+    ("A/A, canary 5 → 25 → 50 %", {"mode": "canary", "effect": 0.0, "requests": 20_000}),
+    ("A/A, canary, labels 1,500 requests late", {"mode": "canary", "effect": 0.0,
+                                                      "requests": 20_000, "label_delay": 1500}),
+    ("worse by 0.1 sd, shadow", {"mode": "shadow", "effect": -0.1, "requests": 20_000}),
+    ("worse by 0.1 sd, canary", {"mode": "canary", "effect": -0.1, "requests": 40_000}),
+    ("worse by 0.1 sd, canary, labels 1,500 late", {"mode": "canary", "effect": -0.1,
+                                                         "requests": 40_000, "label_delay": 1500}),
+    ("better by 0.1 sd, shadow", {"mode": "shadow", "effect": 0.1, "requests": 20_000}),
+    ("better by 0.1 sd, canary", {"mode": "canary", "effect": 0.1, "requests": 40_000}),
 ]  # fmt: skip
 
 
