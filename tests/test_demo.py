@@ -87,6 +87,7 @@ def test_demo_runs_and_tells_the_truth(tmp_path: Path) -> None:
     assert 0 < figures["bad_challenger_requests_served"] == per_version[bad_version]
     assert f"answered {figures['bad_challenger_requests_served']} requests" in text
     assert figures["first_alert_to_promoted_fix_days"] > 0
+    assert "[FIRING critical] loop-rollback" in (out / "alerts.log").read_text()
     # only champions answered, but for the canary's bad challenger; challengers shadowed
     assert set(per_version) == {1, *promoted, bad_version}
     assert served[0]["versions"] == {"1": served[0]["rows"]}
