@@ -75,8 +75,9 @@ def test_loop_commands(tmp_path: Path) -> None:
     assert undo.returncode == 0, undo.stderr
     with Registry(root=root) as registry:
         assert registry.get_version(MODEL, "champion").version == 1
-    abort = _cli("abort", MODEL, cwd=tmp_path)  # the undo reopened the shadow
-    assert abort.returncode == 0, abort.stderr
+    status = _cli("status", MODEL, "--steps", cwd=tmp_path)
+    assert f"{MODEL}-1: undone (ended)" in status.stdout
+    assert f"{MODEL}-1/promote [undone]" in status.stdout
     # errors: one line on stderr, exit code 2 (the real console script, as users run it)
     again = subprocess.run(
         [sys.executable, "-m", "watchkeeper.cli", "loop", "abort", MODEL],

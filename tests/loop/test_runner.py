@@ -70,10 +70,14 @@ def test_shadow_promotes_a_better_retrained_model_and_undo_restores(world) -> No
     undo = runner.undo("demand-1/promote", T0 + 30 * DAY)
     assert undo.step == "undo-promote"
     assert registry.get_version(MODEL, "champion").version == 1
-    assert registry.get_version(MODEL, "challenger").version == 2
-    assert runner.store.active(MODEL).stage == "shadow"
+    with pytest.raises(Exception, match="challenger"):
+        registry.get_version(MODEL, "challenger")
+    assert runner.store.get("demand-1").stage == "undone"
+    assert runner.store.active(MODEL) is None
+    assert runner._routes().get(MODEL).describe() == "single: champion"
     with pytest.raises(InputError, match="already undone"):
         runner.undo("demand-1/promote", T0 + 30 * DAY)
+    assert runner.step(T0 + 31 * DAY) == []  # the undone decision is not taken again
 
 
 def test_canary_rolls_back_a_worse_challenger_and_alerts(world, caplog) -> None:

@@ -29,6 +29,8 @@ from watchkeeper.registry import LoopState, LoopStep, LoopStore, Registry, Store
 __all__ = ["LoopPlan", "LoopRunner", "TriggerCheck"]
 
 _DAY = 86_400.0
+#: Steps that end a rollout.
+_DECISIONS = ("promote", "rollback", "inconclusive", "equivalent", "abort")
 
 
 @dataclass(frozen=True)
@@ -185,8 +187,8 @@ class LoopRunner:
             if not state.active:
                 break
             made = self._advance(state, at)
-            if made is None:
-                break
+            if made is None or made.replayed:
+                break  # nothing new (a replayed step was undone: it is not taken again)
             done.append(made)
         self._deliver_pending_alerts()
         return done
@@ -228,47 +230,56 @@ class LoopRunner:
         )
 
     def undo(self, ref: str, now: float | datetime, *, reason: str = "") -> LoopStep:
-        """Undo one recorded step: aliases, route and the rollout's stage go back to what
-        they were before it (audited as ``undo-STEP``)."""
+        """Undo one recorded step (audited as ``undo-STEP``).
+
+        A decision (``promote``, ``rollback``, ``inconclusive``, ``equivalent``, ``abort``)
+        is undone by putting the champion back where it was before it and ending the
+        rollout as ``undone``: the champion alone answers and the loop does not decide that
+        rollout again. A step within a rollout (``gate``, ``canary-N``) is undone by putting
+        aliases, route and stage back as they were; the rollout goes on from there and does
+        not take the undone step again.
+        """
         at = _seconds(now)
         step = self.store.step(ref)
         if step.model != self.policy.model:
             raise InputError(f"step {ref!r} belongs to model {step.model!r}")
-        if step.undone:
-            raise InputError(f"step {ref!r} was already undone")
+        if step.undone or step.step.startswith("undo-"):
+            raise InputError(f"step {ref!r} was already undone (or is an undo)")
         before = step.evidence.get("before")
         if not isinstance(before, Mapping):
             raise InputError(f"step {ref!r} records no earlier state to go back to")
         state = self.store.get(step.rollout_id)
-        other = self.store.active(self.policy.model)
-        if before.get("active") and other is not None and other.id != state.id:
+        terminal = step.step in _DECISIONS
+        if not terminal and not state.active:
             raise InputError(
-                f"cannot reopen rollout {state.id!r} while {other.id!r} is active; abort it first"
+                f"rollout {state.id!r} has ended ({state.stage}); undo its decision instead"
             )
         routes = self._routes()
         policy = self.policy
+        why = reason or f"undo of {ref}"
 
         def ops(tx: StoreTransaction) -> list[Any]:
             out: list[Any] = []
             champ = before.get("champion")
             if champ is not None:
                 out.append(tx.set_alias(policy.model, policy.champion, int(champ),
-                                        actor=policy.actor, reason=f"undo {ref}"))  # fmt: skip
-            chall = before.get("challenger")
+                                        actor=policy.actor, reason=why))  # fmt: skip
+            chall = None if terminal else before.get("challenger")
             if chall is None:
                 out.append(tx.remove_alias(policy.model, policy.challenger, actor=policy.actor,
-                                           reason=f"undo {ref}"))  # fmt: skip
+                                           reason=why))  # fmt: skip
             else:
                 out.append(tx.set_alias(policy.model, policy.challenger, int(chall),
-                                        actor=policy.actor, reason=f"undo {ref}"))  # fmt: skip
-            out.append(self._route_in(tx, routes, before.get("route"), f"undo {ref}"))
+                                        actor=policy.actor, reason=why))  # fmt: skip
+            route = None if terminal else before.get("route")
+            out.append(self._route_in(tx, routes, route, why))
             self.store.mark_undone(tx, step.id)
             return out
 
-        why = reason or f"undo of {ref}"
+        stage = "undone" if terminal else str(before.get("stage", state.stage))
         return self._transition(
-            state, f"undo-{step.step}", at, str(before.get("stage", state.stage)), why,
-            {"undid": ref, "reason": why}, ops, bool(before.get("active", False)),
+            state, f"undo-{step.step}", at, stage, why, {"undid": ref, "reason": why}, ops,
+            False if terminal else state.active,
         )  # fmt: skip
 
     def status(self) -> dict[str, Any]:
