@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             what = "loop step"
         else:
             what = f"{e.alias}: v{e.from_version or '-'} -> v{e.to_version or '-'}"
-        say(f"  {e.at:%H:%M:%S} {e.kind:<8} {what}  ({e.actor}: {e.reason or '—'})")
+        reason = e.reason or "—"
+        if len(reason) > 64:  # the loop's full evidence is in its steps (loop-summary.json)
+            reason = reason[:63] + "…"
+        say(f"  {e.at:%H:%M:%S} {e.kind:<8} {what}  ({e.actor}: {reason})", markup=False)
     index = write_index(out, months, control)
     say(f"\nreports: {index} (one HTML and one JSON report per month), monitoring: {monitoring}")
     say(
