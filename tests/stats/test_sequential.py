@@ -115,12 +115,8 @@ def test_ipw_terms_are_unbiased_for_the_difference_of_means() -> None:
 def test_fixed_horizon_n_matches_the_normal_power_formula() -> None:
     n = fixed_horizon_n(0.2, 1.5, alpha=0.05, power=0.8)
     power = stats.norm.sf(stats.norm.ppf(0.975) - 0.2 / 1.5 * math.sqrt(n))
-    assert (
-        power >= 0.8
-    )
-    assert (
-        stats.norm.sf(stats.norm.ppf(0.975) - 0.2 / 1.5 * math.sqrt(n - 1)) < 0.8
-    )
+    assert power >= 0.8
+    assert stats.norm.sf(stats.norm.ppf(0.975) - 0.2 / 1.5 * math.sqrt(n - 1)) < 0.8
 
 
 # -- simulations: a look at every observation -------------------------------------------

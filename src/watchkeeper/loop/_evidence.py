@@ -135,12 +135,12 @@ def request_losses(kind: str, label: Any, prediction: Any, scores: Any = None) -
     if kind == "log":
         if scores is None:
             raise InputError("log loss needs the logged class probabilities (scores)")
-        out = []
+        logs: list[float] = []
         for y, s in zip(label, scores, strict=True):
             probs = json.loads(s) if isinstance(s, str) else (s or {})
-            p = float(probs.get(str(y), probs.get(y, 0.0)))
-            out.append(-math.log(min(max(p, 1e-15), 1.0)))
-        return np.array(out)
+            prob = float(probs.get(str(y), probs.get(y, 0.0)))
+            logs.append(-math.log(min(max(prob, 1e-15), 1.0)))
+        return np.array(logs)
     raise InputError(f"unknown loss {kind!r}; use absolute, squared, zero_one or log")
 
 
@@ -259,7 +259,8 @@ def _evidence(
 
 
 def _errors(frame: Any, suffix: str = "") -> np.ndarray:
-    return (frame["status" + suffix].astype(str) != "ok").to_numpy(dtype=np.float64)
+    failed: np.ndarray = (frame["status" + suffix].astype(str) != "ok").to_numpy(np.float64)
+    return failed
 
 
 def _shadow_guardrails(both: Any, policy: Policy) -> tuple[GuardrailResult, ...]:
@@ -393,7 +394,7 @@ def _two_sided(
 
 
 def _fairness_paired(both: Any, policy: Policy, alpha: float, min_n: int) -> GuardrailResult:
-    attr = policy.guardrails.fairness_attribute
+    attr = str(policy.guardrails.fairness_attribute)
     limit = policy.guardrails.fairness_gap_increase
     if attr not in both.columns:
         return _skipped("fairness_gap", alpha, f"column {attr!r} is not in the log")
@@ -415,7 +416,7 @@ def _fairness_paired(both: Any, policy: Policy, alpha: float, min_n: int) -> Gua
 def _fairness_canary(
     rows: Any, z: np.ndarray, pi: np.ndarray, policy: Policy, alpha: float, min_n: int
 ) -> GuardrailResult:
-    attr = policy.guardrails.fairness_attribute
+    attr = str(policy.guardrails.fairness_attribute)
     limit = policy.guardrails.fairness_gap_increase
     if attr not in rows.columns:
         return _skipped("fairness_gap", alpha, f"column {attr!r} is not in the log")

@@ -427,7 +427,8 @@ class Policy:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain tables (``None`` settings left out, as TOML has no null)."""
-        return _drop_none(asdict(self))
+        out: dict[str, Any] = _drop_none(asdict(self))
+        return out
 
 
 def _section(name: str, kind: type, value: Any) -> Any:

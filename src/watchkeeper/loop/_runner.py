@@ -611,18 +611,21 @@ class LoopRunner:
         self, state: LoopState, step: str, stage: str, why: str, record: dict[str, Any], at: float
     ) -> LoopStep:
         policy = self.policy
-        version = state.state.get("challenger_version")
+        version = int(state.state["challenger_version"])
+        ops: Callable[[StoreTransaction], list[Any]]
         if step == "promote":
             routes = self._routes()
 
-            def ops(tx: StoreTransaction) -> list[Any]:
+            def promote(tx: StoreTransaction) -> list[Any]:
                 reason = f"loop {state.id}: {why}"[:500]
-                out = [tx.set_alias(policy.model, policy.champion, int(version),
+                out = [tx.set_alias(policy.model, policy.champion, version,
                                     actor=policy.actor, reason=reason)]  # fmt: skip
                 out.append(self._route_in(tx, routes, None, reason))
                 out.append(tx.remove_alias(policy.model, policy.challenger, actor=policy.actor,
                                            reason=reason))  # fmt: skip
                 return out
+
+            ops = promote
         else:
             ops = self._end_ops(why)
         self.say(f"[{state.id}] {step.upper()}: {why}")

@@ -168,7 +168,7 @@ def _canary_assignment(
         lab = np.cumsum(z, axis=1)
         prior = lab[np.arange(rollouts), np.maximum(start - delay - 1, 0)]
         before = np.where(start - delay - 1 >= 0, prior, 0)
-        reached = (lab - before[:, None]) >= step_labels
+        reached: np.ndarray = np.asarray((lab - before[:, None]) >= step_labels)
         idx = np.where(reached.any(axis=1), reached.argmax(axis=1) + delay + 1, requests)
         idx = np.maximum(idx, start + 1)
         later = ticks[None, :] >= idx[:, None]
@@ -194,7 +194,7 @@ def _peeked_t(psi: np.ndarray | None, min_labels: int) -> float:
 
 def _first(mask: np.ndarray) -> np.ndarray:
     n = mask.shape[1]
-    return np.where(mask.any(axis=1), mask.argmax(axis=1), n)
+    return np.asarray(np.where(mask.any(axis=1), mask.argmax(axis=1), n))
 
 
 def _q(values: np.ndarray, q: float) -> float | None:
