@@ -78,7 +78,7 @@ def serve_story(
     alerts = AlertEvaluator(root=root)  # the default rules shipped with watchkeeper
     # Two weeks of a version's labelled rows fit its label-free estimator (DLE).
     monitor = Monitor(MonitorConfig(every=WINDOW, baseline_rows=2 * 7 * 24))
-    firing: dict[tuple[str, str, str], Any] = {}
+    firing: dict[tuple[str, str, str, str], Any] = {}
     served: list[MonthServed] = []
     later = data[data["month"] > 3]
     reference = data[data["month"].isin((1, 2, 3))][["timestamp", *features, "bikers"]]
@@ -149,12 +149,17 @@ def _step(gw: DemoGateway, runner: Any, now: float, **kwargs: Any) -> list[Any]:
 def _replay_month(gw: DemoGateway, runner: Any, frame: Any, stats: ReplayStats) -> None:
     """Replay a month: day by day while a rollout runs (the loop looks at every day's
     end), the rest in one go."""
+    from watchkeeper.gateway import RouteStore
+
     days = frame["timestamp"].dt.floor("D")
     for day, rows in frame.groupby(days, sort=True):
         if runner.store.active(MODEL_NAME) is None:
             gw.replay(frame[days >= day], target="bikers", stats=stats)
             return
         gw.replay(rows, target="bikers", stats=stats)
+        route = RouteStore(runner.registry).get(MODEL_NAME)
+        if route is not None and route.mode == "shadow":
+            _await_shadow_copies(runner.sink, _seconds(day), _seconds(day) + DAY)
         _step(gw, runner, _seconds(day) + DAY)
 
 
@@ -306,17 +311,45 @@ def monitor_month(
     )
 
 
-def _track(firing: dict[tuple[str, str, str], Any], cycle: Any) -> list[Any]:
-    """Update the set of firing alerts from a cycle's events; return the new firings."""
+def _track(firing: dict[tuple[str, str, str, str], Any], cycle: Any) -> list[Any]:
+    """Update the set of firing alerts from a cycle's events; return the new firings.
+
+    An alert is one rule on one version, arm and subject (as the alert store keys it): the
+    challenger arm's resolution never clears the champion arm's firing of the same version.
+    """
     fired = []
     for event in getattr(cycle.alerts, "events", ()) or ():
-        key = (event.rule, str(event.version), event.subject)
+        key = (event.rule, str(event.version), event.arm, event.subject)
         if event.kind == "firing":
             firing[key] = event
             fired.append(event)
         elif event.kind == "resolved":
             firing.pop(key, None)
     return fired
+
+
+def _await_shadow_copies(sink: Any, start: float, end: float, timeout: float = 300.0) -> None:
+    """Wait until every live prediction of ``[start, end)`` has its shadow copy in the log.
+
+    The gateway answers before the challenger's copy is logged (off the response path), so
+    without this the monitor and the loop's guardrails would see however many copies a busy
+    machine had written by then: the decisions would depend on machine load.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        window = sink.read_window(MODEL_NAME, start=_dt(start), end=_dt(end), include_shadow=True)
+        shadow = window.column("shadow").to_pylist()
+        n_shadow = sum(1 for s in shadow if s)
+        if n_shadow >= len(shadow) - n_shadow:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"only {n_shadow} of {len(shadow) - n_shadow} shadow copies were logged within "
+                f"{timeout:g} s; see gateway.log"
+            )
+        time.sleep(0.05)
 
 
 def _month_row(
