@@ -48,6 +48,9 @@ NOT_RUN = {
         "four gateway workers on CI's two cores; the same server with the monitor inside is "
         "started and stopped by monitoring.md's first block, and several workers by README's "
         "serve block",
+    ("README.md", "import datetime as dt"):
+        "the closed-loop example needs a registered model with logged traffic and labels; "
+        "tests/loop/test_docs.py runs it in such a project",
     ("feature-health.md", "from watchkeeper.lifecycle import validate_feature_drop"):
         "runs the default validation gate twice (minutes on two cores); the same call with a "
         "fast gate config is tested in tests/lifecycle/test_selection.py",
@@ -55,7 +58,7 @@ NOT_RUN = {
 
 
 #: Pages whose examples a test of their own runs (with the services they need).
-DEDICATED = {"scale-out.md": "tests/test_docs_scale_out.py"}
+DEDICATED = {"scale-out.md": "tests/test_docs_scale_out.py", "loop.md": "tests/loop/test_docs.py"}
 RUN_HERE = [doc for doc in DOCS if doc.name not in DEDICATED]
 
 
