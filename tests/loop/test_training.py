@@ -150,3 +150,21 @@ def test_alert_triggers(world, tmp_path: Path) -> None:
     assert checks["new-labels"].fired
     assert checks["new-labels"].reason.startswith("1297 new")
     alerts.close()
+
+
+def test_the_fairness_gate_runs_on_the_policys_sensitive_column(tmp_path: Path) -> None:
+    from watchkeeper.loop._training import _gate_config
+
+    assert "fairness" not in _gate_config(None).extra_checks
+    cfg = _gate_config({"metrics": ["r2"]}, sensitive="region")
+    assert dict(cfg.extra_checks["fairness"]) == {"attributes": ["region"]}
+    assert list(cfg.metrics) == ["r2"]
+    # a configuration that already sets the fairness check keeps it as written
+    own = {"extra_checks": {"fairness": {"attributes": ["age_band"], "max_disparity": 0.2}}}
+    kept = _gate_config(own, sensitive="region")
+    assert dict(kept.extra_checks["fairness"])["attributes"] == ["age_band"]
+    file = tmp_path / "gate.toml"
+    file.write_text("holdout_fraction = 0.3\n", encoding="utf-8")
+    from_file = _gate_config(str(file), sensitive="region")
+    assert from_file.holdout_fraction == 0.3
+    assert dict(from_file.extra_checks["fairness"]) == {"attributes": ["region"]}

@@ -15,8 +15,8 @@ from __future__ import annotations
 import importlib
 import itertools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +213,7 @@ def train_and_gate(
         for name, est in _expand(cand):
             models.append((name, _fit(est, train, features, t.target, weight)))
     reports_out: list[CandidateReport] = []
-    gate_cfg = _gate_config(policy.gate.config)
+    gate_cfg = _gate_config(policy.gate.config, policy.gate.sensitive)
     for name, model in models:
         report = validate(
             model,
@@ -253,17 +253,32 @@ def train_and_gate(
     )
 
 
-def _gate_config(config: Any) -> Any:
+def _gate_config(config: Any, sensitive: str | None = None) -> Any:
     """The policy's gate configuration. Left unset, the serving-latency measurements are off:
     their verdict would depend on the machine's load, and the loop's decisions may depend
-    only on data (the latency guardrail watches live latency instead)."""
+    only on data (the latency guardrail watches live latency instead). With ``sensitive``,
+    the fairness gate check runs on that column unless the configuration already sets it.
+
+    Examples
+    --------
+    >>> cfg = _gate_config(None, sensitive="sex")
+    >>> dict(cfg.extra_checks["fairness"]), cfg.serving.enabled
+    ({'attributes': ['sex']}, False)
+    """
     from watchkeeper.lifecycle import GateConfig
 
     if config is None:
-        return GateConfig.from_dict({"serving": {"enabled": False}})
-    if isinstance(config, dict):
-        return GateConfig.from_dict({"serving": {"enabled": False}, **config})
-    return config
+        cfg = GateConfig.from_dict({"serving": {"enabled": False}})
+    elif isinstance(config, Mapping):
+        cfg = GateConfig.from_dict({"serving": {"enabled": False}, **config})
+    elif isinstance(config, str | Path):
+        cfg = GateConfig.from_file(config)
+    else:
+        cfg = config
+    if sensitive is None or "fairness" in cfg.extra_checks:
+        return cfg
+    extra = {**cfg.extra_checks, "fairness": {"attributes": [sensitive]}}
+    return replace(cfg, extra_checks=extra)
 
 
 def _comparison(report: Any) -> tuple[float | None, float | None]:
