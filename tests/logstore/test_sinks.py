@@ -24,7 +24,6 @@ from watchkeeper.logstore import (
     ParquetLogSink,
     PostgresLogSink,
     PredictionRecord,
-    SQLiteLogSink,
     open_sink,
 )
 
@@ -139,18 +138,27 @@ def test_retries_are_stored_once(sink: Any) -> None:
     assert sink.count() == 100
     window = sink.read_window("churn", include_shadow=True)
     assert _rows(window) == _expected(records, {})
-    if isinstance(sink, ParquetLogSink):
-        assert sink.duplicates_total == 0  # known only once compaction reads them
-        result = sink.compact()
-        assert result.n_duplicates == 70 + 20 + 1 + 1
-        assert _rows(sink.read_window("churn", include_shadow=True)) == _expected(records, {})
-    if isinstance(sink, SQLiteLogSink):
-        # a logged id with other features is a conflict the sink reports, not a retry
-        assert clash is not None
-        assert clash.conflicts == (0,)
-        assert sink.duplicates_total == 70 + 20 + 1
-    else:
-        assert sink.duplicates_total == 70 + 20 + 1 + 1
+    # a logged id with other features is a conflict the sink reports, not a retry
+    assert clash is not None
+    assert clash.conflicts == (0,)
+    assert sink.duplicates_total == 70 + 20 + 1
+    again = sink.write_predictions(records[10:12])
+    assert again is not None
+    assert again.conflicts == ()
+    assert again.duplicates == 2
+    retry = sink.write_predictions(
+        [PredictionRecord(first.id, first.ts + 1, "churn", 9, other_arm, dict(first.features), 0)]
+    )
+    assert retry is not None
+    assert (retry.duplicates, retry.conflicts) == (1, ())
+    assert sink.duplicates_total == 70 + 20 + 1 + 2 + 1
+    # ids are scoped per model: the same id for another model is a new record
+    assert (
+        sink.write_predictions([PredictionRecord(first.id, first.ts, "other", 1, "c", {}, 0)])
+        is None
+    )
+    assert sink.count() == 101
+    assert sink.count("churn") == 100
 
 
 def test_labels_join_latest_first_and_count_unknown_ids(sink: Any) -> None:

@@ -35,6 +35,7 @@ import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,9 +60,6 @@ from watchkeeper.logstore._arrow import (
 from watchkeeper.logstore._errors import LogClosedError, LogStoreError
 from watchkeeper.logstore._normalize import (
     Checked,
-    dumps,
-    normalize_feedback,
-    normalize_prediction,
     validate_model_name,
 )
 from watchkeeper.logstore._records import (
@@ -69,7 +67,9 @@ from watchkeeper.logstore._records import (
     FeedbackResult,
     FeedbackStats,
     PredictionRecord,
+    WriteResult,
 )
+from watchkeeper.logstore._sql import same_content
 from watchkeeper.logstore._window import check_last, to_seconds
 
 __all__ = ["CompactResult", "ParquetLogSink"]
@@ -96,37 +96,29 @@ class CompactResult:
     Examples
     --------
     >>> CompactResult(n_partitions=1, n_files_read=3, n_rows=10, n_duplicates=2)
-    CompactResult(n_partitions=1, n_files_read=3, n_rows=10, n_duplicates=2)
+    CompactResult(n_partitions=1, n_files_read=3, n_rows=10, n_duplicates=2, n_conflicts=0)
     """
 
     n_partitions: int
     n_files_read: int
     n_rows: int
     n_duplicates: int
+    """Records dropped as repeats of an earlier record with the same features (retries)."""
+    n_conflicts: int = 0
+    """Records dropped because an earlier record holds their ``(model, id)`` with other
+    features (the first written is kept); not part of ``n_duplicates``."""
 
 
 def _day_of(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).date().isoformat()
 
 
-def _checked(records: Sequence[Any], normalize: Any) -> tuple[Sequence[Any], int]:
-    if isinstance(records, Checked):
-        return records, records.nonfinite
-    clean, nonfinite = [], 0
-    for record in records:
-        rec, n = normalize(record)
-        clean.append(rec)
-        nonfinite += n
-    return clean, nonfinite
-
-
-def _row(r: PredictionRecord) -> tuple[Any, ...]:
-    """A record as the SQL sinks' window row (feedback columns empty)."""
+def _row(r: PredictionRecord, texts: Sequence[str | None]) -> tuple[Any, ...]:
+    """A record as the SQL sinks' window row (feedback columns empty), from its encoded
+    ``(features, prediction, scores)`` texts."""
     return (
         r.id, r.ts, r.version, r.arm, r.shadow, r.status, r.error, r.latency_ms,
-        None if r.prediction is None else dumps(r.prediction),
-        None if r.scores is None else dumps(r.scores),
-        dumps(r.features), None, None, None,
+        texts[1], texts[2], texts[0], None, None, None,
     )  # fmt: skip
 
 
@@ -147,6 +139,8 @@ def _first_per_key(table: pa.Table, keys: list[str]) -> pa.Array:
 def dedupe_predictions(table: pa.Table) -> tuple[pa.Table, int]:
     """Keep the first written record per ``(id, arm)`` and per live id; count the others.
 
+    ``table`` holds one model's records (ids are scoped per model).
+
     Examples
     --------
     >>> t = pa.table({"id": ["a", "a", "a"], "arm": ["c", "c", "d"],
@@ -165,6 +159,46 @@ def dedupe_predictions(table: pa.Table) -> tuple[pa.Table, int]:
     keep = pc.or_(pc.is_in(table["_row"], _first_per_key(live, ["id"])), table["shadow"])
     kept = table.filter(keep).drop_columns(["_row"])
     return kept, n - kept.num_rows
+
+
+def count_conflicts(table: pa.Table, kept: pa.Table) -> int:
+    """How many records of ``table`` that :func:`dedupe_predictions` dropped (into ``kept``)
+    hold other features than the kept record of their key: conflicts, not retries.
+
+    Only the rows of repeated ids are compared, so a table without repeats costs nothing.
+
+    Examples
+    --------
+    >>> t = pa.table({"id": ["a", "a", "b", "b"], "arm": ["c"] * 4, "shadow": [False] * 4,
+    ...               "_written": [1, 2, 1, 2], "x": [1, 2, 5, 5]})
+    >>> kept, n = dedupe_predictions(t)
+    >>> n, count_conflicts(t, kept)
+    (2, 1)
+    """
+    if table.num_rows == kept.num_rows:
+        return 0
+    counts = pc.value_counts(table["id"])
+    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    base = set(LOG_COLUMNS) | {"_written"}
+    names = [c for c in table.column_names if c not in base]
+
+    def rows(t: pa.Table) -> list[dict[str, Any]]:
+        t = t.filter(pc.is_in(t["id"], repeated))
+        return t.select(["id", "arm", "shadow", *names]).to_pylist()
+
+    first: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for row in rows(kept):
+        first[(row["id"], row["arm"])] = row
+        if not row["shadow"]:
+            first[(row["id"], None)] = row
+    n = 0
+    for row in rows(table):
+        mine = first.get((row["id"], row["arm"] if row["shadow"] else None))
+        if mine is None:
+            mine = first.get((row["id"], row["arm"]))
+        if mine is not None and any(row[c] != mine[c] for c in names):
+            n += 1
+    return n
 
 
 class _Files:
@@ -278,6 +312,7 @@ class ParquetLogSink:
         storage_options: dict[str, Any] | None = None,
         row_group_size: int = 65_536,
         feedback_horizon_days: int = 90,
+        recent_keys: int = 100_000,
     ) -> None:
         text = os.fspath(url)
         if not text:
@@ -285,6 +320,7 @@ class ParquetLogSink:
         for name, value in (
             ("row_group_size", row_group_size),
             ("feedback_horizon_days", feedback_horizon_days),
+            ("recent_keys", recent_keys),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
@@ -296,6 +332,11 @@ class ParquetLogSink:
         self.nonfinite_total = 0
         #: Repeated predictions dropped by :meth:`compact` (writes are at least once).
         self.duplicates_total = 0
+        #: Conflicting records (an id logged with other features) dropped by :meth:`compact`.
+        self.conflicts_total = 0
+        #: How many keys this process remembers to refuse a reused id at write time.
+        self.recent_keys = recent_keys
+        self._recent: OrderedDict[tuple[str, str, str | None], str] = OrderedDict()
         self._closed = False
         self._lock = threading.Lock()
 
@@ -320,18 +361,46 @@ class ParquetLogSink:
     def _new_name(self, written: int) -> str:
         return f"part-{written:020d}-{uuid.uuid4().hex[:12]}.parquet"
 
-    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
+    def write_predictions(self, records: Sequence[PredictionRecord]) -> WriteResult | None:
         """Store ``records``: one new file per model and day; returning means stored.
 
-        At least once: a record written twice (a retry) is stored twice and read once.
+        At least once across processes: a record written twice by two processes is stored
+        twice and read once (the first written). Within this process, the keys written
+        recently (the last ``recent_keys``) are remembered: a record whose ``(model, id,
+        arm)``, or for a live record ``(model, id)``, this process already wrote is not
+        written again. With the same features it is a retry (``duplicates_total``); with
+        other features it is a conflict, listed by index in the returned
+        :class:`WriteResult`, as in the SQL stores. Returns ``None`` when every record was
+        stored.
         """
         self._check_open()
-        clean, nonfinite = _checked(records, normalize_prediction)
+        clean = Checked.of(records, feedback=False)
         if not clean:
-            return
+            return None
         groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
-        for r in clean:
-            groups.setdefault((r.model, _day_of(r.ts)), []).append(_row(r))
+        keys: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        conflicts: list[int] = []
+        duplicates = 0
+        with self._lock:
+            batch: dict[tuple[str, str, str | None], str] = {}
+            for i, (r, texts) in enumerate(zip(clean, clean.encoded, strict=True)):
+                own = (r.model, r.id, r.arm)
+                live = None if r.shadow else (r.model, r.id, None)
+                seen = batch.get(own) or (batch.get(live) if live else None)
+                if seen is None:
+                    seen = self._recent.get(own) or (self._recent.get(live) if live else None)
+                if seen is not None:
+                    if same_content(seen, texts[0]):
+                        duplicates += 1
+                    else:
+                        conflicts.append(i)
+                    continue
+                batch[own] = texts[0]
+                if live:
+                    batch[live] = texts[0]
+                group = (r.model, _day_of(r.ts))
+                groups.setdefault(group, []).append(_row(r, texts))
+                keys.setdefault(group, []).extend([own, live] if live else [own])
         written = time.time_ns()
         for (model, day), rows in groups.items():
             table = window_table(rows).drop_columns(list(_LABEL_COLUMNS))
@@ -339,7 +408,18 @@ class ParquetLogSink:
             path = self._files.join("predictions", f"model={model}", f"date={day}",
                                     self._new_name(written))  # fmt: skip
             self._write(table, path, len(rows))
-        self.nonfinite_total += nonfinite
+            with self._lock:  # remembered once stored: a failed write may be retried
+                for key in keys[(model, day)]:
+                    self._recent[key] = batch[key]
+                    self._recent.move_to_end(key)
+                while len(self._recent) > self.recent_keys:
+                    self._recent.popitem(last=False)
+        with self._lock:
+            self.nonfinite_total += clean.nonfinite
+            self.duplicates_total += duplicates
+        if duplicates or conflicts:
+            return WriteResult(duplicates, tuple(conflicts))
+        return None
 
     def write_feedback(self, records: Sequence[FeedbackRecord]) -> FeedbackResult:
         """Store feedback in new files (one per day); unknown ids are stored and counted.
@@ -348,31 +428,31 @@ class ParquetLogSink:
         ``feedback_horizon_days`` before the feedback has it.
         """
         self._check_open()
-        clean, nonfinite = _checked(records, normalize_feedback)
+        clean = Checked.of(records, feedback=True)
         if not clean:
             return FeedbackResult(0, 0, ())
         ids = list(dict.fromkeys(r.id for r in clean))
         first = min(r.ts for r in clean) - self.feedback_horizon_days * _DAY
         known = self._known_ids(ids, _day_of(first), _day_of(max(r.ts for r in clean) + _DAY))
         written = time.time_ns()
-        groups: dict[str, list[FeedbackRecord]] = {}
-        for r in clean:
-            groups.setdefault(_day_of(r.ts), []).append(r)
+        groups: dict[str, list[tuple[FeedbackRecord, str | None]]] = {}
+        for r, label in zip(clean, clean.encoded, strict=True):
+            groups.setdefault(_day_of(r.ts), []).append((r, label))
         for day, group in groups.items():
             table = pa.table(
                 {
-                    "id": [r.id for r in group],
-                    "ts": pa.array([round(r.ts * 1e6) for r in group], pa.int64()).cast(_TS),
-                    "label": [None if r.label is None else dumps(r.label) for r in group],
-                    "flag": pa.array([r.flag for r in group], pa.bool_()),
-                    "note": pa.array([r.note for r in group], pa.string()),
+                    "id": [r.id for r, _ in group],
+                    "ts": pa.array([round(r.ts * 1e6) for r, _ in group], pa.int64()).cast(_TS),
+                    "label": pa.array([label for _, label in group], pa.string()),
+                    "flag": pa.array([r.flag for r, _ in group], pa.bool_()),
+                    "note": pa.array([r.note for r, _ in group], pa.string()),
                     "_written": pa.array([written] * len(group), pa.int64()),
                 },
                 schema=_FEEDBACK_SCHEMA,
             )
             path = self._files.join("feedback", f"date={day}", self._new_name(written))
             self._write(table, path, len(group))
-        self.nonfinite_total += nonfinite
+        self.nonfinite_total += clean.nonfinite
         unknown = tuple(i for i in ids if i not in known)
         n_unknown = sum(1 for r in clean if r.id not in known)
         return FeedbackResult(len(clean) - n_unknown, n_unknown, unknown)
@@ -634,7 +714,8 @@ class ParquetLogSink:
         """
         self._check_open()
         models = self.models() if model is None else [validate_model_name(model)]
-        merged: list[tuple[int, int, int]] = []  # (files read, rows kept, duplicates)
+        # (files read, rows kept, duplicates, conflicts)
+        merged: list[tuple[int, int, int, int]] = []
         for name in models:
             for day in self._prediction_days(name):
                 files = self._prediction_files(name, [day])
@@ -643,10 +724,11 @@ class ParquetLogSink:
                 table = self._predictions(name, [day])
                 assert table is not None
                 kept, n_repeated = dedupe_predictions(table)
+                n_conflicts = count_conflicts(table, kept)
                 kept = kept.sort_by([("ts", "ascending"), ("id", "ascending")])
                 folder = self._files.join("predictions", f"model={name}", f"date={day}")
                 self._replace(files, kept, folder)
-                merged.append((len(files), kept.num_rows, n_repeated))
+                merged.append((len(files), kept.num_rows, n_repeated - n_conflicts, n_conflicts))
         if model is None:
             root = self._files.join("feedback")
             for name in self._files.listdir(root, "date="):
@@ -657,15 +739,18 @@ class ParquetLogSink:
                     continue
                 kept = _first_exact(pa.concat_tables(self._read_all(files)))
                 self._replace(files, kept, folder)
-                merged.append((len(files), kept.num_rows, 0))
+                merged.append((len(files), kept.num_rows, 0, 0))
         n_duplicates = sum(m[2] for m in merged)
+        n_conflicts = sum(m[3] for m in merged)
         with self._lock:
             self.duplicates_total += n_duplicates
+            self.conflicts_total += n_conflicts
         return CompactResult(
             n_partitions=len(merged),
             n_files_read=sum(m[0] for m in merged),
             n_rows=sum(m[1] for m in merged),
             n_duplicates=n_duplicates,
+            n_conflicts=n_conflicts,
         )
 
     def _replace(self, files: Sequence[str], table: pa.Table, folder: str) -> None:

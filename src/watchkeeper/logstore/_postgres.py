@@ -9,9 +9,18 @@ groups the WAL flushes of concurrent commits from all workers.
 
 Batches. Large batches reach the table with ``COPY``, the fastest way into PostgreSQL; a batch
 that repeats a stored key (a retry) makes ``COPY`` fail, and is then written, inside the same
-transaction, by one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING``, which skips
-the records already stored by the same unique keys as in SQLite (``(id, arm)``, and one live
-record per id). Small batches use that ``INSERT`` directly: one round trip either way.
+transaction, by one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING``,
+which skips the records already stored by the same unique keys as in SQLite (``(model, id,
+arm)``, and one live record per ``(model, id)``). Small batches use that ``INSERT`` directly:
+one round trip either way. Records are stored as the JSON texts the caller's ``Checked`` list
+already holds (never encoded a second time).
+
+Identity. As in SQLite, ids are scoped per model. A record the ``INSERT`` skipped is looked up,
+in the same transaction and only when the ``INSERT`` skipped any: with the stored features it is
+an idempotent retry (``duplicates_total``); with other features it is a conflict, reported in
+the returned :class:`~watchkeeper.logstore.WriteResult`. Feedback has a ``model`` column and
+attaches only to its own model's prediction. Tables from before ids were scoped per model are
+migrated when the sink opens (the primary key is rebuilt; no row changes).
 
 Concurrency. One writer connection per sink, used under a lock (by the writer thread), and one
 reader connection whose reads each see one consistent snapshot (``REPEATABLE READ``). Any
@@ -34,19 +43,15 @@ from typing import TYPE_CHECKING, Any
 from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore._errors import LogClosedError, LogStoreError
-from watchkeeper.logstore._normalize import (
-    Checked,
-    dumps,
-    normalize_feedback,
-    normalize_prediction,
-    validate_model_name,
-)
+from watchkeeper.logstore._normalize import Checked, validate_model_name
 from watchkeeper.logstore._records import (
     FeedbackRecord,
     FeedbackResult,
     FeedbackStats,
     PredictionRecord,
+    WriteResult,
 )
+from watchkeeper.logstore._sql import FEEDBACK_STATS, prediction_rows, same_content
 from watchkeeper.logstore._window import window_filters
 
 if TYPE_CHECKING:
@@ -71,10 +76,8 @@ _SCHEMA = (
         latency_ms DOUBLE PRECISION NOT NULL,
         status TEXT NOT NULL,
         error TEXT,
-        PRIMARY KEY (id, arm)
+        PRIMARY KEY (model, id, arm)
     )""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS log_predictions_live_id ON log_predictions(id) "
-    "WHERE shadow = 0",
     "CREATE INDEX IF NOT EXISTS log_predictions_model_ts ON log_predictions(model, ts)",
     """
     CREATE TABLE IF NOT EXISTS log_feedback (
@@ -83,11 +86,31 @@ _SCHEMA = (
         ts DOUBLE PRECISION NOT NULL,
         label TEXT,
         flag BOOLEAN,
-        note TEXT
+        note TEXT,
+        model TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS log_feedback_id_ts ON log_feedback(prediction_id, ts)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS log_feedback_exact ON log_feedback(prediction_id, ts, "
-    "coalesce(label, ''), coalesce(flag::int, -1), coalesce(note, ''))",
+)
+# After the tables exist (and on tables from before ids were scoped per model): the
+# (model, id, arm) key, one live record per (model, id), and feedback's model column.
+_PRIMARY_KEY = (
+    "SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index AS i "
+    "CROSS JOIN unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) JOIN pg_attribute AS a "
+    "ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+    "WHERE i.indrelid = 'log_predictions'::regclass AND i.indisprimary"
+)
+_MIGRATE = (
+    "ALTER TABLE log_predictions DROP CONSTRAINT log_predictions_pkey, "
+    "ADD PRIMARY KEY (model, id, arm)",
+    "DROP INDEX IF EXISTS log_predictions_live_id",
+)
+_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS log_predictions_live_model_id "
+    "ON log_predictions(model, id) WHERE shadow = 0",
+    "ALTER TABLE log_feedback ADD COLUMN IF NOT EXISTS model TEXT",
+    "CREATE UNIQUE INDEX IF NOT EXISTS log_feedback_exact_model ON log_feedback(prediction_id, "
+    "ts, coalesce(label, ''), coalesce(flag::int, -1), coalesce(note, ''), coalesce(model, ''))",
+    "DROP INDEX IF EXISTS log_feedback_exact",
 )
 _COLUMNS = (
     "id, arm, ts, model, version, shadow, features, prediction, scores, latency_ms, status, error"
@@ -98,27 +121,35 @@ _INSERT_MANY = (
     f"INSERT INTO log_predictions ({_COLUMNS}) SELECT {_COLUMNS} FROM unnest("
     "%s::text[], %s::text[], %s::float8[], %s::text[], %s::int8[], %s::int2[], %s::text[], "
     "%s::text[], %s::text[], %s::float8[], %s::text[], %s::text[]) WITH ORDINALITY "
-    f"AS u({_COLUMNS}, ord) ORDER BY ord ON CONFLICT DO NOTHING"
+    f"AS u({_COLUMNS}, ord) ORDER BY ord ON CONFLICT DO NOTHING RETURNING model, id, arm"
 )
 _COPY_MIN_ROWS = 64  # below this one INSERT is as fast as COPY
 _INSERT_ONE = (
     f"INSERT INTO log_predictions ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-    "%s, %s) ON CONFLICT DO NOTHING"
+    "%s, %s) ON CONFLICT DO NOTHING RETURNING model, id, arm"
+)
+# The stored features of the keys an INSERT skipped (a live record: of its (model, id)).
+_STORED_FEATURES = (
+    "SELECT k.ord, p.features FROM unnest(%s::text[], %s::text[], %s::text[], %s::bool[]) "
+    "WITH ORDINALITY AS k(model, id, arm, live, ord) JOIN log_predictions AS p "
+    "ON p.model = k.model AND p.id = k.id "
+    "AND CASE WHEN k.live THEN p.shadow = 0 ELSE p.arm = k.arm END"
 )
 _INSERT_FEEDBACK = (
-    "INSERT INTO log_feedback (prediction_id, ts, label, flag, note) VALUES (%s, %s, %s, %s, %s) "
-    "ON CONFLICT DO NOTHING"
+    "INSERT INTO log_feedback (prediction_id, ts, label, flag, note, model) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
 )
+
 _SELECT_WINDOW = """
 SELECT p.id, p.ts, p.version, p.arm, p.shadow, p.status, p.error, p.latency_ms, p.prediction,
        p.scores, p.features, fl.label, ff.flag, fl.ts
 FROM log_predictions AS p
 LEFT JOIN LATERAL (
-    SELECT label, ts FROM log_feedback WHERE prediction_id = p.id AND label IS NOT NULL
-    ORDER BY ts DESC, seq DESC LIMIT 1) AS fl ON true
+    SELECT label, ts FROM log_feedback AS f WHERE f.prediction_id = p.id AND f.label IS NOT NULL
+    AND (f.model IS NULL OR f.model = p.model) ORDER BY ts DESC, seq DESC LIMIT 1) AS fl ON true
 LEFT JOIN LATERAL (
-    SELECT flag FROM log_feedback WHERE prediction_id = p.id AND flag IS NOT NULL
-    ORDER BY ts DESC, seq DESC LIMIT 1) AS ff ON true
+    SELECT flag FROM log_feedback AS f WHERE f.prediction_id = p.id AND f.flag IS NOT NULL
+    AND (f.model IS NULL OR f.model = p.model) ORDER BY ts DESC, seq DESC LIMIT 1) AS ff ON true
 """
 _DAY_OF = "floor(p.ts / 86400.0)::bigint"  # UTC day number of a prediction
 
@@ -160,34 +191,6 @@ def _connect_kwargs(url: str) -> tuple[dict[str, Any], str]:
     for key, value in parsed.query.items():
         kwargs[key] = " ".join(value) if isinstance(value, tuple) else value
     return kwargs, parsed.render_as_string(hide_password=True)
-
-
-def _prediction_row(r: PredictionRecord) -> tuple[Any, ...]:
-    return (
-        r.id,
-        r.arm,
-        r.ts,
-        r.model,
-        r.version,
-        int(r.shadow),
-        dumps(r.features),
-        None if r.prediction is None else dumps(r.prediction),
-        None if r.scores is None else dumps(r.scores),
-        r.latency_ms,
-        r.status,
-        r.error,
-    )
-
-
-def _checked(records: Sequence[Any], normalize: Any) -> tuple[Sequence[Any], int]:
-    if isinstance(records, Checked):
-        return records, records.nonfinite
-    clean, nonfinite = [], 0
-    for record in records:
-        rec, n = normalize(record)
-        clean.append(rec)
-        nonfinite += n
-    return clean, nonfinite
 
 
 class PostgresLogSink:
@@ -240,6 +243,11 @@ class PostgresLogSink:
             with self._errors("create the log tables"), conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
                 for statement in _SCHEMA:
+                    conn.execute(statement)
+                if conn.execute(_PRIMARY_KEY).fetchone()[0] != ["model", "id", "arm"]:
+                    for statement in _MIGRATE:
+                        conn.execute(statement)
+                for statement in _INDEXES:
                     conn.execute(statement)
 
     # -- connections ---------------------------------------------------------------------
@@ -302,59 +310,99 @@ class PostgresLogSink:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
+    def write_predictions(self, records: Sequence[PredictionRecord]) -> WriteResult | None:
         """Store ``records`` in one transaction; returning means committed.
 
-        Idempotent: a record whose ``(id, arm)`` is already stored, or a live record whose id
-        is already stored live, is ignored (counted in ``duplicates_total``).
+        Idempotent: a record whose ``(model, id, arm)`` is already stored, or a live record
+        whose ``(model, id)`` is already stored live, is not stored again. With the stored
+        features it is a retry (counted in ``duplicates_total``); with other features it is
+        a conflict, listed by index in the returned :class:`WriteResult`. Returns ``None``
+        when every record was stored.
         """
-        clean, nonfinite = _checked(records, normalize_prediction)
-        if not clean:
-            return
-        rows = [_prediction_row(r) for r in clean]
+        clean = Checked.of(records, feedback=False)
+        rows = prediction_rows(clean)
+        if not rows:
+            return None
+        conflicts: tuple[int, ...] = ()
         with self._transaction() as conn:
-            inserted = -1
+            stored: list[tuple[str, str, str]] | None = None
             if len(rows) >= _COPY_MIN_ROWS:
                 try:
                     with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
                         for row in rows:
                             copy.write_row(row)
-                    inserted = len(rows)
                 except self._psycopg.errors.UniqueViolation:
                     pass  # rolled back to the savepoint: skip the stored keys below
-            if inserted < 0:
+                else:
+                    stored = []
+            if stored is None:
                 if len(rows) == 1:
-                    inserted = conn.execute(_INSERT_ONE, rows[0]).rowcount
+                    stored = conn.execute(_INSERT_ONE, rows[0]).fetchall()
                 else:
                     columns = [list(c) for c in zip(*rows, strict=True)]
-                    inserted = conn.execute(_INSERT_MANY, columns).rowcount
-        self.nonfinite_total += nonfinite
-        self.duplicates_total += len(rows) - inserted
+                    stored = conn.execute(_INSERT_MANY, columns).fetchall()
+                if len(stored) < len(rows):  # some keys were there already
+                    conflicts = self._conflicts(conn, clean, stored)
+                n_skipped = len(rows) - len(stored)
+            else:
+                n_skipped = 0
+        self.nonfinite_total += clean.nonfinite
+        duplicates = n_skipped - len(conflicts)
+        self.duplicates_total += duplicates
+        return WriteResult(duplicates, conflicts) if duplicates or conflicts else None
+
+    @staticmethod
+    def _conflicts(conn: Any, records: Checked, stored: list[Any]) -> tuple[int, ...]:
+        """Indices of ``records`` the ``INSERT`` skipped whose key holds other features."""
+        inserted = {tuple(row) for row in stored}
+        skipped = []
+        for i, r in enumerate(records):
+            key = (r.model, r.id, r.arm)
+            if key in inserted:
+                inserted.discard(key)  # this record was stored; a repeat of it was not
+            else:
+                skipped.append(i)
+        rows = conn.execute(
+            _STORED_FEATURES,
+            (
+                [records[i].model for i in skipped],
+                [records[i].id for i in skipped],
+                [records[i].arm for i in skipped],
+                [not records[i].shadow for i in skipped],
+            ),
+        ).fetchall()
+        out = {
+            skipped[ord_ - 1]
+            for ord_, features in rows
+            if not same_content(features, records.encoded[skipped[ord_ - 1]][0])
+        }
+        return tuple(sorted(out))
 
     def write_feedback(self, records: Sequence[FeedbackRecord]) -> FeedbackResult:
         """Store feedback in one transaction; ids matching no prediction are kept and counted.
 
-        An exact repeat of a stored feedback record is ignored, so retrying a batch is safe.
+        An exact repeat of a stored feedback record (same id, ts, label, flag, note and model)
+        is ignored, so retrying a batch is safe. Feedback with a ``model`` matches only that
+        model's predictions.
         """
-        clean, nonfinite = _checked(records, normalize_feedback)
+        clean = Checked.of(records, feedback=True)
         if not clean:
             return FeedbackResult(0, 0, ())
         rows = [
-            (r.id, r.ts, None if r.label is None else dumps(r.label), r.flag, r.note) for r in clean
+            (r.id, r.ts, label, r.flag, r.note, r.model)
+            for r, label in zip(clean, clean.encoded, strict=True)
         ]
         ids = list(dict.fromkeys(r.id for r in clean))
         with self._transaction() as conn:
-            known = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT DISTINCT id FROM log_predictions WHERE id = ANY(%s)", (ids,)
-                )
-            }
+            logged = conn.execute(
+                "SELECT DISTINCT model, id FROM log_predictions WHERE id = ANY(%s)", (ids,)
+            ).fetchall()
             with conn.cursor() as cur:
                 cur.executemany(_INSERT_FEEDBACK, rows)
-        self.nonfinite_total += nonfinite
-        unknown = tuple(i for i in ids if i not in known)
-        n_unknown = sum(1 for r in clean if r.id not in known)
+        self.nonfinite_total += clean.nonfinite
+        known = {(m, i) for m, i in logged} | {(None, i) for _, i in logged}
+        unknown = tuple(dict.fromkeys(r.id for r in clean if (r.model, r.id) not in known))
+        n_unknown = sum(1 for r in clean if (r.model, r.id) not in known)
         return FeedbackResult(len(clean) - n_unknown, n_unknown, unknown)
 
     # -- reading ---------------------------------------------------------------------------
@@ -410,23 +458,15 @@ class PostgresLogSink:
             validate_model_name(model)
         scope = "" if model is None else " AND p.model = %s"
         params = () if model is None else (model,)
+        sql = [
+            q.format(p="log_predictions", f="log_feedback", scope=scope).replace("?", "%s")
+            for q in FEEDBACK_STATS
+        ]
         with self._snapshot() as conn:
-            received = conn.execute("SELECT count(*) FROM log_feedback").fetchone()[0]
-            matched = conn.execute(
-                "SELECT count(*) FROM log_feedback AS f WHERE EXISTS (SELECT 1 FROM "
-                f"log_predictions AS p WHERE p.id = f.prediction_id{scope})",
-                params,
-            ).fetchone()[0]
-            unknown, unknown_ids = conn.execute(
-                "SELECT count(*), count(DISTINCT prediction_id) FROM log_feedback AS f WHERE "
-                "NOT EXISTS (SELECT 1 FROM log_predictions AS p WHERE p.id = f.prediction_id)"
-            ).fetchone()
-            labelled = conn.execute(
-                "SELECT count(*) FROM log_predictions AS p WHERE p.shadow = 0"
-                f"{scope} AND EXISTS (SELECT 1 FROM log_feedback AS f "
-                "WHERE f.prediction_id = p.id AND f.label IS NOT NULL)",
-                params,
-            ).fetchone()[0]
+            received = conn.execute(sql[0]).fetchone()[0]
+            matched = conn.execute(sql[1], params).fetchone()[0]
+            unknown, unknown_ids = conn.execute(sql[2]).fetchone()
+            labelled = conn.execute(sql[3], params).fetchone()[0]
         return FeedbackStats(int(received), int(matched), int(unknown), int(unknown_ids),
                              int(labelled))  # fmt: skip
 
@@ -460,16 +500,16 @@ class PostgresLogSink:
     def _delete_exported(
         self, keys: Sequence[tuple[str, str]], max_seq: int, model: str | None = None
     ) -> int:
-        """Delete exported predictions by key, and the feedback on them that was exported.
-
-        ``model`` is accepted for the export's call; this store keys predictions by
-        ``(id, arm)``, so it is not needed to find them."""
+        """Delete exported predictions (of ``model``) by ``(id, arm)``, and the feedback on
+        them that was exported."""
         ids = list(dict.fromkeys(k[0] for k in keys))
+        scope = "" if model is None else " AND p.model = %s"
+        extra = () if model is None else (model,)
         with self._transaction() as conn:
             deleted = conn.execute(
                 "DELETE FROM log_predictions AS p USING unnest(%s::text[], %s::text[]) "
-                "AS k(id, arm) WHERE p.id = k.id AND p.arm = k.arm",
-                ([k[0] for k in keys], [k[1] for k in keys]),
+                f"AS k(id, arm) WHERE p.id = k.id AND p.arm = k.arm{scope}",
+                ([k[0] for k in keys], [k[1] for k in keys], *extra),
             ).rowcount
             conn.execute(
                 "DELETE FROM log_feedback AS f WHERE f.prediction_id = ANY(%s) AND f.seq <= %s "

@@ -27,7 +27,6 @@ per prediction, the latest label and the latest flag by feedback time.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -47,6 +46,7 @@ from watchkeeper.logstore._records import (
     PredictionRecord,
     WriteResult,
 )
+from watchkeeper.logstore._sql import FEEDBACK_STATS, prediction_rows, same_content
 from watchkeeper.logstore._window import window_filters
 
 if TYPE_CHECKING:
@@ -116,8 +116,6 @@ _INSERT_FEEDBACK = (
 #: Rows decoded at a time when reading a window.
 _READ_CHUNK = 100_000
 
-# Feedback sent for a model (or, from older files, for any model) of the prediction.
-_SAME_MODEL = "(f.model IS NULL OR f.model = p.model)"
 # Latest label and latest flag per prediction, each an index lookup on feedback_id_ts.
 _SELECT_WINDOW = """
 SELECT p.id, p.ts, p.version, p.arm, p.shadow, p.status, p.error, p.latency_ms, p.prediction,
@@ -145,16 +143,6 @@ def _open_turn_file(db: Path) -> int | None:
         return os.open(f"{db}-writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:
         return None
-
-
-def _same_content(stored: str, ours: str) -> bool:
-    """Whether two features texts hold the same values (key order aside)."""
-    if stored == ours:
-        return True
-    try:
-        return bool(json.loads(stored) == json.loads(ours))
-    except ValueError:  # pragma: no cover - the log holds only JSON it wrote
-        return False
 
 
 class SQLiteLogSink:
@@ -357,11 +345,7 @@ class SQLiteLogSink:
         when every record was stored.
         """
         clean = Checked.of(records, feedback=False)
-        rows: list[tuple[Any, ...]] = [
-            (r.id, r.arm, r.ts, r.model, r.version, int(r.shadow), texts[0], texts[1],
-             texts[2], r.latency_ms, r.status, r.error)
-            for r, texts in zip(clean, clean.encoded, strict=True)
-        ]  # fmt: skip
+        rows = prediction_rows(clean)
         if not rows:
             return None
         conflicts: tuple[int, ...] = ()
@@ -523,24 +507,12 @@ class SQLiteLogSink:
             validate_model_name(model)
         scope = "" if model is None else " AND p.model = ?"
         params = () if model is None else (model,)
+        sql = [q.format(p="predictions", f="feedback", scope=scope) for q in FEEDBACK_STATS]
         with self._snapshot() as conn:
-            received = conn.execute("SELECT count(*) FROM feedback").fetchone()[0]
-            matched = conn.execute(
-                "SELECT count(*) FROM feedback AS f WHERE EXISTS (SELECT 1 FROM predictions "
-                f"AS p WHERE p.id = f.prediction_id AND {_SAME_MODEL}{scope})",
-                params,
-            ).fetchone()[0]
-            unknown, unknown_ids = conn.execute(
-                "SELECT count(*), count(DISTINCT prediction_id) FROM feedback AS f WHERE NOT "
-                "EXISTS (SELECT 1 FROM predictions AS p WHERE p.id = f.prediction_id "
-                f"AND {_SAME_MODEL})"
-            ).fetchone()
-            labelled = conn.execute(
-                "SELECT count(*) FROM predictions AS p WHERE p.shadow = 0"
-                f"{scope} AND EXISTS (SELECT 1 FROM feedback AS f "
-                f"WHERE f.prediction_id = p.id AND {_SAME_MODEL} AND f.label IS NOT NULL)",
-                params,
-            ).fetchone()[0]
+            received = conn.execute(sql[0]).fetchone()[0]
+            matched = conn.execute(sql[1], params).fetchone()[0]
+            unknown, unknown_ids = conn.execute(sql[2]).fetchone()
+            labelled = conn.execute(sql[3], params).fetchone()[0]
         return FeedbackStats(int(received), int(matched), int(unknown), int(unknown_ids),
                              int(labelled))  # fmt: skip
 
@@ -672,6 +644,6 @@ def _conflicts(conn: sqlite3.Connection, records: Checked) -> tuple[int, ...]:
             sql = "SELECT features FROM predictions WHERE model = ? AND id = ? AND shadow = 0"
             params = (r.model, r.id)
         row = conn.execute(sql, params).fetchone()
-        if row is not None and not _same_content(row[0], texts[0]):
+        if row is not None and not same_content(row[0], texts[0]):
             out.append(i)
     return tuple(out)
