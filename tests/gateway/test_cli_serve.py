@@ -293,3 +293,30 @@ def test_two_workers_share_routes_metrics_and_the_log(root: Path, tmp_path: Path
     )
     assert counted == 30  # summed over both workers' files
     assert proc.returncode is not None
+
+
+def test_predict_reports_ids_logged_with_other_features(
+    root: Path, data_file: Path, tmp_path: Path
+) -> None:
+    args = ["predict", "churn", str(data_file), "--root", str(root), "--id-column", "order"]
+    first = runner.invoke(app, [*args, "--out", str(tmp_path / "a.csv")])
+    assert first.exit_code == 0, first.output
+    rerun = runner.invoke(app, [*args, "--out", str(tmp_path / "b.csv"), "--json"])
+    assert rerun.exit_code == 0, rerun.output  # the same rows again: a retry, logged once
+    assert json.loads(rerun.stdout)["conflicts"] == []
+    frame = pd.read_csv(data_file)
+    numeric = next(c for c in CHURN_INPUTS if pd.api.types.is_numeric_dtype(frame[c]))
+    original = float(frame.loc[2, numeric])
+    frame.loc[[2, 7], numeric] = frame.loc[[2, 7], numeric] + 1000
+    frame.to_csv(data_file, index=False)
+    changed = runner.invoke(app, [*args, "--out", str(tmp_path / "c.csv")])
+    assert changed.exit_code == 2, changed.output
+    lines = changed.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert "'o-2' is already logged for model 'churn' with other features" in lines[0]
+    assert "'o-7'" in lines[1]
+    assert "Traceback" not in changed.output
+    assert len(pd.read_csv(tmp_path / "c.csv")) == 25  # scored all the same
+    logged = {r["id"]: r for r in read_log(root, "churn")}
+    assert len(logged) == 25
+    assert logged["o-2"][numeric] == pytest.approx(original)  # the first record is kept

@@ -72,7 +72,13 @@ def predict_command(
     batch_size: int = typer.Option(10_000, "--batch-size", help="Rows per model call."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
-    """Score DATA offline with a registered model and log the predictions like the gateway."""
+    """Score DATA offline with a registered model and log the predictions like the gateway.
+
+    Logging is idempotent: a row whose id is already logged for the model with the same
+    features (a rerun) is not logged twice. A row whose id is already logged with *other*
+    features is a conflict: it is scored and written to --out but not logged; each conflict is
+    reported on stderr, one line per id, and the command exits with code 2.
+    """
     try:
         summary = score_file(
             model,
@@ -97,6 +103,14 @@ def predict_command(
             f"scored {summary['rows']} rows with {summary['model']} version {summary['version']} "
             f"({summary['ref']}) into {summary['out']}{logged}"
         )
+    if summary["conflicts"]:
+        for conflict in summary["conflicts"]:
+            typer.echo(
+                f"error: prediction id {conflict!r} is already logged for model "
+                f"{summary['model']!r} with other features: not logged (use new ids, or --no-log)",
+                err=True,
+            )
+        raise typer.Exit(code=2)
 
 
 def score_file(
@@ -157,6 +171,7 @@ def score_file(
         sink = SQLiteLogSink(log_path)
     arm = alias if not alias.isdigit() else f"v{alias}"
     predictions: list[Any] = []
+    conflicts: list[str] = []
     scores: list[dict[str, float]] | None = [] if served.has_proba else None
     try:
         for start in range(0, len(frame), batch_size):
@@ -173,18 +188,19 @@ def score_file(
             if scores is not None:
                 scores.extend(batch_scores or [{} for _ in batch_predictions])
             if sink is not None:
-                sink.write_predictions(
-                    _records(
-                        part,
-                        logged_columns,
-                        ids[start:],
-                        served,
-                        arm,
-                        batch_predictions,
-                        batch_scores,
-                        latency_ms,
-                    )
+                batch = _records(
+                    part,
+                    logged_columns,
+                    ids[start:],
+                    served,
+                    arm,
+                    batch_predictions,
+                    batch_scores,
+                    latency_ms,
                 )
+                written = sink.write_predictions(batch)
+                if written is not None:
+                    conflicts.extend(batch[i].id for i in written.conflicts)
     finally:
         if sink is not None:
             sink.close()
@@ -200,6 +216,7 @@ def score_file(
         "rows": len(result),
         "out": str(out),
         "log": log_path,
+        "conflicts": conflicts,
     }
 
 
