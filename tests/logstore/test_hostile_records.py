@@ -19,8 +19,11 @@ from watchkeeper.logstore import (
     GroupCommitWriter,
     IdConflictError,
     LogOutcome,
+    ParquetLogSink,
+    PostgresLogSink,
     PredictionRecord,
     SQLiteLogSink,
+    open_sink,
 )
 
 
@@ -33,6 +36,31 @@ def rec(i: int | str, model: str = "churn", **changes: Any) -> PredictionRecord:
 @pytest.fixture
 def sink(tmp_path: Path) -> Any:
     found = SQLiteLogSink(tmp_path / "log.db", synchronous="normal")
+    yield found
+    found.close()
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.service),
+        "parquet",
+        pytest.param("s3", marks=pytest.mark.service),
+    ]
+)
+def any_sink(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Every log store (the id rules are the same for all)."""
+    if request.param == "sqlite":
+        found: Any = SQLiteLogSink(tmp_path / "log.db", synchronous="normal")
+    elif request.param == "postgresql":
+        found = open_sink(request.getfixturevalue("log_postgres").create_schema())
+    elif request.param == "parquet":
+        found = ParquetLogSink(tmp_path / "parquet")
+    else:
+        server = request.getfixturevalue("s3_server")
+        found = ParquetLogSink(
+            f"s3://{server.create_bucket()}/log", storage_options=server.storage_options
+        )
     yield found
     found.close()
 
@@ -117,7 +145,8 @@ def test_a_group_failing_because_of_one_record_is_retried_without_it(
     assert writer.stats()["split_retries_total"] == 1  # one shared group, split once
 
 
-def test_ids_are_idempotent_conflicting_or_scoped_per_model(sink: SQLiteLogSink) -> None:
+def test_ids_are_idempotent_conflicting_or_scoped_per_model(any_sink: Any) -> None:
+    sink = any_sink
     with GroupCommitWriter(sink) as writer:
         assert writer.submit(rec("dup-1")).result(timeout=10) is LogOutcome.COMMITTED
         assert writer.submit(rec("dup-1")).result(timeout=10) is LogOutcome.COMMITTED  # retry
@@ -164,3 +193,36 @@ def test_a_log_written_before_ids_were_scoped_is_migrated(tmp_path: Path) -> Non
         assert migrated.count() == 2
         assert migrated.read_window("churn").column("label").to_pylist() == [0]
         assert migrated.read_window("price").column("x").to_pylist() == [5]
+
+
+@pytest.mark.service
+def test_a_postgres_log_written_before_ids_were_scoped_is_migrated(log_postgres: Any) -> None:
+    import psycopg
+
+    url = log_postgres.create_schema()
+    with PostgresLogSink(url) as fresh:
+        kwargs = dict(fresh._kwargs)
+    with psycopg.connect(**kwargs, autocommit=True) as conn:
+        for statement in (
+            "DROP TABLE log_predictions", "DROP TABLE log_feedback",
+            """CREATE TABLE log_predictions (id TEXT NOT NULL, arm TEXT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL, model TEXT NOT NULL, version BIGINT NOT NULL,
+                shadow SMALLINT NOT NULL, features TEXT NOT NULL, prediction TEXT, scores TEXT,
+                latency_ms DOUBLE PRECISION NOT NULL, status TEXT NOT NULL, error TEXT,
+                PRIMARY KEY (id, arm))""",
+            "CREATE UNIQUE INDEX log_predictions_live_id ON log_predictions(id) WHERE shadow = 0",
+            """CREATE TABLE log_feedback (seq BIGSERIAL PRIMARY KEY, prediction_id TEXT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL, label TEXT, flag BOOLEAN, note TEXT)""",
+            """INSERT INTO log_predictions VALUES ('a', 'champion', 1.7e9, 'churn', 1, 0,
+                '{"x":1}', '1', NULL, 0.0, 'ok', NULL)""",
+            "INSERT INTO log_feedback (prediction_id, ts, label) VALUES ('a', 1.7e9 + 1, '0')",
+        ):  # fmt: skip
+            conn.execute(statement)
+    with PostgresLogSink(url) as migrated:
+        assert migrated.write_predictions([rec("a", model="price", features={"x": 5})]) is None
+        assert migrated.count() == 2
+        assert migrated.read_window("churn").column("label").to_pylist() == [0]
+        assert migrated.read_window("price").column("x").to_pylist() == [5]
+        clash = migrated.write_predictions([rec("a", features={"x": 2})])
+        assert clash is not None
+        assert clash.conflicts == (0,)

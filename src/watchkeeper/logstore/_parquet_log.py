@@ -85,6 +85,7 @@ _FEEDBACK_SCHEMA = pa.schema(
         ("flag", pa.bool_()),
         ("note", pa.string()),
         ("_written", pa.int64()),
+        ("model", pa.string()),  # the model it is for; null: any model (and older files)
     ]
 )
 
@@ -447,14 +448,15 @@ class ParquetLogSink:
                     "flag": pa.array([r.flag for r, _ in group], pa.bool_()),
                     "note": pa.array([r.note for r, _ in group], pa.string()),
                     "_written": pa.array([written] * len(group), pa.int64()),
+                    "model": pa.array([r.model for r, _ in group], pa.string()),
                 },
                 schema=_FEEDBACK_SCHEMA,
             )
             path = self._files.join("feedback", f"date={day}", self._new_name(written))
             self._write(table, path, len(group))
         self.nonfinite_total += clean.nonfinite
-        unknown = tuple(i for i in ids if i not in known)
-        n_unknown = sum(1 for r in clean if r.id not in known)
+        unknown = tuple(dict.fromkeys(r.id for r in clean if (r.model, r.id) not in known))
+        n_unknown = sum(1 for r in clean if (r.model, r.id) not in known)
         return FeedbackResult(len(clean) - n_unknown, n_unknown, unknown)
 
     # -- reading files -------------------------------------------------------------------
@@ -497,13 +499,17 @@ class ParquetLogSink:
                       if n.endswith(".parquet")]  # fmt: skip
         return paths
 
-    def _known_ids(self, ids: Sequence[str], first_day: str, last_day: str) -> set[str]:
+    def _known_ids(
+        self, ids: Sequence[str], first_day: str, last_day: str
+    ) -> set[tuple[str | None, str]]:
+        """``(model, id)`` and ``(None, id)`` of the predictions of ``ids`` in those days."""
         wanted = pa.array(ids, pa.string())
-        known: set[str] = set()
+        known: set[tuple[str | None, str]] = set()
         for model in self.models():
             days = [d for d in self._prediction_days(model) if first_day <= d <= last_day]
             for table in self._read_all(self._prediction_files(model, days), ["id"]):
-                known.update(table.filter(pc.is_in(table["id"], wanted))["id"].to_pylist())
+                for i in table.filter(pc.is_in(table["id"], wanted))["id"].to_pylist():
+                    known.update(((model, i), (None, i)))
         return known
 
     def _predictions(self, model: str, days: Sequence[str]) -> pa.Table | None:
@@ -512,7 +518,7 @@ class ParquetLogSink:
                               for t in tables)  # fmt: skip
 
     def _feedback(self, ids: pa.Array | None = None) -> pa.Table:
-        tables = self._read_all(self._feedback_files())
+        tables = [_with_model(t) for t in self._read_all(self._feedback_files())]
         if not tables:
             return _FEEDBACK_SCHEMA.empty_table()
         table = pa.concat_tables(tables)
@@ -555,7 +561,7 @@ class ParquetLogSink:
             table = self._window(model, days, lo, hi, version, arm, include_shadow)
         if table is None:
             return window_table([])
-        return self._with_labels(table, last)
+        return self._with_labels(table, last, model)
 
     def _window(
         self,
@@ -608,13 +614,14 @@ class ParquetLogSink:
                 return self._window(model, days[-n - 1 :], None, hi, version, arm, include_shadow)
         return table
 
-    def _with_labels(self, table: pa.Table, last: int | None) -> pa.Table:
+    def _with_labels(self, table: pa.Table, last: int | None, model: str) -> pa.Table:
         table = table.sort_by([("ts", "ascending"), ("id", "ascending"), ("arm", "ascending")])
         if last is not None and table.num_rows > last:
             table = table.slice(table.num_rows - last)
-        feedback = self._feedback(pc.unique(table["id"])).sort_by(
-            [("ts", "descending"), ("_written", "descending")]
-        )
+        feedback = self._feedback(pc.unique(table["id"]))
+        feedback = feedback.filter(  # sent for this model, or for any model
+            pc.or_kleene(pc.is_null(feedback["model"]), pc.equal(feedback["model"], model))
+        ).sort_by([("ts", "descending"), ("_written", "descending")])
         labels = feedback.filter(pc.is_valid(feedback["label"]))
         labels = labels.group_by("id", use_threads=False).aggregate(
             [("label", "first"), ("ts", "first")]
@@ -678,17 +685,33 @@ class ParquetLogSink:
         if model is not None:
             validate_model_name(model)
         feedback = self._feedback()
-        feedback = feedback.group_by(["id", "ts", "label", "flag", "note"], use_threads=False
-                                     ).aggregate([])  # fmt: skip
+        feedback = feedback.group_by(["id", "ts", "label", "flag", "note", "model"],
+                                     use_threads=False).aggregate([])  # fmt: skip
         ids = {name: self._ids(name) for name in self.models()}
         every = pa.concat_tables([t.select(["id"]) for t in ids.values()]) if ids else None
         all_ids = pa.array([], pa.string()) if every is None else pc.unique(every["id"])
         mine = ids.get(model) if model is not None else every
         own_ids = pa.array([], pa.string()) if mine is None else pc.unique(mine["id"])
         received = feedback.num_rows
-        matched = int(pc.sum(pc.is_in(feedback["id"], own_ids)).as_py() or 0)
-        unknown_rows = feedback.filter(pc.invert(pc.is_in(feedback["id"], all_ids)))
-        labelled_ids = pc.unique(feedback.filter(pc.is_valid(feedback["label"]))["id"])
+        # feedback for a model matches only that model's predictions; without one, any model's
+        keys = {(name, i) for name, t in ids.items() for i in pc.unique(t["id"]).to_pylist()}
+        fb_model, fb_id = feedback["model"].to_pylist(), feedback["id"].to_pylist()
+        any_ids = set(all_ids.to_pylist())
+        found = [
+            i in any_ids if m is None else (m, i) in keys
+            for m, i in zip(fb_model, fb_id, strict=True)
+        ]
+        own = set(own_ids.to_pylist())
+        mine_found = [
+            ok and i in own and (m is None or model is None or m == model)
+            for ok, m, i in zip(found, fb_model, fb_id, strict=True)
+        ]
+        matched = sum(mine_found)
+        unknown_rows = feedback.filter(pa.array([not ok for ok in found], pa.bool_()))
+        fb_mine = feedback.filter(
+            pa.array([m is None or model is None or m == model for m in fb_model], pa.bool_())
+        )
+        labelled_ids = pc.unique(fb_mine.filter(pc.is_valid(fb_mine["label"]))["id"])
         labelled = 0
         if mine is not None:
             live = mine.filter(pc.invert(mine["shadow"]))
@@ -737,7 +760,7 @@ class ParquetLogSink:
                          if n.endswith(".parquet")]  # fmt: skip
                 if len(files) < 2:
                     continue
-                kept = _first_exact(pa.concat_tables(self._read_all(files)))
+                kept = _first_exact(pa.concat_tables(_with_model(t) for t in self._read_all(files)))
                 self._replace(files, kept, folder)
                 merged.append((len(files), kept.num_rows, 0, 0))
         n_duplicates = sum(m[2] for m in merged)
@@ -778,5 +801,12 @@ def _first_exact(table: pa.Table) -> pa.Table:
     if table.num_rows == 0:
         return table
     table = _with_row_numbers(table.sort_by([("_written", "ascending")]))
-    first = _first_per_key(table, ["id", "ts", "label", "flag", "note"])
+    first = _first_per_key(table, ["id", "ts", "label", "flag", "note", "model"])
     return table.take(_sorted(first)).drop_columns(["_row"])
+
+
+def _with_model(table: pa.Table) -> pa.Table:
+    """A feedback table with its ``model`` column (null in files written before it existed)."""
+    if "model" in table.column_names:
+        return table.select(_FEEDBACK_SCHEMA.names)
+    return table.append_column("model", pa.nulls(table.num_rows, pa.string()))
