@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from watchkeeper.logstore._normalize import dumps
 
-__all__ = ["LOG_COLUMNS", "concat_windows", "json_column", "window_table"]
+__all__ = ["LOG_COLUMNS", "concat_windows", "filter_window", "json_column", "window_table"]
 
 #: Log columns of a window table, in order; feature columns follow.
 LOG_COLUMNS = (
@@ -278,3 +278,45 @@ def concat_windows(tables: Iterable[pa.Table]) -> pa.Table | None:
             )
         fixed.append(table)
     return pa.concat_tables(fixed, promote_options="permissive")
+
+
+def filter_window(
+    table: pa.Table,
+    lo: float | None,
+    hi: float | None,
+    version: int | None,
+    arm: str | None,
+    include_shadow: bool,
+) -> pa.Table:
+    """The rows of a window table with ``lo <= ts < hi`` (UTC seconds), of ``version`` and
+    ``arm`` when given, shadow records only with ``include_shadow``.
+
+    Examples
+    --------
+    >>> t = window_table([("a", 10.0, 1, "c", False, "ok", None, 1.0, "1", None, "{}",
+    ...                    None, None, None),
+    ...                   ("b", 20.0, 2, "c", True, "ok", None, 1.0, "1", None, "{}",
+    ...                    None, None, None)])
+    >>> filter_window(t, 5, None, None, None, True).column("id").to_pylist()
+    ['a', 'b']
+    >>> filter_window(t, None, 15, None, None, False).column("id").to_pylist()
+    ['a']
+    """
+    ts = pa.timestamp("us", tz="UTC")
+    conditions = []
+    if lo is not None:
+        conditions.append(pc.greater_equal(table["ts"], pa.scalar(round(lo * 1e6), ts)))
+    if hi is not None:
+        conditions.append(pc.less(table["ts"], pa.scalar(round(hi * 1e6), ts)))
+    if version is not None:
+        conditions.append(pc.equal(table["version"], version))
+    if arm is not None:
+        conditions.append(pc.equal(table["arm"], arm))
+    if not include_shadow:
+        conditions.append(pc.invert(table["shadow"]))
+    if not conditions:
+        return table
+    mask = conditions[0]
+    for condition in conditions[1:]:
+        mask = pc.and_(mask, condition)
+    return table.filter(mask)

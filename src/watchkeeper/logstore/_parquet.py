@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError
-from watchkeeper.logstore._arrow import LOG_COLUMNS, concat_windows, window_table
+from watchkeeper.logstore._arrow import LOG_COLUMNS, concat_windows, filter_window, window_table
 from watchkeeper.logstore._normalize import validate_model_name
 from watchkeeper.logstore._postgres import PostgresLogSink
 from watchkeeper.logstore._sqlite import SQLiteLogSink
@@ -250,23 +249,7 @@ def read_parquet(
     merged = concat_windows(tables)
     if merged is None:
         return window_table([])
-    ts = pa.timestamp("us", tz="UTC")
-    conditions = []
-    if lo is not None:
-        conditions.append(pc.greater_equal(merged["ts"], pa.scalar(round(lo * 1e6), ts)))
-    if hi is not None:
-        conditions.append(pc.less(merged["ts"], pa.scalar(round(hi * 1e6), ts)))
-    if version is not None:
-        conditions.append(pc.equal(merged["version"], version))
-    if arm is not None:
-        conditions.append(pc.equal(merged["arm"], arm))
-    if not include_shadow:
-        conditions.append(pc.invert(merged["shadow"]))
-    if conditions:
-        mask = conditions[0]
-        for condition in conditions[1:]:
-            mask = pc.and_(mask, condition)
-        merged = merged.filter(mask)
+    merged = filter_window(merged, lo, hi, version, arm, include_shadow)
     result = _ordered(merged)
     if last is not None and result.num_rows > last:
         result = result.slice(result.num_rows - last)

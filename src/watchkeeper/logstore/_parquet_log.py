@@ -54,6 +54,7 @@ from watchkeeper.logstore._arrow import (
     _field,
     _is_json_fallback,
     concat_windows,
+    filter_window,
     json_column,
     window_table,
 )
@@ -284,6 +285,9 @@ class ParquetLogSink:
         How many days before a label :meth:`write_feedback` looks for its prediction when it
         counts unknown ids (the label is stored and joined whatever its age; only the count
         of unknown ids is limited to this horizon).
+    recent_keys
+        How many prediction keys this sink remembers to refuse, at write time, a reused id
+        that it wrote itself (see :meth:`write_predictions`); the oldest are forgotten first.
 
     Examples
     --------
@@ -294,7 +298,10 @@ class ParquetLogSink:
     ...     sink.write_predictions([
     ...         PredictionRecord("r1", 1.7e9, "churn", 1, "champion", {"age": 41}, 0),
     ...         PredictionRecord("r2", 1.7e9 + 1, "churn", 1, "champion", {"age": 29}, 1)])
-    ...     sink.write_predictions([  # a retried record: stored again, read once
+    ...     retry = sink.write_predictions([  # a retry this sink wrote: not stored again
+    ...         PredictionRecord("r2", 1.7e9 + 1, "churn", 1, "champion", {"age": 29}, 1)])
+    ...     other = ParquetLogSink(d)  # another writer's retry: stored again, read once
+    ...     other.write_predictions([
     ...         PredictionRecord("r2", 1.7e9 + 1, "churn", 1, "champion", {"age": 29}, 1)])
     ...     result = sink.write_feedback([FeedbackRecord("r2", 1.7e9 + 60, label=1)])
     ...     compacted = sink.compact()
@@ -302,6 +309,8 @@ class ParquetLogSink:
     ...     sink.close()
     >>> result.n_matched, table.column("age").to_pylist(), table.column("label").to_pylist()
     (1, [41, 29], [None, 1])
+    >>> retry
+    WriteResult(duplicates=1, conflicts=())
     >>> compacted.n_files_read, compacted.n_duplicates  # two prediction files merged
     (2, 1)
     """
@@ -577,23 +586,7 @@ class ParquetLogSink:
         if table is None:
             return None
         table, _ = dedupe_predictions(table)
-        conditions = []
-        if lo is not None:
-            conditions.append(pc.greater_equal(table["ts"], pa.scalar(round(lo * 1e6), _TS)))
-        if hi is not None:
-            conditions.append(pc.less(table["ts"], pa.scalar(round(hi * 1e6), _TS)))
-        if version is not None:
-            conditions.append(pc.equal(table["version"], version))
-        if arm is not None:
-            conditions.append(pc.equal(table["arm"], arm))
-        if not include_shadow:
-            conditions.append(pc.invert(table["shadow"]))
-        if conditions:
-            mask = conditions[0]
-            for condition in conditions[1:]:
-                mask = pc.and_(mask, condition)
-            table = table.filter(mask)
-        return table
+        return filter_window(table, lo, hi, version, arm, include_shadow)
 
     def _newest(
         self,

@@ -37,25 +37,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore._errors import LogClosedError, LogStoreError
-from watchkeeper.logstore._normalize import Checked, validate_model_name
+from watchkeeper.logstore._normalize import Checked
 from watchkeeper.logstore._records import (
     FeedbackRecord,
     FeedbackResult,
-    FeedbackStats,
     PredictionRecord,
     WriteResult,
 )
-from watchkeeper.logstore._sql import FEEDBACK_STATS, prediction_rows, same_content
-from watchkeeper.logstore._window import window_filters
+from watchkeeper.logstore._sql import SQLLogReads, prediction_rows, same_content
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    pass
 
 __all__ = ["PostgresLogSink"]
 
@@ -193,7 +190,7 @@ def _connect_kwargs(url: str) -> tuple[dict[str, Any], str]:
     return kwargs, parsed.render_as_string(hide_password=True)
 
 
-class PostgresLogSink:
+class PostgresLogSink(SQLLogReads):
     """Prediction and feedback log in a PostgreSQL database, safe for many writers.
 
     Parameters
@@ -220,6 +217,11 @@ class PostgresLogSink:
     ...
     watchkeeper.exceptions.InputError: PostgresLogSink needs a postgresql:// URL, ...
     """
+
+    _PREDICTIONS, _FEEDBACK = "log_predictions", "log_feedback"
+    _SELECT_WINDOW = _SELECT_WINDOW
+    _DAY_OF = _DAY_OF
+    _PLACEHOLDER = "%s"
 
     def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
         self._kwargs, self.url = _connect_kwargs(url)
@@ -405,97 +407,7 @@ class PostgresLogSink:
         n_unknown = sum(1 for r in clean if (r.model, r.id) not in known)
         return FeedbackResult(len(clean) - n_unknown, n_unknown, unknown)
 
-    # -- reading ---------------------------------------------------------------------------
-
-    def read_window(
-        self,
-        model: str,
-        *,
-        start: datetime | float | None = None,
-        end: datetime | float | None = None,
-        last: int | None = None,
-        version: int | None = None,
-        arm: str | None = None,
-        include_shadow: bool = False,
-    ) -> pa.Table:
-        """Predictions of ``model`` with ``start <= ts < end`` (or the ``last`` N of them).
-
-        The same table as :meth:`SQLiteLogSink.read_window
-        <watchkeeper.logstore.SQLiteLogSink.read_window>`.
-        """
-        from watchkeeper.logstore._arrow import window_table
-
-        where, params = window_filters(model, start, end, last, version, arm, include_shadow)
-        order = "p.ts, p.id, p.arm"
-        if last is not None:
-            order = "p.ts DESC, p.id DESC, p.arm DESC LIMIT %s"
-            params.append(last)
-        sql = f"{_SELECT_WINDOW} WHERE {where.replace('?', '%s')} ORDER BY {order}"
-        with self._snapshot() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        if last is not None:
-            rows.reverse()
-        return window_table(rows)
-
-    def count(self, model: str | None = None) -> int:
-        """Number of stored predictions (of ``model``, or of all models), shadow included."""
-        with self._snapshot() as conn:
-            if model is None:
-                return int(conn.execute("SELECT count(*) FROM log_predictions").fetchone()[0])
-            validate_model_name(model)
-            sql = "SELECT count(*) FROM log_predictions WHERE model = %s"
-            return int(conn.execute(sql, (model,)).fetchone()[0])
-
-    def models(self) -> list[str]:
-        """Names of the models that have predictions in the log, sorted."""
-        with self._snapshot() as conn:
-            rows = conn.execute("SELECT DISTINCT model FROM log_predictions ORDER BY model")
-            return [r[0] for r in rows]
-
-    def feedback_stats(self, model: str | None = None) -> FeedbackStats:
-        """How much feedback arrived, matched a prediction (of ``model``) or matched none."""
-        if model is not None:
-            validate_model_name(model)
-        scope = "" if model is None else " AND p.model = %s"
-        params = () if model is None else (model,)
-        sql = [
-            q.format(p="log_predictions", f="log_feedback", scope=scope).replace("?", "%s")
-            for q in FEEDBACK_STATS
-        ]
-        with self._snapshot() as conn:
-            received = conn.execute(sql[0]).fetchone()[0]
-            matched = conn.execute(sql[1], params).fetchone()[0]
-            unknown, unknown_ids = conn.execute(sql[2]).fetchone()
-            labelled = conn.execute(sql[3], params).fetchone()[0]
-        return FeedbackStats(int(received), int(matched), int(unknown), int(unknown_ids),
-                             int(labelled))  # fmt: skip
-
     # -- export support (used by watchkeeper.logstore._parquet) -----------------------------
-
-    def _partitions(self, until: float) -> list[tuple[str, int]]:
-        """Distinct ``(model, UTC day number)`` of predictions with ``ts < until``."""
-        with self._snapshot() as conn:
-            rows = conn.execute(
-                f"SELECT DISTINCT model, {_DAY_OF} FROM log_predictions AS p WHERE p.ts < %s "
-                "ORDER BY 1, 2",
-                (until,),
-            )
-            return [(r[0], int(r[1])) for r in rows]
-
-    def _export_snapshot(self, model: str, day: int, until: float) -> tuple[pa.Table, int]:
-        """Every arm of one UTC day before ``until``, and the last feedback seq seen."""
-        from watchkeeper.logstore._arrow import window_table
-
-        lo, hi = day * 86_400.0 - 1, (day + 1) * 86_400.0 + 1
-        where, params = window_filters(model, lo, hi, None, None, None, True)
-        where = where.replace("?", "%s") + f" AND {_DAY_OF} = %s AND p.ts < %s"
-        params += [day, until]
-        with self._snapshot() as conn:
-            rows = conn.execute(
-                f"{_SELECT_WINDOW} WHERE {where} ORDER BY p.ts, p.id, p.arm", params
-            ).fetchall()
-            max_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM log_feedback").fetchone()[0]
-        return window_table(rows), int(max_seq)
 
     def _delete_exported(
         self, keys: Sequence[tuple[str, str]], max_seq: int, model: str | None = None

@@ -32,25 +32,22 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore._errors import LogClosedError, LogStoreError
-from watchkeeper.logstore._normalize import Checked, validate_model_name
+from watchkeeper.logstore._normalize import Checked
 from watchkeeper.logstore._records import (
     FeedbackRecord,
     FeedbackResult,
-    FeedbackStats,
     PredictionRecord,
     WriteResult,
 )
-from watchkeeper.logstore._sql import FEEDBACK_STATS, prediction_rows, same_content
-from watchkeeper.logstore._window import window_filters
+from watchkeeper.logstore._sql import SQLLogReads, prediction_rows, same_content
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    pass
 
 __all__ = ["SQLiteLogSink"]
 
@@ -145,7 +142,7 @@ def _open_turn_file(db: Path) -> int | None:
         return None
 
 
-class SQLiteLogSink:
+class SQLiteLogSink(SQLLogReads):
     """Prediction and feedback log in one SQLite file (WAL mode).
 
     Parameters
@@ -175,6 +172,10 @@ class SQLiteLogSink:
     >>> result.n_matched, table.column("age").to_pylist(), table.column("label").to_pylist()
     (1, [41, 29], [None, 1])
     """
+
+    _PREDICTIONS, _FEEDBACK = "predictions", "feedback"
+    _SELECT_WINDOW = _SELECT_WINDOW
+    _DAY_OF = _DAY_OF
 
     def __init__(
         self,
@@ -404,151 +405,7 @@ class SQLiteLogSink:
                 f"the prediction log {str(self.path)!r} cannot be written: {exc}"
             ) from exc
 
-    # -- reading ---------------------------------------------------------------------------
-
-    def read_window(
-        self,
-        model: str,
-        *,
-        start: datetime | float | None = None,
-        end: datetime | float | None = None,
-        last: int | None = None,
-        version: int | None = None,
-        arm: str | None = None,
-        include_shadow: bool = False,
-    ) -> pa.Table:
-        """Predictions of ``model`` with ``start <= ts < end`` (or the ``last`` N of them).
-
-        Returns a ``pyarrow.Table`` sorted by time: ``id``, ``ts`` (``timestamp[us, UTC]``),
-        ``version``, ``arm``, ``shadow``, ``status``, ``error``, ``latency_ms``,
-        ``prediction``, ``scores`` (JSON text), the latest ``label``, the latest ``flag`` and
-        ``label_ts`` joined by id (null without feedback), then one column per feature. Shadow
-        records are left out unless ``include_shadow``. ``start``/``end`` are aware datetimes
-        or UTC seconds. See :mod:`watchkeeper.logstore._arrow` for the column types.
-
-        Examples
-        --------
-        >>> import tempfile, os
-        >>> from datetime import datetime, timezone
-        >>> from watchkeeper.logstore import PredictionRecord
-        >>> tmp = tempfile.TemporaryDirectory()
-        >>> sink = SQLiteLogSink(os.path.join(tmp.name, "log.db"))
-        >>> t0 = datetime(2024, 5, 1, tzinfo=timezone.utc).timestamp()
-        >>> sink.write_predictions([
-        ...     PredictionRecord(f"r{i}", t0 + 3600 * i, "churn", 1 + i % 2, "champion",
-        ...                      {"x": i}, 0) for i in range(6)])
-        >>> sink.read_window("churn", last=2).column("x").to_pylist()
-        [4, 5]
-        >>> window = sink.read_window("churn", start=t0 + 3600, end=t0 + 4 * 3600, version=2)
-        >>> window.column("id").to_pylist(), str(window.column("ts")[0])
-        (['r1', 'r3'], '2024-05-01 01:00:00+00:00')
-        >>> sink.close(); tmp.cleanup()
-        """
-        from watchkeeper.logstore._arrow import window_table
-
-        where, params = window_filters(model, start, end, last, version, arm, include_shadow)
-        order = "p.ts, p.id, p.arm"
-        if last is not None:
-            # the newest N, read backwards along the (model, ts) index and reversed below
-            order = "p.ts DESC, p.id DESC, p.arm DESC LIMIT ?"
-            params.append(last)
-        sql = f"{_SELECT_WINDOW} WHERE {where} ORDER BY {order}"
-        if last is not None:
-            with self._snapshot() as conn:
-                rows = conn.execute(sql, params).fetchall()
-            rows.reverse()
-            return window_table(rows)
-        from watchkeeper.logstore._arrow import concat_windows
-
-        # In chunks: the Python rows of one chunk at a time, not of the whole window (the
-        # chunks' tables unify as one window table would: see concat_windows).
-        tables = []
-        with self._snapshot() as conn:
-            cursor = conn.execute(sql, params)
-            while chunk := cursor.fetchmany(_READ_CHUNK):
-                tables.append(window_table(chunk))
-        return tables[0] if len(tables) == 1 else concat_windows(tables) or window_table([])
-
-    def count(self, model: str | None = None) -> int:
-        """Number of stored predictions (of ``model``, or of all models), shadow included."""
-        with self._snapshot() as conn:
-            if model is None:
-                return int(conn.execute("SELECT count(*) FROM predictions").fetchone()[0])
-            validate_model_name(model)
-            sql = "SELECT count(*) FROM predictions WHERE model = ?"
-            return int(conn.execute(sql, (model,)).fetchone()[0])
-
-    def models(self) -> list[str]:
-        """Names of the models that have predictions in the log, sorted."""
-        with self._snapshot() as conn:
-            rows = conn.execute("SELECT DISTINCT model FROM predictions ORDER BY model")
-            return [r[0] for r in rows]
-
-    def feedback_stats(self, model: str | None = None) -> FeedbackStats:
-        """How much feedback arrived, matched a prediction (of ``model``) or matched none.
-
-        Examples
-        --------
-        >>> import tempfile, os
-        >>> from watchkeeper.logstore import FeedbackRecord, PredictionRecord
-        >>> tmp = tempfile.TemporaryDirectory()
-        >>> sink = SQLiteLogSink(os.path.join(tmp.name, "log.db"))
-        >>> sink.write_predictions([PredictionRecord("a", 1.7e9, "churn", 1, "c", {}, 0)])
-        >>> sink.write_feedback([FeedbackRecord("a", 1.7e9 + 9, label=1),
-        ...                      FeedbackRecord("typo", 1.7e9 + 9, label=0)])
-        FeedbackResult(n_matched=1, n_unknown=1, unknown_ids=('typo',))
-        >>> sink.feedback_stats("churn")
-        FeedbackStats(n_received=2, n_matched=1, n_unknown=1, n_unknown_ids=1, n_labelled=1)
-        >>> sink.count("churn"), sink.models()
-        (1, ['churn'])
-        >>> sink.close(); tmp.cleanup()
-        """
-        if model is not None:
-            validate_model_name(model)
-        scope = "" if model is None else " AND p.model = ?"
-        params = () if model is None else (model,)
-        sql = [q.format(p="predictions", f="feedback", scope=scope) for q in FEEDBACK_STATS]
-        with self._snapshot() as conn:
-            received = conn.execute(sql[0]).fetchone()[0]
-            matched = conn.execute(sql[1], params).fetchone()[0]
-            unknown, unknown_ids = conn.execute(sql[2]).fetchone()
-            labelled = conn.execute(sql[3], params).fetchone()[0]
-        return FeedbackStats(int(received), int(matched), int(unknown), int(unknown_ids),
-                             int(labelled))  # fmt: skip
-
     # -- export support (used by watchkeeper.logstore._parquet) -----------------------------
-
-    def _partitions(self, until: float) -> list[tuple[str, int]]:
-        """Distinct ``(model, UTC day number)`` of predictions with ``ts < until``.
-
-        The day is ``CAST(ts / 86400 AS INTEGER)``, the same expression
-        :meth:`_export_snapshot` selects by, so a row a rounding error away from midnight
-        belongs to exactly one day.
-        """
-        with self._snapshot() as conn:
-            rows = conn.execute(
-                f"SELECT DISTINCT model, {_DAY_OF} FROM predictions AS p WHERE p.ts < ? "
-                "ORDER BY 1, 2",
-                (until,),
-            )
-            return [(r[0], int(r[1])) for r in rows]
-
-    def _export_snapshot(self, model: str, day: int, until: float) -> tuple[pa.Table, int]:
-        """Every arm (shadow included) of one UTC day before ``until``, and the last feedback
-        seq seen in the same snapshot."""
-        from watchkeeper.logstore._arrow import window_table
-
-        # the ts range lets the (model, ts) index do the work; the day expression decides
-        lo, hi = day * 86_400.0 - 1, (day + 1) * 86_400.0 + 1
-        where, params = window_filters(model, lo, hi, None, None, None, True)
-        where += f" AND {_DAY_OF} = ? AND p.ts < ?"
-        params += [day, until]
-        with self._snapshot() as conn:
-            rows = conn.execute(
-                f"{_SELECT_WINDOW} WHERE {where} ORDER BY p.ts, p.id, p.arm", params
-            ).fetchall()
-            max_seq = conn.execute("SELECT ifnull(max(seq), 0) FROM feedback").fetchone()[0]
-        return window_table(rows), int(max_seq)
 
     def _delete_exported(
         self, keys: Sequence[tuple[str, str]], max_seq: int, model: str | None = None
