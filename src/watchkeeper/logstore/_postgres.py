@@ -315,11 +315,10 @@ class PostgresLogSink(SQLLogReads):
     def write_predictions(self, records: Sequence[PredictionRecord]) -> WriteResult | None:
         """Store ``records`` in one transaction; returning means committed.
 
-        Idempotent: a record whose ``(model, id, arm)`` is already stored, or a live record
-        whose ``(model, id)`` is already stored live, is not stored again. With the stored
-        features it is a retry (counted in ``duplicates_total``); with other features it is
-        a conflict, listed by index in the returned :class:`WriteResult`. Returns ``None``
-        when every record was stored.
+        The same identity rules as :meth:`SQLiteLogSink.write_predictions
+        <watchkeeper.logstore.SQLiteLogSink.write_predictions>`: a retry is counted in
+        ``duplicates_total``, a reused id with other features is listed in the returned
+        :class:`WriteResult`, and ``None`` means every record was stored.
         """
         clean = Checked.of(records, feedback=False)
         rows = prediction_rows(clean)
