@@ -4,17 +4,25 @@ scoped per model."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from tests._postgres import serve_postgres
 
 from watchkeeper.gateway import create_app
 from watchkeeper.gateway._log import SinkLog
-from watchkeeper.logstore import SQLiteLogSink
+from watchkeeper.logstore import ParquetLogSink, SQLiteLogSink, open_sink
 
 from ._apps import churn_record, fresh_root, gateway, read_log, serve, settings_for
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def reused_postgres() -> Iterator[Any]:
+    yield from serve_postgres()
 
 
 @pytest.fixture
@@ -58,3 +66,21 @@ async def test_reused_ids_through_a_direct_sink(root: Path) -> None:
         await _exercise(client)
     sink.close()
     assert len(read_log(root, "churn")) == 1
+
+
+@pytest.mark.parametrize("kind", ["parquet", pytest.param("postgresql", marks=pytest.mark.service)])
+async def test_reused_ids_on_the_other_stores(
+    root: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """PostgreSQL and Parquet (one writer process) answer a reused id as SQLite does."""
+    if kind == "parquet":
+        sink: Any = ParquetLogSink(root / "parquet-log")
+    else:
+        sink = open_sink(request.getfixturevalue("reused_postgres").create_schema())
+    app = create_app(settings_for(root), log=SinkLog(sink))
+    async with serve(app) as client:
+        await _exercise(client)
+    assert sink.read_window("churn").column("id").to_pylist() == ["order-17"]
+    assert sink.read_window("price").column("id").to_pylist() == ["order-17"]
+    assert sink.duplicates_total == 1
+    sink.close()
