@@ -186,7 +186,8 @@ def count_conflicts(table: pa.Table, kept: pa.Table) -> int:
 
     def rows(t: pa.Table) -> list[dict[str, Any]]:
         t = t.filter(pc.is_in(t["id"], repeated))
-        return t.select(["id", "arm", "shadow", *names]).to_pylist()
+        found: list[dict[str, Any]] = t.select(["id", "arm", "shadow", *names]).to_pylist()
+        return found
 
     first: dict[tuple[str, str | None], dict[str, Any]] = {}
     for row in rows(kept):
