@@ -269,3 +269,34 @@ def test_postgresql_days_export_to_parquet_on_s3(log_postgres: Any, s3_server: A
         assert len(result.paths) == 3  # three days
     assert _rows(back) == _rows(want)
     assert back.column("label").to_pylist() == want.column("label").to_pylist()
+
+
+@pytest.mark.parametrize("recent_keys", [100_000, 1])
+def test_parquet_reused_ids_a_writer_cannot_see_are_counted_on_compaction(
+    tmp_path: Path, recent_keys: int
+) -> None:
+    """Across writers (or once a key is forgotten) a Parquet log cannot refuse a reused id at
+    write time: the first written record is read, compaction counts retries and conflicts."""
+    url = f"file://{tmp_path / 'parquet'}"
+    one = ParquetLogSink(url, recent_keys=recent_keys)
+    two = ParquetLogSink(url)
+    base = [
+        PredictionRecord(f"r{i}", T0 + i, "churn", 1, "champion", {"x": i}, 0) for i in range(4)
+    ]
+    assert one.write_predictions(base) is None
+    one.write_predictions(
+        [PredictionRecord(f"z{i}", T0 + i, "churn", 1, "champion", {"x": i}, 0) for i in range(3)]
+    )
+    mine = one.write_predictions([base[0]])  # a retry, remembered only with room for it
+    assert (mine is not None) == (recent_keys > 1)
+    assert two.write_predictions([base[1]]) is None  # another writer's retry
+    clash = PredictionRecord("r2", T0 + 9, "churn", 1, "champion", {"x": 99}, 0)
+    assert two.write_predictions([clash]) is None  # not detectable by this writer
+    assert one.read_window("churn").column("x").to_pylist() == [0, 0, 1, 1, 2, 2, 3]
+    result = one.compact()
+    assert result.n_conflicts == 1
+    assert result.n_duplicates == (1 if recent_keys > 1 else 2)
+    assert one.conflicts_total == 1
+    assert sorted(one.read_window("churn").column("x").to_pylist()) == [0, 0, 1, 1, 2, 2, 3]
+    one.close()
+    two.close()
