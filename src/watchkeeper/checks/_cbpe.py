@@ -48,7 +48,7 @@ from watchkeeper.checks._estimation import (
     score_values,
 )
 from watchkeeper.checks._result import CheckResult
-from watchkeeper.data._adapters import read_table
+from watchkeeper.data import read_table
 from watchkeeper.exceptions import InputError
 
 __all__ = ["CBPE"]

@@ -38,7 +38,7 @@ from watchkeeper.checks._estimation import (
     score_values,
 )
 from watchkeeper.checks._result import CheckResult
-from watchkeeper.data._adapters import get_column, numeric_values, read_table, string_values
+from watchkeeper.data import get_column, numeric_values, read_table, string_values
 from watchkeeper.exceptions import InputError
 
 __all__ = ["DLE"]

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from scipy.stats import norm
 
 from watchkeeper.checks._result import CheckResult, Status
-from watchkeeper.data._adapters import get_column, numeric_values, read_table, string_values
+from watchkeeper.data import get_column, numeric_values, read_table, string_values
 from watchkeeper.exceptions import InputError, NotFittedError
 
 __all__ = [

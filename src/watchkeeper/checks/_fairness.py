@@ -47,14 +47,14 @@ from watchkeeper.checks._fairness_config import (
 )
 from watchkeeper.checks._fairness_groups import Pending, done, evaluate, groupings, subject_of
 from watchkeeper.checks._result import CheckResult, Status
-from watchkeeper.data._group_counts import (
+from watchkeeper.data import (
     MISSING_GROUP,
     FairnessTask,
     GroupCounts,
     canonical_strings,
 )
 from watchkeeper.exceptions import InputError
-from watchkeeper.stats import adjust_p_values
+from watchkeeper.stats import adjust_p_values, roc_auc
 
 __all__ = [
     "CLASSIFICATION_GAPS",
@@ -209,8 +209,6 @@ def _auc_by_group(
             "has no predict_proba or decision_function)",
             rule="skipped",
         ))]  # fmt: skip
-    from sklearn.metrics import roc_auc_score
-
     score = np.asarray(y_score, dtype=float)
     if score.ndim == 2:
         score = score[:, -1]
@@ -235,7 +233,7 @@ def _auc_by_group(
                     details={"positives": n_pos, "negatives": n_neg},
                 )))  # fmt: skip
                 continue
-            auc = float(roc_auc_score(positive[rows], score[rows]))
+            auc = roc_auc(score[rows], positive[rows])
             # Hanley & McNeil (1982) standard error.
             q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
             var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc)

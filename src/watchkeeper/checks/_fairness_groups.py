@@ -31,9 +31,9 @@ from watchkeeper.checks._fairness_stats import (
     welch_interval,
     welch_test,
 )
-from watchkeeper.checks._performance import wilson_interval
 from watchkeeper.checks._result import CheckResult, Status
-from watchkeeper.data._group_counts import GroupCounts
+from watchkeeper.data import GroupCounts
+from watchkeeper.stats import wilson_interval
 
 __all__ = ["Pending", "done", "evaluate", "groupings", "subject_of"]
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as _sps
 
-from watchkeeper.checks._performance import wilson_interval
+from watchkeeper.stats import wilson_interval
 
 __all__ = [
     "chi2_homogeneity",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from watchkeeper.checks._performance import wilson_interval
 from watchkeeper.checks._result import CheckResult, Status
 from watchkeeper.exceptions import InputError
+from watchkeeper.stats import wilson_interval
 
 __all__ = ["flag_rate_check"]
 

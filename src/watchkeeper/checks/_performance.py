@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from watchkeeper.checks._result import CheckResult, Status
 from watchkeeper.exceptions import InputError
+from watchkeeper.stats import f1_from_counts, roc_auc, weighted_roc_auc, wilson_interval
 
 __all__ = ["PerformanceRule", "realised_performance", "wilson_interval"]
 
@@ -99,26 +100,6 @@ class PerformanceRule:
         return reference - tol if metric in GREATER_IS_BETTER else reference + tol
 
 
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion.
-
-    Examples
-    --------
-    >>> lo, hi = wilson_interval(90, 100)
-    >>> round(lo, 4), round(hi, 4)
-    (0.8256, 0.9448)
-    """
-    if n <= 0:
-        return (0.0, 1.0)
-    from scipy.stats import norm
-
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
 def _weights(n: int, rule: PerformanceRule) -> Iterable[FloatArray]:
     """Resampling weights (how often each row is drawn), in chunks of rows of a B x n matrix.
 
@@ -163,46 +144,17 @@ def _bootstrap(
     return float(lo), float(hi)
 
 
-def weighted_auc(
-    scores: FloatArray, positive: NDArray[np.bool_], weights: FloatArray
-) -> FloatArray:
-    """ROC AUC (ties count one half) for each row of resampling ``weights``.
-
-    With unit weights this is the Mann–Whitney form of the AUC, equal to scikit-learn's
-    ``roc_auc_score``.
-
-    Examples
-    --------
-    >>> s = np.array([0.1, 0.4, 0.35, 0.8]); y = np.array([False, False, True, True])
-    >>> weighted_auc(s, y, np.ones((1, 4)))
-    array([0.75])
-    """
-    order = np.argsort(scores, kind="stable")
-    sorted_scores = scores[order]
-    pos = positive[order].astype(np.float64)
-    w = weights[:, order]
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    gp = np.add.reduceat(w * pos, starts, axis=1)
-    gn = np.add.reduceat(w * (1.0 - pos), starts, axis=1)
-    below = np.cumsum(gn, axis=1) - gn
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (gp * (below + 0.5 * gn)).sum(axis=1) / (gp.sum(axis=1) * gn.sum(axis=1))
-    return np.asarray(out, dtype=np.float64)
+#: The bootstrap form of ROC AUC (kept under its old name; its home is watchkeeper.stats).
+weighted_auc = weighted_roc_auc
 
 
 def _cell_f1(weights: FloatArray, cells: FloatArray) -> FloatArray:
     tp, fp, fn = (weights @ cells).T  # cells: tp, fp, fn indicators per row
-    return _f1_from(tp, fp, fn)
+    return f1_from_counts(tp, fp, fn)
 
 
 def _auc_of(weights: FloatArray, scores: FloatArray, positive: NDArray[np.bool_]) -> FloatArray:
     return weighted_auc(scores, positive, weights)
-
-
-def _f1_from(tp: FloatArray, fp: FloatArray, fn: FloatArray) -> FloatArray:
-    den = 2 * tp + fp + fn
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1.0), 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +225,7 @@ def _class_measures(
         out.append(_proportion("recall", subject, tp, n_true, rec, rule, f"true {c}"))
         t, s = truth[c], said[c]
         cells = np.stack([t * s, (1 - t) * s, t * (1 - s)], axis=1)  # tp, fp, fn per row
-        f1 = float(skm.f1_score(y, pred, labels=[c], average="macro", zero_division=0.0))
+        f1 = float(f1_from_counts(tp, n_said - tp, n_true - tp))
         out.append(_booted("f1", subject, f1, functools.partial(_cell_f1, cells=cells), n, rule))
     if not binary and present:
         tps = np.stack([truth[c] * said[c] for c in present])
@@ -288,7 +240,7 @@ def _class_measures(
                 elif part == "recall":
                     v = np.where(tp + fn > 0, tp / np.where(tp + fn > 0, tp + fn, 1), 0.0)
                 else:
-                    v = _f1_from(tp, fp, fn)
+                    v = f1_from_counts(tp, fp, fn)
             return np.asarray(v.mean(axis=1), dtype=np.float64)
 
         for part, fn_ in (
@@ -333,7 +285,7 @@ def _proba_measures(
         aucs.append(("model" if binary else str(c), proba[:, i], positive))
     for subject, score, positive in aucs:
         defined = 0 < int(positive.sum()) < n
-        value_auc = float(skm.roc_auc_score(positive, score)) if defined else None
+        value_auc = roc_auc(score, positive) if defined else None
         out.append(
             _booted("roc_auc", subject, value_auc,
                     functools.partial(_auc_of, scores=score, positive=positive), n, rule)
@@ -341,8 +293,8 @@ def _proba_measures(
     if not binary:
         present = [(s, p) for _, s, p in aucs if 0 < int(p.sum()) < n]
         if len(present) == len(aucs):
-            macro = float(skm.roc_auc_score(rows, norm, multi_class="ovr",
-                                            labels=list(range(len(classes)))))  # fmt: skip
+            # one-vs-rest macro average, as scikit-learn's roc_auc_score(multi_class="ovr")
+            macro = float(np.mean([roc_auc(s, p) for s, p in present]))
 
             def stat(w: FloatArray) -> FloatArray:
                 return np.asarray(

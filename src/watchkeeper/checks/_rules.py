@@ -29,8 +29,7 @@ import numpy as np
 
 from watchkeeper.checks._result import Status
 from watchkeeper.exceptions import InputError
-from watchkeeper.stats import TestResult, get_method
-from watchkeeper.stats._multitest import adjust_p_values
+from watchkeeper.stats import TestResult, adjust_p_values, get_method
 
 __all__ = [
     "ColumnTest",

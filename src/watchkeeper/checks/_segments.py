@@ -43,11 +43,10 @@ from watchkeeper.checks._fairness_stats import (
     welch_interval,
     welch_test,
 )
-from watchkeeper.checks._performance import wilson_interval
 from watchkeeper.checks._result import CheckResult, Status
 from watchkeeper.checks._segment_slices import Slice, data_slices
 from watchkeeper.exceptions import InputError
-from watchkeeper.stats._multitest import Correction, adjust_p_values
+from watchkeeper.stats import Correction, adjust_p_values, wilson_interval
 
 __all__ = ["weak_segments"]
 

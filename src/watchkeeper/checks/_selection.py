@@ -261,9 +261,7 @@ def feature_suggestions(
     """
     from threadpoolctl import threadpool_limits
 
-    from watchkeeper.explain import permutation_importance
-    from watchkeeper.explain._frame import as_frame
-    from watchkeeper.explain._model import ModelView
+    from watchkeeper.explain import ModelView, as_frame, permutation_importance
 
     if isinstance(n_repeats, bool) or n_repeats < 2:
         raise InputError(f"n_repeats must be at least 2, got {n_repeats}")

@@ -64,8 +64,12 @@ def rules_command(
     as_json: bool = _JSON,
 ) -> None:
     """Check a rules file and generate Prometheus rules and a Grafana dashboard from it."""
-    from watchkeeper.monitor._alert_rules import format_duration, parse_duration
-    from watchkeeper.monitor._promrules import render_grafana_dashboard, render_prometheus_rules
+    from watchkeeper.monitor import (
+        format_duration,
+        parse_duration,
+        render_grafana_dashboard,
+        render_prometheus_rules,
+    )
 
     config = _config(rules)
     if prometheus is not None:

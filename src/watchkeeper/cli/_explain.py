@@ -116,7 +116,7 @@ def _print(report: Any, written: list[str]) -> None:
 
 
 def _read(path: Path, columns: tuple[str, ...] | None) -> Any:
-    from watchkeeper.explain._frame import as_frame
+    from watchkeeper.explain import as_frame
 
     return as_frame(path, columns)
 

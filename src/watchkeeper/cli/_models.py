@@ -447,7 +447,7 @@ def card_command(
 ) -> None:
     """Write the model card of a version: intended use, data, metrics overall and by group,
     fairness, known limits, lineage. Without --md/--html it prints the Markdown."""
-    from watchkeeper.lifecycle._model_card import model_card
+    from watchkeeper.lifecycle import model_card
 
     name, _, ref = model.partition("@")
     with _session(ctx, as_json, root, registry_url, artifacts) as registry:

@@ -90,7 +90,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     ...
     watchkeeper.exceptions.InputError: --since 'last tuesday' is neither an ISO 8601 time ...
     """
-    from watchkeeper.monitor._alert_rules import parse_duration
+    from watchkeeper.monitor import parse_duration
 
     try:
         value = datetime.fromisoformat(text.strip())
@@ -339,7 +339,7 @@ def watch_command(
     quiet: bool = _QUIET,
 ) -> None:
     """Run the monitor every --interval until Ctrl-C (or --iterations runs)."""
-    from watchkeeper.monitor._alert_rules import parse_duration
+    from watchkeeper.monitor import parse_duration
 
     found = False
     try:

@@ -129,7 +129,7 @@ def score_file(
     import pandas as pd
 
     from watchkeeper.data import read_table
-    from watchkeeper.gateway._models import ServedVersion
+    from watchkeeper.gateway import ServedVersion
     from watchkeeper.registry import Registry
 
     if batch_size < 1:

@@ -148,7 +148,7 @@ def _card(label: str, value: str) -> str:
 def render_report_html(payload: dict[str, Any], drift_html: str | None) -> str:
     """The HTML page of a monitoring report (see :func:`report_command`)."""
     from watchkeeper._html import badge, esc, page
-    from watchkeeper.report._monitoring_html import render_alerts, render_monitoring
+    from watchkeeper.report import render_alerts, render_monitoring
 
     view = payload["monitoring"]
     drift = payload["drift"]
@@ -236,7 +236,7 @@ def report_command(
     from watchkeeper.logstore import open_sink
     from watchkeeper.monitor import AlertEvaluator, MonitorStore
     from watchkeeper.registry import Registry, validate_name
-    from watchkeeper.report._monitoring import monitor_view
+    from watchkeeper.report import monitor_view
 
     validate_name(model)
     if (window is None) == (last is None):
@@ -281,7 +281,7 @@ def report_command(
         )
         alerts = None
         if alerting is not None:
-            from watchkeeper.report._monitoring import alert_view
+            from watchkeeper.report import alert_view
 
             events = [
                 e

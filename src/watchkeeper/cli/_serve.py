@@ -127,7 +127,7 @@ def serve_command(
         fields["cors_origins"] = tuple(cors_origin)
     paths = {"root": root, "registry_url": registry, "artifacts": artifacts, "log_path": log}
     try:
-        from watchkeeper.gateway._settings import GatewaySettings
+        from watchkeeper.gateway import GatewaySettings
 
         fields.update({k: v for k, v in paths.items() if v})
         settings = GatewaySettings.from_env(None, **fields)
@@ -165,14 +165,14 @@ def serve_command(
 
 
 def _loopback(host: str) -> bool:
-    from watchkeeper.gateway._settings import is_loopback
+    from watchkeeper.gateway import is_loopback
 
     return is_loopback(host)
 
 
 def _preflight(settings: Any) -> None:
     """Fail before starting workers: bad registry URL, unwritable log folder."""
-    from watchkeeper.gateway._routes_store import RouteStore
+    from watchkeeper.gateway import RouteStore
     from watchkeeper.registry import Registry
 
     with Registry(settings.registry_url, artifacts=settings.artifacts, root=settings.root) as reg:

@@ -10,24 +10,38 @@ Examples
 
 from __future__ import annotations
 
-from watchkeeper.data._adapters import column_to_numpy, read_table
+from watchkeeper.data._adapters import (
+    column_to_numpy,
+    get_column,
+    numeric_values,
+    read_table,
+    string_values,
+)
 from watchkeeper.data._column_profiles import (
     CategoricalColumnProfile,
     DatetimeColumnProfile,
     TextColumnProfile,
 )
-from watchkeeper.data._group_counts import GroupCounts
+from watchkeeper.data._group_counts import (
+    MISSING_GROUP,
+    FairnessTask,
+    GroupCounts,
+    canonical_strings,
+)
+from watchkeeper.data._io import write_json_atomic
 from watchkeeper.data._numeric_profile import NumericColumnProfile
 from watchkeeper.data._validation import SchemaReport, TypeMismatch
 from watchkeeper.data.profile import ColumnProfile, Profile
 from watchkeeper.data.schema import ColumnKind, ColumnSpec, Role, Schema
 
 __all__ = [
+    "MISSING_GROUP",
     "CategoricalColumnProfile",
     "ColumnKind",
     "ColumnProfile",
     "ColumnSpec",
     "DatetimeColumnProfile",
+    "FairnessTask",
     "GroupCounts",
     "NumericColumnProfile",
     "Profile",
@@ -36,6 +50,11 @@ __all__ = [
     "SchemaReport",
     "TextColumnProfile",
     "TypeMismatch",
+    "canonical_strings",
     "column_to_numpy",
+    "get_column",
+    "numeric_values",
     "read_table",
+    "string_values",
+    "write_json_atomic",
 ]

@@ -6,6 +6,7 @@ for LIME; both are imported only when an explanation is computed.
 """
 
 from watchkeeper.explain._drift import DegradationCause, attribution_drift, rank_degradation_causes
+from watchkeeper.explain._frame import as_frame
 from watchkeeper.explain._global import (
     GlobalExplanation,
     RankChange,
@@ -13,6 +14,7 @@ from watchkeeper.explain._global import (
     rank_changes,
 )
 from watchkeeper.explain._local import Explainer, Explanation, explain
+from watchkeeper.explain._model import ModelView
 from watchkeeper.explain._render import explanation_section
 from watchkeeper.explain._report import ExplanationReport, explanation_report
 from watchkeeper.explain._surrogate import (
@@ -28,9 +30,11 @@ __all__ = [
     "Explanation",
     "ExplanationReport",
     "GlobalExplanation",
+    "ModelView",
     "PermutationImportance",
     "RankChange",
     "Surrogate",
+    "as_frame",
     "attribution_drift",
     "explain",
     "explanation_report",

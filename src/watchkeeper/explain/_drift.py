@@ -37,8 +37,7 @@ from scipy.stats import norm
 from watchkeeper.checks import CheckResult, Status
 from watchkeeper.exceptions import InputError
 from watchkeeper.explain._global import Z95, GlobalExplanation
-from watchkeeper.stats import adjust_p_values
-from watchkeeper.stats._multitest import Correction
+from watchkeeper.stats import Correction, adjust_p_values
 
 __all__ = ["DegradationCause", "attribution_drift", "rank_degradation_causes"]
 

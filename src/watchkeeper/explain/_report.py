@@ -66,7 +66,7 @@ class ExplanationReport:
 
     def to_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` to ``path`` (atomically)."""
-        from watchkeeper.data._io import write_json_atomic
+        from watchkeeper.data import write_json_atomic
 
         return write_json_atomic(Path(path), self.to_dict())
 

@@ -21,9 +21,13 @@ for _module in ("fastapi", "prometheus_client"):
 
 from watchkeeper.gateway._app import app_from_env, create_app  # noqa: E402
 from watchkeeper.gateway._errors import ApiError, FieldProblem  # noqa: E402
+from watchkeeper.gateway._models import ServedVersion  # noqa: E402
 from watchkeeper.gateway._routes_store import RouteStore  # noqa: E402
 from watchkeeper.gateway._routing import Arm, Route, choose  # noqa: E402
-from watchkeeper.gateway._settings import GatewaySettings  # noqa: E402
+from watchkeeper.gateway._settings import (  # noqa: E402
+    GatewaySettings,
+    is_loopback,
+)
 
 __all__ = [
     "ApiError",
@@ -32,7 +36,9 @@ __all__ = [
     "GatewaySettings",
     "Route",
     "RouteStore",
+    "ServedVersion",
     "app_from_env",
     "choose",
     "create_app",
+    "is_loopback",
 ]

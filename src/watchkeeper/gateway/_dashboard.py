@@ -158,7 +158,7 @@ class Sources:
 
     def alerts(self, model: str, limit: int) -> dict[str, Any] | None:
         """Firing alerts and the newest ``limit`` alert events of ``model``, or ``None``."""
-        from watchkeeper.report._monitoring import alert_view
+        from watchkeeper.report import alert_view
 
         evaluator = self._open("AlertEvaluator")
         if evaluator is None:
@@ -182,7 +182,7 @@ def _route(ctx: Context, snapshot: Any, name: str) -> dict[str, Any] | None:
 
 
 def _overview(ctx: Context, sources: Sources, snapshot: Any) -> dict[str, Any]:
-    from watchkeeper.report._monitoring import monitor_view
+    from watchkeeper.report import monitor_view
 
     store = sources.history()
     models = []
@@ -220,7 +220,7 @@ def _detail(
     version: int | None,
     arm: str | None,
 ) -> dict[str, Any]:
-    from watchkeeper.report._monitoring import monitor_view
+    from watchkeeper.report import monitor_view
 
     versions = ctx.registry.list_versions(name)
     history = ctx.registry.history(name)[-_HISTORY_EVENTS:]

@@ -112,7 +112,7 @@ def _event_change(e: dict[str, Any]) -> str:
 
 def detail_page(data: dict[str, Any], refresh: int) -> str:
     """One model: route, versions and aliases, audit trail, monitoring history, alerts."""
-    from watchkeeper.report._monitoring_html import render_alerts, render_monitoring
+    from watchkeeper.report import render_alerts, render_monitoring
 
     name = data["model"]
     monitoring = data["monitoring"]

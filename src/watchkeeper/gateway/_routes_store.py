@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 
 from watchkeeper.gateway._routing import Route
-from watchkeeper.registry import Event, Registry, StoreTransaction
-from watchkeeper.registry._routes import RouteTable, RoutingState
+from watchkeeper.registry import Event, Registry, RouteTable, RoutingState, StoreTransaction
 
 __all__ = ["RouteStore"]
 

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.calibration import calibration_curve
 
-from watchkeeper.checks._result import CheckResult, Status
+from watchkeeper.checks import CheckResult, Status
 from watchkeeper.exceptions import InputError
 from watchkeeper.lifecycle._config import CalibrationConfig
 from watchkeeper.lifecycle._metrics import Predictions

@@ -24,10 +24,11 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats as sps
 
-from watchkeeper.checks._result import CheckResult, Status
+from watchkeeper.checks import CheckResult, Status
 from watchkeeper.exceptions import InputError
 from watchkeeper.lifecycle._config import ComparisonConfig
 from watchkeeper.lifecycle._metrics import FloatArray, Metric, Predictions, get_metric
+from watchkeeper.stats import resampled_auc
 
 __all__ = [
     "PairedDifference",
@@ -210,40 +211,6 @@ def _resampled(metric: str, p: Predictions, idx: NDArray[np.intp]) -> FloatArray
         assert p.classes is not None
         return resampled_auc(p.y == p.classes[1], p.proba[:, 1], idx)
     return None
-
-
-def resampled_auc(
-    positive: NDArray[np.bool_], score: NDArray[np.float64], idx: NDArray[np.intp]
-) -> FloatArray:
-    """ROC AUC of each resample (row of ``idx``), by weighted Mann-Whitney counting.
-
-    Scores are ranked once; each resample only re-weights the distinct scores by how often
-    their rows were drawn, so the cost per resample is linear instead of a sort.
-    Ties count one half, as in :func:`sklearn.metrics.roc_auc_score`.
-
-    Examples
-    --------
-    >>> from sklearn.metrics import roc_auc_score
-    >>> rng = np.random.default_rng(0)
-    >>> pos = rng.random(300) < 0.4
-    >>> s = np.round(rng.random(300) + pos, 1)
-    >>> idx = rng.integers(0, 300, size=(3, 300))
-    >>> got = resampled_auc(pos, s, idx)
-    >>> bool(np.allclose(got, [roc_auc_score(pos[i], s[i]) for i in idx]))
-    True
-    """
-    uniq, inv = np.unique(score, return_inverse=True)
-    nu = len(uniq)
-    b = idx.shape[0]
-    cell = inv[idx] + (np.arange(b) * nu)[:, None]
-    is_pos = positive[idx]
-    pos = np.bincount(cell[is_pos], minlength=b * nu).reshape(b, nu).astype(float)
-    neg = np.bincount(cell[~is_pos], minlength=b * nu).reshape(b, nu).astype(float)
-    below = np.cumsum(neg, axis=1) - neg
-    wins = np.sum(pos * (below + 0.5 * neg), axis=1)
-    total = pos.sum(axis=1) * neg.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(total > 0, wins / total, np.nan)
 
 
 def mcnemar_test(

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pandas as pd
 from numpy.typing import NDArray
 
-from watchkeeper.checks._result import CheckResult, Status
+from watchkeeper.checks import CheckResult, Status
 from watchkeeper.exceptions import InputError
 from watchkeeper.lifecycle._config import GateConfig
 from watchkeeper.lifecycle._metrics import Predictions, Task

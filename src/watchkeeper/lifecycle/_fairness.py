@@ -30,14 +30,12 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from watchkeeper._extras import require
-from watchkeeper.checks._fairness import fairness_checks
-from watchkeeper.checks._fairness_config import FairnessConfig
-from watchkeeper.checks._performance import wilson_interval
-from watchkeeper.checks._result import CheckResult, Status
-from watchkeeper.data._group_counts import MISSING_GROUP, FairnessTask
+from watchkeeper.checks import CheckResult, FairnessConfig, Status, fairness_checks
+from watchkeeper.data import MISSING_GROUP, FairnessTask
 from watchkeeper.exceptions import InputError
 from watchkeeper.lifecycle._common import record_warnings
 from watchkeeper.lifecycle._extra import GateContext, gate_check
+from watchkeeper.stats import wilson_interval
 
 __all__ = ["MITIGATIONS", "MitigatedModel", "fairness_gate", "mitigate", "tradeoff_table"]
 

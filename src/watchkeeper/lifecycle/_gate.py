@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper._version import __version__
-from watchkeeper.checks._result import CheckResult, Status
+from watchkeeper.checks import CheckResult, Status
 from watchkeeper.exceptions import InputError
 from watchkeeper.lifecycle._calibration import calibration_check
 from watchkeeper.lifecycle._common import make_cv, record_warnings

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from sklearn.base import clone
 from sklearn.model_selection import cross_validate, learning_curve
 
-from watchkeeper.checks._result import CheckResult, Status
+from watchkeeper.checks import CheckResult, Status
 from watchkeeper.lifecycle._common import corrected_interval, record_warnings, split_sizes
 from watchkeeper.lifecycle._config import GeneralisationConfig
 from watchkeeper.lifecycle._metrics import Task, get_metric

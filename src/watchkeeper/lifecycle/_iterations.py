@@ -25,7 +25,7 @@ from sklearn.base import clone
 from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.model_selection import train_test_split
 
-from watchkeeper.checks._result import CheckResult, Status
+from watchkeeper.checks import CheckResult, Status
 from watchkeeper.lifecycle._common import final_step, record_warnings
 from watchkeeper.lifecycle._config import GeneralisationConfig
 from watchkeeper.lifecycle._metrics import Task

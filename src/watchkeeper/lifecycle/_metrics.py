@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from sklearn import metrics as skm
 
 from watchkeeper.exceptions import InputError
+from watchkeeper.stats import f1_from_counts, macro_f1, roc_auc
 
 __all__ = ["Metric", "Predictions", "available_metrics", "default_metrics", "get_metric", "predict"]
 
@@ -213,14 +214,23 @@ def _roc_auc(p: Predictions) -> float:
     proba = _proba(p)
     if proba.shape[1] == 2:
         positive = p.classes[1] if p.classes is not None else 1
-        return float(skm.roc_auc_score(p.y == positive, proba[:, 1]))
-    return float(skm.roc_auc_score(p.y, proba, multi_class="ovr", labels=p.classes))
+        return _defined_auc(proba[:, 1], p.y == positive)
+    # one-vs-rest macro average (scikit-learn's roc_auc_score(multi_class="ovr"))
+    classes = p.classes if p.classes is not None else np.arange(proba.shape[1])
+    return float(np.mean([_defined_auc(proba[:, i], p.y == c) for i, c in enumerate(classes)]))
+
+
+def _defined_auc(score: FloatArray, positive: NDArray[np.bool_]) -> float:
+    if positive.all() or not positive.any():
+        raise ValueError("Only one class present in y_true. ROC AUC score is not defined.")
+    return roc_auc(score, positive)
 
 
 def _f1(p: Predictions) -> float:
     if p.classes is not None and len(p.classes) == 2:
-        return float(skm.f1_score(p.y, p.label, pos_label=p.classes[1], zero_division=0.0))
-    return float(skm.f1_score(p.y, p.label, average="macro", zero_division=0.0))
+        t, s = p.y == p.classes[1], p.label == p.classes[1]
+        return float(f1_from_counts(np.sum(t & s), np.sum(~t & s), np.sum(t & ~s)))
+    return macro_f1(p.y, p.label)
 
 
 def _mean_of(rows: Callable[[Predictions], FloatArray]) -> Callable[[Predictions], float]:

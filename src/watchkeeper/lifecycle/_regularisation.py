@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from sklearn.base import clone
 from sklearn.model_selection import validation_curve
 
-from watchkeeper.checks._result import CheckResult, Status
+from watchkeeper.checks import CheckResult, Status
 from watchkeeper.exceptions import InputError
 from watchkeeper.lifecycle._common import final_step, record_warnings, split_sizes
 from watchkeeper.lifecycle._config import GeneralisationConfig

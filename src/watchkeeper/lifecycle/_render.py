@@ -13,7 +13,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from watchkeeper.checks._result import CheckResult
+    from watchkeeper.checks import CheckResult
     from watchkeeper.lifecycle._report import GateReport
 
 from watchkeeper._html import STATUS_COLORS, badge, esc, fmt, page, table
@@ -333,7 +333,7 @@ def render_gate_report(report: GateReport) -> str:
 
     Examples
     --------
-    >>> from watchkeeper.checks._result import CheckResult, Status
+    >>> from watchkeeper.checks import CheckResult, Status
     >>> from watchkeeper.lifecycle._report import GateReport
     >>> r = GateReport(candidate="m:2", champion=None, task="binary", metrics=("accuracy",),
     ...                n_train=80, n_holdout=20, results=(CheckResult(

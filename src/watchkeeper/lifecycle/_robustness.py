@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from watchkeeper.checks._result import CheckResult, Status
+from watchkeeper.checks import CheckResult, Status
 from watchkeeper.exceptions import InputError
 from watchkeeper.lifecycle._common import record_warnings
 from watchkeeper.lifecycle._config import RobustnessConfig

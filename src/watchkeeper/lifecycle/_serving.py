@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from watchkeeper.checks._result import CheckResult, Status
+from watchkeeper.checks import CheckResult, Status
 from watchkeeper.lifecycle._common import record_warnings
 from watchkeeper.lifecycle._config import ServingConfig
 

@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+from watchkeeper.logstore._arrow import LOG_COLUMNS
 from watchkeeper.logstore._errors import (
     IdConflictError,
     LogClosedError,
@@ -53,6 +54,7 @@ from watchkeeper.logstore._sqlite import SQLiteLogSink
 from watchkeeper.logstore._writer import GroupCommitWriter, LogOutcome
 
 __all__ = [
+    "LOG_COLUMNS",
     "CompactResult",
     "ExportResult",
     "FeedbackRecord",

@@ -1,7 +1,13 @@
 """Continuous monitoring: windows over the prediction log, history, alerts."""
 
 from watchkeeper.monitor._alert_event import AlertEvent
-from watchkeeper.monitor._alert_rules import AlertConfig, AlertRule, Condition
+from watchkeeper.monitor._alert_rules import (
+    AlertConfig,
+    AlertRule,
+    Condition,
+    format_duration,
+    parse_duration,
+)
 from watchkeeper.monitor._alerts import AlertEvaluator, AlertOutcome, AlertStoreError
 from watchkeeper.monitor._channels import (
     Delivery,
@@ -16,6 +22,7 @@ from watchkeeper.monitor._config import MonitorConfig
 from watchkeeper.monitor._cycle import MonitorCycle, run_cycle
 from watchkeeper.monitor._gauges import MonitorCollector, render_monitor_metrics
 from watchkeeper.monitor._monitor import Monitor, MonitorSummary
+from watchkeeper.monitor._promrules import render_grafana_dashboard, render_prometheus_rules
 from watchkeeper.monitor._store import MonitorStore, MonitorStoreError, WindowCheck, WindowSummary
 
 __all__ = [
@@ -42,6 +49,10 @@ __all__ = [
     "WindowCheck",
     "WindowSummary",
     "deliver",
+    "format_duration",
+    "parse_duration",
+    "render_grafana_dashboard",
     "render_monitor_metrics",
+    "render_prometheus_rules",
     "run_cycle",
 ]

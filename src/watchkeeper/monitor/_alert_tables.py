@@ -7,13 +7,14 @@ with the same SQLAlchemy Core definitions on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from watchkeeper.exceptions import WatchkeeperError
 from watchkeeper.monitor._alert_event import AlertEvent
+from watchkeeper.storage import as_utc
 
 __all__ = ["deliveries", "events", "metadata", "migrate", "row_to_event", "state"]
 
@@ -132,16 +133,6 @@ def _dedupe_transitions(conn: sa.Connection) -> None:
         chunk = extra[start : start + 500]
         conn.execute(sa.delete(deliveries).where(deliveries.c.event_id.in_(chunk)))
         conn.execute(sa.delete(events).where(c.id.in_(chunk)))
-
-
-def now_utc() -> datetime:
-    """The current time in UTC."""
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def event_values(event: AlertEvent, created_at: datetime) -> dict[str, Any]:

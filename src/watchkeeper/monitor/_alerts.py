@@ -44,7 +44,7 @@ from watchkeeper.monitor import _alert_tables as t
 from watchkeeper.monitor._alert_event import AlertEvent, alert_key
 from watchkeeper.monitor._alert_rules import AlertConfig, AlertRule
 from watchkeeper.monitor._channels import Delivery, deliver
-from watchkeeper.registry._engine import READ_ONLY, create_engine, safe_url
+from watchkeeper.storage import READ_ONLY, as_utc, create_engine, now_utc, safe_url
 
 if TYPE_CHECKING:
     from watchkeeper.monitor._store import MonitorStore
@@ -156,7 +156,7 @@ class _Judged:
 def _utc(value: datetime) -> datetime:
     if not isinstance(value, datetime):
         raise InputError(f"window bounds must be datetimes, got {value!r}")
-    return t.as_utc(value)
+    return as_utc(value)
 
 
 def _result_order(result: Any) -> tuple[str, str, str]:
@@ -437,9 +437,9 @@ class AlertEvaluator:
                     firing=bool(row.firing),
                     last_window_end=None
                     if row.last_window_end is None
-                    else t.as_utc(row.last_window_end),
+                    else as_utc(row.last_window_end),
                     last_met=row.last_met,
-                    fired_at=None if row.fired_at is None else t.as_utc(row.fired_at),
+                    fired_at=None if row.fired_at is None else as_utc(row.fired_at),
                     fired_event=row.fired_event,
                     known=True,
                 )
@@ -459,7 +459,7 @@ class AlertEvaluator:
             "last_met": state.last_met,
             "fired_at": state.fired_at,
             "fired_event": state.fired_event,
-            "updated_at": t.now_utc(),
+            "updated_at": now_utc(),
         }
         if state.known:
             conn.execute(sa.update(t.state).where(t.state.c.key == state.key).values(**values))
@@ -470,7 +470,7 @@ class AlertEvaluator:
     def _record(
         self, conn: sa.Connection, events: list[tuple[datetime, AlertEvent, _State]]
     ) -> list[tuple[AlertEvent, tuple[str, ...]]]:
-        now = t.now_utc()
+        now = now_utc()
         stored: list[tuple[AlertEvent, tuple[str, ...]]] = []
         for _, event, state in events:
             try:
@@ -527,7 +527,7 @@ class AlertEvaluator:
         return tuple(sent)
 
     def _mark(self, sent: Sequence[tuple[int, Delivery]]) -> None:
-        now = t.now_utc()
+        now = now_utc()
         d = t.deliveries.c
         with self._begin() as conn:
             for event_id, outcome in sent:

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from watchkeeper.logstore._arrow import LOG_COLUMNS as _LOG_COLUMNS
+from watchkeeper.logstore import LOG_COLUMNS as _LOG_COLUMNS
 
 __all__ = ["LOG_COLUMNS", "Rows", "label_key"]
 

@@ -12,10 +12,11 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from watchkeeper.checks import CheckResult, Status
+from watchkeeper.storage import as_utc
 
 __all__ = [
     "DetectorState",
@@ -26,11 +27,6 @@ __all__ = [
     "to_check",
     "to_summary",
 ]
-
-
-def as_utc(value: datetime) -> datetime:
-    """``value`` in UTC (SQLite hands back naive datetimes; everything stored is UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _num(x: float | None) -> float | None:

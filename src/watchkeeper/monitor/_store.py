@@ -26,11 +26,11 @@ from watchkeeper.monitor._records import (
     DetectorState,
     WindowCheck,
     WindowSummary,
-    as_utc,
     result_row,
     to_check,
     to_summary,
 )
+from watchkeeper.storage import as_utc
 
 __all__ = [
     "DetectorState",
@@ -180,7 +180,7 @@ class MonitorStore:
     def __init__(
         self, url: str | None = None, *, root: str | Path = ".watchkeeper", timeout: float = 10.0
     ) -> None:
-        from watchkeeper.registry._engine import create_engine, db_errors
+        from watchkeeper.storage import create_engine, db_errors
 
         if timeout <= 0:
             raise InputError(f"timeout must be positive seconds, got {timeout!r}")
@@ -203,7 +203,7 @@ class MonitorStore:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        from watchkeeper.registry._errors import RegistryError
+        from watchkeeper.registry import RegistryError
 
         try:
             with self._db_errors(self.url, self.timeout):
@@ -217,7 +217,7 @@ class MonitorStore:
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
-        from watchkeeper.registry._engine import READ_ONLY
+        from watchkeeper.storage import READ_ONLY
 
         with self._errors(), self._engine.connect() as conn:
             conn.execution_options(**{READ_ONLY: True})
@@ -251,7 +251,7 @@ class MonitorStore:
         self.close()
 
     def __repr__(self) -> str:
-        from watchkeeper.registry._engine import safe_url
+        from watchkeeper.storage import safe_url
 
         return f"MonitorStore({safe_url(self.url)!r})"
 

@@ -22,9 +22,9 @@ from watchkeeper.checks import (
     realised_performance,
     run_comparison,
 )
-from watchkeeper.checks._performance import wilson_interval
 from watchkeeper.monitor._config import MonitorConfig
 from watchkeeper.monitor._frames import Rows, label_key
+from watchkeeper.stats import wilson_interval
 
 __all__ = [
     "Baseline",

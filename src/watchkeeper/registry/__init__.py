@@ -32,6 +32,7 @@ from watchkeeper.registry._loop_store import LoopState, LoopStep, LoopStore
 from watchkeeper.registry._names import validate_alias, validate_name
 from watchkeeper.registry._records import Event, ModelSummary, ModelVersion
 from watchkeeper.registry._registry import Registry
+from watchkeeper.registry._routes import RouteTable, RoutingState
 from watchkeeper.registry._sql import SqlStore
 from watchkeeper.registry._store import NewVersion, RegistryStore
 from watchkeeper.registry._transaction import StoreTransaction
@@ -56,6 +57,8 @@ __all__ = [
     "RegistryStore",
     "RegistryUnavailableError",
     "RollbackError",
+    "RouteTable",
+    "RoutingState",
     "SqlStore",
     "StoreTransaction",
     "UnsafeFormatError",

@@ -7,14 +7,13 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from watchkeeper.exceptions import InputError
 from watchkeeper.registry import _tables as t
-from watchkeeper.registry._engine import READ_ONLY, create_engine, db_errors
 from watchkeeper.registry._errors import (
     ModelNotFoundError,
     RegistryLockedError,
@@ -23,6 +22,7 @@ from watchkeeper.registry._errors import (
 from watchkeeper.registry._names import LATEST
 from watchkeeper.registry._records import Event, ModelVersion
 from watchkeeper.registry._store import NewVersion
+from watchkeeper.storage import READ_ONLY, as_utc, create_engine, db_errors, now_utc
 
 __all__ = [
     "SqlBase",
@@ -38,15 +38,6 @@ T = TypeVar("T")
 
 _MAX_ATTEMPTS = 50
 _PG_MIGRATION_LOCK = 0x7761_7463  # any constant shared by all watchkeeper processes
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything the store writes is UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def dumps_json(value: Any) -> str:

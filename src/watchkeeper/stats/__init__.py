@@ -12,8 +12,17 @@ from watchkeeper.stats._categorical import (
     tvd,
 )
 from watchkeeper.stats._domain_classifier import domain_classifier
+from watchkeeper.stats._intervals import wilson_interval
+from watchkeeper.stats._metrics import (
+    f1_from_counts,
+    macro_f1,
+    resampled_auc,
+    roc_auc,
+    weighted_roc_auc,
+)
 from watchkeeper.stats._mmd import mmd
 from watchkeeper.stats._multitest import (
+    Correction,
     MultipleTestResult,
     adjust_p_values,
     benjamini_hochberg,
@@ -62,6 +71,7 @@ from watchkeeper.stats._sequential import (
 __all__ = [
     "DEFAULT_BINS",
     "ConfidenceSequence",
+    "Correction",
     "DriftMethod",
     "MultipleTestResult",
     "MultivariateMethod",
@@ -81,6 +91,7 @@ __all__ = [
     "domain_classifier",
     "drift_method",
     "energy",
+    "f1_from_counts",
     "fixed_horizon_n",
     "g_test",
     "get_method",
@@ -93,6 +104,7 @@ __all__ = [
     "jensen_shannon_counts",
     "ks",
     "l_infinity",
+    "macro_f1",
     "mmd",
     "msprt",
     "multivariate_method",
@@ -102,9 +114,13 @@ __all__ = [
     "psi_counts",
     "rate_increase",
     "reference_bin_edges",
+    "resampled_auc",
     "rho_for",
+    "roc_auc",
     "sequential_verdict",
     "tvd",
     "two_sample_confidence_sequence",
     "wasserstein",
+    "weighted_roc_auc",
+    "wilson_interval",
 ]

@@ -15,9 +15,8 @@ from sqlalchemy.engine import make_url
 
 from watchkeeper._extras import require
 from watchkeeper.exceptions import InputError
-from watchkeeper.registry._errors import RegistryLockedError, RegistryUnavailableError
 
-__all__ = ["create_engine", "db_errors", "safe_url"]
+__all__ = ["READ_ONLY", "create_engine", "db_errors", "safe_url"]
 
 #: Execution option marking a read-only transaction (SQLite then skips the write lock).
 READ_ONLY = "watchkeeper_read_only"
@@ -75,6 +74,8 @@ def create_engine(url: str, *, timeout: float) -> sa.Engine:
 
 
 def _sqlite_engine(url: sa.URL, timeout: float) -> sa.Engine:
+    from watchkeeper.registry import RegistryUnavailableError  # same layer; public name
+
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
         try:
@@ -132,6 +133,9 @@ def db_errors(url: sa.URL, timeout: float) -> Iterator[None]:
     ...
     watchkeeper.registry._errors.RegistryUnavailableError: cannot use the registry database ...
     """
+    # The errors are the registry's (same layer, public names), resolved when one is raised.
+    from watchkeeper.registry import RegistryLockedError, RegistryUnavailableError
+
     try:
         yield
     except sa.exc.IntegrityError:
