@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from watchkeeper import _extras
 from watchkeeper._version import __version__
 from watchkeeper.exceptions import (
     InputError,
@@ -66,6 +67,17 @@ _LAZY = {
     "MonitorConfig": "watchkeeper.monitor",
     "MonitorStore": "watchkeeper.monitor",
 }
+
+# HTML renderers for objects of lower layers (all markup lives in watchkeeper.report); the
+# targets are imported only when something is rendered. See watchkeeper._extras.
+for _kind, _target in (
+    ("explanation_section", "watchkeeper.report._explain_html:explanation_section"),
+    ("explanation_page", "watchkeeper.report._explain_html:explanation_page"),
+    ("gate_report", "watchkeeper.report._gate_html:render_gate_report"),
+    ("model_card", "watchkeeper.report._model_card_html:render_model_card"),
+):
+    _extras.register(_kind, _target)
+del _kind, _target
 
 __all__ = [
     "CBPE",

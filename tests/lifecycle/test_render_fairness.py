@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 from watchkeeper.checks import CheckResult, Status
 from watchkeeper.lifecycle import mitigate, tradeoff_table
-from watchkeeper.lifecycle._render import render_gate_report
+from watchkeeper.report._gate_html import render_gate_report
 from watchkeeper.lifecycle._report import GateReport
 
 

@@ -138,7 +138,7 @@ def _inner_body(document: str) -> str:
 
 
 def _card(label: str, value: str) -> str:
-    from watchkeeper._html import esc
+    from watchkeeper.report.html import esc
 
     return (
         f'<div class="card"><div class="muted">{esc(label)}</div><div class="v">{value}</div></div>'
@@ -147,7 +147,7 @@ def _card(label: str, value: str) -> str:
 
 def render_report_html(payload: dict[str, Any], drift_html: str | None) -> str:
     """The HTML page of a monitoring report (see :func:`report_command`)."""
-    from watchkeeper._html import badge, esc, page
+    from watchkeeper.report.html import badge, esc, page
     from watchkeeper.report import render_alerts, render_monitoring
 
     view = payload["monitoring"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from watchkeeper.report._html import badge, esc, line_chart, page, table
+from watchkeeper.report.html import badge, esc, line_chart, page, table
 
 __all__ = ["write_index"]
 

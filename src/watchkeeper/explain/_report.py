@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from watchkeeper._html import page
+from watchkeeper._extras import render
 from watchkeeper.explain._frame import model_frame, sample_rows
 from watchkeeper.explain._global import GlobalExplanation, global_importance
 from watchkeeper.explain._local import Method
@@ -62,7 +62,7 @@ class ExplanationReport:
             permutation=self.permutation,
             surrogate=self.surrogate,
         )
-        return page(self.title, body, subtitle=subtitle)
+        return str(render("explanation_page", self.title, body, subtitle=subtitle))
 
     def to_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` to ``path`` (atomically)."""

@@ -32,7 +32,6 @@ from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from watchkeeper._html import esc, page
 from watchkeeper.gateway._admin import registry_error
 from watchkeeper.gateway._dashboard_pages import detail_page, login_page, nav, overview_page
 from watchkeeper.gateway._errors import ApiError, FieldProblem
@@ -41,6 +40,7 @@ from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName
 from watchkeeper.gateway._security import SESSION_SECONDS
 from watchkeeper.gateway._service import Context, current_snapshot
 from watchkeeper.registry import RegistryError, validate_name
+from watchkeeper.report.html import esc, page
 
 __all__ = ["COOKIE", "add_dashboard"]
 

@@ -1,6 +1,6 @@
 """The dashboard's HTML pages, drawn from the JSON the dashboard API returns.
 
-Only the shared blocks of :mod:`watchkeeper._html` (inline CSS and SVG) and a few lines of
+Only the shared blocks of :mod:`watchkeeper.report.html` (inline CSS and SVG) and a few lines of
 inline JavaScript for the periodic reload: nothing is loaded from anywhere.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchkeeper._html import badge, esc, fmt, page, table
+from watchkeeper.report.html import badge, esc, fmt, page, table
 
 __all__ = ["detail_page", "login_page", "nav", "overview_page"]
 

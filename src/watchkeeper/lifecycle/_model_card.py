@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from watchkeeper._html import badge, esc, page
 from watchkeeper.exceptions import InputError
 
 __all__ = ["CardSection", "ModelCard", "model_card"]
@@ -81,21 +80,9 @@ class ModelCard:
 
     def to_html(self) -> str:
         """The card as one self-contained HTML page."""
-        parts = []
-        for s in self.sections:
-            parts.append(f"<h2>{esc(s.title)}</h2>")
-            parts += [f"<p>{esc(p)}</p>" for p in s.text]
-            if s.bullets:
-                parts.append("<ul>" + "".join(f"<li>{esc(b)}</li>" for b in s.bullets) + "</ul>")
-            for headers, rows in s.tables:
-                head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-                body = "".join(
-                    "<tr>" + "".join(f"<td>{_html_cell(h, c)}</td>" for h, c in zip(
-                        headers, row, strict=True)) + "</tr>"
-                    for row in rows
-                )  # fmt: skip
-                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        return page(self.title, "".join(parts), subtitle="watchkeeper model card")
+        from watchkeeper._extras import render
+
+        return str(render("model_card", self))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""
@@ -409,9 +396,3 @@ def _md_text(text: str, *, inline: bool = False) -> str:
 
 def _md(cell: str) -> str:
     return _md_text(str(cell), inline=True).replace("|", "\\|")
-
-
-def _html_cell(header: str, cell: str) -> str:
-    if header == "status" and cell in ("ok", "warn", "alert", "error", "insufficient_data"):
-        return badge(cell)
-    return esc(cell)

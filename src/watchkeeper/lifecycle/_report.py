@@ -179,9 +179,9 @@ class GateReport:
 
     def to_html(self, path: str | Path | None = None) -> str:
         """A self-contained HTML page; also written to ``path`` when given."""
-        from watchkeeper.lifecycle._render import render_gate_report
+        from watchkeeper._extras import render
 
-        text = render_gate_report(self)
+        text = str(render("gate_report", self))
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text

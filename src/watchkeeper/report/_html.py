@@ -1,10 +1,10 @@
-"""The HTML page of a drift and data-quality report (building blocks in watchkeeper._html)."""
+"""The HTML page of a drift and data-quality report (building blocks in watchkeeper.report.html)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from watchkeeper._html import (
+from watchkeeper.report.html import (
     CUR_COLOR,
     REF_COLOR,
     badge,

@@ -1,7 +1,7 @@
 """The HTML of a monitoring view (:func:`watchkeeper.report._monitoring.monitor_view`):
 heat strips of check statuses over windows, line charts with interval bands, alert tables.
 
-Inline SVG and the shared blocks of :mod:`watchkeeper._html` only, so a page works offline.
+Inline SVG and the shared blocks of :mod:`watchkeeper.report.html` only, so a page works offline.
 Nothing here reads a store: everything drawn is in the view.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from watchkeeper._html import STATUS_COLORS, badge, esc, fmt, legend, line_chart, table
+from watchkeeper.report.html import STATUS_COLORS, badge, esc, fmt, legend, line_chart, table
 
 __all__ = ["heat_strip", "render_alerts", "render_monitoring"]
 

@@ -1,8 +1,7 @@
 """HTML rendering of a gate report: self-contained (inline CSS and SVG, no scripts).
 
-Rendering only reads a :class:`GateReport`; it computes nothing. The primitives mirror those
-of ``watchkeeper.report`` (page, table, badge, line chart) so that the gate page can switch to
-the shared ones once they are published.
+Rendering only reads a :class:`GateReport`; it computes nothing. ``GateReport.to_html`` reaches
+it through the render hook (:func:`watchkeeper._extras.render`).
 """
 
 from __future__ import annotations
@@ -14,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from watchkeeper.checks import CheckResult
-    from watchkeeper.lifecycle._report import GateReport
+    from watchkeeper.lifecycle import GateReport
 
-from watchkeeper._html import STATUS_COLORS, badge, esc, fmt, page, table
+from watchkeeper.report.html import STATUS_COLORS, badge, esc, fmt, page, table
 
 __all__ = ["render_gate_report"]
 
