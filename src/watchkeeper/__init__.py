@@ -75,6 +75,8 @@ for _kind, _target in (
     ("explanation_page", "watchkeeper.report._explain_html:explanation_page"),
     ("gate_report", "watchkeeper.report._gate_html:render_gate_report"),
     ("model_card", "watchkeeper.report._model_card_html:render_model_card"),
+    # the application shell the gateway's create_app runs by default (dashboard, monitor)
+    ("gateway.extension", "watchkeeper.app:install"),
 ):
     _extras.register(_kind, _target)
 del _kind, _target

@@ -27,7 +27,7 @@ from typing import Any
 
 from watchkeeper.exceptions import MissingExtraError
 
-__all__ = ["register", "render", "require"]
+__all__ = ["register", "render", "require", "resolve"]
 
 
 def require(module: str, *, extra: str, purpose: str) -> ModuleType:
@@ -46,6 +46,15 @@ def register(kind: str, target: str) -> None:
     if ":" not in target:
         raise ValueError(f"render target must be 'module:function', got {target!r}")
     _TARGETS[kind] = target
+
+
+def resolve(kind: str) -> Any | None:
+    """The callable registered for ``kind`` (imported now), or ``None`` when none is."""
+    target = _TARGETS.get(kind)
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def render(kind: str, *args: Any, **kwargs: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from watchkeeper.gateway import _dashboard
+from watchkeeper.app import _dashboard
 from watchkeeper.registry import Registry
 
 from ._apps import fresh_root, gateway

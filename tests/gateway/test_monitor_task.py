@@ -12,8 +12,8 @@ from typing import Any
 
 from tests.gateway.conftest import MODEL, DemoRegistry, GatewayProcess, http
 
+from watchkeeper.app._monitor_task import MonitorTask
 from watchkeeper.gateway import GatewaySettings
-from watchkeeper.gateway._monitor_task import MonitorTask
 
 WINDOW_ROWS = 100
 DRIFT_STATUS = re.compile(

@@ -10,8 +10,8 @@ from sklearn.linear_model import LogisticRegression
 
 from watchkeeper.checks import CheckResult, Status
 from watchkeeper.lifecycle import mitigate, tradeoff_table
-from watchkeeper.report._gate_html import render_gate_report
 from watchkeeper.lifecycle._report import GateReport
+from watchkeeper.report._gate_html import render_gate_report
 
 
 def _report(results: tuple[CheckResult, ...]) -> GateReport:

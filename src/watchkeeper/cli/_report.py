@@ -147,8 +147,8 @@ def _card(label: str, value: str) -> str:
 
 def render_report_html(payload: dict[str, Any], drift_html: str | None) -> str:
     """The HTML page of a monitoring report (see :func:`report_command`)."""
-    from watchkeeper.report.html import badge, esc, page
     from watchkeeper.report import render_alerts, render_monitoring
+    from watchkeeper.report.html import badge, esc, page
 
     view = payload["monitoring"]
     drift = payload["drift"]

@@ -150,7 +150,7 @@ def serve_command(
 
     try:
         uvicorn.run(
-            "watchkeeper.gateway._app:app_from_env",
+            "watchkeeper.app:app_from_env",  # the application shell: core + dashboard + monitor
             factory=True,
             host=host,
             port=port,

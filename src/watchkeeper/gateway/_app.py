@@ -3,9 +3,11 @@
 ``create_app(settings)`` wires the registry, the route table, the served-model state, the
 prediction log, metrics and token checks into a FastAPI app, and mounts the v1 API
 (:mod:`._v1`), the admin API (:mod:`._admin`) and the Open Inference Protocol
-(:mod:`._v2`). Handlers read raw bodies and write raw JSON (FastAPI still publishes the
-OpenAPI document from the declared shapes): validation happens once, in
-:mod:`._validation`, with every bad field reported together.
+(:mod:`._v2`), then lets extensions (:mod:`.extension`; by default the application shell
+:mod:`watchkeeper.app`, with the dashboard and the scheduled monitor) add theirs. The core
+knows nothing of monitoring or rendering. Handlers read raw bodies and write raw JSON
+(FastAPI still publishes the OpenAPI document from the declared shapes): validation happens
+once, in :mod:`._validation`, with every bad field reported together.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 from fastapi import FastAPI, Request
@@ -24,12 +26,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Match
 
 from watchkeeper import __version__
+from watchkeeper._extras import resolve
 from watchkeeper.gateway._errors import ApiError
 from watchkeeper.gateway._http import CatchAll, error_response, json_response
 from watchkeeper.gateway._log import PredictionLog, open_log, writable_problem
 from watchkeeper.gateway._metrics import GatewayMetrics
 from watchkeeper.gateway._models import ServingState, without_paths
-from watchkeeper.gateway._monitor_task import MonitorTask
 from watchkeeper.gateway._origin import OriginGuard
 from watchkeeper.gateway._routes_store import RouteStore
 from watchkeeper.gateway._security import TokenAuth
@@ -38,6 +40,7 @@ from watchkeeper.gateway._service import (
     ensure_started,
 )
 from watchkeeper.gateway._settings import GatewaySettings
+from watchkeeper.gateway.extension import Extension, Service
 from watchkeeper.registry import Registry
 
 __all__ = ["app_from_env", "create_app", "readiness"]
@@ -50,6 +53,7 @@ def create_app(
     *,
     registry: Registry | None = None,
     log: PredictionLog | None = None,
+    extensions: Sequence[Extension] | None = None,
 ) -> FastAPI:
     """The gateway as an ASGI app.
 
@@ -62,6 +66,11 @@ def create_app(
     log
         The prediction log (default: the SQLite log at ``settings.resolved_log_path``
         behind a group-commit writer).
+    extensions
+        Callables ``install(app, ctx)`` that add routes and return background services
+        (:mod:`watchkeeper.gateway.extension`). Default: the registered application shell
+        (:func:`watchkeeper.app.install`: the dashboard and the scheduled monitor); ``()``
+        gives the bare serving core.
 
     Examples
     --------
@@ -124,16 +133,21 @@ def create_app(
         auth=auth,
     )
 
-    monitor_task = MonitorTask(settings)
+    if extensions is None:
+        shell = resolve("gateway.extension")
+        extensions = () if shell is None else (shell,)
+    services: list[Service] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await ensure_started(ctx)
-        monitor_task.start()
+        for service in services:
+            service.start()
         try:
             yield
         finally:
-            await asyncio.to_thread(monitor_task.stop)
+            for service in reversed(services):
+                await asyncio.to_thread(service.stop)
             if ctx.watcher is not None:
                 ctx.watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -155,7 +169,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    app.state.monitor_task = monitor_task
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
@@ -173,7 +186,6 @@ def create_app(
     app.add_middleware(CatchAll)
     _install_error_handlers(app)
     from watchkeeper.gateway._admin import add_admin
-    from watchkeeper.gateway._dashboard import add_dashboard
     from watchkeeper.gateway._explain import add_explain
     from watchkeeper.gateway._v1 import add_v1
     from watchkeeper.gateway._v2 import add_v2
@@ -181,9 +193,10 @@ def create_app(
     add_v1(app, ctx)
     add_admin(app, ctx)
     add_v2(app, ctx)
-    add_dashboard(app, ctx)
     add_explain(app, ctx)
-    _add_operations(app, ctx)
+    for install in extensions:
+        services.extend(install(app, ctx) or ())
+    _add_operations(app, ctx, services)
     return app
 
 
@@ -236,7 +249,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
 
 
-def _add_operations(app: FastAPI, ctx: Context) -> None:
+def _add_operations(app: FastAPI, ctx: Context, services: Sequence[Service]) -> None:
     @app.get("/healthz", tags=["operations"], summary="Liveness", response_model=None)
     async def healthz() -> Response:
         """200 while the process serves HTTP."""
@@ -264,10 +277,11 @@ def _add_operations(app: FastAPI, ctx: Context) -> None:
         response_class=PlainTextResponse,
     )
     async def prometheus_metrics() -> Response:
-        """Prometheus text exposition (all workers), with the monitor gauges."""
+        """Prometheus text exposition (all workers), with the extensions' (the monitor gauges)."""
         ctx.metrics.sample_log(ctx.log.stats())
         body, content_type = await asyncio.to_thread(ctx.metrics.render)
-        body += await asyncio.to_thread(app.state.monitor_task.exposition)
+        for service in services:
+            body += await asyncio.to_thread(service.exposition)
         body += await asyncio.to_thread(_loop_exposition, ctx)
         return Response(body, media_type=content_type)
 

@@ -13,7 +13,8 @@ history at scrape time (:class:`watchkeeper.monitor.MonitorCollector`), whoever 
 schedule, ``watchkeeper monitor watch`` or a cron job. The history is opened only once it
 exists (or ``monitor_url`` is set), so a gateway without monitoring creates no database.
 
-The monitor layer sits above the gateway: it is imported inside the functions that use it.
+This is part of the application shell (:mod:`watchkeeper.app`); the monitor is imported
+inside the functions that use it so that a gateway without monitoring does not load it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper.exceptions import WatchkeeperError
-from watchkeeper.gateway._settings import GatewaySettings
+from watchkeeper.gateway import GatewaySettings
 
 __all__ = ["MonitorTask"]
 

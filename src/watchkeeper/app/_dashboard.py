@@ -14,8 +14,8 @@ request body, never in a URL, so it never reaches an access log or the browser h
 the cookie holds a signed session value that expires, never the token.
 Any predict or admin token opens the dashboard (it only reads).
 
-The monitor history lives above the gateway (``watchkeeper.monitor``); it is imported inside
-the functions that read it, like the gateway's in-process monitor schedule does.
+This is part of the application shell (:mod:`watchkeeper.app`), above ``monitor`` and
+``report``; it plugs into the serving core through :mod:`watchkeeper.gateway.extension`.
 """
 
 from __future__ import annotations
@@ -32,13 +32,18 @@ from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from watchkeeper.gateway._admin import registry_error
-from watchkeeper.gateway._dashboard_pages import detail_page, login_page, nav, overview_page
-from watchkeeper.gateway._errors import ApiError, FieldProblem
-from watchkeeper.gateway._http import json_response
-from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName
-from watchkeeper.gateway._security import SESSION_SECONDS
-from watchkeeper.gateway._service import Context, current_snapshot
+from watchkeeper.app._dashboard_pages import detail_page, login_page, nav, overview_page
+from watchkeeper.gateway.extension import (
+    ERROR_RESPONSES,
+    SESSION_SECONDS,
+    ApiError,
+    Context,
+    FieldProblem,
+    ModelName,
+    current_snapshot,
+    json_response,
+    registry_error,
+)
 from watchkeeper.registry import RegistryError, validate_name
 from watchkeeper.report.html import esc, page
 
