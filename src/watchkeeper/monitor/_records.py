@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime  # noqa: F401 (UTC: the doctests use it)
 from typing import Any
 
 from watchkeeper.checks import CheckResult, Status
