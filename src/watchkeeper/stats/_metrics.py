@@ -6,8 +6,6 @@ these; every function takes weights so that bootstrap resamples are one matrix p
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -63,7 +61,7 @@ def roc_auc(scores: ArrayLike, positive: ArrayLike) -> float:
     return float(weighted_roc_auc(scores, positive, np.ones((1, scores.size)))[0])
 
 
-def f1_from_counts(tp: Any, fp: Any, fn: Any) -> Any:
+def f1_from_counts(tp: ArrayLike, fp: ArrayLike, fn: ArrayLike) -> FloatArray:
     """F1 from true-positive, false-positive and false-negative counts (0 where undefined).
 
     Works elementwise on arrays (e.g. one count per bootstrap resample) and on scalars.
@@ -75,10 +73,10 @@ def f1_from_counts(tp: Any, fp: Any, fn: Any) -> Any:
     >>> float(f1_from_counts(0, 0, 0))
     0.0
     """
-    tp, fp, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn))
-    den = 2 * tp + fp + fn
+    t, f_p, f_n = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn))
+    den = 2 * t + f_p + f_n
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1.0), 0.0)
+        return np.asarray(np.where(den > 0, 2 * t / np.where(den > 0, den, 1.0), 0.0))
 
 
 def macro_f1(y_true: ArrayLike, y_pred: ArrayLike, labels: ArrayLike | None = None) -> float:
