@@ -28,7 +28,7 @@ from watchkeeper.checks._detectors import (
 )
 from watchkeeper.checks._dle import DLE
 from watchkeeper.checks._drift import DEFAULT_METHODS, ColumnDrift
-from watchkeeper.checks._estimation import ChunkEstimate
+from watchkeeper.checks._estimation import ChunkEstimate, estimate_consistency
 from watchkeeper.checks._fairness import (
     CLASSIFICATION_GAPS,
     REGRESSION_GAPS,
@@ -96,6 +96,7 @@ __all__ = [
     "detect_skew",
     "detector",
     "error_stream",
+    "estimate_consistency",
     "fairness_checks",
     "fairness_from_counts",
     "feature_suggestions",

@@ -54,9 +54,8 @@ COVERAGE = (
     "and the spread between cross-fitted loss models; valid only under the assumptions"
 )
 _N_BINS = 10
-_FOLD_TREES = 30  # trees of the default model in the cross-fitting folds
-# Inner decile edges of the held-out predicted loss; residual variance per decile.
-_Bins = tuple[NDArray[np.float64], NDArray[np.float64]]
+# Inner decile edges of the held-out predicted loss; residual mean and variance per decile.
+_Bins = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
 
 
 class DLE(Estimator):
@@ -220,22 +219,23 @@ class DLE(Estimator):
         rng = np.random.default_rng(self.random_state)
         folds = rng.permutation(np.arange(n) % self.n_splits)
         losses = {"mae": np.abs(error), "rmse": error * error}
-        self.models_: dict[str, Any] = {}
+        self.models_: dict[str, list[Any]] = {}
         self.residuals_: dict[str, _Bins] = {}
         self.reference_estimate_: dict[str, float] = {}
         with self._threads():
             for metric in self.metrics:
                 loss = losses[metric]
                 held_out = np.empty(n)
+                models = []
                 for k in range(self.n_splits):
-                    # The fold models only size the interval: a third of the trees is enough,
-                    # and their slightly larger residuals widen it (the safe side).
-                    model = self._new_model(int(rng.integers(2**31)), trees=_FOLD_TREES)
+                    model = self._new_model(int(rng.integers(2**31)))
                     model.fit(x[folds != k], loss[folds != k])
                     held_out[folds == k] = model.predict(x[folds == k])
+                    models.append(model)
+                self.models_[metric] = models
                 self.residuals_[metric] = _residual_bins(held_out, loss - held_out)
-                self.reference_estimate_[metric] = _summary(metric, float(held_out.mean()))
-                self.models_[metric] = self._new_model(int(rng.integers(2**31))).fit(x, loss)
+                corrected = held_out + _bias(self.residuals_[metric], held_out)
+                self.reference_estimate_[metric] = _summary(metric, float(corrected.mean()))
         self.reference_ = {m: _summary(m, float(losses[m].mean())) for m in self.metrics}
         self.support_ = Support.learn(table, [*self.features, self.prediction])
         self.n_reference_ = n
@@ -254,10 +254,12 @@ class DLE(Estimator):
         return reference * (1.0 + self.tolerance)
 
     def _predicted(self, table: pa.Table) -> dict[str, NDArray[np.float64]]:
+        """Each row's loss as each fold model predicts it, shape (folds, rows) per metric."""
         x = self._matrix(table)
         with self._threads():
             return {
-                m: np.asarray(self.models_[m].predict(x), dtype=np.float64) for m in self.metrics
+                m: np.stack([np.asarray(f.predict(x), dtype=np.float64) for f in self.models_[m]])
+                for m in self.metrics
             }
 
     def estimate(self, data: Any) -> list[CheckResult]:
@@ -293,7 +295,7 @@ class DLE(Estimator):
             if chunk.num_rows < self.min_rows:
                 results = self._insufficient(chunk.num_rows)
             else:
-                part = {m: p[start : start + chunk.num_rows] for m, p in predicted.items()}
+                part = {m: p[:, start : start + chunk.num_rows] for m, p in predicted.items()}
                 results = self._results(chunk, part)
             out.append(ChunkEstimate(start, start + chunk.num_rows, tuple(results)))
         return out
@@ -315,8 +317,8 @@ class DLE(Estimator):
 
 
 def _residual_bins(predicted: NDArray[np.float64], residuals: NDArray[np.float64]) -> _Bins:
-    """Inner decile edges of the held-out predicted loss and the variance of the held-out
-    residuals in each decile (a decile emptied by ties takes the overall variance)."""
+    """Inner decile edges of the held-out predicted loss, and the mean and the variance of the
+    held-out residuals in each decile (a decile emptied by ties takes the overall figures)."""
     edges = np.unique(np.quantile(predicted, np.linspace(0, 1, _N_BINS + 1)[1:-1]))
     bins = np.searchsorted(edges, predicted, side="right")
     count = np.bincount(bins, minlength=edges.size + 1).astype(np.float64)
@@ -325,16 +327,38 @@ def _residual_bins(predicted: NDArray[np.float64], residuals: NDArray[np.float64
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
         var = squares / count - mean * mean
+    mean[count < 2] = residuals.mean()
     var[count < 2] = residuals.var()
-    return edges, np.maximum(var, 0.0)
+    return edges, mean, np.maximum(var, 0.0)
+
+
+def _bias(bins: _Bins, predicted: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The held-out residual mean of each prediction's decile: what the fold models miss."""
+    edges, mean, _ = bins
+    return mean[np.searchsorted(edges, predicted, side="right")]
 
 
 def _moments(bins: _Bins, predicted: NDArray[np.float64]) -> tuple[float, float]:
-    """Estimated mean loss of the window and its standard deviation: the rows' losses stray
-    from their predictions independently, by the residual variance of their decile."""
-    edges, var = bins
-    which = np.searchsorted(edges, predicted, side="right")
-    return float(predicted.mean()), math.sqrt(float(var[which].sum())) / predicted.size
+    """Estimated mean loss of the window and its standard deviation.
+
+    ``predicted`` holds each fold model's loss predictions, shape (folds, rows). The estimate
+    averages the fold models' bias-corrected window means. Its variance adds (law of total
+    variance) the rows' own scatter — each row's loss strays from its prediction
+    independently, by the residual variance of its decile, so the window mean strays by their
+    sum over ``n^2`` — and the loss models' estimation error, which all rows of a window share
+    and which does not shrink with the window: the grouped (delete-a-fold) jackknife variance
+    of the fold models' window means, ``(K - 1) / K * sum_k (m_k - m)^2`` (Shao and Tu, *The
+    Jackknife and Bootstrap*, 1995, section 2.3).
+    """
+    _, _, var = bins
+    corrected = predicted + _bias(bins, predicted)
+    means = corrected.mean(axis=1)
+    k = means.size
+    estimate = float(means.mean())
+    average = predicted.mean(axis=0)
+    rows = float(var[np.searchsorted(bins[0], average, side="right")].sum()) / average.size**2
+    model = (k - 1) / k * float(np.sum((means - estimate) ** 2))
+    return estimate, math.sqrt(rows + model)
 
 
 def _summary(metric: str, mean_loss: float) -> float:

@@ -32,6 +32,7 @@ __all__ = [
     "Support",
     "class_indices",
     "decide_estimate",
+    "estimate_consistency",
     "label_values",
     "score_values",
 ]
@@ -234,6 +235,122 @@ def with_assumption_check(
         if status.severity < Status.WARN.severity:
             return Status.WARN
     return status
+
+
+def estimate_consistency(
+    estimate: CheckResult,
+    realised: float | CheckResult,
+    *,
+    tests: int = 1,
+) -> CheckResult:
+    """Once a window's labels arrive: was its label-free estimate consistent with them?
+
+    CBPE and DLE assume the relation between what the model sees and the outcome is the one of
+    the reference (no concept drift). Without labels no check can see that assumption fail; once
+    the labels of the estimated window arrive, the realised metric can be compared with the
+    estimate's interval. Under the assumption the realised value falls outside a calibrated
+    interval at level ``c`` with probability ``1 - c``; a value outside says the estimate's
+    model of the world no longer holds, so later label-free estimates are not to be trusted
+    until the estimator is refitted on data from after the change.
+
+    The test is the interval's own: ``z = (realised - estimate) / sd`` with ``sd`` read off the
+    interval (the wider side, as the interval is clipped to the metric's range), two-sided
+    p-value ``2 (1 - Phi(|z|))``, failing when it is below ``(1 - c) / tests`` (Bonferroni, so
+    with ``tests`` comparisons — several metrics or windows — the chance that any of them fails
+    under the assumption is at most ``1 - c``). With ``tests=1`` this is exactly "the realised
+    value lies outside the interval".
+
+    Parameters
+    ----------
+    estimate
+        A result of :meth:`CBPE.estimate` or :meth:`DLE.estimate` (check ``estimated.<metric>``).
+    realised
+        The metric on the window's labels, or the result holding it (its ``value``), e.g. from
+        :func:`realised_performance` for the same metric and window.
+    tests
+        How many such comparisons are judged together (Bonferroni correction).
+
+    Returns
+    -------
+    CheckResult
+        Check ``estimated.<metric>.assumption``: ``warn`` with ``details["assumption_warning"]``
+        when the assumption failed, ``ok`` when the realised value is consistent,
+        ``insufficient_data`` when the estimate had no interval or the realised value is
+        undefined.
+
+    Examples
+    --------
+    >>> from watchkeeper.checks import CheckResult, Status, estimate_consistency
+    >>> est = CheckResult(check="estimated.roc_auc", subject="model", status=Status.OK,
+    ...                   reason="...", value=0.90, lower=0.88, upper=0.92,
+    ...                   details={"confidence": 0.95})
+    >>> estimate_consistency(est, 0.91).status.value
+    'ok'
+    >>> r = estimate_consistency(est, 0.85)
+    >>> r.check, r.status.value, round(r.p_value, 6)
+    ('estimated.roc_auc.assumption', 'warn', 0.0)
+    """
+    if not estimate.check.startswith("estimated."):
+        raise InputError(
+            f"estimate_consistency takes a result of CBPE or DLE (check 'estimated.<metric>'), "
+            f"got {estimate.check!r}"
+        )
+    if tests < 1:
+        raise InputError(f"tests must be a positive number of comparisons, got {tests}")
+    value = realised.value if isinstance(realised, CheckResult) else realised
+    metric = estimate.check.removeprefix("estimated.")
+    check = f"{estimate.check}.assumption"
+    confidence = float(estimate.details.get("confidence", 0.95))
+    alpha = (1.0 - confidence) / tests
+    details: dict[str, Any] = {
+        "assumption": "no concept drift: the outcome given the model's inputs and output is "
+        "as in the reference",
+        "confidence": confidence,
+        "tests": tests,
+        "alpha": alpha,
+    }
+    if (
+        value is None
+        or not math.isfinite(float(value))
+        or estimate.value is None
+        or estimate.lower is None
+        or estimate.upper is None
+    ):
+        return CheckResult(
+            check=check, subject=estimate.subject, status=Status.INSUFFICIENT_DATA,
+            reason=f"cannot compare: the estimate of {metric} has no interval or the realised "
+            "value is undefined", rule="estimate_consistency", details=details,
+        )  # fmt: skip
+    realised_value = float(value)
+    z_c = float(norm.ppf(0.5 + confidence / 2))
+    sd = max(estimate.upper - estimate.value, estimate.value - estimate.lower) / z_c
+    if sd > 0:
+        z = (realised_value - estimate.value) / sd
+    else:
+        z = 0.0 if realised_value == estimate.value else math.copysign(math.inf, realised_value)
+    p = float(2.0 * norm.sf(abs(z)))
+    details.update({"estimate": estimate.value, "lower": estimate.lower,
+                    "upper": estimate.upper, "z": z})  # fmt: skip
+    where = (
+        f"realised {metric} {fmt(realised_value)} vs estimated {fmt(estimate.value)} "
+        f"({fmt(estimate.lower)} to {fmt(estimate.upper)}), p = {p:.3g}"
+    )
+    family = f" over {tests} comparisons" if tests > 1 else ""
+    if p < alpha:
+        details["assumption_warning"] = (
+            f"the realised {metric} lies outside what the estimate allows (p = {p:.3g} < "
+            f"{alpha:.3g}, level {confidence:.0%}{family}): the no-concept-drift assumption "
+            "failed on this window; do not trust label-free estimates until the estimator is "
+            "refitted on data from after the change"
+        )
+        status, reason = Status.WARN, f"{where}: the no-concept-drift assumption failed"
+    else:
+        status, reason = Status.OK, f"{where}: consistent with the estimate"
+    return CheckResult(
+        check=check, subject=estimate.subject, status=status, reason=reason,
+        value=realised_value, lower=estimate.lower, upper=estimate.upper, p_value=p,
+        threshold=alpha, rule="estimate_consistency", details=details,
+    )  # fmt: skip
 
 
 def draws_sd(draws: NDArray[np.float64]) -> float:
