@@ -12,11 +12,11 @@ predicted loss, correct each fold model's bias per decile and say how far a row'
 from its prediction there. On a window, the estimate averages the fold models' corrected
 predictions; its standard deviation combines the rows' residual variances (rows are
 independent, so the variance of the window's mean loss is their sum over ``n^2``) with the
-spread between fold models (law of total variance), and the RMSE's follows by the delta method.
-The interval is a *prediction interval for the MAE (RMSE) this window's labels will give*,
-valid while the loss given features and prediction is the reference's (no concept drift). It
-does not cover a bias the loss model shares across all rows of a region, beyond what the fold
-models disagree on.
+loss models' own estimation error, shared by all rows of the window — the grouped
+(delete-a-fold) jackknife variance of the fold models' window means (law of total variance) —
+and the RMSE's follows by the delta method. The interval is a *prediction interval for the MAE
+(RMSE) this window's labels will give*, valid while the loss given features and prediction is
+the reference's (no concept drift) and the window lies in the reference's support.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ ASSUMPTIONS = (
 COVERAGE = (
     "prediction interval for the metric this window's labels will give, covering the rows' "
     "loss noise (variance of the loss model's held-out residuals per decile of predicted loss) "
-    "and the spread between cross-fitted loss models; valid only under the assumptions"
+    "and the loss model's estimation error (delete-a-fold jackknife over the cross-fitted loss "
+    "models); valid only under the assumptions"
 )
 _N_BINS = 10
 # Inner decile edges of the held-out predicted loss; residual mean and variance per decile.
@@ -75,9 +76,10 @@ class DLE(Estimator):
         missing values). ``None`` uses a histogram gradient-boosting model (100 trees of up
         to 31 leaves, LightGBM's default size) on one thread.
     n_splits
-        Cross-fitting folds for the held-out residuals that size the interval (the default
-        model uses 30 trees there); the window's estimate comes from one more model fitted
-        on the whole reference.
+        Cross-fitting folds: one loss model per fold, fitted on the other folds. Their
+        held-out residuals correct the bias and size the rows' scatter; the window's estimate
+        averages the fold models, and their spread (delete-a-fold jackknife) sizes the loss
+        model's estimation error. Fit time grows with ``n_splits``.
     chunk_size, confidence, min_rows, max_unsupported_share, random_state
         As for :class:`CBPE`.
     tolerance
