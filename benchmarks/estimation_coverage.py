@@ -167,7 +167,24 @@ def summarise(rows: list[dict[str, Any]], metric: str) -> dict[str, Any]:
         "within_noise": bool(n and band[0] <= covered / n <= band[1]),
         "width": float(np.mean([h["upper"] - h["lower"] for h in hits])) if n else float("nan"),
         "flagged": sum(h["flagged"] for h in hits),
+        # z = (realised - estimate) / sd, sd read off the interval's wider side (it is clipped
+        # to the metric's range): mean 0 and sd 1 when the interval is right.
+        "z": _z([(h["realised"] - h["value"]) / _sd(h) for h in hits]),
+        "error": float(np.mean([abs(h["realised"] - h["value"]) for h in hits])) if n else 0.0,
     }
+
+
+def _sd(h: dict[str, Any]) -> float:
+    from scipy.stats import norm
+
+    return max(h["upper"] - h["value"], h["value"] - h["lower"]) / float(norm.ppf(0.975))
+
+
+def _z(z: list[float]) -> tuple[float, float]:
+    values = np.asarray(z, dtype=np.float64)
+    if values.size < 2:
+        return float("nan"), float("nan")
+    return float(values.mean()), float(values.std(ddof=1))
 
 
 def run(
@@ -210,13 +227,18 @@ def render(results: dict[str, Any]) -> str:
         "*Analysis*: the estimator fitted on the whole reference, consecutive chunks of the "
         "analysis period; the second half of both datasets has a concept shift (the chance of "
         "the outcome given the score or the features changes; see the notes of the estimation "
-        "section), which no label-free check can see.",
+        "section), which no label-free check can see. *mean z*, *sd z*: of z = (realised - "
+        "estimate) / sd over the reference chunks, sd read off the interval; 0 and 1 when the "
+        "interval is right (the sd of z has a standard error of about 1/sqrt(2n)). *analysis "
+        "error*: mean absolute difference between estimate and realised metric over all "
+        "analysis chunks (the set-up of the section *Performance estimation without labels*, "
+        "where NannyML's error stands beside it).",
         "",
     ]
     header = [
         "dataset, chunk", "metric", "reference chunks", "coverage (95 % CI)", "binomial band",
-        "within noise", "mean width", "analysis 1st half", "analysis 2nd half",
-        "analysis chunks flagged",
+        "within noise", "mean z", "sd z", "mean width", "analysis 1st half",
+        "analysis 2nd half", "analysis error", "analysis chunks flagged",
     ]  # fmt: skip
     body = []
     for config in results["configs"]:
@@ -228,6 +250,7 @@ def render(results: dict[str, Any]) -> str:
                 for h in ("first", "second")
             }
             flagged = halves["first"]["flagged"] + halves["second"]["flagged"]
+            analysis_error = summarise(config["analysis"], metric)["error"]
             total = halves["first"]["n"] + halves["second"]["n"]
             body.append(
                 [
@@ -235,9 +258,11 @@ def render(results: dict[str, Any]) -> str:
                     f"{ref['coverage']:.1%} ({ref['ci'][0]:.1%}–{ref['ci'][1]:.1%})",
                     f"{ref['band'][0]:.1%}–{ref['band'][1]:.1%}",
                     "yes" if ref["within_noise"] else "**no**",
+                    f"{ref['z'][0]:+.2f}", f"{ref['z'][1]:.2f}",
                     f"{ref['width']:.4g}",
                     f"{halves['first']['coverage']:.0%} of {halves['first']['n']}",
                     f"{halves['second']['coverage']:.0%} of {halves['second']['n']}",
+                    f"{analysis_error:.4g}",
                     f"{flagged} of {total}",
                 ]
             )  # fmt: skip
