@@ -121,19 +121,23 @@ def reference_coverage(
     return rows
 
 
-def analysis_coverage(dataset: str, chunk_size: int) -> list[dict[str, Any]]:
+def analysis_coverage(dataset: str) -> dict[int, list[dict[str, Any]]]:
+    """Consecutive analysis chunks of every size, from one fit on the whole reference."""
     spec = DATASETS[dataset]
     reference = pd.read_parquet(EST_DATA / f"{dataset}_reference.parquet")
     analysis = pd.read_parquet(EST_DATA / f"{dataset}_analysis.parquet")
     est = estimator(spec, seed=0).fit(reference)
-    rows = []
-    for start in range(0, len(analysis) - chunk_size + 1, chunk_size):
-        chunk = analysis.iloc[start : start + chunk_size]
-        results = est.estimate(chunk.drop(columns=[spec["target"]]))
-        row = _record(results, realised(spec, chunk))
-        row["_half"] = "first" if start + chunk_size <= len(analysis) // 2 else "second"
-        rows.append(row)
-    return rows
+    out: dict[int, list[dict[str, Any]]] = {}
+    for chunk_size in CHUNK_SIZES[dataset]:
+        rows = []
+        for start in range(0, len(analysis) - chunk_size + 1, chunk_size):
+            chunk = analysis.iloc[start : start + chunk_size]
+            results = est.estimate(chunk.drop(columns=[spec["target"]]))
+            row = _record(results, realised(spec, chunk))
+            row["_half"] = "first" if start + chunk_size <= len(analysis) // 2 else "second"
+            rows.append(row)
+        out[chunk_size] = rows
+    return out
 
 
 def clopper_pearson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
@@ -196,9 +200,10 @@ def run(
         reps = REPETITIONS[dataset] // (5 if quick else 1)
         log(f"{dataset}: up to {reps} cross-fitted repetitions ...")
         ref = reference_coverage(dataset, reps, budget)
+        log("  analysis chunks ...")
+        analysis = analysis_coverage(dataset)
         for chunk_size in CHUNK_SIZES[dataset]:
-            log(f"  analysis chunks of {chunk_size:,} rows ...")
-            ana = analysis_coverage(dataset, chunk_size)
+            ana = analysis[chunk_size]
             out["configs"].append(
                 {
                     "dataset": dataset,

@@ -8,15 +8,16 @@ root of the mean predicted squared error its RMSE). This is NannyML's DLE.
 The loss model is cross-fitted: the reference is split into folds, one model per fold is
 trained on the other folds, and each reference row's loss is predicted by the model that did
 not see it. Those held-out residuals (true loss minus predicted loss), grouped by decile of
-predicted loss, correct each fold model's bias per decile and say how far a row's loss strays
-from its prediction there. On a window, the estimate averages the fold models' corrected
-predictions; its standard deviation combines the rows' residual variances (rows are
-independent, so the variance of the window's mean loss is their sum over ``n^2``) with the
-loss models' own estimation error, shared by all rows of the window — the grouped
-(delete-a-fold) jackknife variance of the fold models' window means (law of total variance) —
-and the RMSE's follows by the delta method. The interval is a *prediction interval for the MAE
-(RMSE) this window's labels will give*, valid while the loss given features and prediction is
-the reference's (no concept drift) and the window lies in the reference's support.
+predicted loss, say how far a row's loss strays from its prediction there. On a window, the
+estimate is the mean loss predicted by one more model, fitted on the whole reference. Its
+standard deviation combines the rows' residual variances (rows are independent, so the variance
+of the window's mean loss is their sum over ``n^2``) with the loss model's own estimation
+error, shared by all rows of the window — the grouped (delete-a-fold) jackknife variance of the
+fold models' window means (law of total variance); with few folds that part is itself
+uncertain, so the interval uses Student's t with Welch–Satterthwaite degrees of freedom. The
+RMSE's follows by the delta method. The interval is a *prediction interval for the MAE (RMSE)
+this window's labels will give*, valid while the loss given features and prediction is the
+reference's (no concept drift) and the window lies in the reference's support.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ COVERAGE = (
     "models); valid only under the assumptions"
 )
 _N_BINS = 10
-# Inner decile edges of the held-out predicted loss; residual mean and variance per decile.
-_Bins = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+# Inner decile edges of the held-out predicted loss; residual variance per decile.
+_Bins = tuple[NDArray[np.float64], NDArray[np.float64]]
 
 
 class DLE(Estimator):
@@ -76,10 +77,10 @@ class DLE(Estimator):
         missing values). ``None`` uses a histogram gradient-boosting model (100 trees of up
         to 31 leaves, LightGBM's default size) on one thread.
     n_splits
-        Cross-fitting folds: one loss model per fold, fitted on the other folds. Their
-        held-out residuals correct the bias and size the rows' scatter; the window's estimate
-        averages the fold models, and their spread (delete-a-fold jackknife) sizes the loss
-        model's estimation error. Fit time grows with ``n_splits``.
+        Cross-fitting folds: one loss model per fold, fitted on the other folds, besides the
+        model on the whole reference that gives the estimate. Their held-out residuals size
+        the rows' scatter, and their spread (delete-a-fold jackknife) the loss model's
+        estimation error. Fit time grows with ``n_splits``.
     chunk_size, confidence, min_rows, max_unsupported_share, random_state
         As for :class:`CBPE`.
     tolerance
@@ -234,10 +235,12 @@ class DLE(Estimator):
                     model.fit(x[folds != k], loss[folds != k])
                     held_out[folds == k] = model.predict(x[folds == k])
                     models.append(model)
-                self.models_[metric] = models
                 self.residuals_[metric] = _residual_bins(held_out, loss - held_out)
-                corrected = held_out + _bias(self.residuals_[metric], held_out)
-                self.reference_estimate_[metric] = _summary(metric, float(corrected.mean()))
+                self.reference_estimate_[metric] = _summary(metric, float(held_out.mean()))
+                # The estimate comes from a model on the whole reference; the fold models are
+                # its delete-a-fold jackknife replicates.
+                full = self._new_model(int(rng.integers(2**31))).fit(x, loss)
+                self.models_[metric] = [full, *models]
         self.reference_ = {m: _summary(m, float(losses[m].mean())) for m in self.metrics}
         self.support_ = Support.learn(table, [*self.features, self.prediction])
         self.n_reference_ = n
@@ -256,7 +259,8 @@ class DLE(Estimator):
         return reference * (1.0 + self.tolerance)
 
     def _predicted(self, table: pa.Table) -> dict[str, NDArray[np.float64]]:
-        """Each row's loss as each fold model predicts it, shape (folds, rows) per metric."""
+        """Each row's loss as the full model (row 0) and each fold model predict it, shape
+        (1 + folds, rows) per metric."""
         x = self._matrix(table)
         with self._threads():
             return {
@@ -309,7 +313,9 @@ class DLE(Estimator):
         share, per_column = self.support_.outside(table)
         out = []
         for metric in self.metrics:
-            mean_loss, sd_loss = _moments(self.residuals_[metric], predicted[metric])
+            mean_loss, sd_loss, df = _moments(self.residuals_[metric], predicted[metric])
+            # Student's t for the jackknife's few degrees of freedom, passed on as a wider sd.
+            sd_loss *= _t_factor(df, self.confidence)
             value = _summary(metric, mean_loss)
             # RMSE = sqrt(mean squared error): delta method, d sqrt(v) = dv / (2 sqrt(v)).
             sd = sd_loss / (2 * value) if metric == "rmse" and value > 0 else sd_loss
@@ -319,8 +325,8 @@ class DLE(Estimator):
 
 
 def _residual_bins(predicted: NDArray[np.float64], residuals: NDArray[np.float64]) -> _Bins:
-    """Inner decile edges of the held-out predicted loss, and the mean and the variance of the
-    held-out residuals in each decile (a decile emptied by ties takes the overall figures)."""
+    """Inner decile edges of the held-out predicted loss and the variance of the held-out
+    residuals in each decile (a decile emptied by ties takes the overall variance)."""
     edges = np.unique(np.quantile(predicted, np.linspace(0, 1, _N_BINS + 1)[1:-1]))
     bins = np.searchsorted(edges, predicted, side="right")
     count = np.bincount(bins, minlength=edges.size + 1).astype(np.float64)
@@ -329,38 +335,44 @@ def _residual_bins(predicted: NDArray[np.float64], residuals: NDArray[np.float64
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
         var = squares / count - mean * mean
-    mean[count < 2] = residuals.mean()
     var[count < 2] = residuals.var()
-    return edges, mean, np.maximum(var, 0.0)
+    return edges, np.maximum(var, 0.0)
 
 
-def _bias(bins: _Bins, predicted: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The held-out residual mean of each prediction's decile: what the fold models miss."""
-    edges, mean, _ = bins
-    return mean[np.searchsorted(edges, predicted, side="right")]
+def _moments(bins: _Bins, predicted: NDArray[np.float64]) -> tuple[float, float, float]:
+    """Estimated mean loss of the window, its standard deviation and the degrees of freedom.
 
-
-def _moments(bins: _Bins, predicted: NDArray[np.float64]) -> tuple[float, float]:
-    """Estimated mean loss of the window and its standard deviation.
-
-    ``predicted`` holds each fold model's loss predictions, shape (folds, rows). The estimate
-    averages the fold models' bias-corrected window means. Its variance adds (law of total
-    variance) the rows' own scatter — each row's loss strays from its prediction
-    independently, by the residual variance of its decile, so the window mean strays by their
-    sum over ``n^2`` — and the loss models' estimation error, which all rows of a window share
-    and which does not shrink with the window: the grouped (delete-a-fold) jackknife variance
-    of the fold models' window means, ``(K - 1) / K * sum_k (m_k - m)^2`` (Shao and Tu, *The
-    Jackknife and Bootstrap*, 1995, section 2.3).
+    ``predicted`` holds the loss predictions of the full model (row 0) and of the ``K`` fold
+    models, shape (1 + K, rows). The estimate is the full model's window mean. Its variance
+    adds (law of total variance) the rows' own scatter — each row's loss strays from its
+    prediction independently, by the held-out residual variance of its decile, so the window
+    mean strays by their sum over ``n^2`` — and the loss model's estimation error, which all
+    rows of a window share and which does not shrink with the window: the grouped
+    (delete-a-fold) jackknife variance of the full model's window mean, ``(K - 1) / K *
+    sum_k (m_k - m)^2`` over the fold models' window means ``m_k`` (Shao and Tu, *The
+    Jackknife and Bootstrap*, 1995, section 2.3). That part has ``K - 1`` degrees of freedom;
+    the Welch–Satterthwaite approximation gives those of the sum (the rows' part counts as
+    exactly known).
     """
-    _, _, var = bins
-    corrected = predicted + _bias(bins, predicted)
-    means = corrected.mean(axis=1)
+    edges, var = bins
+    full, folds = predicted[0], predicted[1:]
+    rows = float(var[np.searchsorted(edges, full, side="right")].sum()) / full.size**2
+    means = folds.mean(axis=1)
     k = means.size
-    estimate = float(means.mean())
-    average = predicted.mean(axis=0)
-    rows = float(var[np.searchsorted(bins[0], average, side="right")].sum()) / average.size**2
-    model = (k - 1) / k * float(np.sum((means - estimate) ** 2))
-    return estimate, math.sqrt(rows + model)
+    model = (k - 1) / k * float(np.sum((means - means.mean()) ** 2))
+    total = rows + model
+    df = math.inf if model <= 0.0 else (k - 1) * (total / model) ** 2
+    return float(full.mean()), math.sqrt(total), df
+
+
+def _t_factor(df: float, confidence: float) -> float:
+    """How much wider a Student t interval with ``df`` degrees of freedom is than a normal one."""
+    from scipy.stats import norm, t
+
+    if not math.isfinite(df):
+        return 1.0
+    q = 0.5 + confidence / 2
+    return float(t.ppf(q, df) / norm.ppf(q))
 
 
 def _summary(metric: str, mean_loss: float) -> float:
