@@ -290,6 +290,10 @@ def main(argv: list[str]) -> int:
         results = parts[0]
         for part in parts[1:]:
             results["configs"] += part["configs"]
+        if len({p["commit"] for p in parts}) > 1:
+            results["commit"] = ", ".join(
+                f"{p['commit']} ({p['configs'][0]['dataset'].replace('_', ' ')})" for p in parts
+            )
     else:
         from drift import _git_commit
 
