@@ -58,7 +58,11 @@ NOT_RUN = {
 
 
 #: Pages whose examples a test of their own runs (with the services they need).
-DEDICATED = {"scale-out.md": "tests/test_docs_scale_out.py", "loop.md": "tests/loop/test_docs.py"}
+DEDICATED = {
+    "scale-out.md": "tests/test_docs_scale_out.py",
+    "loop.md": "tests/loop/test_docs.py",
+    "spark.md": "tests/engines/test_docs_spark.py",
+}
 RUN_HERE = [doc for doc in DOCS if doc.name not in DEDICATED]
 
 
