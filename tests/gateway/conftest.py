@@ -581,6 +581,7 @@ def load_in_background(
     concurrency: int,
     max_requests: int,
     max_seconds: float,
+    timeout: float = 30.0,
 ) -> Iterator[LoadRun]:
     """:func:`run_load` in a thread; leaving the block stops it and waits for it."""
     run = LoadRun()
@@ -595,6 +596,7 @@ def load_in_background(
                 max_requests=max_requests,
                 max_seconds=max_seconds,
                 run=run,
+                timeout=timeout,
             )
         except BaseException as exc:  # surfaced in the test thread below
             errors.append(exc)
@@ -605,6 +607,6 @@ def load_in_background(
         yield run
     finally:
         run.stop.set()
-        thread.join(timeout=max_seconds + 60)
+        thread.join(timeout=max_seconds + timeout + 60)
     if errors:
         raise errors[0]
