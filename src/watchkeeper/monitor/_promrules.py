@@ -53,6 +53,8 @@ GATEWAY_SERIES = (
     "watchkeeper_log_queue_depth",
     "watchkeeper_log_write_duration_seconds",
     "watchkeeper_log_dropped_records",
+    "watchkeeper_log_duplicate_records",
+    "watchkeeper_log_id_conflicts",
     "watchkeeper_shadow_skipped",
     "watchkeeper_model_info",
 )
@@ -381,11 +383,16 @@ def _panels() -> list[dict[str, Any]]:
             "ops",
         ),
         _panel(
-            "Prediction log: queue depth, drops, write p99",
+            "Prediction log: queue depth, drops, reused ids, write p99",
             "timeseries",
             [
                 ("sum(watchkeeper_log_queue_depth)", "queue depth"),
                 (f"sum(rate(watchkeeper_log_dropped_records_total{rate}))", "dropped / s"),
+                (
+                    f"sum(rate(watchkeeper_log_duplicate_records_total{rate}))",
+                    "retries logged once / s",
+                ),
+                (f"sum(rate(watchkeeper_log_id_conflicts_total{rate}))", "id conflicts (409) / s"),
                 (
                     "histogram_quantile(0.99, sum by (le) "
                     f"(rate(watchkeeper_log_write_duration_seconds_bucket{rate})))",
