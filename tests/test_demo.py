@@ -136,3 +136,39 @@ def test_demo_runs_and_tells_the_truth(tmp_path: Path) -> None:
 
     before = json.loads(FIXTURE.read_text())
     assert differences(before, outcome(out / ".watchkeeper")) == []
+
+    # docs/loop.md's command-line examples run against the demo's project as written (with
+    # `watch` stopped after one run); `abort` finds no active rollout once the demo is done.
+    _run_loop_doc_commands(out)
+
+
+def _run_loop_doc_commands(out: Path) -> None:
+    import shlex
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "loop.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```bash\n(.*?)```", doc, flags=re.S)
+    shutil.copy(root / "src" / "watchkeeper" / "demo" / "loop.toml", out / "loop.toml")
+    commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    assert len(commands) >= 7
+    for words in commands:
+        assert words[:2] == ["watchkeeper", "loop"], words
+        args = words[1:] + (["--iterations", "1"] if words[2] == "watch" else [])
+        run = subprocess.run(
+            [sys.executable, "-m", "watchkeeper.cli", *args],
+            capture_output=True, text=True, timeout=600, cwd=out,
+        )  # fmt: skip
+        assert "Traceback" not in run.stderr, run.stderr
+        if words[2] == "abort":
+            assert run.returncode == 2, run.stdout
+            assert (
+                run.stderr.strip()
+                == "error: model 'bikeshare-demand' has no active rollout to abort"
+            )
+            continue
+        assert run.returncode == 0, (words, run.stderr[-2000:])
+        if words[2] == "status":
+            assert "bikeshare-demand-1/promote" in run.stdout
+        if words[2] == "undo":
+            assert "undo of bikeshare-demand-1/promote" in run.stdout

@@ -1,4 +1,5 @@
-"""The loop's examples in README.md and docs/loop.md run, and its policy files parse."""
+"""The loop's examples in README.md and docs/loop.md run, and its policy files parse (the
+page's command lines run in tests/test_demo.py, against the demo's project)."""
 
 from __future__ import annotations
 
