@@ -8,6 +8,7 @@ encoded once, before the record joined a commit (:class:`~watchkeeper.logstore._
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -75,7 +76,7 @@ def same_content(stored: str, ours: str) -> bool:
         return False
 
 
-class SQLLogReads:
+class SQLLogReads(ABC):
     """The reading side of the SQL log stores (windows, counts, feedback statistics and the
     export's snapshots), written once for SQLite and PostgreSQL.
 
@@ -91,8 +92,9 @@ class SQLLogReads:
     _DAY_OF = ""
     _PLACEHOLDER = "?"
 
-    def _snapshot(self) -> AbstractContextManager[Any]:  # pragma: no cover - every store has one
-        raise NotImplementedError
+    @abstractmethod
+    def _snapshot(self) -> AbstractContextManager[Any]:
+        """A connection inside one consistent read transaction."""
 
     def _q(self, sql: str) -> str:
         """``sql`` with this store's placeholders."""
