@@ -429,7 +429,7 @@ def _judge_two_sample(
         status, verdict = Status.WARN, "the difference (not yet its interval) is worse than"
     else:
         status, verdict = Status.OK, "within the tolerance of"
-    return result(
+    out: CheckResult = result(
         status,
         f"{shown} on {n:,} labelled rows; {verdict} the reference {_fmt(reference)} "
         f"({rule.confidence:.0%} CI {_fmt(interval[0])} to {_fmt(interval[1])}, itself "
@@ -437,6 +437,7 @@ def _judge_two_sample(
         f"{_fmt(value - reference)} ± {_fmt(z * se)}",
         threshold,
     )
+    return out
 
 
 def realised_performance(

@@ -208,8 +208,12 @@ def check_profiled_against(profile: Profile, reference: Profile, names: Any) -> 
                 f"column {name!r} is {mine.kind} in the current profile but {theirs.kind} in "
                 "the reference; profile the current data with the reference's schema"
             )
-        if (mine.kind == "numeric" and mine.bin_edges != theirs.bin_edges) or (
-            mine.kind in ("categorical", "boolean") and mine.categories != theirs.categories
+        mine_any: Any = mine  # the kind, checked above, says which profile class both are
+        if (
+            mine.kind == "numeric" and mine_any.bin_edges != getattr(theirs, "bin_edges", None)
+        ) or (
+            mine.kind in ("categorical", "boolean")
+            and mine_any.categories != getattr(theirs, "categories", None)
         ):
             bad.append(name)
     if bad:
