@@ -337,6 +337,27 @@ def _record(demo_registry: DemoRegistry, **changes: Any) -> dict[str, Any]:
     return {**demo_registry.rows[0], **changes}
 
 
+def test_idle_keep_alive_connection_is_still_served(gateway_server: GatewayProcess) -> None:
+    """A pooled connection reused after 6 s idle (httpx keeps them 5 s, cloud balancers 60 s)
+    gets its answer: the server must not close an idle connection before its clients do, or
+    the next request on it races the close and fails with a reset instead of a status."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", gateway_server.port, timeout=10)
+    try:
+        for pause in (0.0, 6.0):
+            time.sleep(pause)
+            conn.request("GET", "/readyz")
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+            # One socket for both requests: http.client reconnects silently only after a
+            # close it has seen, which it reports as a missing socket here.
+            assert conn.sock is not None, "the server closed the idle connection"
+    finally:
+        conn.close()
+
+
 def test_malformed_json_is_a_400(gateway_server: GatewayProcess) -> None:
     for raw in (b'{"hr": 3,', b"not json", b"[{]", b"\xff\xfe\x00", b""):
         status, payload = _post(gateway_server, PREDICT, raw)

@@ -99,6 +99,14 @@ def serve_command(
         help="uvicorn's per-request log lines (off: every prediction is in the prediction log).",
     ),
     log_level: str = typer.Option("info", "--log-level", help="Server log level."),
+    keep_alive: int = typer.Option(
+        75,
+        "--keep-alive",
+        min=1,
+        help="Seconds an idle client connection stays open. Keep it above the idle timeout "
+        "of the clients and load balancers in front (60 s on common cloud balancers; httpx "
+        "pools connections for 5 s): a server closing first races their next request.",
+    ),
 ) -> None:
     """Serve the registry's models over HTTP (predict, feedback, v2 inference, metrics)."""
     from watchkeeper._extras import require
@@ -158,6 +166,7 @@ def serve_command(
             access_log=access_log,
             log_level=log_level,
             timeout_graceful_shutdown=30,
+            timeout_keep_alive=keep_alive,
         )
     finally:
         if metrics_dir is not None:
