@@ -307,6 +307,43 @@ async def test_health_readiness_and_metrics(root: Path) -> None:
         assert line in metrics, line
 
 
+async def test_serving_routes_share_one_request_metrics_dependency(root: Path) -> None:
+    """predict, both infer routes and explain are timed and labelled by the same dependency:
+    an unknown model is counted under "unknown" (never under the name sent), the status comes
+    from the answer, and v2's 400 (the protocol's code for a bad request) is what is counted."""
+    from watchkeeper.gateway._observe import RequestObservation
+
+    app = create_app(settings_for(root))
+    observed = {
+        route.path
+        for route in app.routes
+        for dep in getattr(getattr(route, "dependant", None), "dependencies", ())
+        if getattr(dep.call, "__qualname__", "").startswith("request_observer.")
+    }
+    async with serve(app) as client:
+        unknown = await client.post("/v1/models/nope-404/predict", json=churn_record(0))
+        bad_v2 = await client.post("/v2/models/churn/infer", json={"inputs": "x"})
+        await client.post("/v2/models/churn/versions/1/infer", json={"inputs": "x"})
+        metrics = (await client.get("/metrics")).text
+    assert observed == {
+        "/v1/models/{name}/predict",
+        "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}/infer",
+        "/v1/models/{name}/explain",
+    }
+    assert RequestObservation().model == "unknown"
+    assert unknown.status_code == 404
+    assert bad_v2.status_code == 400
+    assert "nope-404" not in metrics
+    for line in (
+        'watchkeeper_requests_total{arm="",code="404",model="unknown",version=""} 1.0',
+        'watchkeeper_requests_total{arm="",code="400",model="churn",version=""} 2.0',
+        'watchkeeper_request_duration_seconds_count{endpoint="infer",model="churn"} 2.0',
+        'watchkeeper_request_duration_seconds_count{endpoint="predict",model="unknown"} 1.0',
+    ):
+        assert line in metrics, line
+
+
 async def test_not_ready_without_models(tmp_path: Path) -> None:
     async with gateway(tmp_path / "empty") as client:
         resp = await client.get("/readyz")

@@ -36,12 +36,13 @@ __all__ = ["app_from_env", "create_app", "install"]
 
 def install(app: FastAPI, ctx: Context) -> Sequence[Service]:
     """Add the dashboard to ``app`` and return the scheduled monitor (a service)."""
-    from watchkeeper.app._dashboard import add_dashboard
+    from watchkeeper.app._dashboard import dashboard_router
     from watchkeeper.app._monitor_task import MonitorTask
+    from watchkeeper.gateway.extension import mount_router
 
     task = MonitorTask(ctx.settings)
     app.state.monitor_task = task
-    add_dashboard(app, ctx)
+    mount_router(app, dashboard_router(ctx))
     return [task]
 
 

@@ -28,7 +28,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -47,7 +47,7 @@ from watchkeeper.gateway.extension import (
 from watchkeeper.registry import RegistryError, validate_name
 from watchkeeper.report.html import esc, page
 
-__all__ = ["COOKIE", "add_dashboard"]
+__all__ = ["COOKIE", "dashboard_router"]
 
 #: Name of the cookie holding a signed, expiring dashboard session (never a token; HttpOnly,
 #: SameSite=Strict, /dashboard only).
@@ -264,8 +264,9 @@ def _html(body: str, status: int = 200, headers: dict[str, str] | None = None) -
 # -- wiring --------------------------------------------------------------------------------------
 
 
-def add_dashboard(app: FastAPI, ctx: Context) -> None:
-    """Register the dashboard pages and their JSON API on ``app``."""
+def dashboard_router(ctx: Context) -> APIRouter:
+    """The dashboard pages and their JSON API."""
+    router = APIRouter()
     sources = Sources(ctx)
 
     def authorize(request: Request) -> None:
@@ -303,7 +304,7 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
         except RegistryError as exc:
             raise registry_error(exc) from None
 
-    @app.get(
+    @router.get(
         "/dashboard/api/models",
         tags=["dashboard"],
         summary="Every registered model with its route, latest monitoring status and alerts",
@@ -317,7 +318,7 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
         data = await asyncio.to_thread(_overview, ctx, sources, snapshot)
         return json_response(data, headers={"Cache-Control": "no-store"})
 
-    @app.get(
+    @router.get(
         "/dashboard/api/models/{name}",
         tags=["dashboard"],
         summary="One model: versions, aliases, audit history, route, monitoring, alerts",
@@ -338,7 +339,7 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
         data = await detail(model_name(name), last, version, arm)
         return json_response(data, headers={"Cache-Control": "no-store"})
 
-    @app.get("/dashboard", include_in_schema=False, response_model=None)
+    @router.get("/dashboard", include_in_schema=False, response_model=None)
     async def show_overview(request: Request, refresh: Refresh = 60) -> Response:
         try:
             authorize(request)
@@ -348,7 +349,7 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
         data = await asyncio.to_thread(_overview, ctx, sources, snapshot)
         return _html(overview_page(data, refresh))
 
-    @app.get("/dashboard/models/{name}", include_in_schema=False, response_model=None)
+    @router.get("/dashboard/models/{name}", include_in_schema=False, response_model=None)
     async def show_detail(
         name: ModelName,
         request: Request,
@@ -368,7 +369,7 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
             return _html(page("watchkeeper dashboard", nav() + f"<p>{esc(message)}</p>"), 404)
         return _html(detail_page(data, refresh))
 
-    @app.get("/dashboard/loop", include_in_schema=False, response_model=None)
+    @router.get("/dashboard/loop", include_in_schema=False, response_model=None)
     async def show_loop(request: Request, refresh: Refresh = 60) -> Response:
         """Each model's loop stage and the evidence of its latest rollout."""
         try:
@@ -380,11 +381,11 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
         data = await asyncio.to_thread(loop_view, ctx.registry)
         return _html(render_loop_dashboard(data, refresh=refresh))
 
-    @app.get("/dashboard/login", include_in_schema=False, response_model=None)
+    @router.get("/dashboard/login", include_in_schema=False, response_model=None)
     async def login_form() -> Response:
         return _html(login_page("Sign in with a gateway token."))
 
-    @app.post("/dashboard/login", include_in_schema=False, response_model=None)
+    @router.post("/dashboard/login", include_in_schema=False, response_model=None)
     async def login(request: Request) -> Response:
         body = bytearray()
         async for chunk in request.stream():
@@ -416,8 +417,10 @@ def add_dashboard(app: FastAPI, ctx: Context) -> None:
         )
         return response
 
-    @app.post("/dashboard/logout", include_in_schema=False, response_model=None)
+    @router.post("/dashboard/logout", include_in_schema=False, response_model=None)
     async def logout() -> Response:
         response = RedirectResponse("/dashboard/login", status_code=303, headers=_HEADERS)
         response.delete_cookie(COOKIE, path="/dashboard")
         return response
+
+    return router

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from watchkeeper.exceptions import InputError
@@ -30,7 +30,7 @@ from watchkeeper.registry import (
     validate_name,
 )
 
-__all__ = ["add_admin", "registry_error"]
+__all__ = ["admin_router", "registry_error"]
 
 T = TypeVar("T")
 
@@ -163,13 +163,14 @@ def _name(name: str) -> str:
         ) from None
 
 
-def add_admin(app: FastAPI, ctx: Context) -> None:
-    """Register the admin endpoints on ``app``."""
+def admin_router(ctx: Context) -> APIRouter:
+    """The admin endpoints: routes, promotion, rollback, reload (admin scope)."""
+    router = APIRouter()
 
     def check(request: Request) -> None:
         ctx.auth.check(request.headers.get("authorization"), "admin")
 
-    @app.put(
+    @router.put(
         "/v1/admin/models/{name}/route",
         tags=["admin"],
         summary="Set a model's route",
@@ -195,7 +196,7 @@ def add_admin(app: FastAPI, ctx: Context) -> None:
             {"route": route.to_dict(), "description": route.describe(), "event": event.to_dict()}
         )
 
-    @app.delete(
+    @router.delete(
         "/v1/admin/models/{name}/route",
         tags=["admin"],
         summary="Remove a model's stored route (back to the default alias)",
@@ -216,7 +217,7 @@ def add_admin(app: FastAPI, ctx: Context) -> None:
         await refresh(ctx, force=True)
         return json_response({"event": None if event is None else event.to_dict()})
 
-    @app.post(
+    @router.post(
         "/v1/admin/models/{name}/promote",
         tags=["admin"],
         summary="Point an alias (champion) at another version (the challenger's)",
@@ -254,7 +255,7 @@ def add_admin(app: FastAPI, ctx: Context) -> None:
         version = await _call(ctx.registry.get_version, name, alias)
         return json_response({"alias": alias, "version": version.version, "events": events})
 
-    @app.post(
+    @router.post(
         "/v1/admin/models/{name}/rollback",
         tags=["admin"],
         summary="Point an alias back at its previous version",
@@ -276,7 +277,7 @@ def add_admin(app: FastAPI, ctx: Context) -> None:
         await refresh(ctx, force=True)
         return json_response({"event": event.to_dict()})
 
-    @app.post(
+    @router.post(
         "/v1/admin/reload",
         tags=["admin"],
         summary="Re-read routes and aliases now",
@@ -325,3 +326,5 @@ def add_admin(app: FastAPI, ctx: Context) -> None:
                 "not_served": dict(snapshot.unserved),
             }
         )
+
+    return router

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
@@ -28,7 +28,7 @@ from starlette.routing import Match
 from watchkeeper import __version__
 from watchkeeper._extras import resolve
 from watchkeeper.gateway._errors import ApiError
-from watchkeeper.gateway._http import CatchAll, error_response, json_response
+from watchkeeper.gateway._http import CatchAll, error_response, json_response, mount_router
 from watchkeeper.gateway._log import PredictionLog, open_log, writable_problem
 from watchkeeper.gateway._metrics import GatewayMetrics
 from watchkeeper.gateway._models import ServingState, without_paths
@@ -185,18 +185,17 @@ def create_app(
     )
     app.add_middleware(CatchAll)
     _install_error_handlers(app)
-    from watchkeeper.gateway._admin import add_admin
-    from watchkeeper.gateway._explain import add_explain
-    from watchkeeper.gateway._v1 import add_v1
-    from watchkeeper.gateway._v2 import add_v2
+    from watchkeeper.gateway._admin import admin_router
+    from watchkeeper.gateway._explain import explain_router
+    from watchkeeper.gateway._v1 import v1_router
+    from watchkeeper.gateway._v2 import v2_router
 
-    add_v1(app, ctx)
-    add_admin(app, ctx)
-    add_v2(app, ctx)
-    add_explain(app, ctx)
+    # Predict, infer and explain share one request-metrics dependency (:mod:`._observe`).
+    for router in (v1_router(ctx), admin_router(ctx), v2_router(ctx), explain_router(ctx)):
+        mount_router(app, router)
     for install in extensions:
         services.extend(install(app, ctx) or ())
-    _add_operations(app, ctx, services)
+    mount_router(app, _operations_router(ctx, services))
     return app
 
 
@@ -249,13 +248,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
 
 
-def _add_operations(app: FastAPI, ctx: Context, services: Sequence[Service]) -> None:
-    @app.get("/healthz", tags=["operations"], summary="Liveness", response_model=None)
+def _operations_router(ctx: Context, services: Sequence[Service]) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/healthz", tags=["operations"], summary="Liveness", response_model=None)
     async def healthz() -> Response:
         """200 while the process serves HTTP."""
         return json_response({"status": "ok"})
 
-    @app.get(
+    @router.get(
         "/readyz",
         tags=["operations"],
         summary="Readiness: every served model loaded",
@@ -269,7 +270,7 @@ def _add_operations(app: FastAPI, ctx: Context, services: Sequence[Service]) -> 
             return json_response({"status": "not ready", "problems": problems}, 503)
         return json_response({"status": "ready", "models": sorted(ctx.state.current.models)})
 
-    @app.get(
+    @router.get(
         "/metrics",
         tags=["operations"],
         summary="Prometheus metrics",
@@ -284,6 +285,8 @@ def _add_operations(app: FastAPI, ctx: Context, services: Sequence[Service]) -> 
             body += await asyncio.to_thread(service.exposition)
         body += await asyncio.to_thread(_loop_exposition, ctx)
         return Response(body, media_type=content_type)
+
+    return router
 
 
 def _loop_exposition(ctx: Context) -> bytes:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -42,6 +42,11 @@ from watchkeeper.exceptions import InputError, MissingExtraError
 from watchkeeper.gateway._errors import ApiError, FieldProblem, first_line
 from watchkeeper.gateway._http import json_response, read_json
 from watchkeeper.gateway._models import ServedVersion
+from watchkeeper.gateway._observe import (
+    RequestObservation,
+    observation_dependency,
+    request_observer,
+)
 from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName, predict_request_schema
 from watchkeeper.gateway._service import Context, current_snapshot, pick_arm, served_model
 from watchkeeper.gateway._validation import (
@@ -51,7 +56,7 @@ from watchkeeper.gateway._validation import (
     records_to_columns,
 )
 
-__all__ = ["ExplainSettings", "add_explain"]
+__all__ = ["ExplainSettings", "explain_router"]
 
 logger = logging.getLogger("watchkeeper.gateway")
 
@@ -318,9 +323,11 @@ def _body(
     return body
 
 
-def add_explain(app: FastAPI, ctx: Context) -> None:
-    """Register ``POST /v1/models/{name}/explain`` on ``app``."""
+def explain_router(ctx: Context) -> APIRouter:
+    """``POST /v1/models/{name}/explain``."""
     settings = ExplainSettings.from_env()
+    router = APIRouter()
+    observed = observation_dependency(request_observer(ctx.metrics, "explain", count=False))
     explainers = _Explainers(settings)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watchkeeper-explain")
     slots = threading.BoundedSemaphore(settings.queue + 1)
@@ -356,7 +363,7 @@ def add_explain(app: FastAPI, ctx: Context) -> None:
         explainer, source = explainers.get(ctx, served, frame)
         return served, _explain_rows(explainer, frame, deadline), source, ids
 
-    @app.post(
+    @router.post(
         "/v1/models/{name}/explain",
         tags=["explain"],
         summary="Attributions for records or a logged prediction",
@@ -364,14 +371,16 @@ def add_explain(app: FastAPI, ctx: Context) -> None:
         responses={200: {"model": ExplainResponse}, **_RESPONSES},
         openapi_extra=explain_request_schema(),
     )
-    async def explain(name: ModelName, request: Request) -> Response:
+    async def explain(
+        name: ModelName, request: Request, obs: RequestObservation = observed
+    ) -> Response:
         """Per-feature attributions (SHAP) of the records sent (as for predict, at most
         ``WATCHKEEPER_EXPLAIN_MAX_ROWS``) or of a logged prediction
         (``{"prediction_id": ...}``): ``base_value + sum(attributions) = prediction``."""
-        started = time.perf_counter()
         ctx.auth.check(request.headers.get("authorization"), "predict")
         snapshot = await current_snapshot(ctx)
         model = served_model(snapshot, name)
+        obs.model = name
         body = await read_json(request, ctx.settings.max_body_bytes)
         prediction_id, records, served, arm = _parse(body, settings.max_rows)
         if prediction_id is None:
@@ -415,10 +424,9 @@ def add_explain(app: FastAPI, ctx: Context) -> None:
                 "the model could not be explained on these records",
                 [FieldProblem("", f"{type(exc).__name__}: {first_line(exc)}")],
             ) from exc
-        ctx.metrics.child(ctx.metrics.request_duration, name, "explain").observe(
-            time.perf_counter() - started
-        )
         return json_response(_body(parts, ids, found, arm, source))
+
+    return router
 
 
 def _locate(single: bool) -> Any:

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from watchkeeper.exceptions import InputError
 from watchkeeper.gateway._errors import ApiError, FieldProblem, first_line
 from watchkeeper.gateway._http import json_response, read_json
+from watchkeeper.gateway._observe import (
+    RequestObservation,
+    observation_dependency,
+    request_observer,
+)
 from watchkeeper.gateway._schemas import (
     ERROR_RESPONSES,
     FeedbackResponse,
@@ -36,7 +40,7 @@ from watchkeeper.gateway._service import (
 from watchkeeper.gateway._validation import check_record_id
 from watchkeeper.logstore import FeedbackRecord
 
-__all__ = ["add_v1"]
+__all__ = ["v1_router"]
 
 logger = logging.getLogger("watchkeeper.gateway")
 
@@ -44,12 +48,14 @@ _MAX_NOTE = 2000
 _FEEDBACK_KEYS = frozenset({"id", "label", "flag", "note"})
 
 
-def add_v1(app: FastAPI, ctx: Context) -> None:
-    """Register the v1 endpoints (predict, feedback, model listing and detail) on ``app``."""
+def v1_router(ctx: Context) -> APIRouter:
+    """The v1 endpoints: predict, feedback, model listing and detail."""
     settings = ctx.settings
     metrics = ctx.metrics
+    router = APIRouter()
+    observed = observation_dependency(request_observer(metrics, "predict", count=True))
 
-    @app.post(
+    @router.post(
         "/v1/models/{name}/predict",
         tags=["predict"],
         summary="Predict one record or a batch",
@@ -57,42 +63,35 @@ def add_v1(app: FastAPI, ctx: Context) -> None:
         responses={200: {"model": PredictResponse}, **ERROR_RESPONSES},
         openapi_extra=predict_request_schema(),
     )
-    async def predict(name: ModelName, request: Request) -> Response:
+    async def predict(
+        name: ModelName,
+        request: Request,
+        obs: RequestObservation = observed,
+    ) -> Response:
         """Predictions for one record (a JSON object keyed by feature name) or a batch (a
         list of them). Send ``X-Request-Id`` or a per-record ``id`` to choose prediction ids;
         send the route's sticky header (default ``X-User-Id``) to keep a user on one arm;
         send ``X-Event-Time`` (UNIX seconds or ISO 8601 with an offset) when replaying or
         backfilling, so the log records the time the data describes."""
-        started = time.perf_counter()
-        labels = ["unknown", "", "", "500"]
-        try:
-            ctx.auth.check(request.headers.get("authorization"), "predict")
-            snapshot = await current_snapshot(ctx)
-            served = served_model(snapshot, name)
-            labels[0] = name
-            body = await read_json(request, settings.max_body_bytes)
-            single = isinstance(body, dict)
-            records = [body] if single else body
-            _require_records(records)
-            answer = await predict_records(
-                ctx,
-                served,
-                records,
-                request.headers,
-                locate=_locate_single if single else _locate_batch,
-            )
-            labels[1], labels[2], labels[3] = str(answer.version), answer.arm, "200"
-            return json_response(answer.to_dict())
-        except ApiError as exc:
-            labels[3] = str(exc.status)
-            raise
-        finally:
-            metrics.child(metrics.requests, *labels).inc()
-            metrics.child(metrics.request_duration, labels[0], "predict").observe(
-                time.perf_counter() - started
-            )
+        ctx.auth.check(request.headers.get("authorization"), "predict")
+        snapshot = await current_snapshot(ctx)
+        served = served_model(snapshot, name)
+        obs.model = name
+        body = await read_json(request, settings.max_body_bytes)
+        single = isinstance(body, dict)
+        records = [body] if single else body
+        _require_records(records)
+        answer = await predict_records(
+            ctx,
+            served,
+            records,
+            request.headers,
+            locate=_locate_single if single else _locate_batch,
+        )
+        obs.answered(answer.version, answer.arm)
+        return json_response(answer.to_dict())
 
-    @app.post(
+    @router.post(
         "/v1/models/{name}/feedback",
         tags=["feedback"],
         summary="Labels and flags for earlier predictions",
@@ -144,7 +143,7 @@ def add_v1(app: FastAPI, ctx: Context) -> None:
             }
         )
 
-    @app.get(
+    @router.get(
         "/v1/models",
         tags=["models"],
         summary="Served models and their routes",
@@ -162,7 +161,7 @@ def add_v1(app: FastAPI, ctx: Context) -> None:
             }
         )
 
-    @app.get(
+    @router.get(
         "/v1/models/{name}",
         tags=["models"],
         summary="Versions, aliases, route and inputs of a model",
@@ -195,6 +194,8 @@ def add_v1(app: FastAPI, ctx: Context) -> None:
                 "schema": {alias: sv.record.schema for alias, sv in served.versions.items()},
             }
         )
+
+    return router
 
 
 def _locate_single(_: int, name: str) -> str:

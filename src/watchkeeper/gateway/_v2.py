@@ -20,17 +20,21 @@ Reference: https://kserve.github.io/website/latest/modelserving/data_plane/v2_pr
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from watchkeeper import __version__
 from watchkeeper.gateway._errors import ApiError, FieldProblem
 from watchkeeper.gateway._http import check_json_type, json_response, parse_json, read_body
 from watchkeeper.gateway._models import ServedModel, ServedVersion
+from watchkeeper.gateway._observe import (
+    RequestObservation,
+    observation_dependency,
+    request_observer,
+)
 from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName, VersionNumber
 from watchkeeper.gateway._service import (
     Context,
@@ -53,7 +57,7 @@ from watchkeeper.gateway._v2_codec import (
 )
 from watchkeeper.gateway._validation import InputSpec
 
-__all__ = ["EXTENSIONS", "add_v2"]
+__all__ = ["EXTENSIONS", "v2_router"]
 
 #: Protocol extensions the server implements (listed in the server metadata).
 EXTENSIONS = ("binary_tensor_data",)
@@ -148,25 +152,26 @@ def _version_number(version: str) -> int:
     return int(version)
 
 
-def add_v2(app: FastAPI, ctx: Context) -> None:
-    """Register the Open Inference Protocol endpoints on ``app``."""
+def v2_router(ctx: Context) -> APIRouter:
+    """The Open Inference Protocol endpoints."""
     from watchkeeper.gateway._app import readiness
 
-    metrics = ctx.metrics
+    router = APIRouter()
+    observed = observation_dependency(request_observer(ctx.metrics, "infer", count=True))
 
-    @app.get("/v2", tags=["v2"], summary="Server metadata", response_model=None)
+    @router.get("/v2", tags=["v2"], summary="Server metadata", response_model=None)
     async def server_metadata() -> Response:
         """Name, version and extensions of the server."""
         return json_response(
             {"name": "watchkeeper", "version": __version__, "extensions": list(EXTENSIONS)}
         )
 
-    @app.get("/v2/health/live", tags=["v2"], summary="Server liveness", response_model=None)
+    @router.get("/v2/health/live", tags=["v2"], summary="Server liveness", response_model=None)
     async def live() -> Response:
         """200 while the server answers."""
         return json_response({"live": True})
 
-    @app.get(
+    @router.get(
         "/v2/health/ready",
         tags=["v2"],
         summary="Server readiness",
@@ -181,7 +186,7 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
     def check(request: Request) -> None:
         ctx.auth.check(request.headers.get("authorization"), "predict")
 
-    @app.get(
+    @router.get(
         "/v2/models/{name}",
         tags=["v2"],
         summary="Model metadata",
@@ -201,7 +206,7 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
             )
         return json_response(_metadata(served, versions))
 
-    @app.get(
+    @router.get(
         "/v2/models/{name}/versions/{version}",
         tags=["v2"],
         summary="Model version metadata",
@@ -229,7 +234,7 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
             )
         return json_response(_metadata(served, found[:1]))
 
-    @app.get(
+    @router.get(
         "/v2/models/{name}/ready",
         tags=["v2"],
         summary="Model readiness",
@@ -246,7 +251,7 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
         ok = not served.problems
         return json_response({"name": name, "ready": ok}, 200 if ok else 400)
 
-    @app.get(
+    @router.get(
         "/v2/models/{name}/versions/{version}/ready",
         tags=["v2"],
         summary="Model version readiness",
@@ -272,13 +277,13 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
             )
         return json_response({"name": name, "version": str(number), "ready": True})
 
-    async def infer(name: str, version: int | None, request: Request) -> Response:
-        started = time.perf_counter()
-        labels = ["unknown", "", "", "500"]
+    async def infer(
+        name: str, version: int | None, request: Request, obs: RequestObservation
+    ) -> Response:
         try:
             check(request)
             served = served_model(await current_snapshot(ctx), name)
-            labels[0] = name
+            obs.model = name
             body = await _read_request(request, ctx.settings.max_body_bytes)
             if not isinstance(body, dict):
                 raise ApiError(
@@ -303,7 +308,7 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
                 locate=lambda i, n: f"inputs[{n}][{i}]",
                 version=version,
             )
-            labels[1], labels[2], labels[3] = str(answer.version), answer.arm, "200"
+            obs.answered(answer.version, answer.arm)
             payload: dict[str, Any] = {
                 "model_name": name,
                 "model_version": str(answer.version),
@@ -323,15 +328,9 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
         except ApiError as exc:
             if exc.status == 422:  # the protocol answers every bad request with 400
                 exc.status = 400
-            labels[3] = str(exc.status)
             raise
-        finally:
-            metrics.child(metrics.requests, *labels).inc()
-            metrics.child(metrics.request_duration, labels[0], "infer").observe(
-                time.perf_counter() - started
-            )
 
-    @app.post(
+    @router.post(
         "/v2/models/{name}/infer",
         tags=["v2"],
         summary="Inference (routed like /v1 predict)",
@@ -339,11 +338,13 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
         responses=ERROR_RESPONSES,
         openapi_extra=_INFER_BODY,
     )
-    async def infer_model(name: ModelName, request: Request) -> Response:
+    async def infer_model(
+        name: ModelName, request: Request, obs: RequestObservation = observed
+    ) -> Response:
         """Predictions for input tensors; the route picks the version."""
-        return await infer(name, None, request)
+        return await infer(name, None, request, obs)
 
-    @app.post(
+    @router.post(
         "/v2/models/{name}/versions/{version}/infer",
         tags=["v2"],
         summary="Inference on one served version",
@@ -351,9 +352,16 @@ def add_v2(app: FastAPI, ctx: Context) -> None:
         responses=ERROR_RESPONSES,
         openapi_extra=_INFER_BODY,
     )
-    async def infer_version(name: ModelName, version: VersionNumber, request: Request) -> Response:
+    async def infer_version(
+        name: ModelName,
+        version: VersionNumber,
+        request: Request,
+        obs: RequestObservation = observed,
+    ) -> Response:
         """Predictions from a given version (it must be one the route serves)."""
-        return await infer(name, _version_number(version), request)
+        return await infer(name, _version_number(version), request, obs)
+
+    return router
 
 
 async def _read_request(request: Request, limit: int) -> Any:

@@ -2,7 +2,8 @@
 
 The core (:func:`watchkeeper.gateway.create_app`) serves predict, feedback, explain, health and
 admin routes and knows nothing of monitoring or rendering. An *extension* is a callable
-``install(app, ctx)`` that adds routes to the FastAPI ``app`` and returns the background
+``install(app, ctx)`` that adds routes to the FastAPI ``app`` (build an ``APIRouter`` and
+add it with :func:`mount_router`) and returns the background
 services it runs (objects with ``start()``, ``stop()`` and ``exposition()``, the last giving
 extra Prometheus text for ``/metrics``). The application shell :mod:`watchkeeper.app` is the
 extension that ``watchkeeper serve`` runs: the dashboard and the scheduled monitor.
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 
 from watchkeeper.gateway._admin import registry_error
 from watchkeeper.gateway._errors import ApiError, FieldProblem
-from watchkeeper.gateway._http import json_response
+from watchkeeper.gateway._http import json_response, mount_router
 from watchkeeper.gateway._schemas import ERROR_RESPONSES, ModelName
 from watchkeeper.gateway._security import SESSION_SECONDS
 from watchkeeper.gateway._service import Context, current_snapshot
@@ -39,6 +40,7 @@ __all__ = [
     "Service",
     "current_snapshot",
     "json_response",
+    "mount_router",
     "registry_error",
 ]
 
