@@ -49,6 +49,14 @@ class YearResult:
         return float(self.firings.mean())
 
 
+def upper_rate(firings: NDArray[np.int64]) -> float:
+    """One-sided 95% upper confidence bound of the firings per model-year (Poisson)."""
+    from scipy.stats import chi2
+
+    k = int(firings.sum())
+    return float(chi2.ppf(0.95, 2 * (k + 1)) / 2) / firings.size
+
+
 def _ks_d(ref_sorted: NDArray[np.float64], cur_sorted: NDArray[np.float64]) -> float:
     n, m = ref_sorted.size, cur_sorted.size
     both = np.concatenate([ref_sorted, cur_sorted])

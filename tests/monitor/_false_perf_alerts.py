@@ -174,10 +174,13 @@ def _regression_measures(
 
 
 def _alerting(
-    measures: dict[str, tuple[FloatArray, FloatArray, FloatArray]], n: int
+    measures: dict[str, tuple[FloatArray, FloatArray, FloatArray]],
+    n: int,
+    reference_interval: bool = True,
 ) -> NDArray[np.bool_]:
     """Per window: whether any ``performance.*`` result on ``model`` is ``alert``, judged by
-    the check's own ``_judge`` against the first window (value with its interval)."""
+    the check's own ``_judge`` against the first window (value with its interval; its value
+    alone, as before the two-sample comparison, with ``reference_interval=False``)."""
     from watchkeeper.checks import PerformanceRule, Status
     from watchkeeper.checks._performance import _judge, _Measure
 
@@ -185,7 +188,11 @@ def _alerting(
     windows = next(iter(measures.values()))[0].size
     out = np.zeros(windows, dtype=bool)
     for metric, (value, lower, upper) in measures.items():
-        reference = (float(value[0]), float(lower[0]), float(upper[0]))
+        reference: float | tuple[float, float, float] = (
+            (float(value[0]), float(lower[0]), float(upper[0]))
+            if reference_interval
+            else float(value[0])
+        )
         for w in range(1, windows):
             m = _Measure(metric, "model", float(value[w]), float(lower[w]), float(upper[w]),
                          "normal", {})  # fmt: skip
@@ -254,8 +261,14 @@ def simulate_year(
     windows: int = WINDOWS,
     for_windows: int | None = None,
     detectors: tuple[str, ...] = (),
+    reference_interval: bool = True,
 ) -> Year:
-    """``runs`` model-years of ``windows`` weekly windows of ``rows`` labelled rows."""
+    """``runs`` model-years of ``windows`` weekly windows of ``rows`` labelled rows.
+
+    ``for_windows`` and ``detectors`` override the default rule's ``for`` and the monitor's
+    default detectors (to measure alternatives); ``reference_interval=False`` judges against
+    the first window's value alone.
+    """
     from scipy.stats import norm
 
     rule = "performance" if family == "performance" else "concept-drift"
@@ -269,22 +282,37 @@ def simulate_year(
         if family == "concept":
             alerting = _concept_alerting(y, out, task, detectors)
         elif task == "classification":
-            alerting = _alerting(_classification_measures(y, out, z), rows)  # type: ignore[arg-type]
+            measures = _classification_measures(y, out, z)  # type: ignore[arg-type]
+            alerting = _alerting(measures, rows, reference_interval)
         else:
-            alerting = _alerting(_regression_measures(y, out, z), rows)  # type: ignore[arg-type]
+            measures = _regression_measures(y, out, z)
+            alerting = _alerting(measures, rows, reference_interval)
         firings[r] = _firings(alerting[:, None], for_windows)
         first.append(_first_firing(alerting, for_windows))
     return Year(firings, first)
 
 
+def _line(label: str, year: Year) -> None:
+    print(f"{label}: {year.per_year:.3f} false alerts per model-year (± {year.se:.3f}, "
+          f"{year.firings.size} model-years)", flush=True)  # fmt: skip
+
+
 def main() -> None:
+    sizes = ((1_000, 100), (10_000, 40))
     for family in ("performance", "concept"):
         for task in ("classification", "regression"):
-            for rows, runs in ((1_000, 100), (10_000, 40)):
+            for rows, runs in sizes:
                 year = simulate_year(rows, runs, task=task, family=family, seed=rows)  # type: ignore[arg-type]
-                print(f"{family:<11} {task:<14} {rows:>6,} rows/window: {year.per_year:.3f} "
-                      f"false alerts per model-year (± {year.se:.3f}, {runs} model-years)",
-                      flush=True)  # fmt: skip
+                _line(f"{family} {task} {rows:,} rows/window", year)
+    # what the defaults changed or kept: the first window's value alone as the reference;
+    # Page-Hinkley next to ADWIN (the monitor's default detectors before)
+    for task in ("classification", "regression"):
+        year = simulate_year(1_000, 100, task=task, seed=1_000, reference_interval=False)  # type: ignore[arg-type]
+        _line(f"performance {task} 1,000 rows/window, point reference", year)
+        for rows, runs in ((1_000, 20), (10_000, 5)):
+            year = simulate_year(rows, runs, task=task, family="concept", seed=rows,  # type: ignore[arg-type]
+                                 detectors=("adwin", "page_hinkley"))  # fmt: skip
+            _line(f"concept {task} {rows:,} rows/window, adwin + page_hinkley", year)
     for family, task, drop in (
         ("performance", "classification", 0.05),
         ("concept", "classification", 0.05),
