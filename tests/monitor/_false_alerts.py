@@ -49,6 +49,14 @@ class YearResult:
         return float(self.firings.mean())
 
 
+def upper_rate(firings: NDArray[np.int64]) -> float:
+    """One-sided 95% upper confidence bound of the firings per model-year (Poisson)."""
+    from scipy.stats import chi2
+
+    k = int(firings.sum())
+    return float(chi2.ppf(0.95, 2 * (k + 1)) / 2) / firings.size
+
+
 def _ks_d(ref_sorted: NDArray[np.float64], cur_sorted: NDArray[np.float64]) -> float:
     n, m = ref_sorted.size, cur_sorted.size
     both = np.concatenate([ref_sorted, cur_sorted])
@@ -78,14 +86,14 @@ def _statuses(d: NDArray[np.float64], p: NDArray[np.float64], n: int, m: int) ->
     return np.array([dec.status is Status.ALERT for dec in rule.decide(tests)])
 
 
-def _firings(alerting: NDArray[np.bool_]) -> int:
-    """Firings of a ``for = FOR_WINDOWS`` rule over (windows, subjects) alert flags."""
+def _firings(alerting: NDArray[np.bool_], for_windows: int = FOR_WINDOWS) -> int:
+    """Firings of a ``for = for_windows`` rule over (windows, subjects) alert flags."""
     count = 0
     for s in range(alerting.shape[1]):
         run, firing = 0, False
         for a in alerting[:, s]:
             run = run + 1 if a else 0
-            if run >= FOR_WINDOWS and not firing:
+            if run >= for_windows and not firing:
                 count, firing = count + 1, True
             elif not a:
                 firing = False

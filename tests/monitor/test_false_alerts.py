@@ -5,14 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import chi2
 from tests.monitor._false_alerts import FOR_WINDOWS, simulate_year
-
-
-def _upper_rate(firings: np.ndarray) -> float:
-    """One-sided 95% upper confidence bound of the firings per model-year (Poisson)."""
-    k = int(firings.sum())
-    return float(chi2.ppf(0.95, 2 * (k + 1)) / 2) / firings.size
+from tests.monitor._false_alerts import upper_rate as _upper_rate
 
 
 @pytest.mark.slow

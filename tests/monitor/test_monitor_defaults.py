@@ -90,7 +90,7 @@ def test_dle_and_detectors_by_default(regressor_log: tuple[Any, ...]) -> None:
     assert "outside the reference's support" in estimated[4].details["assumption_warning"]
     assert estimated[0].details["unsupported_share"] == 0.0
     concept = store.results("price", check="concept.")
-    assert {r.check for r in concept} == {"concept.adwin", "concept.page_hinkley"}
+    assert {r.check for r in concept} == {"concept.adwin"}
 
 
 def test_cbpe_by_default_for_a_classifier_with_scores(tmp_path: Path) -> None:
@@ -112,10 +112,7 @@ def test_cbpe_by_default_for_a_classifier_with_scores(tmp_path: Path) -> None:
         for hour, est in estimated.items():
             assert est.details["method"] == "cbpe"
             assert est.value == pytest.approx(realised[hour].value, abs=0.05), hour
-        assert {r.check for r in store.results("churn", check="concept.")} == {
-            "concept.adwin",
-            "concept.page_hinkley",
-        }
+        assert {r.check for r in store.results("churn", check="concept.")} == {"concept.adwin"}
     finally:
         for thing in (registry, sink, store):
             thing.close()
