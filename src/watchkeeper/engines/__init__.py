@@ -22,6 +22,6 @@ Examples
 
 from __future__ import annotations
 
-from watchkeeper.engines._windows import profile_windows, window_reports
+from watchkeeper.engines._windows import profile_log_windows, profile_windows, window_reports
 
-__all__ = ["profile_windows", "window_reports"]
+__all__ = ["profile_log_windows", "profile_windows", "window_reports"]

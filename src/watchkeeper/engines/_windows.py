@@ -205,3 +205,180 @@ def window_reports(
 
     options.setdefault("multivariate", None)
     return {start: compare(reference, p, **options) for start, p in windows.items()}
+
+
+# -- the prediction log (Parquet on any fsspec URL), window by window ----------------------
+
+
+def open_parquet_log(log: Any, storage_options: dict[str, Any] | None) -> Any:
+    """A :class:`~watchkeeper.logstore.ParquetLogSink` from a sink or its URL."""
+    from watchkeeper.logstore import ParquetLogSink
+
+    if isinstance(log, ParquetLogSink):
+        return log
+    if not isinstance(log, str | Path) or not str(log):
+        raise InputError(
+            f"log must be a ParquetLogSink or the URL of a Parquet prediction log, got {log!r}"
+        )
+    return ParquetLogSink(str(log), storage_options=storage_options)
+
+
+def log_windows(
+    sink: Any,
+    model: str,
+    size_us: int,
+    start: datetime | float | None = None,
+    end: datetime | float | None = None,
+) -> list[tuple[int, float, float]]:
+    """``(window start in µs, read from, read to in UTC seconds)`` of every window that the
+    log's day partitions of ``model`` can hold rows of, clipped to ``[start, end)``."""
+    lo, hi = _seconds(start, "start"), _seconds(end, "end")
+    day_us = 86_400 * 1_000_000
+    keys: set[int] = set()
+    for day in sink.prediction_days(model):
+        first = int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()) * 1_000_000
+        key = first - first % size_us
+        while key < first + day_us:
+            keys.add(key)
+            key += size_us
+    out = []
+    for key in sorted(keys):
+        a, b = key / 1e6, (key + size_us) / 1e6
+        a, b = max(a, lo) if lo is not None else a, min(b, hi) if hi is not None else b
+        if a < b:
+            out.append((key, a, b))
+    return out
+
+
+def _seconds(value: datetime | float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InputError(f"{name} must be timezone-aware (e.g. datetime(..., tzinfo=UTC))")
+        return value.timestamp()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{name} must be a datetime or UTC seconds, got {value!r}")
+    return float(value)
+
+
+def log_window_rows(table: pa.Table, columns: list[str]) -> pa.Table:
+    """The profiled columns of a window of the log (``read_window``'s table)."""
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise InputError(
+            f"the prediction log lacks columns {missing} of the reference; profile only the "
+            "logged columns (schema=reference.schema.select([...]))"
+        )
+    return table.select(columns)
+
+
+def profile_log_windows(
+    log: Any,
+    model: str,
+    reference: Profile,
+    *,
+    every: str = "1d",
+    start: datetime | float | None = None,
+    end: datetime | float | None = None,
+    version: int | None = None,
+    arm: str | None = None,
+    include_shadow: bool = False,
+    schema: Schema | None = None,
+    sample_size: int = 10_000,
+    random_state: int = 0,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[datetime, Profile]:
+    """Profile a Parquet prediction log per time window, on this machine, one window at a
+    time.
+
+    Each window is read as :meth:`ParquetLogSink.read_window
+    <watchkeeper.logstore.ParquetLogSink.read_window>` reads it — its day partitions (and
+    one day either side), de-duplicated, the latest label joined by id from the feedback
+    table (the column ``label``) — and profiled against ``reference`` on the columns of its
+    schema (features, ``prediction``, ``label``). :func:`watchkeeper.engines.spark.
+    profile_log_windows` computes the same windows on Spark.
+
+    Parameters
+    ----------
+    log
+        A :class:`~watchkeeper.logstore.ParquetLogSink`, or its folder or fsspec URL
+        (``s3://bucket/log``).
+    model
+        The model whose predictions are profiled.
+    reference
+        The reference profile (its bins, categories and schema).
+    every
+        Window length (``"1h"``, ``"1d"``, ``"7d"``...), aligned to the UTC epoch.
+    start, end
+        Profile only ``[start, end)`` (aware datetimes or UTC seconds).
+    version, arm, include_shadow
+        Which records, as in ``read_window`` (default: every live record).
+    schema, sample_size, random_state
+        As in :func:`profile_windows`.
+    storage_options
+        fsspec options for a URL (``{"endpoint_url": ..., "key": ..., "secret": ...}``);
+        default: credentials from the environment.
+
+    Returns
+    -------
+    dict
+        Window start (UTC ``datetime``) to profile, in time order; windows without rows are
+        absent.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from watchkeeper.logstore import FeedbackRecord, ParquetLogSink, PredictionRecord
+    >>> records = [PredictionRecord(f"r{i}", 1.7e9 + 3600 * i, "m", 1, "champion",
+    ...                             {"x": float(i % 5)}, 0.5) for i in range(48)]
+    >>> reference = Profile.from_data(pa.table({"x": [0.0, 1, 2, 3, 4], "prediction": [0.5] * 5,
+    ...                                         "label": [1.0, 0, 1, 0, 1]}))
+    >>> with tempfile.TemporaryDirectory() as d, ParquetLogSink(d) as sink:
+    ...     sink.write_predictions(records)
+    ...     _ = sink.write_feedback([FeedbackRecord("r3", 1.7e9 + 9e4, label=1.0)])
+    ...     windows = profile_log_windows(d, "m", reference, every="1d")
+    >>> [(str(w.date()), p.n_rows, p.columns["label"].count) for w, p in windows.items()]
+    [('2023-11-14', 2, 0), ('2023-11-15', 24, 1), ('2023-11-16', 22, 0)]
+    """
+    if not isinstance(reference, Profile):
+        raise InputError(f"reference must be a Profile, got {type(reference).__name__}")
+    from watchkeeper.logstore import join_labels
+
+    schema = schema or reference.schema
+    size_us = window_size_us(every)
+    columns = list(dict.fromkeys([*(s.name for s in schema), "ts"]))
+    sink = open_parquet_log(log, storage_options)
+    feedback: pa.Table | None = None
+    out: dict[int, Profile] = {}
+    for _key, lo, hi in log_windows(sink, model, size_us, start, end):
+        table = sink.read_predictions(
+            model, start=lo, end=hi, version=version, arm=arm, include_shadow=include_shadow
+        )
+        if table is None or table.num_rows == 0:
+            continue
+        if feedback is None:  # read once, joined per window
+            files = sink.feedback_files()
+            parts = [sink.read_feedback_file(f) for f in files]
+            feedback = pa.concat_tables(parts) if parts else _empty_feedback()
+        rows = log_window_rows(join_labels(table, feedback, model), columns)
+        found = profile_window_batches(
+            [rows], reference, schema, time_column="ts", size_us=size_us,
+            sample_size=sample_size, random_state=random_state,
+        )  # fmt: skip
+        out.update(found)
+    return {_as_datetime(k): out[k] for k in sorted(out)}
+
+
+def _empty_feedback() -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array([], pa.string()),
+            "ts": pa.array([], pa.timestamp("us", tz="UTC")),
+            "label": pa.array([], pa.string()),
+            "flag": pa.array([], pa.bool_()),
+            "note": pa.array([], pa.string()),
+            "_written": pa.array([], pa.int64()),
+            "model": pa.array([], pa.string()),
+        }
+    )

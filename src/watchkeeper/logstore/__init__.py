@@ -40,7 +40,7 @@ from watchkeeper.logstore._errors import (
 from watchkeeper.logstore._histogram import Histogram
 from watchkeeper.logstore._open import open_sink
 from watchkeeper.logstore._parquet import ExportResult, export_parquet, read_parquet
-from watchkeeper.logstore._parquet_log import CompactResult, ParquetLogSink
+from watchkeeper.logstore._parquet_log import CompactResult, ParquetLogSink, join_labels
 from watchkeeper.logstore._postgres import PostgresLogSink
 from watchkeeper.logstore._records import (
     FeedbackRecord,
@@ -74,6 +74,7 @@ __all__ = [
     "SQLiteLogSink",
     "WriteResult",
     "export_parquet",
+    "join_labels",
     "open_sink",
     "read_parquet",
 ]

@@ -73,11 +73,12 @@ from watchkeeper.logstore._records import (
 from watchkeeper.logstore._sql import same_content
 from watchkeeper.logstore._window import check_last, to_seconds
 
-__all__ = ["CompactResult", "ParquetLogSink"]
+__all__ = ["CompactResult", "ParquetLogSink", "join_labels"]
 
 _DAY = 86_400.0
 _TS = pa.timestamp("us", tz="UTC")
 _LABEL_COLUMNS = ("label", "flag", "label_ts")
+_WINDOW_ORDER = [("ts", "ascending"), ("id", "ascending"), ("arm", "ascending")]
 _FEEDBACK_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -609,42 +610,53 @@ class ParquetLogSink:
         return table
 
     def _with_labels(self, table: pa.Table, last: int | None, model: str) -> pa.Table:
-        table = table.sort_by([("ts", "ascending"), ("id", "ascending"), ("arm", "ascending")])
+        table = table.sort_by(_WINDOW_ORDER)
         if last is not None and table.num_rows > last:
             table = table.slice(table.num_rows - last)
-        feedback = self._feedback(pc.unique(table["id"]))
-        feedback = feedback.filter(  # sent for this model, or for any model
-            pc.or_kleene(pc.is_null(feedback["model"]), pc.equal(feedback["model"], model))
-        ).sort_by([("ts", "descending"), ("_written", "descending")])
-        labels = feedback.filter(pc.is_valid(feedback["label"]))
-        labels = labels.group_by("id", use_threads=False).aggregate(
-            [("label", "first"), ("ts", "first")]
-        )
-        flags = feedback.filter(pc.is_valid(feedback["flag"]))
-        flags = flags.group_by("id", use_threads=False).aggregate([("flag", "first")])
-        ids = table["id"]
-        at = pc.index_in(ids, labels["id"])
-        label_text = pc.take(labels["label_first"], at).to_pylist()
-        label_values = [None if v is None else json.loads(v) for v in label_text]
-        label = json_column(label_values)
-        label_ts = pc.take(labels["ts_first"], at)
-        flag = pc.take(flags["flag_first"], pc.index_in(ids, flags["id"]))
-        features = [c for c in table.column_names if c not in LOG_COLUMNS and c != "_written"]
-        columns = [c for c in LOG_COLUMNS if c not in _LABEL_COLUMNS]
-        fields = [table.schema.field(c) for c in columns]
-        arrays = [table[c] for c in columns]
-        fields += [
-            _field("label", label, _is_json_fallback(label_values, label)),
-            pa.field("flag", pa.bool_()),
-            pa.field("label_ts", _TS),
-        ]
-        arrays += [label, flag.cast(pa.bool_()), label_ts.cast(_TS)]
-        fields += [table.schema.field(c) for c in features]
-        arrays += [table[c] for c in features]
-        order = [f.name for f in fields]
-        wanted = [*LOG_COLUMNS, *features]
-        result = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-        return result.select([c for c in wanted if c in order])
+        return join_labels(table, self._feedback(pc.unique(table["id"])), model)
+
+    # -- reading for engines: predictions and feedback apart, joined by the caller ----------
+
+    def read_predictions(
+        self,
+        model: str,
+        *,
+        start: float,
+        end: float,
+        version: int | None = None,
+        arm: str | None = None,
+        include_shadow: bool = False,
+    ) -> pa.Table | None:
+        """The de-duplicated predictions of :meth:`read_window` for ``[start, end)`` (UTC
+        seconds), without labels, in :meth:`read_window`'s order; ``None`` without any.
+
+        Only the window's day partitions and one day either side are read, as
+        :meth:`read_window` reads them. An engine that profiles the log window by window
+        (``watchkeeper.engines``) calls this per window and joins the labels with
+        :func:`join_labels`, so that a window needs its own days only.
+        """
+        self._check_open()
+        validate_model_name(model)
+        days = [d for d in self._prediction_days(model)
+                if _day_of(start - _DAY) <= d <= _day_of(end + _DAY)]  # fmt: skip
+        table = self._window(model, days, start, end, version, arm, include_shadow)
+        return None if table is None else table.sort_by(_WINDOW_ORDER)
+
+    def prediction_days(self, model: str) -> list[str]:
+        """The days (``YYYY-MM-DD``, UTC) that have prediction files of ``model``, sorted."""
+        self._check_open()
+        return self._prediction_days(validate_model_name(model))
+
+    def feedback_files(self) -> list[str]:
+        """Paths of every feedback file, in the order :meth:`read_window` reads them."""
+        self._check_open()
+        return self._feedback_files()
+
+    def read_feedback_file(self, path: str) -> pa.Table:
+        """One feedback file (a path of :meth:`feedback_files`) as :func:`join_labels` takes
+        it: ``id``, ``ts``, ``label``, ``flag``, ``note``, ``_written``, ``model``."""
+        self._check_open()
+        return _with_model(self._read_all([path])[0])
 
     def count(self, model: str | None = None) -> int:
         """Number of stored predictions (of ``model``, or of all models), duplicates dropped,
@@ -788,6 +800,60 @@ class ParquetLogSink:
 
     def __repr__(self) -> str:
         return f"ParquetLogSink({self.url!r})"
+
+
+def join_labels(table: pa.Table, feedback: pa.Table, model: str) -> pa.Table:
+    """Predictions of one model (a window, in its order) with their latest label and flag.
+
+    ``feedback`` holds feedback rows as :meth:`ParquetLogSink.read_feedback_file` reads
+    them, in the order of :meth:`ParquetLogSink.feedback_files` (of labels with the same
+    time and write, the first wins); rows for other ids are ignored. The result is the
+    table of :meth:`ParquetLogSink.read_window`: log columns, then the features.
+
+    Examples
+    --------
+    >>> rows = [(i, 1.7e9, 1, "c", False, "ok", None, 1.0, "0", None, '{"x": 1}', None, None,
+    ...          None) for i in ("a", "b")]
+    >>> preds = window_table(rows).drop_columns(list(_LABEL_COLUMNS))
+    >>> fb = pa.table({"id": ["b", "b"], "ts": pa.array([5, 9], _TS), "label": ["0", "1"],
+    ...                "flag": pa.array([None, None], pa.bool_()), "note": [None, None],
+    ...                "_written": [1, 2], "model": [None, "m"]})
+    >>> join_labels(preds, fb, "m").column("label").to_pylist()
+    [None, 1]
+    """
+    feedback = feedback.filter(pc.is_in(feedback["id"], pc.unique(table["id"])))
+    feedback = feedback.filter(  # sent for this model, or for any model
+        pc.or_kleene(pc.is_null(feedback["model"]), pc.equal(feedback["model"], model))
+    ).sort_by([("ts", "descending"), ("_written", "descending")])
+    labels = feedback.filter(pc.is_valid(feedback["label"]))
+    labels = labels.group_by("id", use_threads=False).aggregate(
+        [("label", "first"), ("ts", "first")]
+    )
+    flags = feedback.filter(pc.is_valid(feedback["flag"]))
+    flags = flags.group_by("id", use_threads=False).aggregate([("flag", "first")])
+    ids = table["id"]
+    at = pc.index_in(ids, labels["id"])
+    label_text = pc.take(labels["label_first"], at).to_pylist()
+    label_values = [None if v is None else json.loads(v) for v in label_text]
+    label = json_column(label_values)
+    label_ts = pc.take(labels["ts_first"], at)
+    flag = pc.take(flags["flag_first"], pc.index_in(ids, flags["id"]))
+    features = [c for c in table.column_names if c not in LOG_COLUMNS and c != "_written"]
+    columns = [c for c in LOG_COLUMNS if c not in _LABEL_COLUMNS]
+    fields = [table.schema.field(c) for c in columns]
+    arrays = [table[c] for c in columns]
+    fields += [
+        _field("label", label, _is_json_fallback(label_values, label)),
+        pa.field("flag", pa.bool_()),
+        pa.field("label_ts", _TS),
+    ]
+    arrays += [label, flag.cast(pa.bool_()), label_ts.cast(_TS)]
+    fields += [table.schema.field(c) for c in features]
+    arrays += [table[c] for c in features]
+    order = [f.name for f in fields]
+    wanted = [*LOG_COLUMNS, *features]
+    result = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    return result.select([c for c in wanted if c in order])
 
 
 def _first_exact(table: pa.Table) -> pa.Table:
