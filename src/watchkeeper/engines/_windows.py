@@ -224,18 +224,23 @@ def open_parquet_log(log: Any, storage_options: dict[str, Any] | None) -> Any:
 
 
 def log_windows(
-    sink: Any,
-    model: str,
+    days: Iterable[str],
     size_us: int,
     start: datetime | float | None = None,
     end: datetime | float | None = None,
 ) -> list[tuple[int, float, float]]:
-    """``(window start in µs, read from, read to in UTC seconds)`` of every window that the
-    log's day partitions of ``model`` can hold rows of, clipped to ``[start, end)``."""
+    """``(window start in µs, read from, read to in UTC seconds)`` of every window that
+    rows of these days (``YYYY-MM-DD``, UTC) can fall in, clipped to ``[start, end)``.
+
+    Examples
+    --------
+    >>> log_windows(["2024-01-01"], window_size_us("12h"))
+    [(1704067200000000, 1704067200.0, 1704110400.0), (1704110400000000, 1704110400.0, 1704153600.0)]
+    """
     lo, hi = _seconds(start, "start"), _seconds(end, "end")
     day_us = 86_400 * 1_000_000
     keys: set[int] = set()
-    for day in sink.prediction_days(model):
+    for day in days:
         first = int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()) * 1_000_000
         key = first - first % size_us
         while key < first + day_us:
@@ -349,18 +354,18 @@ def profile_log_windows(
     size_us = window_size_us(every)
     columns = list(dict.fromkeys([*(s.name for s in schema), "ts"]))
     sink = open_parquet_log(log, storage_options)
+    files = sink.prediction_files(model)
     feedback: pa.Table | None = None
     out: dict[int, Profile] = {}
-    for _key, lo, hi in log_windows(sink, model, size_us, start, end):
+    for _key, lo, hi in log_windows(files, size_us, start, end):
         table = sink.read_predictions(
-            model, start=lo, end=hi, version=version, arm=arm, include_shadow=include_shadow
-        )
+            model, start=lo, end=hi, version=version, arm=arm, include_shadow=include_shadow,
+            files=files,
+        )  # fmt: skip
         if table is None or table.num_rows == 0:
             continue
         if feedback is None:  # read once, joined per window
-            files = sink.feedback_files()
-            parts = [sink.read_feedback_file(f) for f in files]
-            feedback = pa.concat_tables(parts) if parts else _empty_feedback()
+            feedback = sink.read_feedback(sink.feedback_files())
         rows = log_window_rows(join_labels(table, feedback, model), columns)
         found = profile_window_batches(
             [rows], reference, schema, time_column="ts", size_us=size_us,
@@ -368,17 +373,3 @@ def profile_log_windows(
         )  # fmt: skip
         out.update(found)
     return {_as_datetime(k): out[k] for k in sorted(out)}
-
-
-def _empty_feedback() -> pa.Table:
-    return pa.table(
-        {
-            "id": pa.array([], pa.string()),
-            "ts": pa.array([], pa.timestamp("us", tz="UTC")),
-            "label": pa.array([], pa.string()),
-            "flag": pa.array([], pa.bool_()),
-            "note": pa.array([], pa.string()),
-            "_written": pa.array([], pa.int64()),
-            "model": pa.array([], pa.string()),
-        }
-    )

@@ -21,7 +21,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from watchkeeper._extras import require
@@ -29,6 +29,9 @@ from watchkeeper.data import Profile, Schema
 from watchkeeper.data.streaming import Pilot, finish_profile, pilot_size, skeleton_reference
 from watchkeeper.engines._windows import (
     _as_datetime,
+    log_window_rows,
+    log_windows,
+    open_parquet_log,
     profile_window_batches,
     window_size_us,
 )
@@ -37,7 +40,13 @@ from watchkeeper.exceptions import InputError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["local_session", "profile_dataframe", "profile_parquet", "profile_windows"]
+__all__ = [
+    "local_session",
+    "profile_dataframe",
+    "profile_log_windows",
+    "profile_parquet",
+    "profile_windows",
+]
 
 _WINDOW = "__watchkeeper_window_us"
 
@@ -348,3 +357,264 @@ def profile_windows(
         assert merged is not None
         out[_as_datetime(key)] = merged
     return out
+
+
+# -- the Parquet prediction log on any fsspec URL ---------------------------------------------
+
+_FEEDBACK_ROWS = (
+    "id string, ts long, label string, flag boolean, note string, _written long, "
+    "model string, file int, row long"
+)
+
+
+def _parallelism(session: Any, n: int) -> int:
+    return max(1, min(n, int(session.sparkContext.defaultParallelism) * 4))
+
+
+def profile_log_windows(
+    log: str | os.PathLike[str],
+    model: str,
+    reference: Profile,
+    *,
+    every: str = "1d",
+    start: datetime | float | None = None,
+    end: datetime | float | None = None,
+    version: int | None = None,
+    arm: str | None = None,
+    include_shadow: bool = False,
+    schema: Schema | None = None,
+    sample_size: int = 10_000,
+    random_state: int = 0,
+    storage_options: dict[str, Any] | None = None,
+    spark: Any = None,
+) -> dict[datetime, Profile]:
+    """Profile a Parquet prediction log (any fsspec URL) per time window on Spark.
+
+    The same windows and profiles as :func:`watchkeeper.engines.profile_log_windows`, which
+    reads the log window by window as :meth:`ParquetLogSink.read_window
+    <watchkeeper.logstore.ParquetLogSink.read_window>` does. Spark never reads the files
+    itself (no Hadoop file system is needed for ``s3://``, ``gs://``...): its tasks open
+    them with pyarrow and fsspec.
+
+    1. The feedback files are spread over tasks, which send their rows to Spark;
+    2. the windows are spread over tasks, which read each window's predictions (its day
+       partitions and one day either side, de-duplicated) and send their ids; Spark joins
+       feedback to windows by id (a shuffle: no task holds all the labels);
+    3. each window's task reads its predictions again, joins the labels it received exactly
+       as ``read_window`` does (latest label and flag per id) and profiles the window with
+       the local engine's code; the driver collects one profile per window.
+
+    Parameters
+    ----------
+    log
+        The folder or fsspec URL of the log (``s3://bucket/log``). The executors need the
+        file system's package (``s3fs``, ``gcsfs``) and access to the storage.
+    storage_options
+        fsspec options (``{"endpoint_url": ..., "key": ..., "secret": ...}``), shipped to
+        the tasks with them; default: every process takes credentials from its own
+        environment (on a cluster, the executors' environment, e.g. ``spark.executorEnv.*``).
+    model, reference, every, start, end, version, arm, include_shadow, schema, sample_size, \
+random_state
+        As in :func:`watchkeeper.engines.profile_log_windows`.
+    spark
+        The session (default: the active one, else a local one).
+
+    Returns
+    -------
+    dict
+        Window start (UTC ``datetime``) to profile, in time order.
+    """
+    if not isinstance(reference, Profile):
+        raise InputError(f"reference must be a Profile, got {type(reference).__name__}")
+    sql = _pyspark()
+    functions = sql.functions
+    schema = schema or reference.schema
+    size_us = window_size_us(every)
+    url = os.fspath(log) if isinstance(log, str | os.PathLike) else log
+    if not isinstance(url, str) or not url:
+        raise InputError(f"log must be the folder or URL of a Parquet prediction log, got {log!r}")
+    if "://" not in url:  # the tasks may run in another working directory
+        url = os.path.abspath(url)
+    from watchkeeper.logstore import join_labels
+
+    sink = open_parquet_log(url, storage_options)
+    files = sink.prediction_files(model)  # listed once, here
+    windows = log_windows(files, size_us, start, end)
+    if not windows:
+        return {}
+    select = {"version": version, "arm": arm, "include_shadow": include_shadow}
+    columns = list(dict.fromkeys([*(s.name for s in schema), "ts"]))
+    for _key, lo, hi in windows:  # say here, not from a task, when a column is missing
+        first = sink.read_predictions(model, start=lo, end=hi, files=files, **select)
+        if first is not None and first.num_rows:
+            log_window_rows(join_labels(first.slice(0, 1), sink.read_feedback([]), model), columns)
+            break
+    feedback_files = sink.feedback_files()
+    session = spark or sql.SparkSession.getActiveSession() or local_session()
+    schema_json = json.dumps(schema.to_dict())
+    ref_json = _without_sample(reference)
+    options = dict(storage_options or {})
+
+    def open_log() -> Any:
+        return open_parquet_log(url, options or None)
+
+    def feedback_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        log = open_log()
+        for batch in batches:
+            pairs = zip(batch["file"].to_pylist(), batch["path"].to_pylist(), strict=True)
+            for number, path in pairs:
+                table = log.read_feedback([path])
+                n = table.num_rows
+                table = table.set_column(1, "ts", table["ts"].cast(pa.int64()))
+                table = table.append_column("file", pa.array([number] * n, pa.int32()))
+                table = table.append_column("row", pa.array(range(n), pa.int64()))
+                yield from table.to_batches()
+
+    def read_windows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """Each window's predictions, read once: its ids (to meet their feedback) and its
+        rows as Arrow IPC chunks (to meet them again in the window's task)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        log = open_log()
+        out = pa.schema([("window", pa.int64()), ("id", pa.string()), ("chunk", pa.int32()),
+                         ("rows", pa.binary())])  # fmt: skip
+        for batch in batches:
+            keys, los, his = (batch[c].to_pylist() for c in ("window", "lo", "hi"))
+            for key, lo, hi, paths in zip(keys, los, his, batch["files"].to_pylist(), strict=True):
+                found = json.loads(paths)
+                table = log.read_predictions(model, start=lo, end=hi, files=found, **select)
+                if table is None or table.num_rows == 0:
+                    continue
+                ids = pc.unique(table["id"])
+                n = len(ids)
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array([key] * n, pa.int64()), ids, pa.nulls(n, pa.int32()),
+                     pa.nulls(n, pa.binary())], schema=out,
+                )  # fmt: skip
+                for i, part in enumerate(table.to_batches(max_chunksize=65_536)):
+                    sink_ = pa.BufferOutputStream()
+                    with pa.ipc.new_stream(sink_, part.schema) as writer:
+                        writer.write_batch(part)
+                    yield pa.RecordBatch.from_arrays(
+                        [pa.array([key], pa.int64()), pa.nulls(1, pa.string()),
+                         pa.array([i], pa.int32()), pa.array([sink_.getvalue().to_pybytes()])],
+                        schema=out,
+                    )  # fmt: skip
+
+    def profiles(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from watchkeeper.logstore import join_labels
+
+        rows = pa.Table.from_batches(list(batches), schema=work_schema)
+        if rows.num_rows == 0:
+            return
+        ref = Profile.from_dict(json.loads(ref_json))
+        sch = Schema.from_dict(json.loads(schema_json))
+        feedback_names = ["id", "ts", "label", "flag", "note", "_written", "model"]
+        for key in sorted(set(rows["window"].to_pylist())):
+            mine = rows.filter(pc.equal(rows["window"], key))
+            chunks = mine.filter(pc.is_valid(mine["rows"])).sort_by("chunk")
+            if chunks.num_rows == 0:
+                continue
+            table = pa.concat_tables(
+                pa.ipc.open_stream(b).read_all() for b in chunks["rows"].to_pylist()
+            )
+            # the feedback in the files' order, as read_window reads it
+            fb = mine.filter(pc.is_valid(mine["file"]))
+            fb = fb.sort_by([("file", "ascending"), ("row", "ascending")])
+            fb = fb.set_column(
+                fb.schema.get_field_index("ts"), "ts", fb["ts"].cast(pa.timestamp("us", tz="UTC"))
+            ).select(feedback_names)
+            found = profile_window_batches(
+                [log_window_rows(join_labels(table, fb, model), columns)],
+                ref, sch, time_column="ts", size_us=size_us,
+                sample_size=sample_size, random_state=random_state,
+            )  # fmt: skip
+            for start_us, p in found.items():
+                yield pa.RecordBatch.from_pydict(
+                    {"window": [start_us], "profile": [json.dumps(p.to_dict())]},
+                    schema=pa.schema([("window", pa.int64()), ("profile", pa.string())]),
+                )
+
+    import pyarrow as pa
+
+    work_schema = pa.schema(
+        [("window", pa.int64()), ("chunk", pa.int32()), ("rows", pa.binary()),
+         ("id", pa.string()), ("ts", pa.int64()), ("label", pa.string()),
+         ("flag", pa.bool_()), ("note", pa.string()), ("_written", pa.int64()),
+         ("model", pa.string()), ("file", pa.int32()), ("row", pa.int64())]
+    )  # fmt: skip
+    names = work_schema.names
+    bounds = [
+        (key, lo, hi, json.dumps({d: f for d, f in files.items()
+                                  if _day(lo - 86_400) <= d <= _day(hi + 86_400)}))
+        for key, lo, hi in windows
+    ]  # fmt: skip
+    window_frame = session.createDataFrame(
+        bounds, "window long, lo double, hi double, files string"
+    ).repartition(_parallelism(session, len(windows)))
+    functions_ = functions
+    with _quiet():
+        read = window_frame.mapInArrow(
+            read_windows, "window long, id string, chunk int, rows binary"
+        ).persist()
+        try:
+            null = {
+                f.name: functions_.lit(None).cast(_spark_type(f.type)).alias(f.name)
+                for f in work_schema
+            }
+            chunks = read.where(functions_.col("rows").isNotNull()).select(
+                *[functions_.col(n) if n in ("window", "chunk", "rows") else null[n] for n in names]
+            )
+            work = chunks
+            if feedback_files:
+                files_frame = session.createDataFrame(
+                    list(enumerate(feedback_files)), "file int, path string"
+                ).repartition(_parallelism(session, len(feedback_files)))
+                model_ok = functions_.col("model").isNull() | (
+                    functions_.col("model") == functions_.lit(model)
+                )
+                feedback = files_frame.mapInArrow(feedback_rows, _FEEDBACK_ROWS).where(model_ok)
+                ids = read.where(functions_.col("id").isNotNull()).select("window", "id")
+                joined = ids.join(feedback, on="id", how="inner")
+                work = work.unionByName(
+                    joined.select(
+                        *[null[n] if n in ("chunk", "rows") else functions_.col(n) for n in names]
+                    )
+                )
+            work = work.repartition(_parallelism(session, len(windows)), "window")
+            rows = list(work.mapInArrow(profiles, "window long, profile string").collect())
+        finally:
+            read.unpersist()
+    by_window: dict[int, list[str]] = {}
+    for r in rows:
+        by_window.setdefault(int(r["window"]), []).append(r["profile"])
+    out: dict[datetime, Profile] = {}
+    for key in sorted(by_window):
+        merged = _merge_payloads(by_window[key])
+        assert merged is not None
+        out[_as_datetime(key)] = merged
+    return out
+
+
+def _day(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).date().isoformat()
+
+
+def _spark_type(arrow_type: pa.DataType) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_int64(arrow_type):
+        return "long"
+    if pa.types.is_int32(arrow_type):
+        return "int"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_binary(arrow_type):
+        return "binary"
+    return "string"

@@ -237,6 +237,19 @@ class _Files:
         names = (str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
         return sorted(n for n in names if n.startswith(prefix))
 
+    def find(self, path: str) -> list[str]:
+        """Every part file under ``path`` at any depth, sorted (one listing on object
+        stores, rather than one per folder)."""
+        self.fs.invalidate_cache(path)
+        try:
+            found = self.fs.find(path)
+        except FileNotFoundError:
+            return []
+        paths = [str(p) for p in found]
+        return sorted(
+            p for p in paths if p.rsplit("/", 1)[-1].startswith("part-") and p.endswith(".parquet")
+        )
+
     def read(self, path: str) -> pa.Table:
         with self.fs.open(path, "rb") as f:
             return pq.read_table(f)
@@ -626,37 +639,60 @@ class ParquetLogSink:
         version: int | None = None,
         arm: str | None = None,
         include_shadow: bool = False,
+        files: dict[str, list[str]] | None = None,
     ) -> pa.Table | None:
         """The de-duplicated predictions of :meth:`read_window` for ``[start, end)`` (UTC
         seconds), without labels, in :meth:`read_window`'s order; ``None`` without any.
 
         Only the window's day partitions and one day either side are read, as
-        :meth:`read_window` reads them. An engine that profiles the log window by window
-        (``watchkeeper.engines``) calls this per window and joins the labels with
-        :func:`join_labels`, so that a window needs its own days only.
+        :meth:`read_window` reads them (``files``: the listing of
+        :meth:`prediction_files`, to list once for many windows). An engine that profiles
+        the log window by window (``watchkeeper.engines``) calls this per window and joins
+        the labels with :func:`join_labels`, so that a window needs its own days only.
         """
         self._check_open()
         validate_model_name(model)
-        days = [d for d in self._prediction_days(model)
-                if _day_of(start - _DAY) <= d <= _day_of(end + _DAY)]  # fmt: skip
-        table = self._window(model, days, start, end, version, arm, include_shadow)
-        return None if table is None else table.sort_by(_WINDOW_ORDER)
+        first, last = _day_of(start - _DAY), _day_of(end + _DAY)
+        if files is None:
+            days = [d for d in self._prediction_days(model) if first <= d <= last]
+            paths = self._prediction_files(model, days)
+        else:
+            paths = [p for d, found in sorted(files.items()) if first <= d <= last for p in found]
+        tables = self._read_all(paths)
+        table = concat_windows(t.drop_columns([c for c in _LABEL_COLUMNS if c in t.column_names])
+                               for t in tables)  # fmt: skip
+        if table is None:
+            return None
+        table, _ = dedupe_predictions(table)
+        table = filter_window(table, start, end, version, arm, include_shadow)
+        return table.sort_by(_WINDOW_ORDER)
 
-    def prediction_days(self, model: str) -> list[str]:
-        """The days (``YYYY-MM-DD``, UTC) that have prediction files of ``model``, sorted."""
+    def prediction_files(self, model: str) -> dict[str, list[str]]:
+        """Day (``YYYY-MM-DD``, UTC) to the paths of its prediction files of ``model``, in
+        :meth:`read_window`'s order (one recursive listing)."""
         self._check_open()
-        return self._prediction_days(validate_model_name(model))
+        folder = self._files.join("predictions", f"model={validate_model_name(model)}")
+        out: dict[str, list[str]] = {}
+        for path in self._files.find(folder):
+            parent = path.rsplit("/", 2)[-2]
+            if parent.startswith("date="):
+                out.setdefault(parent.removeprefix("date="), []).append(path)
+        return out
 
     def feedback_files(self) -> list[str]:
-        """Paths of every feedback file, in the order :meth:`read_window` reads them."""
+        """Paths of every feedback file, in the order :meth:`read_window` reads them (one
+        recursive listing)."""
         self._check_open()
-        return self._feedback_files()
+        root = self._files.join("feedback")
+        return [p for p in self._files.find(root) if p.rsplit("/", 2)[-2].startswith("date=")]
 
-    def read_feedback_file(self, path: str) -> pa.Table:
-        """One feedback file (a path of :meth:`feedback_files`) as :func:`join_labels` takes
-        it: ``id``, ``ts``, ``label``, ``flag``, ``note``, ``_written``, ``model``."""
+    def read_feedback(self, paths: Sequence[str]) -> pa.Table:
+        """Feedback files (paths of :meth:`feedback_files`), in that order, as
+        :func:`join_labels` takes them: ``id``, ``ts``, ``label``, ``flag``, ``note``,
+        ``_written``, ``model``."""
         self._check_open()
-        return _with_model(self._read_all([path])[0])
+        tables = [_with_model(t) for t in self._read_all(paths)]
+        return pa.concat_tables(tables) if tables else _FEEDBACK_SCHEMA.empty_table()
 
     def count(self, model: str | None = None) -> int:
         """Number of stored predictions (of ``model``, or of all models), duplicates dropped,

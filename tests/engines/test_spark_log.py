@@ -1,0 +1,152 @@
+"""A year of the demo's prediction log in the Parquet log store on a real S3-compatible server
+(moto): the local engine and the Spark engine (local[2], reading s3:// through fsspec in its
+tasks, no Hadoop file system) give identical weekly window profiles and verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from tests._moto import serve_s3
+from tests.engines.test_spark import _assert_same
+
+from watchkeeper.data import Profile
+from watchkeeper.engines import profile_log_windows, profile_windows, window_reports
+from watchkeeper.engines import spark as spark_engine
+from watchkeeper.exceptions import InputError
+from watchkeeper.logstore import FeedbackRecord, ParquetLogSink, PredictionRecord
+
+MODEL = "bikeshare-demand"  # the demo's model name
+LABEL_LAG_DAYS = 3  # as the demo's replay: labels arrive three days late
+WEEK = "7d"  # the demo's monitoring windows
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    yield from serve_s3()
+
+
+def _served_year() -> tuple[list[PredictionRecord], list[FeedbackRecord], pa.Table]:
+    """The demo's replay of 2011 as its gateway logs it, without the gateway: the demo's
+    model (its pipeline, fitted on its reference months January to March; 40 boosting
+    rounds rather than 200 to keep the test fast — the engines are compared, not the model)
+    predicts every hour; one request per day stamped with the day's last hour; each day's
+    true counts come back as labels three days later, so the last three days stay
+    unlabelled. Also returns the reference months' rows as the log types them."""
+    from watchkeeper.datasets import BIKESHARE_FEATURES, load_bikeshare
+    from watchkeeper.demo._model import make_model
+
+    data = load_bikeshare()
+    features = list(BIKESHARE_FEATURES)
+    months = data[data["month"].isin((1, 2, 3))]
+    model = make_model(features).set_params(model__max_iter=40)
+    predicted = model.fit(months[features], months["bikers"]).predict(data[features])
+    ts = pd.to_datetime(data["timestamp"]).dt.tz_localize("UTC")
+    event = ts.groupby(ts.dt.floor("D")).transform("max")  # the day's request time
+    seconds = event.astype("int64").to_numpy() / 1e6
+    rows = [{k: v.item() if hasattr(v, "item") else v for k, v in r.items()}
+            for r in data[features].to_dict("records")]  # fmt: skip
+    bikers = data["bikers"].astype(int).tolist()
+    predictions, labels, reference = [], [], []
+    for i, (stamp, when) in enumerate(zip(ts, seconds, strict=True)):
+        pid = f"bikes-{stamp:%Y%m%dT%H}"
+        predictions.append(
+            PredictionRecord(pid, float(when), MODEL, 1, "champion", rows[i], float(predicted[i]))
+        )
+        due = float(when) + LABEL_LAG_DAYS * 86_400
+        if due <= seconds.max():
+            labels.append(FeedbackRecord(pid, due, label=bikers[i]))
+        if stamp.month <= 3:
+            reference.append({**rows[i], "prediction": float(predicted[i]), "label": bikers[i]})
+    return predictions, labels, pa.Table.from_pylist(reference)
+
+
+def test_a_year_of_the_demo_log_on_s3_gives_identical_window_verdicts(spark: Any, s3: Any) -> None:
+    predictions, labels, reference_rows = _served_year()
+    url = f"s3://{s3.create_bucket()}/log"
+    options = s3.storage_options
+    with ParquetLogSink(url, storage_options=options) as sink:
+        # (labels first, only to spare the test the check of every label's id against the
+        # whole year's files; they are stored and joined at read time all the same)
+        fixed = FeedbackRecord(labels[100].id, labels[100].ts + 600, label=0)  # a correction
+        sink.write_feedback([*labels, fixed])
+        sink.write_predictions(predictions)  # one file per day, as daily requests write them
+        # at least once: another gateway worker stored a week of requests again
+        retried = [p for p in predictions if p.id.startswith("bikes-2011050")]
+        ParquetLogSink(url, storage_options=options).write_predictions(retried)
+    reference = _reference(reference_rows)
+    columns = reference_rows.column_names
+
+    local = profile_log_windows(url, MODEL, reference, every=WEEK, storage_options=options)
+    on_spark = spark_engine.profile_log_windows(
+        url, MODEL, reference, every=WEEK, storage_options=options, spark=spark
+    )
+
+    assert len(local) == 53
+    assert sum(p.n_rows for p in local.values()) == len(predictions)  # retries read once
+    n_labels = sum(p.columns["label"].count for p in local.values())
+    assert n_labels == len(labels) < len(predictions)
+    assert list(on_spark) == list(local)
+    for start in local:
+        _assert_same(local[start], on_spark[start])
+    assert set(columns) <= set(next(iter(local.values())).columns)
+
+    verdicts_local = window_reports(reference, local)
+    verdicts_spark = window_reports(reference, on_spark)
+    for start, a in verdicts_local.items():
+        b = verdicts_spark[start]
+        assert [(c.name, c.method, c.status, c.p_value, c.statistic) for c in a.columns] == [
+            (c.name, c.method, c.status, c.p_value, c.statistic) for c in b.columns
+        ], start
+        assert a.drifted_columns == b.drifted_columns
+    # The verdicts say something: summer is far from the reference's winter.
+    july = [r for start, r in verdicts_local.items() if start.month == 7]
+    assert all("temp" in r.drifted_columns for r in july)
+    february = [r for start, r in verdicts_local.items() if start.month == 2]
+    assert not any("temp" in r.drifted_columns for r in february)
+
+
+def test_the_log_read_window_by_window_is_the_log_the_monitor_reads(
+    tmp_path: Any, served_year: Any
+) -> None:
+    """The local engine's windows (each read apart) equal the monitor's way: the whole log
+    read at once by read_window, then cut into windows (a local folder: same code as s3)."""
+    predictions, labels, reference_rows = served_year
+    root = tmp_path / "log"
+    with ParquetLogSink(root) as sink:
+        sink.write_predictions(predictions[: 24 * 60])
+        sink.write_predictions(predictions[24 * 50 : 24 * 70])  # a retry across days
+        sink.write_feedback(labels[: 24 * 58])
+        whole = sink.read_window(MODEL)
+    reference = _reference(reference_rows)
+    columns = [*reference_rows.column_names, "ts"]
+    local = profile_log_windows(root, MODEL, reference, every="1d")
+    monitor_way = profile_windows(whole.select(columns), reference, time_column="ts", every="1d")
+    assert len(local) == len({p.ts // 86_400 for p in predictions[: 24 * 70]}) > 60
+    assert list(local) == list(monitor_way)
+    for start in local:
+        _assert_same(local[start], monitor_way[start])
+
+
+def _reference(table: Any) -> Profile:
+    from watchkeeper.data import Schema
+
+    schema = Schema.infer(table).with_roles({"label": "target", "prediction": "prediction"})
+    return Profile.from_data(table, schema)
+
+
+def test_log_windows_refuse_bad_input_clearly(spark: Any, tmp_path: Any) -> None:
+    reference = Profile.from_data(pd.DataFrame({"x": np.arange(10.0)}))
+    with ParquetLogSink(tmp_path / "log") as sink:
+        sink.write_predictions([PredictionRecord("a", 1.7e9, "m", 1, "c", {"y": 1.0}, 0.5)])
+    with pytest.raises(InputError, match=r"lacks columns \['x'\]"):
+        spark_engine.profile_log_windows(tmp_path / "log", "m", reference, spark=spark)
+    with pytest.raises(InputError, match=r"lacks columns \['x'\]"):
+        profile_log_windows(tmp_path / "log", "m", reference)
+    assert spark_engine.profile_log_windows(tmp_path / "log", "other", reference, spark=spark) == {}
+    with pytest.raises(InputError, match="not a time window"):
+        spark_engine.profile_log_windows(tmp_path / "log", "m", reference, every="100", spark=spark)
