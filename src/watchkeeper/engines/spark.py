@@ -368,7 +368,7 @@ _FEEDBACK_ROWS = (
 
 
 def _parallelism(session: Any, n: int) -> int:
-    return max(1, min(n, int(session.sparkContext.defaultParallelism) * 4))
+    return max(1, min(n, int(session.sparkContext.defaultParallelism)))
 
 
 def profile_log_windows(
