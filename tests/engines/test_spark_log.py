@@ -160,3 +160,42 @@ def test_log_windows_refuse_bad_input_clearly(spark: Any, tmp_path: Any) -> None
     assert spark_engine.profile_log_windows(tmp_path / "log", "other", reference, spark=spark) == {}
     with pytest.raises(InputError, match="not a time window"):
         spark_engine.profile_log_windows(tmp_path / "log", "m", reference, every="100", spark=spark)
+
+
+@pytest.mark.service
+def test_profiles_of_parquet_on_s3_read_by_spark_tasks_equal_local(
+    spark: Any, s3: Any, tmp_path: Any
+) -> None:
+    """Any fsspec URL: Spark spreads the files over its tasks, which read them with pyarrow
+    (no Hadoop connector); profiles and window profiles equal the local engine's."""
+    import s3fs
+    from tests.engines.test_spark import ROLES, _frame
+
+    from watchkeeper.data import Schema
+
+    df = _frame(6_000, 5)
+    df["ts"] = pd.date_range("2024-03-01", periods=len(df), freq="5min", tz="UTC")
+    df["date"] = df["ts"].dt.strftime("%Y-%m-%d")
+    local_dir = tmp_path / "data"
+    df.to_parquet(local_dir, partition_cols=["date"], index=False)
+    fs = s3fs.S3FileSystem(**s3.storage_options)
+    url = f"s3://{s3.create_bucket()}/data"
+    fs.put(str(local_dir), url.removeprefix("s3://"), recursive=True)
+    options = s3.storage_options
+    columns = [c for c in df.columns if c not in ("ts", "date")]
+    schema = Schema.infer(df[columns], roles=ROLES)
+
+    on_s3 = spark_engine.profile_parquet(url, schema, spark=spark, storage_options=options)
+    _assert_same(Profile.from_data(df[columns], schema), on_s3)
+
+    reference = Profile.from_data(_frame(3_000, 6)[columns], schema)
+    local = profile_windows(local_dir, reference, time_column="ts", every="1d")
+    windows = spark_engine.profile_windows(
+        url, reference, time_column="ts", every="1d", spark=spark, storage_options=options
+    )
+    assert list(windows) == list(local)
+    assert len(local) == 21
+    for start in local:
+        _assert_same(local[start], windows[start])
+    with pytest.raises(InputError, match="cannot read"):
+        spark_engine.profile_parquet(url + "-nothing", schema, spark=spark, storage_options=options)

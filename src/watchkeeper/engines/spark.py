@@ -88,10 +88,137 @@ def local_session(cores: int = 2, app_name: str = "watchkeeper") -> Any:
     )
 
 
-def _frame(data: Any, spark: Any) -> Any:
+#: URL schemes read by the engine's own tasks through fsspec (Spark without Hadoop's
+#: connectors cannot read them); ``s3a://``, ``hdfs://``, ``file:`` and paths go to Spark.
+_FSSPEC_SCHEMES = ("s3://", "gs://", "gcs://", "az://", "abfs://", "abfss://", "memory://",
+                   "http://", "https://")  # fmt: skip
+
+
+class _Files:
+    """Parquet files on any fsspec URL, read by Spark tasks with pyarrow: a small DataFrame
+    of file paths is spread over the tasks, and each task opens its files itself.
+
+    Stands in for a DataFrame where the engine needs one (``columns``, ``select``,
+    ``limit``... and ``mapInArrow``), so the profiling code is the same.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        options: dict[str, Any],
+        session: Any,
+        columns: list[str] | None = None,
+        n_rows: int | None = None,
+    ) -> None:
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        fsspec = require("fsspec", extra="storage", purpose=f"Reading {url!r} on Spark")
+        self.url, self.options, self.session = url, options, session
+        try:
+            fs, root = fsspec.core.url_to_fs(url, **options)
+            dataset = ds.dataset(root, filesystem=fs, format="parquet", partitioning="hive")
+        except ImportError as exc:
+            raise InputError(
+                f"reading {url!r} needs the file system's package ({exc.name or exc}): "
+                'pip install s3fs (or gcsfs, adlfs), or "watchkeeper[s3]"'
+            ) from None
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"cannot read {url!r} as Parquet: {first}") from None
+        self.root = root
+        self.files: list[str] = sorted(dataset.files)
+        if not self.files:
+            raise InputError(f"cannot read {url!r} as Parquet: no Parquet files there")
+        self.schema = dataset.schema
+        found = dataset.partitioning
+        self.partition_schema = found.schema if found is not None else pa.schema([])
+        self.columns: list[str] = columns or list(self.schema.names)
+        self.n_rows = n_rows
+
+    def select(self, *names: str) -> _Files:
+        return _Files._copy(self, list(names), self.n_rows)
+
+    def limit(self, n: int) -> _Files:
+        return _Files._copy(self, self.columns, n)
+
+    @staticmethod
+    def _copy(other: _Files, columns: list[str], n_rows: int | None) -> _Files:
+        new = object.__new__(_Files)
+        new.__dict__.update(other.__dict__)
+        new.columns, new.n_rows = columns, n_rows
+        return new
+
+    def batches(self, paths: list[str]) -> Iterator[pa.RecordBatch]:
+        """The rows of these files (hive partition columns included), in batches."""
+        import fsspec
+        import pyarrow.dataset as ds
+
+        fs, _ = fsspec.core.url_to_fs(self.url, **self.options)
+        keys = self.partition_schema
+        dataset = ds.dataset(
+            paths,
+            filesystem=fs,
+            format="parquet",
+            partitioning=ds.partitioning(keys, flavor="hive") if len(keys) else None,
+            partition_base_dir=self.root,
+        )
+        left = self.n_rows
+        for batch in dataset.to_batches(columns=self.columns, use_threads=False):
+            if left is not None:
+                batch = batch.slice(0, left)
+                left -= batch.num_rows
+            if batch.num_rows:
+                yield batch
+            if left is not None and left <= 0:
+                return
+
+    def toArrow(self) -> pa.Table:  # DataFrame's name
+        import pyarrow as pa
+
+        out: list[pa.RecordBatch] = []
+        left = self.n_rows
+        for path in self.files:
+            for batch in self.batches([path]):
+                out.append(batch)
+                if left is not None:
+                    left -= batch.num_rows
+            if left is not None and left <= 0:
+                break
+        if not out:
+            return self.schema.empty_table().select(self.columns)
+        return pa.Table.from_batches(out).slice(0, self.n_rows)
+
+    def mapInArrow(self, fn: Any, out_schema: str) -> Any:  # DataFrame's name
+        source = self
+        n = max(1, min(len(self.files), int(self.session.sparkContext.defaultParallelism) * 2))
+        paths = self.session.createDataFrame([(f,) for f in self.files], "path string")
+
+        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            mine = [p for b in batches for p in b["path"].to_pylist()]
+            yield from fn(source.batches(mine)) if mine else iter(())
+
+        return paths.repartition(n).mapInArrow(run, out_schema)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "session"}
+
+
+def _is_fsspec(data: Any, storage_options: dict[str, Any] | None) -> bool:
+    text = os.fspath(data) if isinstance(data, str | os.PathLike) else ""
+    return bool(text) and (storage_options is not None or text.startswith(_FSSPEC_SCHEMES))
+
+
+def _frame(data: Any, spark: Any, storage_options: dict[str, Any] | None = None) -> Any:
     sql = _pyspark()
-    if isinstance(data, sql.DataFrame):
+    if isinstance(data, sql.DataFrame | _Files):
         return data
+    if _is_fsspec(data, storage_options):
+        session = spark or sql.SparkSession.getActiveSession() or local_session()
+        text = os.fspath(data)
+        if "://" not in text:
+            text = os.path.abspath(text)
+        return _Files(text, dict(storage_options or {}), session)
     if isinstance(data, str | os.PathLike):
         session = spark or sql.SparkSession.getActiveSession() or local_session()
         # The JVM resolves relative paths against its own working directory, not Python's.
@@ -175,6 +302,7 @@ def profile_dataframe(
     random_state: int = 0,
     sketch: bool = True,
     spark: Any = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Profile:
     """Profile a Spark DataFrame (or Parquet path) on Spark; the same profile as locally.
 
@@ -190,6 +318,12 @@ def profile_dataframe(
         (see :mod:`watchkeeper.data.streaming`): cache the DataFrame if it is expensive.
     spark
         The session to read a path with (default: the active one, else a local one).
+    storage_options
+        fsspec options for a URL (``{"endpoint_url": ..., "key": ..., "secret": ...}``).
+        With them, or for an ``s3://``, ``gs://``, ``az://``... URL, Spark does not read
+        the files: its tasks open them with pyarrow and fsspec (no Hadoop connector needed),
+        the options travelling with the tasks. Without options, every process takes
+        credentials from its environment.
 
     Returns
     -------
@@ -203,7 +337,7 @@ def profile_dataframe(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-    df = _frame(data, spark)
+    df = _frame(data, spark, storage_options)
     if reference is not None and not isinstance(reference, Profile):
         raise InputError(f"reference must be a Profile, got {type(reference).__name__}")
     if schema is None:
@@ -278,13 +412,14 @@ def profile_parquet(
     schema: Schema | None = None,
     *,
     spark: Any = None,
+    storage_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> Profile:
-    """Profile Parquet data (a file, a directory, a URL Spark reads) on Spark.
+    """Profile Parquet data (a file, a directory, any fsspec URL) on Spark.
 
     The options are those of :func:`profile_dataframe`.
     """
-    return profile_dataframe(_frame(path, spark), schema, **options)
+    return profile_dataframe(_frame(path, spark, storage_options), schema, **options)
 
 
 def profile_windows(
@@ -297,8 +432,9 @@ def profile_windows(
     sample_size: int = 10_000,
     random_state: int = 0,
     spark: Any = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> dict[datetime, Profile]:
-    """Profile a log (Spark DataFrame or Parquet path) per time window on Spark.
+    """Profile a log (Spark DataFrame, Parquet path or fsspec URL) per time window on Spark.
 
     The same windows and profiles as :func:`watchkeeper.engines.profile_windows`: each
     partition profiles the windows its rows fall in, the driver merges per window. Check
@@ -315,7 +451,7 @@ def profile_windows(
     functions = sql.functions
     schema = schema or reference.schema
     size_us = window_size_us(every)
-    df = _frame(data, spark)
+    df = _frame(data, spark, storage_options)
     names = list(dict.fromkeys([*(s.name for s in schema), time_column]))
     _check_columns(df, names)
     df = df.select(*names)
@@ -345,8 +481,10 @@ def profile_windows(
 
     # Rows of one window are brought together first so that each window is profiled by one
     # task (fewer, larger profiles to merge); the merge would give the same answer anyway.
-    micros = functions.unix_micros(functions.col(time_column).cast("timestamp"))
-    keyed = df.repartition(functions.floor(micros / functions.lit(size_us)))
+    keyed = df
+    if not isinstance(df, _Files):  # a file's rows stay in the file's task
+        micros = functions.unix_micros(functions.col(time_column).cast("timestamp"))
+        keyed = df.repartition(functions.floor(micros / functions.lit(size_us)))
     rows = _collect(keyed, partition, "window long, profile string")
     by_window: dict[int, list[str]] = {}
     for r in rows:
