@@ -7,10 +7,12 @@ import re
 import shlex
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests._moto import serve_s3
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "spark.md"
@@ -44,11 +46,20 @@ def _run_cli(line: str) -> None:
     assert result.exit_code == 0, (line, result.output, result.exception)
 
 
-def test_docs_examples_run(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    yield from serve_s3()
+
+
+def test_docs_examples_run(
+    spark: Any, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
+    for name, value in s3.env.items():  # the S3-compatible server the examples write to
+        monkeypatch.setenv(name, value)
     monkeypatch.syspath_prepend(str(_entry_points_dir(tmp_path)))
     blocks = BLOCK.findall(DOC.read_text(encoding="utf-8"))
-    assert [kind for kind, _ in blocks].count("python") >= 2
+    assert [kind for kind, _ in blocks].count("python") >= 3
     namespace: dict[str, Any] = {"__name__": "docs_spark"}
     for kind, code in blocks:
         if kind == "python":
