@@ -199,3 +199,43 @@ def test_profiles_of_parquet_on_s3_read_by_spark_tasks_equal_local(
         _assert_same(local[start], windows[start])
     with pytest.raises(InputError, match="cannot read"):
         spark_engine.profile_parquet(url + "-nothing", schema, spark=spark, storage_options=options)
+
+
+@pytest.mark.service
+def test_profile_command_reads_s3_on_spark_with_storage_options(
+    spark: Any, s3: Any, tmp_path: Any
+) -> None:
+    """``watchkeeper profile s3://... --engine spark --storage-option K=V``: the schema is
+    inferred through fsspec and the profile equals the local engine's; the local engine says
+    the options are for Spark instead of ignoring them."""
+    import json
+
+    import s3fs
+    from tests.engines.test_spark import _frame
+    from typer.testing import CliRunner
+
+    from watchkeeper.cli._app import _register_commands, app
+    from watchkeeper.data import Schema
+
+    _register_commands()
+    df = _frame(4_000, 7)
+    local = tmp_path / "data.parquet"
+    df.to_parquet(local, index=False)
+    fs = s3fs.S3FileSystem(**s3.storage_options)
+    url = f"s3://{s3.create_bucket()}/data.parquet"
+    fs.put(str(local), url.removeprefix("s3://"))
+    pairs = [f"{k}={json.dumps(v)}" for k, v in s3.storage_options.items()]
+    flags = [arg for pair in pairs for arg in ("--storage-option", pair)]
+    out = tmp_path / "profile.json"
+    runner = CliRunner()
+    result = runner.invoke(app, ["profile", url, "--out", str(out), "--engine", "spark", *flags])
+    assert result.exit_code == 0, result.output
+    _assert_same(Profile.from_data(df, Schema.infer(df)), Profile.load(out))
+
+    refused = runner.invoke(app, ["profile", url, "--out", str(out), *flags])
+    assert refused.exit_code == 2
+    assert "--storage-option is for --engine spark" in refused.output
+    bad = runner.invoke(app, ["profile", url, "-o", str(out), "--engine", "spark",
+                              "--storage-option", "no-equals-sign"])  # fmt: skip
+    assert bad.exit_code == 2
+    assert "KEY=VALUE" in bad.output

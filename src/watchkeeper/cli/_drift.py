@@ -94,6 +94,12 @@ def profile_command(
     batch_rows: int = typer.Option(
         1_000_000, "--batch-rows", min=1, help="Rows per batch when streaming Parquet."
     ),
+    storage_option: list[str] = typer.Option(
+        None,
+        "--storage-option",
+        help="fsspec option of an object-store URL for --engine spark, KEY=VALUE (repeat; "
+        'JSON values are parsed), e.g. client_kwargs=\'{"endpoint_url": "http://minio:9000"}\'.',
+    ),
 ) -> None:
     """Summarise data into a mergeable profile, to reuse as the reference of `compare`.
 
@@ -107,10 +113,18 @@ def profile_command(
         sch = ref.schema
     options: dict[str, Any] = {"sample_size": sample_size, "random_state": seed}
     lower = data.lower()
+    storage = _storage_options(storage_option)
+    if storage and engine == "local":
+        raise InputError(
+            "--storage-option is for --engine spark (the local engine reads local files); "
+            "add --engine spark, or copy the data to this machine"
+        )
     if engine != "local":
         profile_parquet = _engine(engine)
         if sch is None:
-            sch = _infer_parquet_schema(data, role)
+            sch = _infer_parquet_schema(data, role, storage)
+        if storage:
+            options["storage_options"] = storage
         profile = profile_parquet(data, sch, reference=ref, **options)
     elif lower.endswith((".parquet", ".pq")):
         if sch is None:
@@ -127,15 +141,50 @@ def profile_command(
     )
 
 
-def _infer_parquet_schema(path: str, role: list[str] | None) -> Any:
-    """Schema inferred from the first 100,000 rows of a Parquet file or directory."""
+def _storage_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as fsspec storage options (JSON values parsed, else strings)."""
+    import json
+
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(
+                f"--storage-option {pair!r} must look like KEY=VALUE, e.g. "
+                "--storage-option anon=true"
+            )
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def _infer_parquet_schema(
+    path: str, role: list[str] | None, storage_options: dict[str, Any] | None = None
+) -> Any:
+    """Schema inferred from the first 100,000 rows of a Parquet file or directory (on any
+    fsspec URL when ``storage_options`` are given)."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
     from watchkeeper.data import Schema
 
     try:
-        head = ds.dataset(path, format="parquet").head(100_000)
+        if storage_options:
+            import fsspec
+            from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+            fs, root = fsspec.core.url_to_fs(path, **storage_options)
+            dataset = ds.dataset(
+                root,
+                format="parquet",
+                filesystem=PyFileSystem(FSSpecHandler(fs)),
+                partitioning="hive",
+            )
+        else:
+            dataset = ds.dataset(path, format="parquet")
+        head = dataset.head(100_000)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InputError(f"cannot read {path!r} as Parquet: {exc}") from exc
     if head.num_rows == 0:
