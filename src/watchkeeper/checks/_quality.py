@@ -15,8 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats as _sps
-
 from watchkeeper.checks._result import CheckResult, Status
 
 __all__ = ["QualityThresholds", "quality_checks"]
@@ -84,6 +82,8 @@ def _missing(name: str, ref: Any, cur: Any, t: QualityThresholds) -> CheckResult
     # small counts where a z-test is badly calibrated.
     m_cur, m_ref = int(cur.n_missing), int(ref.n_missing)
     table = [[m_cur, n_cur - m_cur], [m_ref, n_ref - m_ref]]
+    from scipy import stats as _sps  # imported here: scipy.stats costs ~1 s to import
+
     p = float(_sps.fisher_exact(table, alternative="greater").pvalue) if n_ref else 1.0
     status = _level(increase, t.missing_increase_warn, t.missing_increase_alert)
     if p >= t.alpha:

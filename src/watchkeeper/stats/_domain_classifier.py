@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import mannwhitneyu
 
 from watchkeeper.exceptions import InputError
 from watchkeeper.stats._multivariate import (
@@ -188,6 +187,8 @@ def fold_auc_test(
     :func:`sklearn.metrics.roc_auc_score`; the p-value uses the tie-corrected normal
     approximation (exact for small samples without ties, as in :func:`scipy.stats.mannwhitneyu`).
     """
+    from scipy.stats import mannwhitneyu  # here: scipy.stats is slow to import
+
     res = mannwhitneyu(current_scores, reference_scores, alternative="greater")
     auc = float(res.statistic) / (current_scores.size * reference_scores.size)
     p = float(res.pvalue)

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import mannwhitneyu
 from threadpoolctl import threadpool_limits
 
 from watchkeeper.exceptions import InputError
@@ -121,6 +120,8 @@ def pca_reconstruction(
         err_null = reconstruction_errors((null - center) / scale, basis)
         err_cur = reconstruction_errors((cur - center) / scale, basis)
     mean_null, mean_cur = float(err_null.mean()), float(err_cur.mean())
+    from scipy.stats import mannwhitneyu  # here: scipy.stats is slow to import
+
     test = mannwhitneyu(err_cur, err_null, alternative="greater")
     p = float(test.pvalue)
     details: dict[str, Any] = {
