@@ -41,3 +41,20 @@ def test_the_ks_p_value_of_a_large_comparison_does_not_import_scipy_stats() -> N
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mann_whitney_matches_scipy_bit_for_bit(seed: int) -> None:
+    from watchkeeper.stats._mannwhitney import mann_whitney_greater
+
+    rng = np.random.default_rng(seed)
+    for n1, n2 in [(3, 5), (6, 6), (9, 40), (200, 3_000), (2_000, 2_000)]:
+        for x, y in [
+            (rng.normal(0.1, 1, n1), rng.normal(0, 1, n2)),  # continuous
+            (rng.integers(0, 4, n1).astype(float), rng.integers(0, 5, n2).astype(float)),  # ties
+            (np.ones(n1), np.ones(n2)),  # constant: no evidence (nan, as scipy)
+        ]:
+            ref = stats.mannwhitneyu(x, y, alternative="greater")
+            u, p = mann_whitney_greater(x, y)
+            assert u == float(ref.statistic)
+            assert p == float(ref.pvalue) or (np.isnan(p) and np.isnan(ref.pvalue))
