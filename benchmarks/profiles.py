@@ -15,6 +15,10 @@ Measured:
   (``MonitorStore.merged_profile``: reading the stored profiles, decoding and merging them).
 - ``load``: ``Profile.load`` of a 1,000,000 x 20 reference profile (row sample of 100,000)
   as ``Profile.save`` writes it by default, and its size on disk.
+
+Every figure is a median over ``--runs`` runs, as wall seconds and as CPU seconds (user +
+system, of this process and the processes it ran): on a shared machine the wall time is
+mostly waiting for a core.
 - ``startup``: wall seconds of whole processes: ``watchkeeper --help``, ``watchkeeper compare
   profile current.parquet`` (2,000 current rows) and importing what ``compare`` needs.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,13 +42,29 @@ from pathlib import Path
 from typing import Any
 
 
+def _cpu() -> float:
+    # This process and its finished children: on a shared machine wall time is mostly
+    # waiting for a core, CPU time is the work done.
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _median_runs(fn: Callable[[], Any], runs: int) -> dict[str, Any]:
-    times = []
+    times, cpus = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        c0, t0 = _cpu(), time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(times), "runs_s": times}
+        cpus.append(_cpu() - c0)
+    return {
+        "median_s": statistics.median(times),
+        "median_cpu_s": statistics.median(cpus),
+        "runs_s": times,
+        "runs_cpu_s": cpus,
+    }
 
 
 def _frame(n: int, seed: int) -> Any:
