@@ -551,7 +551,8 @@ class Profile:
         columns: dict[str, ColumnProfile] = {}
         for name, col in first.columns.items():
             try:
-                columns[name] = type(col).merge_all([p.columns[name] for p in parts])  # type: ignore[arg-type]
+                same: list[Any] = [p.columns[name] for p in parts]
+                columns[name] = type(col).merge_all(same)
             except InputError as exc:
                 raise InputError(f"cannot merge column {name!r}: {exc}") from None
         sample, priorities, k = _merged_samples(parts)
@@ -918,7 +919,7 @@ def _merged_samples(
         )
     names = parts[0].sample.column_names  # type: ignore[union-attr]
     both = pa.concat_tables([p.sample.select(names) for p in parts])  # type: ignore[union-attr]
-    priorities = np.concatenate([p.sample_priorities for p in parts])  # type: ignore[misc]
+    priorities = np.concatenate([p.sample_priorities for p in parts])
     take = bottom_k(priorities, k)
     return both.take(take), priorities[take], k
 
