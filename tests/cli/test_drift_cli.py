@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from watchkeeper.data import Profile
+from watchkeeper.data.profile import PROFILE_MAGIC
+
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
@@ -105,9 +108,10 @@ def test_profile_and_compare_stream_parquet(files: dict[str, Path]) -> None:
     r = run("profile", str(files["same"]), "--out", "same-profile.json", "--batch-rows", "300",
             cwd=d)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    saved = json.loads((d / "same-profile.json").read_text())
-    assert saved["n_rows"] == 2000
-    assert saved["meta"]["with_reference"] is False
+    saved = Profile.load(d / "same-profile.json")  # the binary layout, whatever the name
+    assert (d / "same-profile.json").read_bytes().startswith(PROFILE_MAGIC)
+    assert saved.n_rows == 2000
+    assert saved.meta["with_reference"] is False
     r = run("compare", "same-profile.json", str(files["same"]), "--stream", "--batch-rows", "700",
             "--json", "streamed.json", cwd=d)  # fmt: skip
     assert r.returncode == 0, r.stderr

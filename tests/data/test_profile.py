@@ -21,6 +21,7 @@ from watchkeeper.data import (
     Schema,
     TextColumnProfile,
 )
+from watchkeeper.data.profile import BINARY_FORMAT_VERSION, PROFILE_MAGIC
 from watchkeeper.exceptions import InputError
 from watchkeeper.stats import bin_counts, reference_bin_edges
 
@@ -203,17 +204,21 @@ def test_every_adapter_gives_the_same_profile(tmp_path: Path) -> None:
 def test_round_trip_save_load(tmp_path: Path, frame: pd.DataFrame, schema: Schema) -> None:
     ref = Profile.from_data(frame, schema, sample_size=300, random_state=4)
     cur = Profile.from_data(frame[:999], schema, reference=ref, sample_size=300, random_state=4)
-    for p in (ref, cur):
-        path = p.save(tmp_path / "p.json")
+    for p, fmt in [(ref, "binary"), (cur, "binary"), (ref, "json"), (cur, "json")]:
+        path = p.save(tmp_path / "p.json", format=fmt)  # the name does not decide the layout
         loaded = Profile.load(path)
         assert_profiles_match(loaded, p, rel=0.0)
         assert loaded.meta == p.meta
         assert loaded.schema == p.schema
+        assert loaded.sample.equals(p.sample)
         np.testing.assert_array_equal(loaded.sample_priorities, p.sample_priorities)
         for q in (0.1, 0.5, 0.9):
             assert loaded.columns["x"].quantile(q) == p.columns["x"].quantile(q)
         assert loaded.columns["note"].n_distinct == p.columns["note"].n_distinct
-        assert json.loads(path.read_text())["format_version"] == 1
+        if fmt == "json":
+            assert json.loads(path.read_text())["format_version"] == 1
+        else:
+            assert path.read_bytes().startswith(PROFILE_MAGIC)
     # A loaded profile merges like the original.
     other = Profile.from_data(frame[999:], schema, reference=ref, sample_size=300, random_state=4)
     assert_profiles_match(Profile.load(tmp_path / "p.json").merge(other), cur.merge(other))
@@ -240,6 +245,53 @@ def test_load_rejects_newer_or_damaged_files(tmp_path: Path) -> None:
         Profile.load(truncated)
     with pytest.raises(InputError, match="upgrade watchkeeper"):
         Profile.load(tmp_path / "newer.json")
+
+
+def test_binary_layout_refuses_newer_or_damaged_files(tmp_path: Path) -> None:
+    p = Profile.from_data(pd.DataFrame({"x": [1.0, 2.0], "c": ["a", "b"]}))
+    blob = p.to_bytes()
+    start = len(PROFILE_MAGIC)
+    newer = blob[:start] + (BINARY_FORMAT_VERSION + 1).to_bytes(4, "little") + blob[start + 4 :]
+    (tmp_path / "newer.wkp").write_bytes(newer)
+    with pytest.raises(InputError, match=r"newer.wkp.*version 2 is not supported.*upgrade"):
+        Profile.load(tmp_path / "newer.wkp")
+    cases = {
+        "truncated": blob[: len(blob) // 2],
+        "header_only": blob[: start + 2],
+        "garbage": PROFILE_MAGIC + b"\x01\x00\x00\x00" + b"\x00" * 40,
+    }
+    for label, bad in cases.items():
+        (tmp_path / label).write_bytes(bad)
+        with pytest.raises(InputError, match="profile"):
+            Profile.load(tmp_path / label)
+    (tmp_path / "other").write_bytes(b"PAR1 not a profile")
+    with pytest.raises(InputError):
+        Profile.load(tmp_path / "other")
+    # A newer JSON layout inside a binary container is refused the same way.
+    header = p.to_dict()
+    with pytest.raises(InputError, match="upgrade watchkeeper"):
+        Profile.from_bytes(json.dumps({**header, "format_version": 2}).encode())
+
+
+def test_binary_layout_without_sample_and_with_group_counts() -> None:
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame(
+        {
+            "g": rng.choice(["u", "v"], 300),
+            "y": rng.integers(0, 2, 300),
+            "p": rng.integers(0, 2, 300),
+        }
+    )
+    schema = Schema.infer(df, roles={"g": "sensitive", "y": "target", "p": "prediction"})
+    for size in (0, 50):
+        p = Profile.from_data(df, schema, sample_size=size)
+        q = Profile.from_bytes(p.to_bytes())
+        assert_profiles_match(q, p, rel=0.0)
+        assert q.meta == p.meta
+        assert q.group_counts is not None
+        assert p.group_counts is not None
+        np.testing.assert_array_equal(q.group_counts.counts, p.group_counts.counts)
+        assert (q.sample is None) == (size == 0)
 
 
 def test_edge_cases_give_clear_values() -> None:

@@ -145,3 +145,27 @@ def test_sample_of_duplicates_is_exact_under_merge(k: int) -> None:
     assert merged.merge(rest).sample.equals(again.sample)
     assert again.sample.equals(whole.sample)
     assert whole.sample.num_rows == min(k, 35)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(_frames, min_size=1, max_size=6))
+def test_merge_all_equals_pairwise_chain_and_concatenation(frames: list[pd.DataFrame]) -> None:
+    parts = [_profile(f) for f in frames]
+    merged = Profile.merge_all(parts)
+    chain = parts[0]
+    for p in parts[1:]:
+        chain = chain.merge(p)
+    whole = _profile(pd.concat(frames, ignore_index=True))
+    # Counts, bins, categories, unseen values (at most ten here), examples and the row sample
+    # exactly; moments within float rounding.
+    assert_profiles_match(merged, chain, rel=1e-12)
+    assert_profiles_match(merged, whole, rel=1e-9)
+    assert merged.meta["sample_size"] == SAMPLE
+    for name in ("x", "n"):
+        if whole.columns[name].count:
+            for q in (0.0, 0.1, 0.5, 0.9, 1.0):  # below 200 values KLL keeps every value
+                assert merged.columns[name].quantile(q) == whole.columns[name].quantile(q)
+    for name in ("c", "s"):
+        assert merged.columns[name].n_distinct == whole.columns[name].n_distinct
+    # Order-free: the moments are exactly rounded sums, so any order is bit-identical.
+    assert_profiles_match(Profile.merge_all(parts[::-1]), merged, rel=0.0)

@@ -230,3 +230,61 @@ def test_the_monitor_stores_one_profile_per_window_and_checks_it(tmp_path: Path)
     sink.close()
     registry.close()
     store.close()
+
+
+def test_a_schema_1_store_with_json_profiles_still_reads_and_migrates(tmp_path: Path) -> None:
+    """Stores written before the binary layout keep their JSON profiles: they are migrated
+    (a binary column added, the schema version raised), their rows read as before, and new
+    windows are stored in the binary layout beside them; the merge spans both."""
+    import json
+    import sqlite3
+
+    from watchkeeper.monitor import MonitorStore
+
+    rng = np.random.default_rng(5)
+    reference_frame = _frame(rng, 1000)
+    reference = Profile.from_data(reference_frame, _schema(reference_frame))
+    hours = [_frame(rng, 40) for _ in range(4)]
+    profiles = [Profile.from_data(h, reference.schema, reference=reference) for h in hours]
+    t0 = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
+
+    def write(store: MonitorStore, h: int) -> None:
+        start = datetime.fromtimestamp(t0 + 3600 * h, UTC)
+        end = datetime.fromtimestamp(t0 + 3600 * (h + 1), UTC)
+        store.write_window(
+            "m", 1, "champion", start, end, "time", 40, 0, [],
+            run_id="r", window_profiles={"features": profiles[h]},
+        )  # fmt: skip
+
+    with MonitorStore(root=tmp_path) as store:
+        write(store, 0)
+        write(store, 1)
+    db = tmp_path / "monitor.db"
+    with sqlite3.connect(db) as conn:  # back to schema 1: JSON in `profile`, no binary column
+        rows = conn.execute("SELECT window_end, profile_bin FROM wk_monitor_profiles").fetchall()
+        assert all(blob is not None for _, blob in rows)
+        for h, (end, _) in enumerate(sorted(rows)):
+            text = json.dumps(profiles[h].to_dict(), separators=(",", ":"))
+            conn.execute(
+                "UPDATE wk_monitor_profiles SET profile = ? WHERE window_end = ?", (text, end)
+            )
+        conn.execute("ALTER TABLE wk_monitor_profiles DROP COLUMN profile_bin")
+        conn.execute("UPDATE wk_monitor_meta SET value = '1' WHERE key = 'schema_version'")
+    with MonitorStore(root=tmp_path) as store:
+        old = store.window_profiles("m", version=1)
+        assert [p.n_rows for _, p in old] == [40, 40]
+        assert old[0][1].sample.equals(profiles[0].sample)
+        write(store, 2)
+        write(store, 3)
+        merged = store.merged_profile("m", version=1)
+    whole = Profile.from_data(pd.concat(hours), reference.schema, reference=reference)
+    _assert_same_counts(merged, whole)
+    assert merged.sample.equals(whole.sample)
+    with sqlite3.connect(db) as conn:
+        version = conn.execute("SELECT value FROM wk_monitor_meta WHERE key = 'schema_version'")
+        assert version.fetchone()[0] == "2"
+        stored = conn.execute(
+            "SELECT profile = '', profile_bin IS NOT NULL FROM wk_monitor_profiles "
+            "ORDER BY window_end"
+        ).fetchall()
+        assert stored == [(0, 0), (0, 0), (1, 1), (1, 1)]

@@ -15,8 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats as _sps
-
 from watchkeeper.checks._result import CheckResult, Status
 
 __all__ = ["QualityThresholds", "quality_checks"]
@@ -80,12 +78,16 @@ def _missing(name: str, ref: Any, cur: Any, t: QualityThresholds) -> CheckResult
             value=1.0, threshold=t.missing_increase_alert,
         )  # fmt: skip
     increase = s_cur - s_ref
+    status = _level(increase, t.missing_increase_warn, t.missing_increase_alert)
+    if status is Status.OK and cur.n_missing == 0:
+        return None  # nothing to report whatever the test says: skip it (and scipy.stats)
     # One-sided Fisher exact test of "current missing share > reference share": exact at the
     # small counts where a z-test is badly calibrated.
     m_cur, m_ref = int(cur.n_missing), int(ref.n_missing)
     table = [[m_cur, n_cur - m_cur], [m_ref, n_ref - m_ref]]
+    from scipy import stats as _sps  # imported here: scipy.stats costs ~1 s to import
+
     p = float(_sps.fisher_exact(table, alternative="greater").pvalue) if n_ref else 1.0
-    status = _level(increase, t.missing_increase_warn, t.missing_increase_alert)
     if p >= t.alpha:
         status = Status.OK
     if status is Status.OK and cur.n_missing == 0:

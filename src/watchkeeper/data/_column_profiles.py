@@ -12,7 +12,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from watchkeeper.data._sketch import hll_from_bytes, hll_merge, hll_new, hll_to_bytes
+from watchkeeper.data._sketch import (
+    hll_from_bytes,
+    hll_merge,
+    hll_merge_all,
+    hll_new,
+    hll_to_bytes,
+)
 from watchkeeper.exceptions import InputError
 
 __all__ = ["CategoricalColumnProfile", "DatetimeColumnProfile", "TextColumnProfile"]
@@ -189,6 +195,49 @@ class CategoricalColumnProfile:
             sketch=hll_merge(self.sketch, other.sketch),
         )
 
+    @classmethod
+    def merge_all(cls, parts: list[CategoricalColumnProfile]) -> CategoricalColumnProfile:
+        """Summary of all ``parts`` in one pass (as chaining :meth:`merge`; ``unseen`` is
+        ranked once over all parts, so it is at least as accurate as the chain's).
+
+        Examples
+        --------
+        >>> import pyarrow as pa
+        >>> parts = [CategoricalColumnProfile.from_strings(pa.chunked_array([v]), known=("a", "b"))
+        ...          for v in (["a", "b"], ["a", None], ["c"])]
+        >>> m = CategoricalColumnProfile.merge_all(parts)
+        >>> m.counts, m.other_count, m.n_missing
+        ((2, 1), 1, 1)
+        """
+        first = parts[0]
+        for other in parts[1:]:
+            if (
+                not isinstance(other, CategoricalColumnProfile)
+                or other.kind != first.kind
+                or other.categories != first.categories
+            ):
+                return first.merge(other)  # raises the pairwise error
+        counts = np.array([p.counts for p in parts], dtype=np.int64).reshape(
+            len(parts), len(first.categories)
+        )
+        both = all(p.n_unseen is not None for p in parts)
+        unseen: dict[str, int] = {}
+        if both:
+            for p in parts:
+                for k, v in p.unseen.items():
+                    unseen[k] = unseen.get(k, 0) + v
+        return CategoricalColumnProfile(
+            kind=first.kind,
+            count=sum(p.count for p in parts),
+            n_missing=sum(p.n_missing for p in parts),
+            categories=first.categories,
+            counts=tuple(int(c) for c in counts.sum(axis=0)),
+            other_count=sum(p.other_count for p in parts),
+            unseen=_top(unseen, MAX_UNSEEN) if both else {},
+            n_unseen=sum(p.n_unseen or 0 for p in parts) if both else None,
+            sketch=hll_merge_all([p.sketch for p in parts]),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form (the HLL sketch as base64)."""
         return {
@@ -290,6 +339,24 @@ class DatetimeColumnProfile:
             max=max(maxs) if maxs else None,
         )
 
+    @classmethod
+    def merge_all(cls, parts: list[DatetimeColumnProfile]) -> DatetimeColumnProfile:
+        """Summary of all ``parts`` in one pass (as chaining :meth:`merge`)."""
+        for other in parts:
+            if not isinstance(other, DatetimeColumnProfile):
+                raise InputError(
+                    f"cannot merge a datetime column profile with {type(other).__name__}"
+                )
+        mins = [p.min for p in parts if p.min is not None]
+        maxs = [p.max for p in parts if p.max is not None]
+        return DatetimeColumnProfile(
+            count=sum(p.count for p in parts),
+            n_missing=sum(p.n_missing for p in parts),
+            n_type_errors=sum(p.n_type_errors for p in parts),
+            min=min(mins) if mins else None,
+            max=max(maxs) if maxs else None,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form (with ISO strings for reading)."""
         return {
@@ -373,6 +440,19 @@ class TextColumnProfile:
             n_missing=self.n_missing + other.n_missing,
             total_length=self.total_length + other.total_length,
             sketch=hll_merge(self.sketch, other.sketch),
+        )
+
+    @classmethod
+    def merge_all(cls, parts: list[TextColumnProfile]) -> TextColumnProfile:
+        """Summary of all ``parts`` in one pass (as chaining :meth:`merge`)."""
+        for other in parts:
+            if not isinstance(other, TextColumnProfile):
+                raise InputError(f"cannot merge a text column profile with {type(other).__name__}")
+        return TextColumnProfile(
+            count=sum(p.count for p in parts),
+            n_missing=sum(p.n_missing for p in parts),
+            total_length=sum(p.total_length for p in parts),
+            sketch=hll_merge_all([p.sketch for p in parts]),
         )
 
     def to_dict(self) -> dict[str, Any]:

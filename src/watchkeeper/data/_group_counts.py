@@ -378,6 +378,38 @@ class GroupCounts:
         counts = np.array([merged[k] for k in keys]).reshape(len(keys), len(self.fields))
         return self._sorted(self.attributes, self.task, keys, counts, self.positive_label)
 
+    @classmethod
+    def merge_all(cls, parts: Sequence[GroupCounts]) -> GroupCounts:
+        """Counts of all ``parts`` in one pass (as chaining :meth:`merge`).
+
+        Examples
+        --------
+        >>> a = GroupCounts.from_arrays({"g": ["x", "y"]}, [1, 0], [1, 0])
+        >>> b = GroupCounts.from_arrays({"g": ["y", "z"]}, [1, 1], [0, 1])
+        >>> GroupCounts.merge_all([a, b, a]).cell(("x",))["tp"]
+        2
+        """
+        first = parts[0]
+        for other in parts[1:]:
+            if not isinstance(other, GroupCounts) or (
+                other.attributes,
+                other.task,
+                other.positive_label,
+            ) != (first.attributes, first.task, first.positive_label):
+                return first.merge(other)  # raises the pairwise error
+        position: dict[tuple[str, ...], int] = {}
+        for p in parts:
+            for key in p.keys:
+                position.setdefault(key, len(position))
+        counts = np.zeros((len(position), len(first.fields)), dtype=first.counts.dtype)
+        for p in parts:
+            if p.keys:
+                rows = np.fromiter((position[k] for k in p.keys), dtype=np.intp)
+                np.add.at(counts, rows, p.counts)
+        return cls._sorted(
+            first.attributes, first.task, list(position), counts, first.positive_label
+        )
+
     # -- persistence -----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:

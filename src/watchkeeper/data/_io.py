@@ -16,7 +16,13 @@ import pyarrow as pa
 
 from watchkeeper.exceptions import InputError
 
-__all__ = ["read_json", "table_from_text", "table_to_text", "write_json_atomic"]
+__all__ = [
+    "read_json",
+    "table_from_text",
+    "table_to_text",
+    "write_bytes_atomic",
+    "write_json_atomic",
+]
 
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> Path:
@@ -28,6 +34,21 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes_atomic(path: Path, payload: bytes) -> Path:
+    """Write ``payload`` to ``path`` through a temporary file, so readers never see half a
+    file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

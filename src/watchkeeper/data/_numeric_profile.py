@@ -9,7 +9,13 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from watchkeeper.data._sketch import kll_from_bytes, kll_merge, kll_new, kll_to_bytes
+from watchkeeper.data._sketch import (
+    kll_from_bytes,
+    kll_merge,
+    kll_merge_all,
+    kll_new,
+    kll_to_bytes,
+)
 from watchkeeper.exceptions import InputError
 from watchkeeper.stats import reference_bin_edges
 
@@ -67,6 +73,50 @@ def _merge_moments(
         + 4.0 * delta * (na * m3b - nb * m3a) / n
     )  # fmt: skip
     return mean, m2, m3, m4
+
+
+def _merge_moments_all(
+    counts: NDArray[np.int64],
+    means: NDArray[np.float64],
+    m2: NDArray[np.float64],
+    m3: NDArray[np.float64],
+    m4: NDArray[np.float64],
+) -> tuple[float | None, float, float, float]:
+    """Combine ``(n, mean, M2, M3, M4)`` of many batches at once (parts with ``n > 0``).
+
+    Each part's central sums are shifted to the pooled mean ``m`` with ``d = mean_i - m``
+    (the binomial expansion of ``sum((x - mean_i + d)**p)``, Pébay 2008, eq. 2.3 with one
+    part per term): ``M2 = sum(M2_i + n_i d^2)``, ``M3 = sum(M3_i + 3 d M2_i + n_i d^3)``,
+    ``M4 = sum(M4_i + 4 d M3_i + 6 d^2 M2_i + n_i d^4)``. Sums are exactly rounded
+    (``math.fsum``), so the result does not depend on the order of the parts; it agrees with
+    the pairwise chain of :func:`_merge_moments` within float rounding.
+    """
+    if counts.size == 0:
+        return None, 0.0, 0.0, 0.0
+    if counts.size == 1:
+        return float(means[0]), float(m2[0]), float(m3[0]), float(m4[0])
+    n = float(counts.sum())
+    w = counts.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = _exact_sum((w / n) * means)
+        d = means - mean
+        d2 = d * d
+        s2 = _exact_sum(m2) + _exact_sum(w * d2)
+        s3 = _exact_sum(m3) + _exact_sum(3.0 * d * m2) + _exact_sum(w * d2 * d)
+        s4 = (
+            _exact_sum(m4) + _exact_sum(4.0 * d * m3) + _exact_sum(6.0 * d2 * m2)
+            + _exact_sum(w * d2 * d2)
+        )  # fmt: skip
+    return mean, s2, s3, s4
+
+
+def _exact_sum(values: NDArray[np.float64]) -> float:
+    # fsum is exactly rounded (order-free) but refuses inf - inf; numpy gives nan there, as
+    # the pairwise formulas do.
+    if np.isfinite(values).all():
+        return math.fsum(values.tolist())
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sum(values))
 
 
 def _top_unique(values: Any, key: Any, k: int = _N_EXAMPLES) -> tuple[Any, ...]:
@@ -337,6 +387,83 @@ class NumericColumnProfile:
                 if self.sketch is None or other.sketch is None
                 else kll_merge(self.sketch, other.sketch)
             ),
+        )
+
+    @classmethod
+    def merge_all(cls, parts: list[NumericColumnProfile]) -> NumericColumnProfile:
+        """Summary of all ``parts`` in one pass (same result as chaining :meth:`merge`:
+        exact for counts, bins, min/max and examples, moments within float rounding).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> x = np.arange(12.0)
+        >>> ref = NumericColumnProfile.from_values(x, n_bins=3)
+        >>> parts = [NumericColumnProfile.from_values(p, reference=ref) for p in np.split(x, 4)]
+        >>> whole = NumericColumnProfile.from_values(x, reference=ref)
+        >>> merged = NumericColumnProfile.merge_all(parts)
+        >>> merged.bin_counts == whole.bin_counts, merged.mean, merged.m2
+        (True, 5.5, 143.0)
+        """
+        first = parts[0]
+        for other in parts[1:]:
+            if not isinstance(other, NumericColumnProfile):
+                raise InputError(
+                    f"cannot merge a numeric column profile with {type(other).__name__}"
+                )
+            if other.bin_edges != first.bin_edges:
+                return first.merge(other)  # raises the pairwise error
+        ranges = {p.reference_range for p in parts if p.reference_range is not None}
+        if len(ranges) > 1:
+            raise InputError("the two profiles were made against references with different ranges")
+        present = [p for p in parts if p.count > 0 and p.mean is not None]
+        mean, m2, m3, m4 = _merge_moments_all(
+            np.array([p.count for p in present], dtype=np.int64),
+            np.array([p.mean for p in present], dtype=np.float64),
+            np.array([p.m2 for p in present], dtype=np.float64),
+            np.array([p.m3 for p in present], dtype=np.float64),
+            np.array([p.m4 for p in present], dtype=np.float64),
+        )
+        ref_range = (
+            first.reference_range
+            if len(ranges) == 1 and all(p.reference_range is not None for p in parts)
+            else None
+        )
+        mins = [p.min for p in parts if p.min is not None]
+        maxs = [p.max for p in parts if p.max is not None]
+        below = [p.n_below_reference_min for p in parts]
+        above = [p.n_above_reference_max for p in parts]
+        bins = np.array([p.bin_counts for p in parts], dtype=np.int64).reshape(
+            len(parts), len(first.bin_counts)
+        )
+        sketches = [p.sketch for p in parts]
+        return NumericColumnProfile(
+            count=sum(p.count for p in parts),
+            n_missing=sum(p.n_missing for p in parts),
+            n_inf=sum(p.n_inf for p in parts),
+            n_type_errors=sum(p.n_type_errors for p in parts),
+            type_error_examples=_top_unique(
+                [v for p in parts for v in p.type_error_examples], key=str
+            ),
+            min=float(min(mins)) if mins else None,
+            max=float(max(maxs)) if maxs else None,
+            mean=mean,
+            m2=m2,
+            m3=m3,
+            m4=m4,
+            bin_edges=first.bin_edges,
+            bin_counts=tuple(int(c) for c in bins.sum(axis=0)),
+            n_below_reference_min=None if None in below else sum(below),  # type: ignore[arg-type]
+            n_above_reference_max=None if None in above else sum(above),  # type: ignore[arg-type]
+            out_of_range_examples=(
+                _out_of_range_examples(
+                    [v for p in parts for v in p.out_of_range_examples], *ref_range
+                )
+                if ref_range is not None
+                else ()
+            ),
+            reference_range=ref_range,
+            sketch=None if any(s is None for s in sketches) else kll_merge_all(sketches),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,10 +33,12 @@ __all__ = [
     "bottom_k",
     "hll_from_bytes",
     "hll_merge",
+    "hll_merge_all",
     "hll_new",
     "hll_to_bytes",
     "kll_from_bytes",
     "kll_merge",
+    "kll_merge_all",
     "kll_new",
     "kll_to_bytes",
     "row_priorities",
@@ -72,6 +74,14 @@ def kll_merge(a: Any, b: Any) -> Any:
     return out
 
 
+def kll_merge_all(sketches: Sequence[Any]) -> Any:
+    """A new sketch holding every input (one copy, then in-place merges; inputs untouched)."""
+    out = _ds().kll_doubles_sketch.deserialize(sketches[0].serialize())
+    for s in sketches[1:]:
+        out.merge(s)
+    return out
+
+
 def kll_to_bytes(sketch: Any) -> str:
     return base64.b64encode(sketch.serialize()).decode("ascii")
 
@@ -94,6 +104,15 @@ def hll_merge(a: Any, b: Any) -> Any:
     union = ds.hll_union(HLL_LG_K)
     union.update(a)
     union.update(b)
+    return union.get_result(ds.tgt_hll_type.HLL_8)
+
+
+def hll_merge_all(sketches: Sequence[Any]) -> Any:
+    """One union of every input sketch."""
+    ds = _ds()
+    union = ds.hll_union(HLL_LG_K)
+    for s in sketches:
+        union.update(s)
     return union.get_result(ds.tgt_hll_type.HLL_8)
 
 

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: window profiles in the binary layout (profile_bin)
 _PG_MIGRATION_LOCK = 0x7761_6D6F  # serialises table creation by concurrent monitors
 
 metadata = sa.MetaData()
@@ -116,17 +116,20 @@ detectors = sa.Table(
 )
 
 #: Per window and kind (``features``, ``predictions``): the window's mergeable profile, made
-#: against the version's reference, as the JSON of :meth:`Profile.to_dict`. Day, week and
-#: month views are merges of these, never re-reads of the log.
+#: against the version's reference, in the binary layout of :meth:`Profile.to_bytes`
+#: (``profile_bin``; rows of schema 1 stores hold the JSON of :meth:`Profile.to_dict` in
+#: ``profile`` instead, and still read). Day, week and month views are merges of these,
+#: never re-reads of the log.
 profiles = sa.Table(
     "wk_monitor_profiles",
     metadata,
     *_window_key(),
     sa.Column("kind", sa.String(32), primary_key=True),
     sa.Column("n_rows", sa.Integer, nullable=False),
-    sa.Column("profile", sa.Text, nullable=False),
+    sa.Column("profile", sa.Text, nullable=False),  # JSON (schema 1 rows); "" when binary
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("profile_bin", sa.LargeBinary, nullable=True),
     sa.Index("ix_wk_monitor_profiles_model_end", "model", "kind", "window_end"),
 )
 
@@ -239,6 +242,13 @@ class MonitorStore:
             )
         else:
             profiles.create(conn, checkfirst=True)  # added later; older databases lack it
+            if int(row[0]) < 2:
+                _add_binary_profile_column(conn)
+                conn.execute(
+                    sa.update(meta)
+                    .where(meta.c.key == "schema_version")
+                    .values(value=str(SCHEMA_VERSION))
+                )
 
     def close(self) -> None:
         """Release the database connections."""
@@ -410,7 +420,8 @@ class MonitorStore:
                         window_end=end,
                         kind=kind,
                         n_rows=int(profile.n_rows),
-                        profile=json.dumps(profile.to_dict(), separators=(",", ":")),
+                        profile="",
+                        profile_bin=profile.to_bytes(),
                         computed_at=now,
                         run_id=run_id,
                     )
@@ -575,7 +586,7 @@ class MonitorStore:
 
         p, w = profiles.c, windows.c
         query = (
-            sa.select(windows, p.profile)
+            sa.select(windows, p.profile, p.profile_bin)
             .join(
                 profiles,
                 sa.and_(
@@ -592,7 +603,7 @@ class MonitorStore:
         query = query.order_by(w.window_end, w.version, w.arm)
         with self._read() as conn:
             rows = list(conn.execute(query))
-        return [(to_summary(r), Profile.from_dict(json.loads(r.profile))) for r in rows]
+        return [(to_summary(r), _decode_profile(Profile, r)) for r in rows]
 
     def merged_profile(
         self,
@@ -619,16 +630,14 @@ class MonitorStore:
         )
         if not found:
             return None
-        merged = found[0][1]
-        for _, profile in found[1:]:
-            try:
-                merged = merged.merge(profile)
-            except InputError as exc:
-                raise InputError(
-                    f"the stored {kind} profiles of {model!r} do not merge ({exc}); windows of "
-                    "versions with different references merge only per version: pass version="
-                ) from None
-        return merged
+        try:
+            # One n-way merge (Profile.merge_all), not a chain of pairwise merges.
+            return type(found[0][1]).merge_all(profile for _, profile in found)
+        except InputError as exc:
+            raise InputError(
+                f"the stored {kind} profiles of {model!r} do not merge ({exc}); windows of "
+                "versions with different references merge only per version: pass version="
+            ) from None
 
     def models(self) -> list[str]:
         """Models with stored windows, sorted."""
@@ -659,6 +668,20 @@ class MonitorStore:
         )
         with self._read() as conn:
             return [to_check(row) for row in conn.execute(query)]
+
+
+def _add_binary_profile_column(conn: sa.Connection) -> None:
+    """Schema 1 -> 2: the profiles table gains its binary column (rows keep their JSON)."""
+    present = {c["name"] for c in sa.inspect(conn).get_columns(profiles.name)}
+    if "profile_bin" not in present:
+        kind = sa.LargeBinary().compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {profiles.name} ADD COLUMN profile_bin {kind}"))
+
+
+def _decode_profile(cls: Any, row: Any) -> Any:
+    if row.profile_bin is not None:
+        return cls.from_bytes(bytes(row.profile_bin))
+    return cls.from_dict(json.loads(row.profile))
 
 
 def _filtered(

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import mannwhitneyu
 
 from watchkeeper.exceptions import InputError
+from watchkeeper.stats._mannwhitney import mann_whitney_greater
 from watchkeeper.stats._multivariate import (
     MIN_ROWS,
     insufficient_result,
@@ -188,9 +188,8 @@ def fold_auc_test(
     :func:`sklearn.metrics.roc_auc_score`; the p-value uses the tie-corrected normal
     approximation (exact for small samples without ties, as in :func:`scipy.stats.mannwhitneyu`).
     """
-    res = mannwhitneyu(current_scores, reference_scores, alternative="greater")
-    auc = float(res.statistic) / (current_scores.size * reference_scores.size)
-    p = float(res.pvalue)
+    u, p = mann_whitney_greater(current_scores, reference_scores)  # scipy's numbers
+    auc = u / (current_scores.size * reference_scores.size)
     # Constant scores (a model that learnt nothing) give a 0/0 statistic: no evidence.
     return auc, (p if math.isfinite(p) else 1.0)
 

@@ -18,7 +18,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.spatial.distance import pdist
 from threadpoolctl import threadpool_limits
 
 from watchkeeper.exceptions import InputError
@@ -179,6 +178,8 @@ def _median_distance(z: NDArray[np.float64], rng: np.random.Generator) -> float:
     """
     n = z.shape[0]
     rows = z if n <= _BANDWIDTH_ROWS else z[rng.choice(n, size=_BANDWIDTH_ROWS, replace=False)]
+    from scipy.spatial.distance import pdist  # here: scipy.spatial is slow to import
+
     d = pdist(rows)
     h = float(np.median(d))
     if h > 0:
