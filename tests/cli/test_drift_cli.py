@@ -66,9 +66,9 @@ def test_compare_with_findings_exits_1_only_with_fail_on(files: dict[str, Path])
 
 def test_profile_then_compare_against_it(files: dict[str, Path]) -> None:
     d = files["dir"]
-    r = run("profile", str(files["ref"]), "--out", "ref-profile.json", cwd=d)
+    r = run("profile", str(files["ref"]), "--out", "ref-profile.wkp", cwd=d)
     assert r.returncode == 0, r.stderr
-    r = run("compare", "ref-profile.json", str(files["drift"]), "--json", "p.json",
+    r = run("compare", "ref-profile.wkp", str(files["drift"]), "--json", "p.json",
             "--method", "numeric=wasserstein", "--multivariate", "none", cwd=d)  # fmt: skip
     assert r.returncode == 0, r.stderr
     doc = json.loads((d / "p.json").read_text())
@@ -105,14 +105,14 @@ def test_usage_error_exits_2(files: dict[str, Path]) -> None:
 
 def test_profile_and_compare_stream_parquet(files: dict[str, Path]) -> None:
     d = files["dir"]
-    r = run("profile", str(files["same"]), "--out", "same-profile.json", "--batch-rows", "300",
+    r = run("profile", str(files["same"]), "--out", "same-profile.wkp", "--batch-rows", "300",
             cwd=d)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    saved = Profile.load(d / "same-profile.json")  # the binary layout, whatever the name
-    assert (d / "same-profile.json").read_bytes().startswith(PROFILE_MAGIC)
+    saved = Profile.load(d / "same-profile.wkp")  # binary: the name does not end in .json
+    assert (d / "same-profile.wkp").read_bytes().startswith(PROFILE_MAGIC)
     assert saved.n_rows == 2000
     assert saved.meta["with_reference"] is False
-    r = run("compare", "same-profile.json", str(files["same"]), "--stream", "--batch-rows", "700",
+    r = run("compare", "same-profile.wkp", str(files["same"]), "--stream", "--batch-rows", "700",
             "--json", "streamed.json", cwd=d)  # fmt: skip
     assert r.returncode == 0, r.stderr
     doc = json.loads((d / "streamed.json").read_text())

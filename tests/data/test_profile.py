@@ -452,3 +452,27 @@ def test_overflowing_moments_survive_save_load(tmp_path: Path) -> None:
     assert merged.numeric("x").kurtosis is None
     assert merged.numeric("x").count == 2
     Profile.load(merged.save(tmp_path / "merged.json"))
+
+
+def test_the_name_picks_the_format_and_compare_reads_either(tmp_path: Path) -> None:
+    """A ``.json`` name holds JSON, any other name the binary layout; ``compare`` takes both,
+    and a binary profile under any name, as a reference (told apart by content)."""
+
+    import watchkeeper as wk
+
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"x": rng.normal(size=2_000)})
+    cur = pd.DataFrame({"x": rng.normal(0.5, size=2_000)})
+    profile = Profile.from_data(ref)
+    as_json = profile.save(tmp_path / "ref.json")
+    as_binary = profile.save(tmp_path / "ref.wkp")
+    unnamed = profile.save(tmp_path / "reference-profile")
+    assert json.loads(as_json.read_text())["format_version"] >= 1
+    assert as_binary.read_bytes().startswith(PROFILE_MAGIC)
+    assert unnamed.read_bytes().startswith(PROFILE_MAGIC)
+    p_values = {
+        str(path.name): wk.compare(path, cur).column("x").p_value
+        for path in (as_json, as_binary, unnamed)
+    }
+    assert len(set(p_values.values())) == 1, p_values
+    assert wk.compare(as_binary, cur).drifted

@@ -68,5 +68,5 @@ def test_docs_examples_run(
             for line in code.strip().splitlines():
                 _run_cli(line)
     assert (tmp_path / "drift.json").exists()
-    assert (tmp_path / "log-profile.json").exists()
+    assert (tmp_path / "log-profile.wkp").exists()
     assert sys.modules.get("pyspark") is not None

@@ -150,12 +150,12 @@ class CurrentInput:
 
 def reference_side(reference: Any, schema: Any = None) -> tuple[ReferenceSide, Any]:
     """The reference side and its schema from data, a :class:`~watchkeeper.data.Profile` or
-    a profile's ``.json`` path (a given ``schema`` wins over the profile's own)."""
-    from watchkeeper.data import Profile, Schema
+    a saved profile's path (a given ``schema`` wins over the profile's own)."""
+    from watchkeeper.data import Profile, Schema, is_profile_path
 
     if isinstance(schema, str | Path):
         schema = Schema.load(schema)
-    if isinstance(reference, str | Path) and str(reference).endswith(".json"):
+    if is_profile_path(reference):
         reference = Profile.load(reference)
     if isinstance(reference, Profile):
         return ReferenceSide.from_profile(reference), schema or reference.schema
@@ -212,9 +212,9 @@ def current_side(
 ) -> CurrentInput:
     """Profile the current data on the reference's bins (or check that a current profile
     was made so) and choose the columns to test."""
-    from watchkeeper.data import Profile, read_table
+    from watchkeeper.data import Profile, is_profile_path, read_table
 
-    if isinstance(current, str | Path) and str(current).endswith(".json"):
+    if is_profile_path(current):
         current = Profile.load(current)
     all_columns, skipped = _compared_columns(schema, columns)
     if isinstance(current, Profile):

@@ -76,13 +76,19 @@ def profile_command(
     data: str = typer.Argument(
         ..., help="CSV or Parquet file (or, with --engine spark, a Parquet directory)."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Where to write the profile (JSON)."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Where to write the profile: binary (loads in milliseconds; name it .wkp), or "
+        "JSON when the name ends in .json.",
+    ),
     schema: Path | None = typer.Option(None, "--schema", help="Schema JSON (default: inferred)."),
     role: list[str] = typer.Option(None, "--role", help="Declare a role: COLUMN=ROLE (repeat)."),
     reference: Path | None = typer.Option(
         None,
         "--reference",
-        help="Reference profile (.json) whose bins and categories to use (e.g. a window).",
+        help="Reference profile (.wkp or .json) whose bins and categories to use.",
     ),
     sample_size: int = typer.Option(
         100_000, "--sample-size", min=0, help="Rows kept for exact tests (0: none)."
@@ -195,7 +201,7 @@ def _infer_parquet_schema(
 @app.command("compare")
 def compare_command(
     reference: str = typer.Argument(
-        ..., help="Reference data (CSV/Parquet) or a saved profile (.json)."
+        ..., help="Reference data (CSV/Parquet) or a saved profile (.wkp, .json)."
     ),
     current: str = typer.Argument(..., help="Current data (CSV/Parquet)."),
     schema: Path | None = typer.Option(None, "--schema", help="Schema JSON."),

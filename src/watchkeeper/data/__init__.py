@@ -31,7 +31,7 @@ from watchkeeper.data._group_counts import (
 from watchkeeper.data._io import write_json_atomic
 from watchkeeper.data._numeric_profile import NumericColumnProfile
 from watchkeeper.data._validation import SchemaReport, TypeMismatch
-from watchkeeper.data.profile import ColumnProfile, Profile
+from watchkeeper.data.profile import ColumnProfile, Profile, is_profile_path
 from watchkeeper.data.schema import ColumnKind, ColumnSpec, Role, Schema
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "canonical_strings",
     "column_to_numpy",
     "get_column",
+    "is_profile_path",
     "numeric_values",
     "read_table",
     "string_values",

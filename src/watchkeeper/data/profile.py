@@ -39,7 +39,7 @@ from watchkeeper.data.schema import ColumnKind, ColumnSpec, Role, Schema
 from watchkeeper.exceptions import InputError
 from watchkeeper.stats import DEFAULT_BINS
 
-__all__ = ["ColumnProfile", "Profile"]
+__all__ = ["ColumnProfile", "Profile", "is_profile_path"]
 
 _C = TypeVar(
     "_C", NumericColumnProfile, CategoricalColumnProfile, DatetimeColumnProfile, TextColumnProfile
@@ -826,15 +826,19 @@ class Profile:
             raise InputError(f"the binary profile is damaged and cannot be read: {exc!r}") from exc
         return cls._from_header(header, sample, priorities)
 
-    def save(self, path: str | os.PathLike[str], *, format: str = "binary") -> Path:
+    def save(self, path: str | os.PathLike[str], *, format: str | None = None) -> Path:
         """Write the profile to one file (atomically) and return its path.
 
-        ``format="binary"`` (the default, see :meth:`to_bytes`) loads in milliseconds;
-        ``format="json"`` writes the :meth:`to_dict` form for tools that read JSON.
-        :meth:`load` tells them apart by their first bytes, whatever the file is named.
+        ``format="binary"`` (see :meth:`to_bytes`) loads in milliseconds; ``format="json"``
+        writes the :meth:`to_dict` form for tools that read JSON. By default the name
+        decides: JSON for a ``.json`` file, binary for any other (``.wkp`` is the
+        convention), so a file never holds what its name says it does not. :meth:`load`
+        tells them apart by their first bytes, whatever the file is named.
         """
         from watchkeeper.data._io import write_bytes_atomic, write_json_atomic
 
+        if format is None:
+            format = "json" if Path(path).suffix.lower() == ".json" else "binary"
         if format == "json":
             return write_json_atomic(Path(path), self.to_dict())
         if format != "binary":
@@ -937,3 +941,27 @@ def _merged_group_counts(a: GroupCounts | None, b: GroupCounts | None) -> GroupC
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def is_profile_path(path: Any) -> bool:
+    """Whether ``path`` names a saved profile rather than data: a ``.json`` or ``.wkp``
+    name, or a file starting with the binary profile's magic bytes (whatever its name).
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     saved = Profile.from_data(pd.DataFrame({"x": [1.0]})).save(pathlib.Path(d) / "ref")
+    ...     is_profile_path(saved), is_profile_path(pathlib.Path(d) / "data.parquet")
+    (True, False)
+    """
+    if not isinstance(path, str | os.PathLike):
+        return False
+    p = Path(path)
+    if p.suffix.lower() in (".json", ".wkp"):
+        return True
+    try:
+        with p.open("rb") as fh:
+            return fh.read(len(PROFILE_MAGIC)) == PROFILE_MAGIC
+    except OSError:
+        return False

@@ -40,12 +40,12 @@ def _streamed(
 ) -> tuple[Any, Any]:
     """The reference as a profile and the current Parquet file profiled against it, batch by
     batch (the engine then compares two profiles)."""
-    from watchkeeper.data import Profile, Schema
+    from watchkeeper.data import Profile, Schema, is_profile_path
     from watchkeeper.data.streaming import parquet_schema_table
 
     if isinstance(schema, str | Path):
         schema = Schema.load(schema)
-    if isinstance(reference, str | Path) and str(reference).lower().endswith(".json"):
+    if is_profile_path(reference):
         reference = Profile.load(reference)
     elif _parquet_rows(reference) is not None:
         reference = Profile.from_parquet(
