@@ -173,17 +173,20 @@ def gateway_rate(root: Path, log_url: str, workers: int, seconds: float) -> floa
 
 
 def _durable_postgres() -> Any:
+    """A throwaway server with PostgreSQL's durable defaults, checked (not the tests' fast
+    settings)."""
     from tests._postgres import start_postgres
 
-    server = start_postgres()
+    server = start_postgres(durable=True)
     import psycopg
 
     with psycopg.connect(host="127.0.0.1", port=server.port, user="postgres",
                          dbname="postgres", autocommit=True) as conn:  # fmt: skip
-        # the test cluster trades durability for speed; the benchmark must not
-        for setting in ("fsync = on", "synchronous_commit = on", "full_page_writes = on"):
-            conn.execute(f"ALTER SYSTEM SET {setting}")
-        conn.execute("SELECT pg_reload_conf()")
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            value = conn.execute(f"SHOW {setting}").fetchone()[0]
+            if value != "on":
+                server.stop()
+                raise RuntimeError(f"the benchmark's PostgreSQL runs with {setting}={value}")
     return server
 
 

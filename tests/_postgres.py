@@ -106,8 +106,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_postgres() -> PostgresServer:
-    """Initialise and start a server; raise :class:`PostgresUnavailableError` if impossible."""
+def start_postgres(*, durable: bool = False) -> PostgresServer:
+    """Initialise and start a server; raise :class:`PostgresUnavailableError` if impossible.
+
+    The server trades durability for speed (``fsync``, ``synchronous_commit`` and
+    ``full_page_writes`` off) unless ``durable``: then it runs with PostgreSQL's defaults, every
+    commit flushed to the write-ahead log on disk (for benchmarks). Settings given on the
+    command line win over ``ALTER SYSTEM``, so durability is decided here, at start.
+    """
     bin_dir = find_bin_dir()
     if bin_dir is None:
         raise PostgresUnavailableError(
@@ -151,10 +157,9 @@ def start_postgres() -> PostgresServer:
         )
         for _attempt in range(5):
             port = _free_port()
-            options = (
-                f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off"
-            )
+            options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1"
+            if not durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             done = subprocess.run(
                 [
                     *run_as,

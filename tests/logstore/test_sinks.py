@@ -300,3 +300,19 @@ def test_parquet_reused_ids_a_writer_cannot_see_are_counted_on_compaction(
     assert sorted(one.read_window("churn").column("x").to_pylist()) == [0, 0, 1, 1, 2, 2, 3]
     one.close()
     two.close()
+
+
+def test_batches_mixing_new_stored_and_repeated_records(sink: Any) -> None:
+    # a batch whose fast write (PostgreSQL: one COPY) meets a stored key or repeats one of
+    # its own keys still stores every new record, once, and counts the rest as retries
+    records = _records(40, seed=5)
+    assert sink.write_predictions(records[:10]) is None
+    mixed = sink.write_predictions([*records[5:25], records[20]])
+    assert mixed is not None
+    assert (mixed.duplicates, mixed.conflicts) == (6, ())
+    repeated = sink.write_predictions([records[30], records[30]])
+    assert repeated is not None
+    assert (repeated.duplicates, repeated.conflicts) == (1, ())
+    assert sink.count() == 26
+    stored = records[:25] + [records[30]]
+    assert _rows(sink.read_window("churn", include_shadow=True)) == _expected(stored, {})

@@ -7,13 +7,16 @@ killed and the database server crashing. Group commit
 (:class:`~watchkeeper.logstore.GroupCommitWriter`) runs in every worker; the server then also
 groups the WAL flushes of concurrent commits from all workers.
 
-Batches. Large batches reach the table with ``COPY``, the fastest way into PostgreSQL; a batch
-that repeats a stored key (a retry) makes ``COPY`` fail, and is then written, inside the same
-transaction, by one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING``,
-which skips the records already stored by the same unique keys as in SQLite (``(model, id,
-arm)``, and one live record per ``(model, id)``). Small batches use that ``INSERT`` directly:
-one round trip either way. Records are stored as the JSON texts the caller's ``Checked`` list
-already holds (never encoded a second time).
+Writing. The writer connection runs in autocommit mode, so the common write is one statement
+that is its own transaction, committed (and, with ``synchronous_commit = on``, flushed) before
+the server answers: a single record is one ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` (one
+round trip), a batch is one binary ``COPY`` (two round trips, and about a tenth of the client
+CPU of binding every value as a query parameter). When that fast statement meets a stored key
+(a retry: ``COPY`` fails as a whole, ``INSERT`` skips), nothing of it was kept, and the batch is
+written again inside one transaction by ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO
+NOTHING RETURNING``, which skips the records already stored by the same unique keys as in
+SQLite (``(model, id, arm)``, and one live record per ``(model, id)``). Records are stored as
+the JSON texts the caller's ``Checked`` list already holds (never encoded a second time).
 
 Identity. As in SQLite, ids are scoped per model. A record the ``INSERT`` skipped is looked up,
 in the same transaction and only when the ``INSERT`` skipped any: with the stored features it is
@@ -112,7 +115,9 @@ _INDEXES = (
 _COLUMNS = (
     "id, arm, ts, model, version, shadow, features, prediction, scores, latency_ms, status, error"
 )
-_COPY = f"COPY log_predictions ({_COLUMNS}) FROM STDIN"
+_COPY = f"COPY log_predictions ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = ("text", "text", "float8", "text", "int8", "int2", "text", "text", "text", "float8",
+               "text", "text")  # fmt: skip
 # one statement for any number of rows; WITH ORDINALITY keeps the first of repeated keys
 _INSERT_MANY = (
     f"INSERT INTO log_predictions ({_COLUMNS}) SELECT {_COLUMNS} FROM unnest("
@@ -120,7 +125,6 @@ _INSERT_MANY = (
     "%s::text[], %s::text[], %s::float8[], %s::text[], %s::text[]) WITH ORDINALITY "
     f"AS u({_COLUMNS}, ord) ORDER BY ord ON CONFLICT DO NOTHING RETURNING model, id, arm"
 )
-_COPY_MIN_ROWS = 64  # below this one INSERT is as fast as COPY
 _INSERT_ONE = (
     f"INSERT INTO log_predictions ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
     "%s, %s) ON CONFLICT DO NOTHING RETURNING model, id, arm"
@@ -270,6 +274,7 @@ class PostgresLogSink(SQLLogReads):
                 self._conn.close()
             self._conn = None
             conn = self._open(reader=False)
+            conn.autocommit = True  # one statement, one transaction; BEGIN only when needed
             self._conn = conn
         return self._conn
 
@@ -325,18 +330,11 @@ class PostgresLogSink(SQLLogReads):
         if not rows:
             return None
         conflicts: tuple[int, ...] = ()
-        with self._transaction() as conn:
-            stored: list[tuple[str, str, str]] | None = None
-            if len(rows) >= _COPY_MIN_ROWS:
-                try:
-                    with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
-                        for row in rows:
-                            copy.write_row(row)
-                except self._psycopg.errors.UniqueViolation:
-                    pass  # rolled back to the savepoint: skip the stored keys below
-                else:
-                    stored = []
-            if stored is None:
+        n_skipped = 0
+        if not self._write_fast(rows):
+            # some key is stored already (or repeated in the batch): nothing of the fast
+            # write was kept; skip the stored keys and tell retries from conflicts
+            with self._transaction() as conn:
                 if len(rows) == 1:
                     stored = conn.execute(_INSERT_ONE, rows[0]).fetchall()
                 else:
@@ -345,12 +343,28 @@ class PostgresLogSink(SQLLogReads):
                 if len(stored) < len(rows):  # some keys were there already
                     conflicts = self._conflicts(conn, clean, stored)
                 n_skipped = len(rows) - len(stored)
-            else:
-                n_skipped = 0
         self.nonfinite_total += clean.nonfinite
         duplicates = n_skipped - len(conflicts)
         self.duplicates_total += duplicates
         return WriteResult(duplicates, conflicts) if duplicates or conflicts else None
+
+    def _write_fast(self, rows: list[tuple[Any, ...]]) -> bool:
+        """Store ``rows`` in one autocommitted statement; ``False`` (nothing stored) if one
+        of their keys is stored already or repeated among them."""
+        with self._write_lock:
+            conn = self._writer()
+            with self._errors("write"):
+                if len(rows) == 1:
+                    # ON CONFLICT DO NOTHING: nothing returned means the key was there
+                    return bool(conn.execute(_INSERT_ONE, rows[0]).fetchall())
+                try:
+                    with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                        copy.set_types(_COPY_TYPES)
+                        for row in rows:
+                            copy.write_row(row)
+                except self._psycopg.errors.UniqueViolation:
+                    return False  # the statement, its own transaction, was rolled back
+                return True
 
     @staticmethod
     def _conflicts(conn: Any, records: Checked, stored: list[Any]) -> tuple[int, ...]:
