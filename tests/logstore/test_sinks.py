@@ -314,5 +314,5 @@ def test_batches_mixing_new_stored_and_repeated_records(sink: Any) -> None:
     assert repeated is not None
     assert (repeated.duplicates, repeated.conflicts) == (1, ())
     assert sink.count() == 26
-    stored = records[:25] + [records[30]]
+    stored = [*records[:25], records[30]]
     assert _rows(sink.read_window("churn", include_shadow=True)) == _expected(stored, {})
