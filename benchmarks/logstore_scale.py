@@ -44,6 +44,7 @@ from _common import log, machine_description, md_table, run_benchmark  # noqa: E
 RESULTS = BENCH_DIR / "results" / "logstore_scale.json"
 WORKERS = (1, 2, 4)
 HANDLERS = 32  # concurrent request handlers per worker
+REQUEST_SIZES = (1, 100)  # records per request
 N_FEATURES = 20
 
 
@@ -57,52 +58,95 @@ def _record(tag: str, i: int) -> Any:
                             i % 2, scores={"0": 0.3, "1": 0.7}, latency_ms=1.5)  # fmt: skip
 
 
-def _worker(url: str, env: dict[str, str], tag: str, seconds: float, start_at: float,
-            out: Any) -> None:  # fmt: skip
+def _worker(url: str, env: dict[str, str], tag: str, seconds: float, per_request: int,
+            barriers: tuple[Any, Any, Any], out: Any) -> None:  # fmt: skip
     os.environ.update(env)
+    import resource
+
     from watchkeeper.logstore import GroupCommitWriter, open_sink
 
     options = json.loads(env.get("BENCH_STORAGE_OPTIONS", "null"))
     sink = open_sink(url, storage_options=options) if options else open_sink(url)
-    writer = GroupCommitWriter(sink, max_batch=1_000, max_pending=10_000)
+    writer = GroupCommitWriter(sink, max_batch=max(1_000, per_request), max_pending=10_000)
+    ready, finished, sampled = barriers
 
     async def handler(h: int, deadline: float, counts: list[int]) -> None:
         i = 0
         while time.monotonic() < deadline:
-            await writer.log(_record(f"{tag}-{h}", i))
-            counts[h] += 1
+            if per_request == 1:
+                await writer.log(_record(f"{tag}-{h}", i))
+            else:
+                await writer.log([_record(f"{tag}-{h}-{i}", k) for k in range(per_request)])
+            counts[h] += per_request
             i += 1
 
-    async def main() -> tuple[int, float]:
+    async def main() -> tuple[int, float, float]:
         counts = [0] * HANDLERS
-        time.sleep(max(0.0, start_at - time.time()))  # every worker starts together
+        ready.wait()  # every worker (and the parent's CPU sample) starts together
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = usage.ru_utime + usage.ru_stime
         began = time.monotonic()
         await asyncio.gather(*(handler(h, began + seconds, counts) for h in range(HANDLERS)))
-        return sum(counts), time.monotonic() - began
+        elapsed = time.monotonic() - began
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return sum(counts), elapsed, usage.ru_utime + usage.ru_stime - cpu
 
-    n, elapsed = asyncio.run(main())
+    n, elapsed, cpu = asyncio.run(main())
+    batch = writer.stats()["mean_batch_records"]
+    finished.wait()
+    sampled.wait()  # the parent read the server's CPU while this worker's session was open
     writer.close()
     sink.close()
-    out.put((n, elapsed))
+    out.put((n, elapsed, cpu, batch))
 
 
-def measure(url: str, workers: int, seconds: float, env: dict[str, str]) -> float:
-    """Committed records per second, summed over ``workers`` processes."""
+def _server_cpu_seconds(postmaster: int | None) -> float:
+    """CPU seconds used so far by a local PostgreSQL server and its live processes."""
+    if postmaster is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(stat.parent.name) == postmaster or int(fields[1]) == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def measure(url: str, workers: int, seconds: float, env: dict[str, str], per_request: int = 1,
+            postmaster: int | None = None) -> dict[str, float]:  # fmt: skip
+    """Committed records per second summed over ``workers`` processes, with the CPU time
+    per record of the workers and of the PostgreSQL server (``postmaster``), if any."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    start_at = time.time() + 3.0  # time to import in every process
+    barriers = (ctx.Barrier(workers + 1), ctx.Barrier(workers + 1), ctx.Barrier(workers + 1))
     procs = [
         ctx.Process(
-            target=_worker, args=(url, env, f"w{w}-{time.time_ns()}", seconds, start_at, out)
+            target=_worker,
+            args=(url, env, f"w{w}-{time.time_ns()}", seconds, per_request, barriers, out),
         )
         for w in range(workers)
     ]
     for p in procs:
         p.start()
-    results = [out.get(timeout=seconds + 120) for _ in procs]
+    barriers[0].wait(timeout=300)
+    server_cpu = _server_cpu_seconds(postmaster)
+    barriers[1].wait(timeout=seconds + 300)
+    server_cpu = _server_cpu_seconds(postmaster) - server_cpu
+    barriers[2].wait(timeout=60)
+    results = [out.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(60)
-    return sum(n for n, _ in results) / max(elapsed for _, elapsed in results)
+    n = sum(r[0] for r in results)
+    return {
+        "records_per_s": n / max(r[1] for r in results),
+        "worker_cpu_us": 1e6 * sum(r[2] for r in results) / max(n, 1),
+        "server_cpu_us": 1e6 * server_cpu / max(n, 1),
+        "records_per_commit": statistics.mean(r[3] for r in results),
+    }
 
 
 def _gateway_root(folder: Path) -> Path:
@@ -195,6 +239,7 @@ def collect(quick: bool, repeats: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="wk-logscale-"))
     stores: dict[str, tuple[str, dict[str, str]]] = {}
     servers: list[Any] = []
+    load_before = os.getloadavg()
     try:
         stores["SQLite (synchronous=full)"] = (f"sqlite:///{tmp / 'log.db'}", {})
         try:
@@ -215,15 +260,32 @@ def collect(quick: bool, repeats: int) -> dict[str, Any]:
             )  # fmt: skip
         except Exception as exc:
             log(f"S3 skipped: {exc}")
-        rows = []
-        for name, (url, env) in stores.items():
+        postmaster = None
+        if "PostgreSQL (fsync on)" in stores:
+            postmaster = int((pg.base / "data" / "postmaster.pid").read_text().split()[0])
+        # every store at every size, interleaved round by round, so that the machine's other
+        # load weighs on all of them alike; 100-record requests on the two SQL stores only
+        plan = [(name, size) for size in REQUEST_SIZES for name in stores
+                if size == 1 or name in ("SQLite (synchronous=full)", "PostgreSQL (fsync on)")]  # fmt: skip
+        runs: dict[tuple[str, int, int], list[dict[str, float]]] = {}
+        for r in range(repeats):
             for workers in WORKERS:
-                runs = []
-                for r in range(repeats):
-                    rate = measure(url, workers, seconds, env)
-                    log(f"{name}, {workers} worker(s), run {r + 1}: {rate:,.0f} records/s")
-                    runs.append(rate)
-                rows.append({"store": name, "workers": workers, "records_per_s": runs})
+                for name, size in plan:
+                    url, env = stores[name]
+                    got = measure(url, workers, seconds, env, size,
+                                  postmaster if name.startswith("PostgreSQL") else None)  # fmt: skip
+                    log(f"{name}, {size}-record requests, {workers} worker(s), run {r + 1}: "
+                        f"{got['records_per_s']:,.0f} records/s, CPU per record "
+                        f"{got['worker_cpu_us']:.0f} us in the workers, "
+                        f"{got['server_cpu_us']:.0f} us in the server, "
+                        f"{got['records_per_commit']:.0f} records per commit")  # fmt: skip
+                    runs.setdefault((name, size, workers), []).append(got)
+        rows = [{"store": name, "records_per_request": size, "workers": workers,
+                 "records_per_s": [g["records_per_s"] for g in got],
+                 "worker_cpu_us": [g["worker_cpu_us"] for g in got],
+                 "server_cpu_us": [g["server_cpu_us"] for g in got],
+                 "records_per_commit": [g["records_per_commit"] for g in got]}
+                for (name, size, workers), got in runs.items()]  # fmt: skip
         gateway_rows = []
         if "--gateway" in sys.argv and "PostgreSQL (fsync on)" in stores:
             root = _gateway_root(tmp / "gateway")
@@ -243,6 +305,7 @@ def collect(quick: bool, repeats: int) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
     return {
         "machine": machine_description(),
+        "loadavg_before": load_before,
         "loadavg_after": load,
         "seconds": seconds,
         "handlers_per_worker": HANDLERS,
@@ -252,25 +315,45 @@ def collect(quick: bool, repeats: int) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any]) -> str:
-    table = []
-    by_store: dict[str, dict[int, float]] = {}
-    for row in result["rows"]:
-        by_store.setdefault(row["store"], {})[row["workers"]] = statistics.median(
-            row["records_per_s"]
-        )
-    for store, rates in by_store.items():
-        table.append([store, *(f"{rates[w]:,.0f}" if w in rates else "-" for w in WORKERS)])
     machine = result["machine"]
     load = ", ".join(f"{x:.1f}" for x in result["loadavg_after"])
+    before = result.get("loadavg_before")
+    load_note = f"before the run: {', '.join(f'{x:.1f}' for x in before)}; after: {load}" \
+        if before else f"after the run: {load}"  # fmt: skip
+    rows = result["rows"]
+    sizes = sorted({r.get("records_per_request", 1) for r in rows})
+    tables = []
+    for size in sizes:
+        by_store: dict[str, dict[int, float]] = {}
+        cpu: dict[str, str] = {}
+        for row in rows:
+            if row.get("records_per_request", 1) != size:
+                continue
+            rate = statistics.median(row["records_per_s"])
+            by_store.setdefault(row["store"], {})[row["workers"]] = rate
+            if row["workers"] == max(WORKERS) and "worker_cpu_us" in row:
+                worker = statistics.median(row["worker_cpu_us"])
+                server = statistics.median(row["server_cpu_us"])
+                cpu[row["store"]] = f"{worker:.0f}" + (f" + {server:.0f}" if server else "")
+        table = [[store, *(f"{rates[w]:,.0f}" if w in rates else "-" for w in WORKERS),
+                  cpu.get(store, "-")] for store, rates in by_store.items()]  # fmt: skip
+        header = ["store", *(f"{w} worker{'s' if w > 1 else ''}" for w in WORKERS),
+                  f"CPU µs/record at {max(WORKERS)} workers"]  # fmt: skip
+        what = "one record per request" if size == 1 else f"{size} records per request"
+        tables.append(f"{what.capitalize()}:\n\n{md_table(header, table)}\n")
+    body = "\n".join(tables)
     return f"""## Log stores: records/s by gateway worker processes
 
 Each worker process: `open_sink(url)` + `GroupCommitWriter`, {result["handlers_per_worker"]} asyncio
-handlers each logging one 20-feature record and awaiting its commit; all workers write for
-{result["seconds"]:g} s at once; median of the runs. Machine: {machine.get("cpu", "?")},
-{machine.get("usable_cpus", "?")} cores, shared with other engineers' jobs (load average after the run: {load}).
+handlers each logging one request's records and awaiting their commit; all workers start
+together and write for {result["seconds"]:g} s; every store and worker count is measured in each
+round, interleaved; median of {len(rows[0]["records_per_s"])} rounds. Durable everywhere: SQLite
+`synchronous=full`, PostgreSQL with `fsync`, `synchronous_commit` and `full_page_writes` on
+(checked at start). CPU per record: the worker processes (user + system) + the PostgreSQL
+server's processes. Machine: {machine.get("cpu", "?")}, {machine.get("usable_cpus", "?")} cores
+shared by the workers, the server and other engineers' jobs (load average {load_note}).
 
-{md_table(["store", *(f"{w} worker{'s' if w > 1 else ''}" for w in WORKERS)], table)}
-
+{body}
 {_gateway_table(result.get("gateway_rows") or [])}
 Produced by `python benchmarks/logstore_scale.py` (`--gateway` adds the end-to-end table); see
 docs/scale-out.md for what the numbers mean.
