@@ -3,22 +3,28 @@ into each log store (SQLite, PostgreSQL, Parquet on a local folder, Parquet on S
 
 Each worker process does what a gateway worker does with its log: it opens the store by URL
 (``open_sink``), puts a ``GroupCommitWriter`` in front, and runs 32 asyncio request handlers
-that each log one prediction record (20 features) and wait for its commit before logging the
-next. The workers run at the same time for a fixed duration; the total committed records per
-second is reported (median of ``--repeats`` runs). No HTTP and no model: this isolates what
-the store can absorb, which bounds what a gateway fleet can serve with a durable log.
+that each log one request's records (20 features each; 1 record per request, and 100 on the
+two SQL stores) and wait for their commit before logging the next. The workers start together
+(a barrier, once every one has imported and connected) and run for a fixed duration; the total
+committed records per second is reported, with the CPU time per record of the worker
+processes and of the PostgreSQL server's processes, and the records per commit. Every store
+and worker count is measured once per round, interleaved, so that the machine's other load
+weighs on all alike; the median of ``--repeats`` rounds is reported. No HTTP and no model:
+this isolates what the store can absorb, which bounds what a gateway fleet can serve with a
+durable log.
 
 Durability is the same everywhere: SQLite ``synchronous="full"`` (fsync per commit), a
-PostgreSQL server started for the benchmark with ``fsync=on`` and ``synchronous_commit=on``,
-Parquet files fsynced (local) or uploaded (S3) before the write returns. The S3 server is
-moto's in-memory server on this machine: its numbers show the writer's overhead, not the
-latency of a real object store.
+PostgreSQL server started for the benchmark with its durable defaults (``fsync``,
+``synchronous_commit`` and ``full_page_writes`` on; checked), Parquet files fsynced (local) or
+uploaded (S3) before the write returns. The S3 server is moto's in-memory server on this
+machine: its numbers show the writer's overhead, not the latency of a real object store.
 
 ``--gateway`` adds the issue's acceptance measurement end to end: real ``watchkeeper serve``
 processes (a 20-feature linear model, bearer tokens off, loopback) under an HTTP load of 32
-concurrent clients, one record per request: predictions answered per second by one worker on
-SQLite and by 1, 2 and 4 workers sharing one PostgreSQL log. Writes its section of
-``BENCHMARKS.md``.
+concurrent clients, one record per request, measured once every worker has answered:
+predictions answered per second by one worker on SQLite and by 1, 2 and 4 workers sharing one
+PostgreSQL log. ``--gateway-only`` measures just that table again and keeps the stores' table
+of the last saved run. Writes its section of ``BENCHMARKS.md``.
 """
 
 from __future__ import annotations
