@@ -9,6 +9,7 @@ same methods, same decision rules) on the window's profile.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ from watchkeeper.checks import (
 from watchkeeper.monitor._config import MonitorConfig
 from watchkeeper.monitor._frames import Rows, label_key
 from watchkeeper.stats import wilson_interval
+
+logger = logging.getLogger("watchkeeper.monitor")
 
 __all__ = [
     "Baseline",
@@ -378,10 +381,6 @@ def estimated_results(rows: Rows, base: Baseline) -> list[CheckResult]:
     for est in estimators:
         try:
             found = list(est.estimate(frame))
-            if rows.n_labels:
-                on_labels = found if labelled is None else list(est.estimate(labelled))
-                pairs += zip(range(len(out), len(out) + len(found)), on_labels, strict=True)
-            out += found
         except Exception as exc:  # one estimator must not stop the others
             name = type(est).__name__
             out.append(
@@ -392,8 +391,23 @@ def estimated_results(rows: Rows, base: Baseline) -> list[CheckResult]:
                     f"{name} failed on this window: {type(exc).__name__}: {exc}",
                 )
             )
+            continue
+        if rows.n_labels:
+            try:
+                on_labels = found if labelled is None else list(est.estimate(labelled))
+            except Exception as exc:  # the check against labels is extra: the estimates stand
+                logger.warning(
+                    "%s failed on the window's labelled rows: %s", type(est).__name__, exc
+                )
+                on_labels = []
+            if len(on_labels) == len(found):
+                pairs += zip(range(len(out), len(out) + len(found)), on_labels, strict=True)
+        out += found
     if pairs:
-        _hold_against_labels(rows, base, out, pairs)
+        try:
+            _hold_against_labels(rows, base, out, pairs)
+        except Exception as exc:  # as above: the estimates stand even if this check fails
+            logger.warning("holding the estimates against the window's labels failed: %s", exc)
     return out
 
 
