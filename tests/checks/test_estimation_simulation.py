@@ -109,3 +109,30 @@ def test_dle_is_accurate_and_covers() -> None:
     for m in rel_errors:
         assert np.mean(rel_errors[m]) < 0.05, (m, np.mean(rel_errors[m]))
         assert 0.86 <= np.mean(covered[m]) <= 1.0, (m, np.mean(covered[m]))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known (issue 14): with a small reference CBPE's estimate is optimistic by about "
+    "0.6 of its sd and its interval covers about 88 %: isotonic calibration's in-sample "
+    "optimism, which the bootstrap calibrators do not carry; softening end blocks at exactly "
+    "0 or 1 (a tenth of the window's rows here) removed only a sixth of it",
+)
+def test_cbpe_is_unbiased_when_the_calibrators_error_dominates() -> None:
+    """A small reference (800 rows) and large windows (8,000 rows): the calibrator's error
+    from the reference is several times the label noise of a window. Each repetition draws a
+    new reference and a new window from the process, so the repetitions are independent and
+    z = (realised - estimate) / sd should have mean 0 and sd 1 (standard errors about 0.1)."""
+    reps, z = 60, []
+    for rep in range(reps):
+        rng = np.random.default_rng(1000 + rep)
+        est = CBPE(["accuracy"], score="s", prediction="yhat", target="y", random_state=rep)
+        est.fit(classifier_data(800, rng))
+        w = classifier_data(8000, rng)
+        [r] = est.estimate(w.drop(columns="y"))
+        sd = max(r.upper - r.value, r.value - r.lower) / 1.959964
+        z.append((accuracy_score(w["y"], w["yhat"]) - r.value) / sd)
+    zs = np.array(z)
+    # today: mean about -0.6 (an optimistic estimate), sd about 1.1
+    assert abs(zs.mean()) < 0.3, zs.mean()
+    assert 0.8 <= zs.std(ddof=1) <= 1.2, zs.std(ddof=1)

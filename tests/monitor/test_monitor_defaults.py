@@ -24,8 +24,15 @@ N = 500  # rows per hourly window
 
 
 def _log(
-    tmp: Path, name: str, model: Any, windows: list[pd.DataFrame], truth: list[np.ndarray]
+    tmp: Path,
+    name: str,
+    model: Any,
+    windows: list[pd.DataFrame],
+    truth: list[np.ndarray],
+    half_labelled: frozenset[int] = frozenset(),
 ) -> tuple[Registry, SQLiteLogSink, MonitorStore]:
+    """Log every window's predictions and labels (only the even rows' in ``half_labelled``
+    windows)."""
     registry = Registry(root=tmp)
     registry.register(name, model, reference=windows[0], actor="test")
     sink = SQLiteLogSink(tmp / "predictions.db", synchronous="normal")
@@ -42,7 +49,8 @@ def _log(
             pred = int(preds[i]) if p1 is not None else float(preds[i])
             ts = T0 + w * HOUR + i * HOUR / len(frame)
             records.append(PredictionRecord(rid, ts, name, 1, "champion", row, pred, scores=scores))
-            labels.append(FeedbackRecord(rid, ts + 1, label=y[i].item()))
+            if w not in half_labelled or i % 2 == 0:
+                labels.append(FeedbackRecord(rid, ts + 1, label=y[i].item()))
     sink.write_predictions(records)
     sink.write_feedback(labels)
     return registry, sink, MonitorStore(root=tmp)
@@ -138,6 +146,45 @@ def test_estimators_wait_for_labelled_baseline_rows(tmp_path: Path) -> None:
         assert row.check == "estimated.performance"
         assert row.status is Status.INSUFFICIENT_DATA
         assert "0 labelled rows" in row.reason
+    finally:
+        for thing in (registry, sink, store):
+            thing.close()
+
+
+def test_estimates_held_against_the_labels_that_arrive(tmp_path: Path) -> None:
+    """A window whose labels contradict its estimate (concept shift: the outcome's relation
+    to x turns around) says so in the estimate's details; windows where the concept holds do
+    not, whether all or half of their rows are labelled."""
+    rng = np.random.default_rng(5)
+    frames, truth = [], []
+    for w in range(4):
+        x = rng.normal(0.0, 1.0, N)
+        frames.append(pd.DataFrame({"x": x}))
+        slope = -2.0 if w == 3 else 2.0
+        truth.append((rng.random(N) < 1 / (1 + np.exp(-slope * x))).astype(int))
+    model = LogisticRegression().fit(frames[0], truth[0])
+    registry, sink, store = _log(tmp_path, "churn", model, frames, truth, frozenset({2}))
+    try:
+        Monitor(MonitorConfig(every="1h", baseline_rows=500)).run(
+            sink, registry, store, now=T0 + 5 * HOUR
+        )
+        found = [r for r in store.results("churn", check="estimated.") if r.window_start.hour]
+        by_hour: dict[int, list[Any]] = {}
+        for r in found:
+            by_hour.setdefault(r.window_start.hour, []).append(r)
+        assert sorted(by_hour) == [1, 2, 3]
+        for hour, results in by_hour.items():
+            held = [r.details["consistency"] for r in results]
+            assert {h["n_labels"] for h in held} == {N // 2 if hour == 2 else N}, hour
+            assert {h["tests"] for h in held} == {len(results)}
+            if hour < 3:
+                assert {h["status"] for h in held} == {"ok"}, hour
+                assert not any("assumption_warning" in r.details for r in results)
+            else:
+                acc = next(r for r in results if r.check == "estimated.accuracy")
+                assert acc.details["consistency"]["status"] == "warn"
+                assert acc.details["consistency"]["realised"] < acc.details["consistency"]["lower"]
+                assert "no-concept-drift assumption failed" in acc.details["assumption_warning"]
     finally:
         for thing in (registry, sink, store):
             thing.close()

@@ -8,6 +8,8 @@ same methods, same decision rules) on the window's profile.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +21,15 @@ from watchkeeper.checks import (
     ComparisonConfig,
     PerformanceRule,
     Status,
+    estimate_consistency,
     realised_performance,
     run_comparison,
 )
 from watchkeeper.monitor._config import MonitorConfig
 from watchkeeper.monitor._frames import Rows, label_key
 from watchkeeper.stats import wilson_interval
+
+logger = logging.getLogger("watchkeeper.monitor")
 
 __all__ = [
     "Baseline",
@@ -352,7 +357,11 @@ def serving_results(rows: Rows, seconds: float, config: MonitorConfig) -> list[C
 
 def estimated_results(rows: Rows, base: Baseline) -> list[CheckResult]:
     """Label-free performance estimates of the window (``insufficient_data`` while the
-    version's estimators could not be fitted)."""
+    version's estimators could not be fitted).
+
+    Once some of the window's labels have arrived, each estimate is also held against them
+    (:func:`~watchkeeper.checks.estimate_consistency`, see :func:`_hold_against_labels`).
+    """
     fitted = base.estimators
     if fitted is None:
         return []
@@ -364,10 +373,14 @@ def estimated_results(rows: Rows, base: Baseline) -> list[CheckResult]:
             CheckResult("estimated.performance", "model", Status.INSUFFICIENT_DATA, fitted.note)
         ]
     frame = rows.frame(base.classes)
+    labelled = None
+    if 0 < rows.n_labels < len(rows):
+        labelled = rows.frame(base.classes, labelled_only=True)
     out: list[CheckResult] = []
+    pairs: list[tuple[int, CheckResult]] = []
     for est in estimators:
         try:
-            out += list(est.estimate(frame))
+            found = list(est.estimate(frame))
         except Exception as exc:  # one estimator must not stop the others
             name = type(est).__name__
             out.append(
@@ -378,4 +391,71 @@ def estimated_results(rows: Rows, base: Baseline) -> list[CheckResult]:
                     f"{name} failed on this window: {type(exc).__name__}: {exc}",
                 )
             )
+            continue
+        if rows.n_labels:
+            try:
+                on_labels = found if labelled is None else list(est.estimate(labelled))
+            except Exception as exc:  # the check against labels is extra: the estimates stand
+                logger.warning(
+                    "%s failed on the window's labelled rows: %s", type(est).__name__, exc
+                )
+                on_labels = []
+            if len(on_labels) == len(found):
+                pairs += zip(range(len(out), len(out) + len(found)), on_labels, strict=True)
+        out += found
+    if pairs:
+        try:
+            _hold_against_labels(rows, base, out, pairs)
+        except Exception as exc:  # as above: the estimates stand even if this check fails
+            logger.warning("holding the estimates against the window's labels failed: %s", exc)
     return out
+
+
+def _hold_against_labels(
+    rows: Rows, base: Baseline, out: list[CheckResult], pairs: list[tuple[int, CheckResult]]
+) -> None:
+    """The no-concept-drift check of the window's estimates, on its labelled rows.
+
+    ``pairs`` holds the index in ``out`` of each reported estimate with the same
+    estimator's estimate on the labelled rows only (the same result when every row is
+    labelled), whose interval is for the metric those rows' labels give. Each is compared
+    with the realised metric by :func:`~watchkeeper.checks.estimate_consistency`,
+    Bonferroni-corrected over the window's comparisons (under the assumption, a window's
+    estimates are flagged together with a chance of at most one minus the confidence). The
+    reported estimate in ``out`` is replaced by one whose ``details["consistency"]`` holds
+    the outcome, and a failure also ``details["assumption_warning"]``. The estimate's status
+    is left as it was: the window's realised performance, judged on its own, is beside it.
+    """
+    realised = {
+        (r.check.removeprefix("performance."), r.subject): r.value
+        for r in performance_results(rows, base, PerformanceRule(n_bootstrap=10))
+        if r.value is not None
+    }
+    compared = [
+        (i, on_labels, realised[key])
+        for i, on_labels in pairs
+        if on_labels.lower is not None
+        and (key := (out[i].check.removeprefix("estimated."), out[i].subject)) in realised
+    ]
+    for i, on_labels, value in compared:
+        found = estimate_consistency(on_labels, value, tests=len(compared))
+        if found.status not in (Status.OK, Status.WARN):
+            continue
+        details = dict(out[i].details)
+        details["consistency"] = {
+            "status": found.status.value,
+            "n_labels": rows.n_labels,
+            "realised": value,
+            "estimate_on_labels": on_labels.value,
+            "lower": on_labels.lower,
+            "upper": on_labels.upper,
+            "z": found.details["z"],
+            "p_value": found.p_value,
+            "alpha": found.threshold,
+            "tests": len(compared),
+        }
+        if found.status is Status.WARN:
+            warning = found.details["assumption_warning"]
+            before = details.get("assumption_warning")
+            details["assumption_warning"] = f"{before}; {warning}" if before else warning
+        out[i] = dataclasses.replace(out[i], details=details)
