@@ -125,6 +125,7 @@ def create_app(
                 settings.resolved_log_path,
                 on_full=settings.log_on_full,
                 synchronous=settings.log_synchronous,
+                reference=registry.load_profile,
             )
             if log is None
             else log

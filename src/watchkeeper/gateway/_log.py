@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 from watchkeeper.logstore import (
@@ -21,6 +21,7 @@ from watchkeeper.logstore import (
     IdConflictError,
     LogOutcome,
     LogSink,
+    PartialProfiler,
     PredictionRecord,
     open_sink,
 )
@@ -140,10 +141,12 @@ class SinkLog:
 
 
 class WriterLog:
-    """Fronts a :class:`~watchkeeper.logstore.GroupCommitWriter` (and owns its sink)."""
+    """Fronts a :class:`~watchkeeper.logstore.GroupCommitWriter` (and owns its sink and its
+    partial profiler, when records are profiled as they are logged)."""
 
-    def __init__(self, writer: GroupCommitWriter) -> None:
+    def __init__(self, writer: GroupCommitWriter, profiler: PartialProfiler | None = None) -> None:
         self.writer = writer
+        self.profiler = profiler
 
     async def log(self, records: Sequence[PredictionRecord]) -> int:
         """Return when the batch holding ``records`` committed; the number dropped instead."""
@@ -159,8 +162,10 @@ class WriterLog:
         return self.writer.stats()
 
     def close(self) -> None:
-        """Flush the writer, then close the sink."""
+        """Flush the writer, store the last partial profiles, then close the sink."""
         self.writer.close()
+        if self.profiler is not None:
+            self.profiler.close()
         self.writer.sink.close()
 
 
@@ -169,9 +174,15 @@ def open_log(
     *,
     on_full: Literal["block", "drop"] = "block",
     synchronous: Literal["full", "normal"] = "full",
+    reference: Callable[[str, int], Any] | None = None,
 ) -> PredictionLog:
     """The log at ``path`` (a SQLite file, or any URL :func:`~watchkeeper.logstore.open_sink`
     accepts: ``postgresql://...``, ``s3://...``) behind a group-commit writer.
+
+    With ``reference`` (``reference(model, version)``: the version's reference profile or
+    ``None``) and a log that stores them (SQLite), committed records are also profiled into
+    hourly partial profiles (:class:`~watchkeeper.logstore.PartialProfiler`), which a monitor
+    merges instead of re-reading the window's rows.
 
     Examples
     --------
@@ -186,4 +197,8 @@ def open_log(
     0
     """
     sink = open_sink(path, synchronous=synchronous)
-    return WriterLog(GroupCommitWriter(sink, on_full=on_full))
+    profiler = None
+    if reference is not None and getattr(sink, "write_profile_partials", None) is not None:
+        profiler = PartialProfiler(sink, reference)
+    on_commit = None if profiler is None else profiler.add
+    return WriterLog(GroupCommitWriter(sink, on_full=on_full, on_commit=on_commit), profiler)

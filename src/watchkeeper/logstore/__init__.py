@@ -41,6 +41,7 @@ from watchkeeper.logstore._histogram import Histogram
 from watchkeeper.logstore._open import open_sink
 from watchkeeper.logstore._parquet import ExportResult, export_parquet, read_parquet
 from watchkeeper.logstore._parquet_log import CompactResult, ParquetLogSink, join_labels
+from watchkeeper.logstore._partials import PartialProfiler, PartialRow, reference_key
 from watchkeeper.logstore._postgres import PostgresLogSink
 from watchkeeper.logstore._records import (
     FeedbackRecord,
@@ -69,6 +70,8 @@ __all__ = [
     "LogSink",
     "LogStoreError",
     "ParquetLogSink",
+    "PartialProfiler",
+    "PartialRow",
     "PostgresLogSink",
     "PredictionRecord",
     "SQLiteLogSink",
@@ -77,4 +80,5 @@ __all__ = [
     "join_labels",
     "open_sink",
     "read_parquet",
+    "reference_key",
 ]

@@ -163,11 +163,12 @@ def _is_json_fallback(values: Sequence[Any], array: pa.Array) -> bool:
     )
 
 
-def window_table(rows: Sequence[Sequence[Any]]) -> pa.Table:
+def window_table(rows: Sequence[Sequence[Any]], *, features: bool = True) -> pa.Table:
     """Window table from SQL rows.
 
     Each row is ``(id, ts, version, arm, shadow, status, error, latency_ms, prediction_json,
-    scores_json, features_json, label_json, flag, label_ts)``.
+    scores_json, features_json, label_json, flag, label_ts)``; with ``features=False`` the
+    features texts are ignored (the table has the log's own columns only).
 
     Examples
     --------
@@ -178,12 +179,14 @@ def window_table(rows: Sequence[Sequence[Any]]) -> pa.Table:
     """
     cols = list(zip(*rows, strict=True)) if rows else [()] * 14
     loads = json.loads
-    bulk = _bulk_objects(cols[10])
-    features: list[dict[str, Any]] = [] if bulk is not None else [loads(f) for f in cols[10]]
+    bulk = _bulk_objects(cols[10]) if features else None
+    decoded_features: list[dict[str, Any]] = (
+        [] if bulk is not None or not features else [loads(f) for f in cols[10]]
+    )
     names: dict[str, None] = {}
     if bulk is not None:
         names = dict.fromkeys(bulk.column_names)
-    for feats in features:
+    for feats in decoded_features:
         for key in feats:
             names[key] = None
 
@@ -224,7 +227,7 @@ def window_table(rows: Sequence[Sequence[Any]]) -> pa.Table:
         if bulk is not None:
             add(out, (), bulk.column(name).combine_chunks())
         else:
-            add(out, [f.get(name) for f in features])
+            add(out, [f.get(name) for f in decoded_features])
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 

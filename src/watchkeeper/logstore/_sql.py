@@ -112,6 +112,7 @@ class SQLLogReads(ABC):
         version: int | None = None,
         arm: str | None = None,
         include_shadow: bool = False,
+        features: bool = True,
     ) -> pa.Table:
         """Predictions of ``model`` with ``start <= ts < end`` (or the ``last`` N of them).
 
@@ -121,6 +122,9 @@ class SQLLogReads(ABC):
         ``label_ts`` joined by id (null without feedback), then one column per feature. Shadow
         records are left out unless ``include_shadow``. ``start``/``end`` are aware datetimes
         or UTC seconds. See :mod:`watchkeeper.logstore._arrow` for the column types.
+        ``features=False`` leaves the feature columns out (they are neither read nor
+        decoded): what a monitor needs when the window's feature profile was built as the
+        records were logged.
 
         Examples
         --------
@@ -149,12 +153,15 @@ class SQLLogReads(ABC):
             # the newest N, read backwards along the (model, ts) index and reversed below
             order = "p.ts DESC, p.id DESC, p.arm DESC LIMIT ?"
             params.append(last)
-        sql = self._q(f"{self._SELECT_WINDOW} WHERE {where} ORDER BY {order}")
+        select = self._SELECT_WINDOW
+        if not features:
+            select = select.replace("p.features", "NULL", 1)
+        sql = self._q(f"{select} WHERE {where} ORDER BY {order}")
         if last is not None:
             with self._snapshot() as conn:
                 rows = conn.execute(sql, params).fetchall()
             rows.reverse()
-            return window_table(rows)
+            return window_table(rows, features=features)
         from watchkeeper.logstore._arrow import concat_windows
 
         # In chunks: the Python rows of one chunk at a time, not of the whole window (the
@@ -163,7 +170,7 @@ class SQLLogReads(ABC):
         with self._snapshot() as conn:
             cursor = conn.execute(sql, params)
             while chunk := cursor.fetchmany(_READ_CHUNK):
-                tables.append(window_table(chunk))
+                tables.append(window_table(chunk, features=features))
         return tables[0] if len(tables) == 1 else concat_windows(tables) or window_table([])
 
     def count(self, model: str | None = None) -> int:

@@ -27,6 +27,7 @@ per prediction, the latest label and the latest flag by feedback time.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -37,7 +38,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore._errors import LogClosedError, LogStoreError
-from watchkeeper.logstore._normalize import Checked
+from watchkeeper.logstore._normalize import Checked, validate_model_name
+from watchkeeper.logstore._partials import PartialRow
 from watchkeeper.logstore._records import (
     FeedbackRecord,
     FeedbackResult,
@@ -80,6 +82,21 @@ CREATE TABLE IF NOT EXISTS feedback (
     model TEXT
 );
 CREATE INDEX IF NOT EXISTS feedback_id_ts ON feedback(prediction_id, ts);
+CREATE TABLE IF NOT EXISTS profile_partials (
+    writer TEXT NOT NULL,
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    arm TEXT NOT NULL,
+    bucket_start REAL NOT NULL,
+    bucket_end REAL NOT NULL,
+    part INTEGER NOT NULL,
+    n_rows INTEGER NOT NULL,
+    reference TEXT NOT NULL,
+    columns TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (model, version, arm, bucket_start, writer, part)
+) WITHOUT ROWID;
 """
 # Files written before ids were scoped per model: rebuild the predictions table with the
 # (model, id, arm) key, and give feedback its model column (null: any model's prediction).
@@ -105,6 +122,11 @@ DROP INDEX IF EXISTS feedback_exact;
 _INSERT_PREDICTION = (
     "INSERT OR IGNORE INTO predictions (id, arm, ts, model, version, shadow, features, "
     "prediction, scores, latency_ms, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_PARTIAL = (
+    "INSERT OR REPLACE INTO profile_partials (writer, model, version, arm, bucket_start, "
+    "bucket_end, part, n_rows, reference, columns, profile, updated) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_FEEDBACK = (
     "INSERT OR IGNORE INTO feedback (prediction_id, ts, label, flag, note, model) "
@@ -381,6 +403,48 @@ class SQLiteLogSink(SQLLogReads):
         unknown = tuple(dict.fromkeys(i for m, i in keys if (m, i) not in known))
         n_unknown = sum(1 for r in clean if (r.model, r.id) not in known)
         return FeedbackResult(len(clean) - n_unknown, n_unknown, unknown)
+
+    # -- partial profiles (built as records are logged) ---------------------------------
+
+    def write_profile_partials(self, partials: Sequence[PartialRow]) -> None:
+        """Store (replace) partial profiles in one transaction (see
+        :class:`~watchkeeper.logstore.PartialProfiler`)."""
+        if not partials:
+            return
+        rows = [
+            (p.writer, p.model, p.version, p.arm, p.bucket_start, p.bucket_end, p.part,
+             p.n_rows, p.reference, json.dumps(list(p.columns)), p.profile, p.updated)
+            for p in partials
+        ]  # fmt: skip
+        with self._transaction() as conn:
+            conn.executemany(_UPSERT_PARTIAL, rows)
+
+    def profile_partials(
+        self, model: str, *, start: float, end: float, version: int | None = None,
+        arm: str | None = None,
+    ) -> list[PartialRow]:  # fmt: skip
+        """Partial profiles of ``model`` whose hour (bucket) lies in ``[start, end)`` (UTC
+        seconds), optionally of one version and arm."""
+        validate_model_name(model)
+        sql = (
+            "SELECT writer, model, version, arm, bucket_start, bucket_end, part, n_rows, "
+            "reference, columns, profile, updated FROM profile_partials WHERE model = ? "
+            "AND bucket_start >= ? AND bucket_end <= ?"
+        )
+        params: list[Any] = [model, float(start), float(end)]
+        if version is not None:
+            sql += " AND version = ?"
+            params.append(int(version))
+        if arm is not None:
+            sql += " AND arm = ?"
+            params.append(arm)
+        with self._snapshot() as conn:
+            found = conn.execute(sql + " ORDER BY bucket_start, writer, part", params).fetchall()
+        return [
+            PartialRow(r[0], r[1], int(r[2]), r[3], float(r[4]), float(r[5]), int(r[6]),
+                       int(r[7]), r[8], tuple(json.loads(r[9])), r[10], float(r[11]))
+            for r in found
+        ]  # fmt: skip
 
     def check_writable(self) -> None:
         """Raise :class:`LogStoreError` saying why when a write cannot be committed now.

@@ -144,6 +144,11 @@ class GroupCommitWriter:
     on_full
         ``"block"`` (default): callers wait for room. ``"drop"``: prediction records that do
         not fit are refused and counted; feedback always waits, it is never dropped.
+    on_commit
+        Called from the writer thread after each committed write of predictions as
+        ``on_commit(records, features)`` (the records stored and their encoded feature
+        texts), e.g. :meth:`~watchkeeper.logstore.PartialProfiler.add`. It must be quick; an
+        error it raises is counted (``on_commit_errors_total``), never given to callers.
 
     Notes
     -----
@@ -178,6 +183,7 @@ class GroupCommitWriter:
         max_batch: int = 1_000,
         max_delay_ms: float = 2.0,
         on_full: Literal["block", "drop"] = "block",
+        on_commit: Callable[[Sequence[PredictionRecord], Sequence[str]], None] | None = None,
     ) -> None:
         for name, value in (("max_pending", max_pending), ("max_batch", max_batch)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -196,6 +202,9 @@ class GroupCommitWriter:
         self.max_batch = max_batch
         self.max_delay_ms = float(max_delay_ms)
         self.on_full = on_full
+        self.on_commit = on_commit
+        #: Errors raised by ``on_commit`` (the commits themselves succeeded).
+        self.on_commit_errors_total = 0
         self._delay = self.max_delay_ms / 1000
         self._commit_average = 0.0  # moving average of commit seconds (caps the wait)
         self._last_items = 0  # submissions in the previous batch (wait only if > 1)
@@ -541,6 +550,8 @@ class GroupCommitWriter:
                 self.conflicts_total += len(conflicts)
             else:
                 self._failed(error, len(records))
+        if error is None and self.on_commit is not None:
+            self._committed(records, conflicts)
         if error is not None or not conflicts:
             return [(item, LogOutcome.COMMITTED, error) for item in items], error
         outcomes: list[tuple[_Item, Any, BaseException | None]] = []
@@ -559,6 +570,19 @@ class GroupCommitWriter:
                 )
             outcomes.append((item, LogOutcome.COMMITTED, failure))
         return outcomes, None
+
+    def _committed(self, records: Checked, conflicts: set[int]) -> None:
+        assert self.on_commit is not None
+        texts = [e[0] for e in records.encoded]
+        stored: Sequence[PredictionRecord] = records
+        if conflicts:
+            keep = [i for i in range(len(records)) if i not in conflicts]
+            stored, texts = [records[i] for i in keep], [texts[i] for i in keep]
+        try:
+            self.on_commit(stored, texts)
+        except Exception:  # the commit succeeded: its callers are not failed by a hook
+            with self._lock:
+                self.on_commit_errors_total += 1
 
     def _write_feedback(self, items: list[_Item]) -> _Written:
         records = _checked(items)

@@ -25,6 +25,7 @@ they never stop the window's other checks.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -114,17 +115,33 @@ def fairness_results(rows: Rows, base: Any, config: FairnessConfig) -> list[Chec
         ]
 
 
-def skew_results(rows: Rows, base: Any, config: MonitorConfig) -> list[CheckResult]:
-    """``skew.training_serving`` per feature: the window's profile against the reference."""
+def skew_results(
+    rows: Rows, base: Any, config: MonitorConfig, current: Any = None
+) -> list[CheckResult]:
+    """``skew.training_serving`` per feature: the window's profile against the reference.
+
+    ``current`` is the window's feature profile when it was built already (merged from the
+    partial profiles made as the records were logged); its row sample is not used, as the
+    window's own profile for skew keeps none.
+    """
     from watchkeeper.checks import skew_checks
     from watchkeeper.data import Profile
 
     profile = base.profile
     if profile is None:
         return []
-    names = [n for n in _names(profile, "feature", "sensitive") if n in rows.table.column_names]
+    present = rows.table.column_names if current is None else list(current.columns)
+    names = [n for n in _names(profile, "feature", "sensitive") if n in present]
     if not names:
         return []
+    if current is not None:
+        current = dataclasses.replace(
+            current,
+            sample=None,
+            sample_priorities=None,
+            meta={**current.meta, "sample_size": 0},
+        )
+        return skew_checks(profile, current, columns=names, min_rows=config.min_rows)
     schema = profile.schema.select(names)
     current = Profile.from_data(
         rows.features(names),
@@ -236,13 +253,15 @@ class HealthChecks:
         start_us: int,
         registry: Any,
         store: Any,
+        features: Any = None,
     ) -> list[CheckResult]:
-        """Skew (first window of the version with enough rows) and attribution drift."""
+        """Skew (first window of the version with enough rows) and attribution drift
+        (``features``: the window's feature profile when it exists already)."""
         out: list[CheckResult] = []
         if self.config.skew and self._is_skew_window(
             model, version, arm, start_us, len(rows), store
         ):
-            out += skew_results(rows, base, self.config)
+            out += skew_results(rows, base, self.config, features)
         if self.config.attribution_rows:
             out += self._attribution(rows, base, model, version, registry)
         return out

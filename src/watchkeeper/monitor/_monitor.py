@@ -18,6 +18,7 @@ stopped on the next run, and a repeated run changes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -253,6 +254,7 @@ class _ModelRun:
         self.spec = config.window
         self._baselines: dict[int, Baseline] = {}
         self._table: Any = None
+        self._lean = False
         self.health = HealthChecks(config)
 
     # -- reading -------------------------------------------------------------------------
@@ -279,11 +281,18 @@ class _ModelRun:
             # a count window is cut from where the previous one ended: start reading there
             before = [to_us(w.window_start) for w in stored_all if to_us(w.window_end) > read_from]
             read_from = min([read_from, *before])
+        # With partial profiles in the log (built as records were logged), the windows are
+        # read without their features; a window the partials do not cover is read again
+        # whole (see _covered).
+        self._lean = self.spec.kind == "time" and callable(
+            getattr(self.sink, "profile_partials", None)
+        )
         table = self.sink.read_window(
             self.model,
             start=None if read_from is None else read_from / 1e6,
             end=self.now_us / 1e6,
             include_shadow=True,
+            **({"features": False} if self._lean else {}),
         )
         self._table = table
         if table.num_rows == 0:
@@ -314,7 +323,15 @@ class _ModelRun:
                     skipped += 1
         for i, (version, arm, part, window, _old, what) in enumerate(plan):
             window_profiles: dict[str, Any] = {}
-            results = self._evaluate(version, arm, part, window, what, window_profiles)
+            features = None
+            if self._lean:
+                base = self._baseline(version, part)
+                features = self._covered(version, arm, window, len(part), base, what)
+                if features is None or self._needs_features(base, what):
+                    part = self._whole(version, arm, window)
+            results = self._evaluate(
+                version, arm, part, window, what, window_profiles, features or None
+            )
             self.store.write_window(
                 self.model,
                 version,
@@ -372,6 +389,85 @@ class _ModelRun:
                 out.append(Window(start, end, "count", lo, hi))
         last_end = ends[-1][1] if ends else None
         return out + count_windows(rows.ts_us, self.spec.size, last_end)
+
+    # -- partial profiles ----------------------------------------------------------------
+
+    def _needs_features(self, base: Baseline, what: str) -> bool:
+        """Whether evaluating a window needs its rows' features (beyond its profile)."""
+        config = self.config
+        sensitive = base.profile is not None and any(
+            s.role.value == "sensitive" for s in base.profile.schema
+        )
+        if (config.fairness_config is not None and sensitive) or config.segments:
+            return True  # row-level: per-row groups and slices of the labelled rows
+        if what != "all":
+            return False
+        fitted = base.estimators
+        return bool(config.attribution_rows) or bool(fitted is not None and fitted.estimators)
+
+    def _covered(
+        self, version: int, arm: str, window: Window, n_rows: int, base: Baseline, what: str
+    ) -> Any:
+        """The window's feature profile merged from the partial profiles stored as its
+        records were logged, when they cover every one of its ``n_rows`` rows (same
+        reference, same columns, the monitor's sample size and seed); ``None`` otherwise
+        (the window is then read whole and profiled as before). ``False`` when no profile
+        is needed (a re-evaluation for late labels)."""
+        from watchkeeper.data import Profile
+        from watchkeeper.logstore import reference_key
+
+        if what != "all":
+            return False
+        if base.profile is None:
+            return None
+        if base.reference_key is None:
+            base.reference_key = reference_key(base.profile)
+        partials = self.sink.profile_partials(
+            self.model,
+            start=window.start_us / 1e6,
+            end=window.end_us / 1e6,
+            version=version,
+            arm=arm,
+        )
+        found = sum(p.n_rows for p in partials)
+        if found != n_rows or not partials:
+            if partials:
+                logger.info(
+                    "model %s v%s %s window %s: partial profiles cover %d of %d rows; "
+                    "reading the window's rows",
+                    self.model, version, arm, window.start, found, n_rows,
+                )  # fmt: skip
+            return None
+        if {p.reference for p in partials} != {base.reference_key} or (
+            len({p.columns for p in partials}) != 1
+        ):
+            return None
+        merged = None
+        for p in partials:
+            profile = Profile.from_dict(json.loads(p.profile))
+            meta = profile.meta
+            if (
+                int(meta["random_state"]) != self.config.random_state
+                or int(meta["sample_size"]) != self.config.window_sample
+            ):
+                return None
+            merged = profile if merged is None else merged.merge(profile)
+        return merged
+
+    def _whole(self, version: int, arm: str, window: Window) -> Rows:
+        """The window's rows with their features, read again."""
+        table = self.sink.read_window(
+            self.model,
+            start=(window.start_us - 1000) / 1e6,
+            end=(window.end_us + 1000) / 1e6,
+            version=version,
+            arm=arm,
+            include_shadow=True,
+        )
+        rows = Rows.from_table(table)
+        first = int(np.searchsorted(rows.ts_us, window.start_us, side="left"))
+        stop = int(np.searchsorted(rows.ts_us, window.end_us, side="left"))
+        return rows.take(first, stop)
 
     # -- baselines -----------------------------------------------------------------------
 
@@ -450,7 +546,20 @@ class _ModelRun:
             first_stored is None
             or int(in_hand.column("ts").cast("int64")[0].as_py()) <= first_stored
         ):
-            return Rows.from_table(in_hand.slice(0, n))
+            head = in_hand.slice(0, n)
+            if self._lean:  # read without features: read these rows again, whole
+                ts = head.column("ts").cast("int64")
+                table = self.sink.read_window(
+                    self.model,
+                    start=(int(ts[0].as_py()) - 1000) / 1e6,
+                    end=(int(ts[-1].as_py()) + 1000) / 1e6,
+                    version=version,
+                    include_shadow=True,
+                )
+                rows = Rows.from_table(table)
+                first = int(np.searchsorted(rows.ts_us, int(ts[0].as_py()), side="left"))
+                return rows.take(first, first + n)
+            return Rows.from_table(head)
         # the earliest windows of this version were evaluated in earlier runs: read them back
         if first_stored is None:
             return Rows.from_table(in_hand.slice(0, 0))
@@ -494,6 +603,7 @@ class _ModelRun:
         window: Window,
         what: str,
         profiles: dict[str, Any] | None = None,
+        features: Any = None,
     ) -> list[CheckResult]:
         base = self._baseline(version, rows)
         t0 = time.perf_counter()
@@ -504,7 +614,7 @@ class _ModelRun:
         results += self.health.label_results(rows, base)
         if what == "all":
             results = (
-                drift_results(rows, base, self.config, profiles)
+                drift_results(rows, base, self.config, profiles, features)
                 + results
                 + estimated_results(rows, base)
                 + serving_results(rows, window.seconds, self.config)
@@ -517,6 +627,7 @@ class _ModelRun:
                     start_us=window.start_us,
                     registry=self.registry,
                     store=self.store,
+                    features=features,
                 )
             )
         logger.debug(

@@ -64,6 +64,8 @@ class Baseline:
     estimators: Any = None  # FittedEstimators
     #: (flagged rows, rows) of the reference period (the baseline rows), for the flag rate
     flags: tuple[int, int] | None = None
+    #: digest of ``profile`` (what partial profiles built at log time were binned on)
+    reference_key: str | None = None
 
 
 def _report_results(report: Any, *, subject_prefix: str = "") -> list[CheckResult]:
@@ -147,10 +149,13 @@ def drift_results(
     base: Baseline,
     config: MonitorConfig,
     profiles: dict[str, Any] | None = None,
+    features_profile: Any = None,
 ) -> list[CheckResult]:
     """Feature drift and quality against the reference, prediction and score drift against
     the prediction baseline, each checked on the window's profile (stored in ``profiles``
-    under ``"features"`` and ``"predictions"`` when given)."""
+    under ``"features"`` and ``"predictions"`` when given). ``features_profile`` is the
+    window's feature profile when it exists already (merged from the partial profiles built
+    as its records were logged): its rows' features are then not needed."""
     out: list[CheckResult] = []
     profile = base.profile
     found: dict[str, Any] = {} if profiles is None else profiles
@@ -158,9 +163,14 @@ def drift_results(
         from watchkeeper.data import Role
 
         names = [s.name for s in profile.schema if s.role in (Role.FEATURE, Role.SENSITIVE)]
-        features = rows.features(names)
-        if features.num_columns:
-            found["features"] = window_profile(features, profile, config)
+        if features_profile is not None:
+            names = [n for n in names if n in features_profile.columns]
+            features = features_profile
+            found["features"] = features_profile
+        else:
+            features = rows.features(names)
+            if features.num_columns:
+                found["features"] = window_profile(features, profile, config)
         if len(rows) < config.min_rows:
             out += _insufficient(
                 "drift.window",

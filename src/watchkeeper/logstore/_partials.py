@@ -1,0 +1,329 @@
+"""Partial profiles built as records are logged, so that a monitor need not re-read them.
+
+A :class:`PartialProfiler` receives the records of every committed write (the
+:class:`~watchkeeper.logstore.GroupCommitWriter` calls :meth:`PartialProfiler.add` after each
+commit), buffers their feature texts and, from its own thread, profiles them per
+``(model, version, arm, hour)`` against the version's reference profile (its bins and
+categories, with the monitor's row-sample size and seed), merges them into one running profile
+per hour and persists those every ``flush_seconds`` and on :meth:`~PartialProfiler.close`.
+
+Each process writes its own rows (``writer`` is unique per profiler): several gateway workers
+never overwrite each other, and a monitor merges every writer's partials of a window. A
+partial is a *claim* about ``n_rows`` logged rows: records logged but whose partial was lost
+(a ``kill -9`` before a flush) leave the partials short of the log's count for that window, and
+the monitor then reads the window's rows instead. Profiling never delays nor fails a commit:
+its errors are counted (``errors_total``) and the records concerned are simply not covered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from watchkeeper.exceptions import InputError
+
+__all__ = ["PartialProfiler", "PartialRow", "reference_key"]
+
+logger = logging.getLogger("watchkeeper.logstore")
+
+#: The monitor's defaults (``MonitorConfig.window_sample`` and ``random_state``): partials
+#: made with other values are not used by a monitor configured differently.
+DEFAULT_SAMPLE_SIZE = 10_000
+DEFAULT_RANDOM_STATE = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PartialRow:
+    """One stored partial profile: ``n_rows`` records of ``(model, version, arm)`` logged with
+    ``bucket_start <= ts < bucket_end`` by ``writer`` (``part`` counts restarts of one hour),
+    profiled on the columns ``columns`` against the reference whose :func:`reference_key` is
+    ``reference``; ``profile`` is the profile's JSON text."""
+
+    writer: str
+    model: str
+    version: int
+    arm: str
+    bucket_start: float
+    bucket_end: float
+    part: int
+    n_rows: int
+    reference: str
+    columns: tuple[str, ...]
+    profile: str
+    updated: float
+
+
+def reference_key(profile: Any) -> str:
+    """A short digest identifying a reference profile (what partials were binned on).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from watchkeeper.data import Profile
+    >>> p = Profile.from_data(pd.DataFrame({"x": [1.0, 2.0, 3.0]}))
+    >>> reference_key(p) == reference_key(Profile.from_dict(p.to_dict())), len(reference_key(p))
+    (True, 16)
+    """
+    text = json.dumps(profile.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _feature_names(reference: Any) -> list[str]:
+    from watchkeeper.data import Role
+
+    return [s.name for s in reference.schema if s.role in (Role.FEATURE, Role.SENSITIVE)]
+
+
+@dataclass
+class _Running:
+    profile: Any
+    columns: tuple[str, ...]
+    part: int
+    dirty: bool = True
+
+
+class PartialProfiler:
+    """Profiles logged records into per-hour partial profiles and stores them in ``sink``.
+
+    Parameters
+    ----------
+    sink
+        Where partials are stored: a sink with ``write_profile_partials`` (the SQLite log).
+    reference
+        ``reference(model, version)``: the version's reference profile, or ``None`` (its
+        records are then not profiled; the monitor reads them).
+    bucket_seconds
+        Length of a partial's time bucket (UTC aligned); windows that are unions of buckets
+        are covered (hours cover hourly, daily and weekly windows).
+    sample_size, random_state
+        Row sample of each partial: use the monitor's ``window_sample`` and
+        ``random_state`` (a monitor configured otherwise ignores these partials).
+    flush_seconds
+        Longest time between a commit and the persistence of its partial.
+    max_buffered
+        Records buffered before the profiler thread is woken early (the memory bound).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np, pandas as pd
+    >>> from watchkeeper.data import Profile
+    >>> from watchkeeper.logstore import GroupCommitWriter, PredictionRecord, SQLiteLogSink
+    >>> rng = np.random.default_rng(0)
+    >>> ref = Profile.from_data(pd.DataFrame({"x": rng.normal(size=500)}))
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> sink = SQLiteLogSink(os.path.join(tmp.name, "log.db"))
+    >>> profiler = PartialProfiler(sink, lambda model, version: ref)
+    >>> with GroupCommitWriter(sink, on_commit=profiler.add) as writer:
+    ...     futures = [writer.submit([PredictionRecord(f"r{i}", 1.7e9 + i, "m", 1, "champion",
+    ...                                                {"x": float(i)}, 0)]) for i in range(50)]
+    ...     _ = [f.result() for f in futures]
+    >>> profiler.close()
+    >>> [(p.n_rows, p.columns) for p in sink.profile_partials("m", start=0, end=2e9)]
+    [(50, ('x',))]
+    >>> sink.close(); tmp.cleanup()
+    """
+
+    def __init__(
+        self,
+        sink: Any,
+        reference: Callable[[str, int], Any],
+        *,
+        bucket_seconds: float = 3600.0,
+        sample_size: int = DEFAULT_SAMPLE_SIZE,
+        random_state: int = DEFAULT_RANDOM_STATE,
+        flush_seconds: float = 30.0,
+        max_buffered: int = 20_000,
+    ) -> None:
+        if not (isinstance(bucket_seconds, int | float) and bucket_seconds > 0):
+            raise InputError(f"bucket_seconds must be a positive number, got {bucket_seconds!r}")
+        if not (isinstance(flush_seconds, int | float) and flush_seconds > 0):
+            raise InputError(f"flush_seconds must be a positive number, got {flush_seconds!r}")
+        if getattr(sink, "write_profile_partials", None) is None:
+            raise InputError(
+                f"{type(sink).__name__} cannot store partial profiles; use the SQLite log"
+            )
+        self.sink = sink
+        self._reference_of = reference
+        self.bucket_seconds = float(bucket_seconds)
+        self.sample_size = int(sample_size)
+        self.random_state = int(random_state)
+        self.flush_seconds = float(flush_seconds)
+        self.max_buffered = int(max_buffered)
+        self.writer_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._flush_lock = threading.Lock()  # one flush at a time
+        self._buffer: dict[tuple[str, int, str, float], list[str]] = {}
+        self._buffered = 0
+        self._running: dict[tuple[str, int, str, float], _Running] = {}
+        self._parts: dict[tuple[str, int, str, float], int] = {}
+        self._references: dict[tuple[str, int], tuple[Any, str] | None] = {}
+        self._closed = False
+        #: Records profiled and persisted; records left unprofiled (no reference, an error).
+        self.profiled_total = 0
+        self.skipped_total = 0
+        self.errors_total = 0
+        self._thread = threading.Thread(
+            target=self._run, name="watchkeeper-log-profiler", daemon=True
+        )
+        self._thread.start()
+
+    # -- the commit path -----------------------------------------------------------------
+
+    def add(self, records: Sequence[Any], features: Sequence[str] | None = None) -> None:
+        """Buffer committed ``records`` (their feature texts ``features``, as encoded for the
+        log; taken from ``records.encoded`` when not given). Cheap: no profiling here."""
+        if features is None:
+            features = [texts[0] for texts in records.encoded]  # type: ignore[attr-defined]
+        size = self.bucket_seconds
+        with self._lock:
+            if self._closed:
+                return
+            for record, text in zip(records, features, strict=True):
+                start = math.floor(float(record.ts) / size) * size
+                key = (record.model, int(record.version), record.arm, start)
+                self._buffer.setdefault(key, []).append(text)
+            self._buffered += len(records)
+            if self._buffered >= self.max_buffered:
+                self._wake.notify()
+
+    # -- the profiler thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._closed and self._buffered < self.max_buffered:
+                    self._wake.wait(self.flush_seconds)
+                closed = self._closed
+            try:
+                self.flush()
+            except Exception as exc:  # never stop profiling on one failure
+                self.errors_total += 1
+                logger.warning("partial profiles not stored: %s: %s", type(exc).__name__, exc)
+            if closed:
+                return
+
+    def _reference(self, model: str, version: int) -> tuple[Any, str] | None:
+        key = (model, version)
+        if key not in self._references:
+            try:
+                ref = self._reference_of(model, version)
+            except Exception as exc:
+                logger.warning("no reference profile for %s v%s: %s", model, version, exc)
+                ref = None
+            self._references[key] = None if ref is None else (ref, reference_key(ref))
+        return self._references[key]
+
+    def _profile(self, reference: Any, texts: list[str]) -> tuple[Any, tuple[str, ...]] | None:
+        from watchkeeper.data import Profile
+        from watchkeeper.logstore._arrow import window_table
+
+        # decoded exactly as a window read decodes them, so that the types are the same
+        rows = [("", 0.0, 0, "", 0, "ok", None, 0.0, None, None, t, None, None, None)
+                for t in texts]  # fmt: skip
+        table = window_table(rows)
+        names = [n for n in _feature_names(reference) if n in table.column_names]
+        if not names:
+            return None
+        profile = Profile.from_data(
+            table.select(names),
+            reference.schema.select(names),
+            reference=reference,
+            sample_size=self.sample_size,
+            random_state=self.random_state,
+            n_jobs=1,
+        )
+        return profile, tuple(names)
+
+    def flush(self) -> None:
+        """Profile what is buffered and store every changed partial (also called by the
+        profiler thread every ``flush_seconds``)."""
+        with self._flush_lock:
+            with self._lock:
+                buffer, self._buffer, self._buffered = self._buffer, {}, 0
+            for key, texts in buffer.items():
+                model, version, _arm, _start = key
+                ref = self._reference(model, version)
+                if ref is None:
+                    self.skipped_total += len(texts)
+                    continue
+                try:
+                    made = self._profile(ref[0], texts)
+                except Exception as exc:
+                    self.errors_total += 1
+                    self.skipped_total += len(texts)
+                    logger.warning("records of %s v%s not profiled: %s", model, version, exc)
+                    continue
+                if made is None:
+                    self.skipped_total += len(texts)
+                    continue
+                profile, columns = made
+                self.profiled_total += len(texts)
+                running = self._running.get(key)
+                if running is not None and running.columns == columns:
+                    try:
+                        running.profile = running.profile.merge(profile)
+                        running.dirty = True
+                        continue
+                    except InputError:
+                        pass
+                # a new hour, or records whose columns differ: a new part of the hour
+                part = self._parts.get(key, -1) + 1
+                self._parts[key] = part
+                if running is not None and running.dirty:
+                    self._store([(key, running)])
+                self._running[key] = _Running(profile, columns, part)
+            self._store([(k, r) for k, r in self._running.items() if r.dirty])
+            self._evict()
+
+    def _store(self, items: list[tuple[tuple[str, int, str, float], _Running]]) -> None:
+        if not items:
+            return
+        now = time.time()
+        rows = []
+        for (model, version, arm, start), running in items:
+            ref = self._reference(model, version)
+            assert ref is not None
+            rows.append(
+                PartialRow(
+                    self.writer_id, model, version, arm, start, start + self.bucket_seconds,
+                    running.part, running.profile.n_rows, ref[1], running.columns,
+                    json.dumps(running.profile.to_dict()), now,
+                )
+            )  # fmt: skip
+        self.sink.write_profile_partials(rows)
+        for _key, running in items:
+            running.dirty = False
+
+    def _evict(self) -> None:
+        """Forget stored hours that ended more than two flush intervals ago (a late record
+        of such an hour starts a new part of it)."""
+        horizon = time.time() - 2 * self.flush_seconds - self.bucket_seconds
+        for key in [k for k, r in self._running.items() if not r.dirty and k[3] < horizon]:
+            del self._running[key]
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Profile and store what is buffered, then stop the thread (idempotent)."""
+        with self._lock:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: buffered, skipped and failed records."""
+        return {
+            "profile_buffered": self._buffered,
+            "profile_skipped_total": self.skipped_total,
+            "profile_errors_total": self.errors_total,
+        }
