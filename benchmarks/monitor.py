@@ -7,7 +7,11 @@ Usage::
     python benchmarks/monitor.py merge DIR                       # 168 hourly profiles -> week
 
 ``make`` writes a SQLite prediction log of ``--rows`` predictions spread over one week (one
-7-day window) and registers a model with a 10,000-row reference. ``cycle`` copies nothing:
+7-day window) and registers a model with a 10,000-row reference. The records go through the
+gateway's log writer (:class:`~watchkeeper.logstore.GroupCommitWriter`, batches of 500) with
+its partial profiler, as ``watchkeeper serve`` logs them, so the log also holds the hourly
+partial profiles built as the records were logged (code without log-time profiling ignores
+them and reads the rows); it prints the CPU seconds the profiler took. ``cycle`` copies nothing:
 it runs :func:`watchkeeper.monitor.run_cycle` with the default configuration (``every="7d"``)
 into a fresh monitor store and prints the wall time and the process's peak RSS. Run it with
 ``PYTHONPATH`` pointing at the code to measure (``before``: a checkout of main; ``after``:
@@ -53,7 +57,15 @@ def make(root: Path, rows: int) -> None:
             "bench", DummyRegressor().fit([[0.0]], [1.0]), actor="bench",
             reference=_features(rng, 10_000),
         )  # fmt: skip
-    sink = SQLiteLogSink(str(root / "predictions.db"))
+    registry = Registry(root=root / "registry")
+    sink = SQLiteLogSink(str(root / "predictions.db"), synchronous="normal")
+    try:
+        from watchkeeper.logstore import GroupCommitWriter, PartialProfiler
+    except ImportError:  # code without log-time profiling
+        profiler, writer = None, None
+    else:
+        profiler = PartialProfiler(sink, registry.load_profile)
+        writer = GroupCommitWriter(sink, on_commit=profiler.add, max_pending=100_000)
     step = WEEK / rows
     batch = 50_000
     for start in range(0, rows, batch):
@@ -61,14 +73,23 @@ def make(root: Path, rows: int) -> None:
         frame = _features(rng, n)
         records = frame.to_dict("records")
         preds = rng.normal(10.0, 2.0, n).tolist()
-        sink.write_predictions(
-            [
-                PredictionRecord(f"r{start + i}", T0 + (start + i) * step, "bench", 1,
-                                 "champion", rec, preds[i], latency_ms=2.0)
-                for i, rec in enumerate(records)
-            ]
-        )  # fmt: skip
+        records = [
+            PredictionRecord(f"r{start + i}", T0 + (start + i) * step, "bench", 1,
+                             "champion", rec, preds[i], latency_ms=2.0)
+            for i, rec in enumerate(records)
+        ]  # fmt: skip
+        if writer is None:
+            sink.write_predictions(records)
+        else:
+            futures = [writer.submit(records[i : i + 500]) for i in range(0, n, 500)]
+            for f in futures:
+                f.result()
+    if writer is not None and profiler is not None:
+        writer.close()
+        profiler.close(timeout=None)
+        print(json.dumps({"profiled": profiler.profiled_total, "errors": profiler.errors_total}))
     sink.close()
+    registry.close()
 
 
 def cycle(root: Path) -> dict[str, float]:

@@ -16,6 +16,7 @@ from sklearn.dummy import DummyRegressor
 
 from watchkeeper.data import Profile
 from watchkeeper.logstore import (
+    FeedbackRecord,
     GroupCommitWriter,
     PartialProfiler,
     PredictionRecord,
@@ -63,9 +64,7 @@ def _log(tmp: Path, *, workers: int = 2, hours: int = 48, per_hour: int = 60) ->
         PartialProfiler(s, registry.load_profile, sample_size=SAMPLE, flush_seconds=0.2)
         for s in sinks
     ]
-    writers = [
-        GroupCommitWriter(s, on_commit=p.add) for s, p in zip(sinks, profilers, strict=True)
-    ]
+    writers = [GroupCommitWriter(s, on_commit=p.add) for s, p in zip(sinks, profilers, strict=True)]
     n = hours * per_hour
     frame = _features(rng, n)
     frame.loc[n // 2 :, "x0"] += 0.4
@@ -84,6 +83,14 @@ def _log(tmp: Path, *, workers: int = 2, hours: int = 48, per_hour: int = 60) ->
         at += size
     for f in futures:
         f.result(timeout=60)
+    # labels for most rows (some twice: the latest counts), flags for a few
+    labelled = np.flatnonzero(rng.random(n) < 0.7)
+    feedback = [FeedbackRecord(f"r{i}", float(ts[i]) + 60, label=float(preds[i]) + 0.5)
+                for i in labelled]  # fmt: skip
+    feedback += [FeedbackRecord(f"r{i}", float(ts[i]) + 120, label=float(preds[i]) - 1.0)
+                 for i in labelled[::7]]  # fmt: skip
+    feedback += [FeedbackRecord(f"r{i}", float(ts[i]) + 90, flag=True) for i in labelled[::13]]
+    writers[0].submit_feedback(feedback).result(timeout=60)
     for w, p, s in zip(writers, profilers, sinks, strict=True):
         w.close()
         p.close()
@@ -92,7 +99,12 @@ def _log(tmp: Path, *, workers: int = 2, hours: int = 48, per_hour: int = 60) ->
 
 
 def _config() -> MonitorConfig:
-    return MonitorConfig(every="1d", window_sample=SAMPLE, detectors=(), min_rows=200)
+    # no label-free estimators: DLE reads each window's features (row-level), see
+    # Monitor._needs_features; every other default check runs on the window's profile or on
+    # the window's own columns (predictions, labels, latency)
+    return MonitorConfig(
+        every="1d", window_sample=SAMPLE, detectors=(), min_rows=200, estimators=()
+    )
 
 
 def _run(tmp: Path, registry: Registry, name: str) -> tuple[list[tuple[Any, ...]], int]:
@@ -118,7 +130,7 @@ def test_partials_of_several_writers_merge_to_the_profile_of_the_logged_rows(
     with SQLiteLogSink(tmp_path / "predictions.db") as sink:
         partials = sink.profile_partials("m", start=T0, end=T0 + 86_400)
         rows = sink.read_window("m", start=T0, end=T0 + 86_400)
-    assert {p.writer for p in partials} and len({p.writer for p in partials}) == 2
+    assert len({p.writer for p in partials}) == 2
     assert len(partials) >= 24  # every hour, by each writer that logged in it
     assert {p.reference for p in partials} == {reference_key(reference)}
     merged = None
@@ -138,7 +150,11 @@ def test_partials_of_several_writers_merge_to_the_profile_of_the_logged_rows(
             assert m.mean == pytest.approx(w.mean, rel=1e-12), name
             assert m.m2 == pytest.approx(w.m2, rel=1e-9), name
         else:
-            assert (m.categories, m.counts, m.other_count) == (w.categories, w.counts, w.other_count)
+            assert (m.categories, m.counts, m.other_count) == (
+                w.categories,
+                w.counts,
+                w.other_count,
+            )
     # bottom-k samples merge exactly: the same rows as the whole window's sample
     assert whole.sample.num_rows == SAMPLE < rows.num_rows
     assert merged.sample.equals(whole.sample)
@@ -179,3 +195,30 @@ def test_the_monitor_checks_the_partials_and_falls_back_when_one_is_lost(
     exact = [r for r in without if not r[0].startswith(skew)]
     assert [r for r in with_partials if not r[0].startswith(skew)] == exact
     assert [r for r in lost if not r[0].startswith(skew)] == exact
+    # late labels: the windows they fall in are re-evaluated from their own columns
+    # (predictions, labels), never by re-reading their features
+    with SQLiteLogSink(tmp_path / "predictions.db") as sink:
+        ids = sink.read_window("m", start=T0, end=T0 + 86_400, features=False)
+        unlabelled = [i for i, y in zip(ids.column("id").to_pylist(),
+                                        ids.column("label").to_pylist(), strict=True)
+                      if y is None][:50]  # fmt: skip
+        sink.write_feedback([FeedbackRecord(i, T0 + 2 * 86_400, label=0.0) for i in unlabelled])
+    again, reads = _run(tmp_path, registry, "a")
+    assert reads == 1  # the baseline rows only (a new Monitor builds its baseline again)
+    assert again
+    assert all(c.startswith(("performance.", "feedback.")) for c, *_ in again)
+
+
+def test_a_window_read_without_features_is_the_window_without_its_feature_columns(
+    tmp_path: Path,
+) -> None:
+    _log(tmp_path, hours=6)
+    with SQLiteLogSink(tmp_path / "predictions.db") as sink:
+        for kwargs in ({}, {"start": T0 + 3600, "end": T0 + 5 * 3600, "version": 1}):
+            whole = sink.read_window("m", include_shadow=True, **kwargs)
+            lean = sink.read_window("m", include_shadow=True, features=False, **kwargs)
+            own = [n for n in whole.column_names if n in lean.column_names]
+            assert lean.column_names == own
+            assert lean.equals(whole.select(own))
+            assert lean.column("label").null_count < lean.num_rows  # labels were joined
+            assert any(lean.column("flag").to_pylist())  # and flags

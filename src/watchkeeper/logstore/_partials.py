@@ -319,6 +319,10 @@ class PartialProfiler:
             self._closed = True
             self._wake.notify()
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            # stored: nothing left to keep (and no sketch outlives the profiler)
+            self._running.clear()
+            self._references.clear()
 
     def stats(self) -> dict[str, Any]:
         """Counters: buffered, skipped and failed records."""

@@ -153,6 +153,8 @@ class SQLLogReads(ABC):
             # the newest N, read backwards along the (model, ts) index and reversed below
             order = "p.ts DESC, p.id DESC, p.arm DESC LIMIT ?"
             params.append(last)
+        if not features and last is None:
+            return self._read_lean(where, params, order)
         select = self._SELECT_WINDOW
         if not features:
             select = select.replace("p.features", "NULL", 1)
@@ -172,6 +174,44 @@ class SQLLogReads(ABC):
             while chunk := cursor.fetchmany(_READ_CHUNK):
                 tables.append(window_table(chunk, features=features))
         return tables[0] if len(tables) == 1 else concat_windows(tables) or window_table([])
+
+    def _read_lean(self, where: str, params: list[Any], order: str) -> pa.Table:
+        """A window without its features: the predictions' own columns in one plain scan,
+        then the latest label and flag of the predictions that have feedback (one lookup per
+        feedback id instead of two per prediction), joined by ``(id, arm)``."""
+        import pyarrow.compute as pc
+
+        from watchkeeper.logstore._arrow import concat_windows, window_table
+
+        plain = (
+            "SELECT p.id, p.ts, p.version, p.arm, p.shadow, p.status, p.error, p.latency_ms, "
+            "p.prediction, p.scores, NULL, NULL, NULL, NULL "
+            f"FROM {self._PREDICTIONS} AS p WHERE {where} ORDER BY {order}"
+        )
+        with_feedback = (
+            self._SELECT_WINDOW.replace("p.features", "NULL", 1)
+            + f" WHERE {where} AND p.id IN (SELECT prediction_id FROM {self._FEEDBACK})"
+            + f" ORDER BY {order}"
+        )
+        tables = []
+        with self._snapshot() as conn:
+            cursor = conn.execute(self._q(plain), params)
+            while chunk := cursor.fetchmany(_READ_CHUNK):
+                tables.append(window_table(chunk, features=False))
+            fed = conn.execute(self._q(with_feedback), params).fetchall()
+        table = tables[0] if len(tables) == 1 else concat_windows(tables) or window_table([])
+        if not fed or table.num_rows == 0:
+            return table
+        fed_table = window_table(fed, features=False)
+
+        def keys(t: pa.Table) -> Any:
+            return pc.binary_join_element_wise(t.column("id"), t.column("arm"), "\x00")
+
+        at = pc.index_in(keys(table), value_set=keys(fed_table))
+        for name in ("label", "flag", "label_ts"):
+            column = fed_table.column(name).combine_chunks().take(at)
+            table = table.set_column(table.column_names.index(name), fed_table.field(name), column)
+        return table
 
     def count(self, model: str | None = None) -> int:
         """Number of stored predictions (of ``model``, or of all models), shadow included."""
