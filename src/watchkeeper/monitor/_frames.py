@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,36 +35,59 @@ def label_key(value: Any) -> str:
 
 @dataclass
 class Rows:
-    """One (version, arm) slice of a log window table, sorted by time, as numpy columns."""
+    """One (version, arm) slice of a log window table, sorted by time, as numpy columns.
+
+    ``ids``, ``prediction`` and ``label`` are Python lists made on first use (a window's
+    checks often need none of them, and a million of each is hundreds of megabytes).
+    """
 
     table: pa.Table
     ts_us: NDArray[np.int64]
-    ids: list[str]
-    prediction: list[Any]
-    label: list[Any]
     has_label: NDArray[np.bool_]
+    _lists: dict[str, list[Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Rows:
+        import pyarrow.compute as pc
+
         ts = table.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
-        label = table.column("label").to_pylist()
+        valid = pc.is_valid(table.column("label")).to_numpy(zero_copy_only=False)
         return cls(
             table=table,
             ts_us=np.asarray(ts, dtype=np.int64),
-            ids=table.column("id").to_pylist(),
-            prediction=table.column("prediction").to_pylist(),
-            label=label,
-            has_label=np.array([v is not None for v in label], dtype=bool),
+            has_label=np.asarray(valid, dtype=bool),
         )
+
+    def _list(self, name: str) -> list[Any]:
+        found = self._lists.get(name)
+        if found is None:
+            found = self._lists[name] = self.table.column(name).to_pylist()
+        return found
+
+    @property
+    def ids(self) -> list[str]:
+        """Prediction ids."""
+        return self._list("id")
+
+    @property
+    def prediction(self) -> list[Any]:
+        """Predictions (decoded JSON values)."""
+        return self._list("prediction")
+
+    @property
+    def label(self) -> list[Any]:
+        """Latest labels (``None`` where none arrived)."""
+        return self._list("label")
+
+    def column(self, name: str, rows: NDArray[np.intp]) -> list[Any]:
+        """Values of column ``name`` at positions ``rows``."""
+        return self.table.column(name).take(pa.array(rows, pa.int64())).to_pylist()
 
     def take(self, first: int, stop: int) -> Rows:
         """Rows ``first:stop``."""
         return Rows(
             self.table.slice(first, stop - first),
             self.ts_us[first:stop],
-            self.ids[first:stop],
-            self.prediction[first:stop],
-            self.label[first:stop],
             self.has_label[first:stop],
         )
 

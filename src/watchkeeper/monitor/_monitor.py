@@ -681,17 +681,18 @@ class _ModelRun:
             return
         cutoff = min(cutoff, closed_end)
         ts_s = rows.ts_us / 1e6
+        candidates = np.flatnonzero(rows.has_label & (rows.ts_us < cutoff) & (ts_s >= position[0]))
+        ids = rows.column("id", candidates)
         eligible = [
-            i
-            for i in range(len(rows))
-            if rows.has_label[i]
-            and rows.ts_us[i] < cutoff
-            and (float(ts_s[i]), rows.ids[i]) > position
+            int(i)
+            for i, rid in zip(candidates, ids, strict=True)
+            if (float(ts_s[i]), rid) > position
         ]
         if not eligible:
             return
-        y = [rows.label[i] for i in eligible]
-        p = [rows.prediction[i] for i in eligible]
+        picked = np.asarray(eligible, dtype=np.intp)
+        y = rows.column("label", picked)
+        p = rows.column("prediction", picked)
         if base.task == "classification":
             errors = error_stream([label_key(v) for v in y], [label_key(v) for v in p])
         else:
@@ -707,7 +708,7 @@ class _ModelRun:
             found = [concept_drift_check(det, errors[pick]) for det in dets.values()]
             window_results.append((windows[(start, end)], found))
         last = eligible[-1]
-        new_position = (float(ts_s[last]), rows.ids[last])
+        new_position = (float(ts_s[last]), rows.column("id", picked[-1:])[0])
         saved_states = [
             DetectorState(
                 name,
@@ -728,9 +729,10 @@ def _slices(table: Any) -> dict[tuple[int, str], Rows]:
     import pyarrow.compute as pc
 
     out: dict[tuple[int, str], Rows] = {}
-    versions = table.column("version").to_pylist()
-    arms = table.column("arm").to_pylist()
-    keys = sorted(set(zip(versions, arms, strict=True)))
+    groups = table.select(["version", "arm"]).group_by(["version", "arm"]).aggregate([])
+    keys = sorted(
+        zip(groups.column("version").to_pylist(), groups.column("arm").to_pylist(), strict=True)
+    )
     for version, arm in keys:
         mask = pc.and_(
             pc.equal(table.column("version"), pa.scalar(version, pa.int64())),

@@ -202,9 +202,13 @@ def prediction_table(rows: Rows, base: Baseline) -> Any:
             [None if p is None else label_key(p) for p in rows.prediction]
         )
     else:
-        data["prediction"] = pa.array(
-            [None if p is None else float(p) for p in rows.prediction], pa.float64()
-        )
+        column = rows.table.column("prediction")
+        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            data["prediction"] = column.cast(pa.float64())
+        else:
+            data["prediction"] = pa.array(
+                [None if p is None else float(p) for p in rows.prediction], pa.float64()
+            )
     if base.classes:
         scores = rows.scores()
         keys = base.classes[1:] if len(base.classes) == 2 else base.classes
@@ -257,8 +261,9 @@ def _prediction_drift(
 def performance_results(rows: Rows, base: Baseline, rule: PerformanceRule) -> list[CheckResult]:
     """Realised performance on the window's labelled rows."""
     keep = rows.has_label
-    y = [v for v, k in zip(rows.label, keep.tolist(), strict=True) if k]
-    pred = [v for v, k in zip(rows.prediction, keep.tolist(), strict=True) if k]
+    picked = np.flatnonzero(keep)
+    y = rows.column("label", picked)
+    pred = rows.column("prediction", picked)
     scores = None
     if base.task == "classification" and base.classes and y:
         scores = rows.score_matrix(base.classes, keep)
@@ -299,8 +304,10 @@ def serving_results(rows: Rows, seconds: float, config: MonitorConfig) -> list[C
     """Latency p50/p99, error rate and throughput of the window."""
     n = len(rows)
     latency = np.asarray(rows.table.column("latency_ms").to_numpy(zero_copy_only=False), float)
-    status = rows.table.column("status").to_pylist()
-    errors = sum(1 for s in status if s != "ok")
+    import pyarrow.compute as pc
+
+    status = rows.table.column("status")
+    errors = n - int(pc.sum(pc.equal(status, "ok")).as_py() or 0)
     few = n < config.min_rows
     why_few = f"only {n:,} rows; at least {config.min_rows:,} are needed for a verdict"
     p50, p99 = (float(v) for v in np.percentile(latency, [50, 99]))
