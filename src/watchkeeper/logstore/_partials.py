@@ -170,6 +170,7 @@ class PartialProfiler:
         self._parts: dict[tuple[str, int, str, float], int] = {}
         self._references: dict[tuple[str, int], tuple[Any, str] | None] = {}
         self._closed = False
+        self._latest = -math.inf  # the latest record time seen (event time)
         #: Records profiled and persisted; records left unprofiled (no reference, an error).
         self.profiled_total = 0
         self.skipped_total = 0
@@ -191,6 +192,7 @@ class PartialProfiler:
             if self._closed:
                 return
             for record, text in zip(records, features, strict=True):
+                self._latest = max(self._latest, float(record.ts))
                 start = math.floor(float(record.ts) / size) * size
                 key = (record.model, int(record.version), record.arm, start)
                 self._buffer.setdefault(key, []).append(text)
@@ -307,9 +309,10 @@ class PartialProfiler:
             running.dirty = False
 
     def _evict(self) -> None:
-        """Forget stored hours that ended more than two flush intervals ago (a late record
-        of such an hour starts a new part of it)."""
-        horizon = time.time() - 2 * self.flush_seconds - self.bucket_seconds
+        """Forget stored hours that ended more than two flush intervals before the latest
+        record seen (event time, so that replayed traffic is profiled like live traffic; a
+        late record of a forgotten hour starts a new part of it)."""
+        horizon = self._latest - 2 * self.flush_seconds - self.bucket_seconds
         for key in [k for k, r in self._running.items() if not r.dirty and k[3] < horizon]:
             del self._running[key]
 
