@@ -13,9 +13,11 @@ its partial profiler, as ``watchkeeper serve`` logs them, so the log also holds 
 partial profiles built as the records were logged (code without log-time profiling ignores
 them and reads the rows); it prints the CPU seconds the profiler took. ``cycle`` copies nothing:
 it runs :func:`watchkeeper.monitor.run_cycle` with the default configuration (``every="7d"``)
-into a fresh monitor store and prints the wall time and the process's peak RSS. Run it with
-``PYTHONPATH`` pointing at the code to measure (``before``: a checkout of main; ``after``:
-this one), each in its own process, a few times; BENCHMARKS.md quotes medians.
+into a fresh monitor store and prints the wall time, the CPU seconds and the process's peak
+RSS. Run it with ``PYTHONPATH`` pointing at the code to measure (``before``: a checkout of
+the code without log-time profiles, e.g. ``git worktree add /tmp/before 3a471db``; ``after``:
+this one), each in its own process, on the same log, a few times, at two lengths (``--rows
+250000`` and ``1000000``) to see what grows with the window; BENCHMARKS.md quotes medians.
 """
 
 from __future__ import annotations

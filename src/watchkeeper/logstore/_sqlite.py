@@ -421,15 +421,41 @@ class SQLiteLogSink(SQLLogReads):
 
     def profile_partials(
         self, model: str, *, start: float, end: float, version: int | None = None,
-        arm: str | None = None,
+        arm: str | None = None, profiles: bool = True,
     ) -> list[PartialRow]:  # fmt: skip
         """Partial profiles of ``model`` whose hour (bucket) lies in ``[start, end)`` (UTC
-        seconds), optionally of one version and arm."""
+        seconds), optionally of one version and arm (``profiles=False``: without their
+        profile texts, see :meth:`partial_profile_texts`)."""
+        sql, params = self._partials_query(model, start, end, version, arm, profiles)
+        with self._snapshot() as conn:
+            found = conn.execute(sql, params).fetchall()
+        return [
+            PartialRow(r[0], r[1], int(r[2]), r[3], float(r[4]), float(r[5]), int(r[6]),
+                       int(r[7]), r[8], tuple(json.loads(r[9])), r[10], float(r[11]))
+            for r in found
+        ]  # fmt: skip
+
+    def partial_profile_texts(
+        self, model: str, *, start: float, end: float, version: int | None = None,
+        arm: str | None = None,
+    ) -> Iterator[str]:  # fmt: skip
+        """The profile texts of :meth:`profile_partials`, one at a time (a reader merging
+        them holds one partial at a time, not all of them)."""
+        sql, params = self._partials_query(model, start, end, version, arm, True)
+        with self._snapshot() as conn:
+            for row in conn.execute(sql, params):
+                yield row[10]
+
+    @staticmethod
+    def _partials_query(
+        model: str, start: float, end: float, version: int | None, arm: str | None,
+        profiles: bool,
+    ) -> tuple[str, list[Any]]:  # fmt: skip
         validate_model_name(model)
         sql = (
             "SELECT writer, model, version, arm, bucket_start, bucket_end, part, n_rows, "
-            "reference, columns, profile, updated FROM profile_partials WHERE model = ? "
-            "AND bucket_start >= ? AND bucket_end <= ?"
+            f"reference, columns, {'profile' if profiles else chr(39) * 2}, updated "
+            "FROM profile_partials WHERE model = ? AND bucket_start >= ? AND bucket_end <= ?"
         )
         params: list[Any] = [model, float(start), float(end)]
         if version is not None:
@@ -438,13 +464,7 @@ class SQLiteLogSink(SQLLogReads):
         if arm is not None:
             sql += " AND arm = ?"
             params.append(arm)
-        with self._snapshot() as conn:
-            found = conn.execute(sql + " ORDER BY bucket_start, writer, part", params).fetchall()
-        return [
-            PartialRow(r[0], r[1], int(r[2]), r[3], float(r[4]), float(r[5]), int(r[6]),
-                       int(r[7]), r[8], tuple(json.loads(r[9])), r[10], float(r[11]))
-            for r in found
-        ]  # fmt: skip
+        return sql + " ORDER BY bucket_start, writer, part", params
 
     def check_writable(self) -> None:
         """Raise :class:`LogStoreError` saying why when a write cannot be committed now.

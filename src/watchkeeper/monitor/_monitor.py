@@ -422,13 +422,13 @@ class _ModelRun:
             return None
         if base.reference_key is None:
             base.reference_key = reference_key(base.profile)
-        partials = self.sink.profile_partials(
-            self.model,
-            start=window.start_us / 1e6,
-            end=window.end_us / 1e6,
-            version=version,
-            arm=arm,
-        )
+        where = {
+            "start": window.start_us / 1e6,
+            "end": window.end_us / 1e6,
+            "version": version,
+            "arm": arm,
+        }
+        partials = self.sink.profile_partials(self.model, profiles=False, **where)
         found = sum(p.n_rows for p in partials)
         if found != n_rows or not partials:
             if partials:
@@ -443,8 +443,9 @@ class _ModelRun:
         ):
             return None
         merged = None
-        for p in partials:
-            profile = Profile.from_dict(json.loads(p.profile))
+        # one partial at a time: memory holds the merge and one partial, not every hour
+        for text in self.sink.partial_profile_texts(self.model, **where):
+            profile = Profile.from_dict(json.loads(text))
             meta = profile.meta
             if (
                 int(meta["random_state"]) != self.config.random_state
@@ -452,6 +453,8 @@ class _ModelRun:
             ):
                 return None
             merged = profile if merged is None else merged.merge(profile)
+        if merged is None or merged.n_rows != n_rows:  # changed since: read the rows
+            return None
         return merged
 
     def _whole(self, version: int, arm: str, window: Window) -> Rows:
