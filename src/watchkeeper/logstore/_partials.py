@@ -17,6 +17,7 @@ its errors are counted (``errors_total``) and the records concerned are simply n
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -26,6 +27,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +78,12 @@ def reference_key(profile: Any) -> str:
     """
     text = json.dumps(profile.to_dict(), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _forget(ref: weakref.ref[PartialProfiler]) -> None:
+    profiler = ref()
+    if profiler is not None:
+        profiler._forget()
 
 
 def _feature_names(reference: Any) -> list[str]:
@@ -179,6 +187,8 @@ class PartialProfiler:
             target=self._run, name="watchkeeper-log-profiler", daemon=True
         )
         self._thread.start()
+        # a profiler never closed (an app never shut down) lets go of its sketches at exit
+        atexit.register(_forget, weakref.ref(self))
 
     # -- the commit path -----------------------------------------------------------------
 
@@ -316,6 +326,10 @@ class PartialProfiler:
         for key in [k for k, r in self._running.items() if not r.dirty and k[3] < horizon]:
             del self._running[key]
 
+    def _forget(self) -> None:
+        self._running.clear()
+        self._references.clear()
+
     def close(self, timeout: float | None = 30.0) -> None:
         """Profile and store what is buffered, then stop the thread (idempotent)."""
         with self._lock:
@@ -323,9 +337,7 @@ class PartialProfiler:
             self._wake.notify()
         self._thread.join(timeout)
         if not self._thread.is_alive():
-            # stored: nothing left to keep (and no sketch outlives the profiler)
-            self._running.clear()
-            self._references.clear()
+            self._forget()  # stored: nothing left to keep (and no sketch outlives it)
 
     def stats(self) -> dict[str, Any]:
         """Counters: buffered, skipped and failed records."""
