@@ -3,7 +3,6 @@ each version and arm whose merge is the profile of the logged rows."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -43,7 +42,7 @@ async def test_served_records_leave_partial_profiles_that_merge_to_the_logged_ro
     assert {p.reference for p in partials} == {reference_key(reference)}
     merged = None
     for p in partials:
-        one = Profile.from_dict(json.loads(p.profile))
+        one = Profile.from_bytes(p.profile)
         merged = one if merged is None else merged.merge(one)
     assert merged is not None
     assert sum(p.n_rows for p in partials) == merged.n_rows == 60

@@ -4,7 +4,6 @@ the rows when a partial was lost."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -135,7 +134,7 @@ def test_partials_of_several_writers_merge_to_the_profile_of_the_logged_rows(
     assert {p.reference for p in partials} == {reference_key(reference)}
     merged = None
     for p in partials:
-        one = Profile.from_dict(json.loads(p.profile))
+        one = Profile.from_bytes(p.profile)
         merged = one if merged is None else merged.merge(one)
     assert merged is not None
     assert sum(p.n_rows for p in partials) == merged.n_rows == rows.num_rows

@@ -49,7 +49,7 @@ class PartialRow:
     """One stored partial profile: ``n_rows`` records of ``(model, version, arm)`` logged with
     ``bucket_start <= ts < bucket_end`` by ``writer`` (``part`` counts restarts of one hour),
     profiled on the columns ``columns`` against the reference whose :func:`reference_key` is
-    ``reference``; ``profile`` is the profile's JSON text."""
+    ``reference``; ``profile`` is the profile's binary form (:meth:`Profile.to_bytes`)."""
 
     writer: str
     model: str
@@ -61,7 +61,7 @@ class PartialRow:
     n_rows: int
     reference: str
     columns: tuple[str, ...]
-    profile: str
+    profile: bytes
     updated: float
 
 
@@ -311,7 +311,7 @@ class PartialProfiler:
                 PartialRow(
                     self.writer_id, model, version, arm, start, start + self.bucket_seconds,
                     running.part, running.profile.n_rows, ref[1], running.columns,
-                    json.dumps(running.profile.to_dict()), now,
+                    running.profile.to_bytes(), now,
                 )
             )  # fmt: skip
         self.sink.write_profile_partials(rows)

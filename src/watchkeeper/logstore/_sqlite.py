@@ -93,7 +93,7 @@ CREATE TABLE IF NOT EXISTS profile_partials (
     n_rows INTEGER NOT NULL,
     reference TEXT NOT NULL,
     columns TEXT NOT NULL,
-    profile TEXT NOT NULL,
+    profile BLOB NOT NULL,
     updated REAL NOT NULL,
     PRIMARY KEY (model, version, arm, bucket_start, writer, part)
 ) WITHOUT ROWID;
@@ -431,15 +431,15 @@ class SQLiteLogSink(SQLLogReads):
             found = conn.execute(sql, params).fetchall()
         return [
             PartialRow(r[0], r[1], int(r[2]), r[3], float(r[4]), float(r[5]), int(r[6]),
-                       int(r[7]), r[8], tuple(json.loads(r[9])), r[10], float(r[11]))
+                       int(r[7]), r[8], tuple(json.loads(r[9])), r[10] or b"", float(r[11]))
             for r in found
         ]  # fmt: skip
 
     def partial_profile_texts(
         self, model: str, *, start: float, end: float, version: int | None = None,
         arm: str | None = None,
-    ) -> Iterator[str]:  # fmt: skip
-        """The profile texts of :meth:`profile_partials`, one at a time (a reader merging
+    ) -> Iterator[bytes]:  # fmt: skip
+        """The profiles (binary) of :meth:`profile_partials`, one at a time (a reader merging
         them holds one partial at a time, not all of them)."""
         sql, params = self._partials_query(model, start, end, version, arm, True)
         with self._snapshot() as conn:
@@ -454,7 +454,7 @@ class SQLiteLogSink(SQLLogReads):
         validate_model_name(model)
         sql = (
             "SELECT writer, model, version, arm, bucket_start, bucket_end, part, n_rows, "
-            f"reference, columns, {'profile' if profiles else chr(39) * 2}, updated "
+            f"reference, columns, {'profile' if profiles else 'NULL'}, updated "
             "FROM profile_partials WHERE model = ? AND bucket_start >= ? AND bucket_end <= ?"
         )
         params: list[Any] = [model, float(start), float(end)]

@@ -18,7 +18,7 @@ stopped on the next run, and a repeated run changes nothing.
 
 from __future__ import annotations
 
-import json
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -443,16 +443,24 @@ class _ModelRun:
         ):
             return None
         merged = None
-        # one partial at a time: memory holds the merge and one partial, not every hour
-        for text in self.sink.partial_profile_texts(self.model, **where):
-            profile = Profile.from_dict(json.loads(text))
-            meta = profile.meta
-            if (
-                int(meta["random_state"]) != self.config.random_state
-                or int(meta["sample_size"]) != self.config.window_sample
-            ):
-                return None
-            merged = profile if merged is None else merged.merge(profile)
+        batch: list[Any] = []
+        # a day of hours at a time (one n-way merge each): memory holds the merge and one
+        # day's partials, not every hour of the window
+        for data in itertools.chain(self.sink.partial_profile_texts(self.model, **where), [None]):
+            if data is not None:
+                # JSON text from logs written before partials were stored in binary
+                profile = Profile.from_bytes(data.encode() if isinstance(data, str) else data)
+                meta = profile.meta
+                if (
+                    int(meta["random_state"]) != self.config.random_state
+                    or int(meta["sample_size"]) != self.config.window_sample
+                ):
+                    return None
+                batch.append(profile)
+            if batch and (data is None or len(batch) == 24):
+                part = Profile.merge_all(batch)
+                merged = part if merged is None else merged.merge(part)
+                batch = []
         if merged is None or merged.n_rows != n_rows:  # changed since: read the rows
             return None
         return merged
