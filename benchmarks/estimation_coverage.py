@@ -281,7 +281,7 @@ def render(results: dict[str, Any]) -> str:
         "analysis period; the second half of both datasets has a concept shift (the chance of "
         "the outcome given the score or the features changes; see the notes of the estimation "
         "section), which no label-free check can see (once labels arrive, the monitor holds each "
-        "estimate against them with `estimate_consistency`). *mean z*, *sd z*: of z = "
+        "estimate against them with `check_estimate_consistency`). *mean z*, *sd z*: of z = "
         "(realised - estimate) / sd over the reference chunks, sd read off the interval; 0 and 1 "
         "when the interval is right (standard errors about 1/sqrt(n) and 1/sqrt(2n)). *analysis "
         "error*: mean absolute difference between estimate and realised metric over all "

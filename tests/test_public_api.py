@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import watchkeeper
 
@@ -15,15 +18,15 @@ DOCUMENTED = {
     "Monitor",
     "MonitorConfig",
     "MonitorStore",
-    "fairness_checks",
-    "weak_segments",
+    "check_fairness",
+    "check_weak_segments",
     "CheckResult",
     "ColumnKind",
     "InputError",
     "MissingExtraError",
     "NotFittedError",
     "Profile",
-    "QualityThresholds",
+    "QualityConfig",
     "ReferenceChunksRule",
     "Report",
     "Role",
@@ -48,6 +51,60 @@ def test_all_is_exactly_the_documented_names() -> None:
 def test_every_public_name_resolves() -> None:
     for name in watchkeeper.__all__:
         assert getattr(watchkeeper, name) is not None
+
+
+RENAMED = [
+    ("watchkeeper", "QualityThresholds", "QualityConfig"),
+    ("watchkeeper", "fairness_checks", "check_fairness"),
+    ("watchkeeper.checks", "quality_checks", "check_quality"),
+    ("watchkeeper.checks", "skew_checks", "check_skew"),
+    ("watchkeeper.checks", "fairness_checks", "check_fairness"),
+    ("watchkeeper.checks", "profile_fairness_checks", "check_profile_fairness"),
+    ("watchkeeper.checks", "fairness_from_counts", "check_fairness_counts"),
+    ("watchkeeper.checks", "concept_drift_check", "check_concept_drift"),
+    ("watchkeeper.checks", "concept_drift_checks", "check_concept_drift_detectors"),
+    ("watchkeeper.checks", "flag_rate_check", "check_flag_rate"),
+    ("watchkeeper.checks", "estimate_consistency", "check_estimate_consistency"),
+    ("watchkeeper.checks", "realised_performance", "check_realised_performance"),
+    ("watchkeeper.checks", "QualityThresholds", "QualityConfig"),
+    ("watchkeeper.checks", "weak_segments", "check_weak_segments"),
+    ("watchkeeper", "weak_segments", "check_weak_segments"),
+    ("watchkeeper.gateway", "GatewaySettings", "GatewayConfig"),
+    ("watchkeeper.loop", "Policy", "LoopConfig"),
+    ("watchkeeper.loop", "GatePolicy", "LoopGateConfig"),
+]
+
+
+@pytest.mark.parametrize(("module", "old", "new"), RENAMED)
+def test_old_names_still_work_with_a_warning_naming_the_new_one(
+    module: str, old: str, new: str
+) -> None:
+    """One verb family (check functions are ``check_<what>``) and one suffix (``Config``):
+    the names they replaced resolve to the same object for two minor releases, warning."""
+    mod = importlib.import_module(module)
+    with pytest.warns(FutureWarning, match=rf"{module}\.{old} is renamed {new};"):
+        value = getattr(mod, old)
+    assert value is getattr(mod, new)
+    assert old not in mod.__all__
+    assert new in mod.__all__
+    with pytest.warns(FutureWarning):
+        exec(f"from {module} import {old}", {})  # the from-import form warns too
+
+
+def test_check_functions_form_one_verb_family() -> None:
+    """Every public function of ``watchkeeper.checks`` returning check results is named
+    ``check_<what>``."""
+    import inspect
+
+    import watchkeeper.checks as checks
+
+    for name in checks.__all__:
+        obj = getattr(checks, name)
+        if not inspect.isfunction(obj):
+            continue
+        returns = str(inspect.signature(obj).return_annotation)
+        if "CheckResult" in returns:
+            assert name.startswith("check_"), (name, returns)
 
 
 def test_import_is_light() -> None:

@@ -30,13 +30,13 @@ if TYPE_CHECKING:
         CBPE,
         DLE,
         CheckResult,
-        QualityThresholds,
+        QualityConfig,
         ReferenceChunksRule,
         StatisticalRule,
         Status,
         ThresholdRule,
-        fairness_checks,
-        weak_segments,
+        check_fairness,
+        check_weak_segments,
     )
     from watchkeeper.data import ColumnKind, Profile, Role, Schema, read_table
     from watchkeeper.monitor import Monitor, MonitorConfig, MonitorStore
@@ -57,12 +57,12 @@ _LAZY = {
     "StatisticalRule": "watchkeeper.checks",
     "ThresholdRule": "watchkeeper.checks",
     "ReferenceChunksRule": "watchkeeper.checks",
-    "QualityThresholds": "watchkeeper.checks",
+    "QualityConfig": "watchkeeper.checks",
     "TestResult": "watchkeeper.stats",
     "CBPE": "watchkeeper.checks",
     "DLE": "watchkeeper.checks",
-    "fairness_checks": "watchkeeper.checks",
-    "weak_segments": "watchkeeper.checks",
+    "check_fairness": "watchkeeper.checks",
+    "check_weak_segments": "watchkeeper.checks",
     "Monitor": "watchkeeper.monitor",
     "MonitorConfig": "watchkeeper.monitor",
     "MonitorStore": "watchkeeper.monitor",
@@ -93,7 +93,7 @@ __all__ = [
     "MonitorStore",
     "NotFittedError",
     "Profile",
-    "QualityThresholds",
+    "QualityConfig",
     "ReferenceChunksRule",
     "Report",
     "Role",
@@ -105,14 +105,27 @@ __all__ = [
     "ThresholdRule",
     "WatchkeeperError",
     "__version__",
+    "check_fairness",
+    "check_weak_segments",
     "compare",
-    "fairness_checks",
     "read_table",
-    "weak_segments",
 ]
 
 
+#: Old public names -> new ones (see watchkeeper._extras.renamed).
+_RENAMED = {
+    "QualityThresholds": "QualityConfig",
+    "fairness_checks": "check_fairness",
+    "weak_segments": "check_weak_segments",
+}
+
+
 def __getattr__(name: str) -> Any:
+    new = _RENAMED.get(name)
+    if new is not None:
+        from watchkeeper._extras import renamed
+
+        return renamed(__name__, name, new, __getattr__(new))
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'watchkeeper' has no attribute {name!r}")

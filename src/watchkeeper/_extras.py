@@ -7,6 +7,10 @@
   ``"module:function"`` target that the composition root (the top-level ``watchkeeper``
   package, which every import of a submodule runs first) registers with :func:`register`. The
   target is imported only when something is rendered, so registering costs nothing.
+* :func:`renamed`: old public names, resolved by each package's module ``__getattr__`` to the
+  new object with a ``FutureWarning``. Checks are functions named ``check_<what>`` returning
+  :class:`~watchkeeper.checks.CheckResult` objects; configuration objects end in ``Config``.
+  Each package maps its old names to the new ones (``_RENAMED``).
 
 Examples
 --------
@@ -17,17 +21,41 @@ Examples
 Traceback (most recent call last):
 ...
 LookupError: no HTML renderer is registered for 'nothing-registered'; ...
+>>> import warnings
+>>> with warnings.catch_warnings(record=True) as caught:
+...     warnings.simplefilter("always")
+...     value = renamed("watchkeeper.checks", "quality_checks", "check_quality", len)
+>>> value is len, caught[0].category.__name__
+(True, 'FutureWarning')
+>>> print(caught[0].message)  # doctest: +NORMALIZE_WHITESPACE
+watchkeeper.checks.quality_checks is renamed check_quality; the old name will be removed
+in watchkeeper 0.3
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
 from typing import Any
 
 from watchkeeper.exceptions import MissingExtraError
 
-__all__ = ["register", "render", "require", "resolve"]
+__all__ = ["RENAMED_REMOVED_IN", "register", "renamed", "render", "require", "resolve"]
+
+#: Release that drops the old names resolved by :func:`renamed`.
+RENAMED_REMOVED_IN = "0.3"
+
+
+def renamed(module: str, old: str, new: str, value: Any) -> Any:
+    """Warn that ``module.old`` is now ``module.new`` and return ``value`` (the new object)."""
+    warnings.warn(
+        f"{module}.{old} is renamed {new}; the old name will be removed in "
+        f"watchkeeper {RENAMED_REMOVED_IN}",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return value
 
 
 def require(module: str, *, extra: str, purpose: str) -> ModuleType:

@@ -24,8 +24,8 @@ from watchkeeper.checks import (
     PageHinkley,
     Status,
     available_detectors,
-    concept_drift_check,
-    concept_drift_checks,
+    check_concept_drift,
+    check_concept_drift_detectors,
     error_stream,
     get_detector,
     run_detector,
@@ -282,10 +282,10 @@ def test_kswin_detects_a_change_of_the_loss_distribution() -> None:
 
 def test_check_results_over_windows() -> None:
     det = ADWIN()
-    quiet = concept_drift_check(det, _errors(1, (3_000,), (0.1,)))
+    quiet = check_concept_drift(det, _errors(1, (3_000,), (0.1,)))
     assert (quiet.check, quiet.subject, quiet.status) == ("concept.adwin", "model", Status.OK)
     assert quiet.value is None
-    loud = concept_drift_check(det, _errors(2, (1_000,), (0.5,)))
+    loud = check_concept_drift(det, _errors(2, (1_000,), (0.5,)))
     assert loud.status is Status.ALERT
     first = loud.details["drift_indices"][0]
     assert loud.details["drift_positions"][0] == 3_000 + first
@@ -298,19 +298,19 @@ def test_check_results_over_windows() -> None:
 
 def test_insufficient_data_before_the_warm_up_and_after_a_restart() -> None:
     det = PageHinkley(min_instances=100)
-    early = concept_drift_check(det, [0.0] * 50)
+    early = check_concept_drift(det, [0.0] * 50)
     assert early.status is Status.INSUFFICIENT_DATA
     assert "needs 100" in early.reason
-    assert concept_drift_check(det, [0.0] * 60).status is Status.OK
-    empty = concept_drift_check(det, [])
+    assert check_concept_drift(det, [0.0] * 60).status is Status.OK
+    empty = check_concept_drift(det, [])
     assert empty.status is Status.OK
     assert empty.details["n_rows"] == 0
 
 
 def test_warning_zone_gives_warn() -> None:
     det = DDM()
-    assert concept_drift_check(det, ([1.0] + [0.0] * 9) * 200).status is Status.OK
-    statuses = [concept_drift_check(det, [1.0] + [0.0] * 2).status for _ in range(100)]
+    assert check_concept_drift(det, ([1.0] + [0.0] * 9) * 200).status is Status.OK
+    statuses = [check_concept_drift(det, [1.0] + [0.0] * 2).status for _ in range(100)]
     assert Status.WARN in statuses
     assert Status.ALERT in statuses
     assert statuses.index(Status.WARN) < statuses.index(Status.ALERT)
@@ -318,22 +318,22 @@ def test_warning_zone_gives_warn() -> None:
 
 def test_concept_drift_checks_defaults_and_persistence() -> None:
     stream = _errors(6, (3_000, 1_000), (0.1, 0.5))
-    results, dets = concept_drift_checks(stream)
+    results, dets = check_concept_drift_detectors(stream)
     assert [r.check for r in results] == [f"concept.{n}" for n in DEFAULT_DETECTORS]
     assert all(r.status is Status.ALERT for r in results)
     states = {n: d.to_state() for n, d in dets.items()}
     restored = {n: Detector.from_state(s) for n, s in states.items()}
-    again, _ = concept_drift_checks(_errors(7, (500,), (0.5,)), restored)
+    again, _ = check_concept_drift_detectors(_errors(7, (500,), (0.5,)), restored)
     assert [r.details["first_row"] for r in again] == [4_000] * len(again)
 
 
 def test_concept_drift_checks_skips_binary_defaults_for_losses() -> None:
     rng = np.random.default_rng(0)
-    results, dets = concept_drift_checks(rng.exponential(1.0, 500))
+    results, dets = check_concept_drift_detectors(rng.exponential(1.0, 500))
     assert all(not d.binary for d in dets.values())
     assert [r.check for r in results] == ["concept.adwin"]
     with pytest.raises(InputError, match="0/1"):
-        concept_drift_checks(rng.exponential(1.0, 50), ["ddm"])
+        check_concept_drift_detectors(rng.exponential(1.0, 50), ["ddm"])
 
 
 def test_error_stream() -> None:

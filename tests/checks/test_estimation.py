@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from sklearn.metrics import accuracy_score, mean_absolute_error
 
-from watchkeeper.checks import CBPE, DLE, CheckResult, Status, estimate_consistency
+from watchkeeper.checks import CBPE, DLE, CheckResult, Status, check_estimate_consistency
 from watchkeeper.exceptions import InputError, NotFittedError
 
 
@@ -295,13 +295,13 @@ def test_dle_chunks_equal_per_window_estimates(dle: DLE) -> None:
     assert [r.to_dict() for r in chunks[1].results] == [r.to_dict() for r in alone]
 
 
-# -- estimate_consistency: the no-concept-drift assumption, once labels arrive ----------------
+# -- check_estimate_consistency: the no-concept-drift assumption, once labels arrive --------
 
 
 def test_consistency_passes_an_unchanged_window_and_fails_a_concept_shift(cbpe: CBPE) -> None:
     same = binary(3000, 31)
     [est] = [r for r in cbpe.estimate(same.drop(columns="y")) if r.check == "estimated.accuracy"]
-    ok = estimate_consistency(est, accuracy_score(same["y"], same["yhat"]))
+    ok = check_estimate_consistency(est, accuracy_score(same["y"], same["yhat"]))
     assert ok.check == "estimated.accuracy.assumption"
     assert ok.status is Status.OK
     assert "assumption_warning" not in ok.details
@@ -313,7 +313,7 @@ def test_consistency_passes_an_unchanged_window_and_fails_a_concept_shift(cbpe: 
     shifted.loc[flip, "y"] = 1 - shifted.loc[flip, "y"]
     [est] = [r for r in cbpe.estimate(shifted.drop(columns="y")) if r.check == "estimated.accuracy"]
     assert "assumption_warning" not in est.details
-    bad = estimate_consistency(est, accuracy_score(shifted["y"], shifted["yhat"]))
+    bad = check_estimate_consistency(est, accuracy_score(shifted["y"], shifted["yhat"]))
     assert bad.status is Status.WARN
     assert "no-concept-drift assumption failed" in bad.details["assumption_warning"]
     assert bad.p_value < 0.05
@@ -326,17 +326,17 @@ def test_consistency_p_value_is_the_normal_one_and_bonferroni_divides_the_level(
         check="estimated.mae", subject="model", status=Status.OK, reason="r", value=10.0,
         lower=10.0 - 1.959964 * 2.0, upper=10.0 + 1.959964 * 2.0, details={"confidence": 0.95},
     )  # fmt: skip
-    r = estimate_consistency(est, 14.5)
+    r = check_estimate_consistency(est, 14.5)
     assert r.p_value == pytest.approx(2 * norm.sf(2.25), rel=1e-5)
     assert r.status is Status.WARN
     assert r.threshold == pytest.approx(0.05)
     # The same deviation judged as one of five comparisons: p 0.024 > 0.05 / 5.
-    r5 = estimate_consistency(est, 14.5, tests=5)
+    r5 = check_estimate_consistency(est, 14.5, tests=5)
     assert r5.status is Status.OK
     assert r5.threshold == pytest.approx(0.01)
     # Under the assumption (realised ~ N(estimate, sd)) the failure rate is the level's.
     realised = np.random.default_rng(34).normal(10.0, 2.0, 4000)
-    failed = np.array([estimate_consistency(est, v).status is Status.WARN for v in realised])
+    failed = np.array([check_estimate_consistency(est, v).status is Status.WARN for v in realised])
     assert abs(failed.mean() - 0.05) < 0.012  # binomial sd 0.0034
     assert r.to_dict()["details"]["tests"] == 1
 
@@ -346,24 +346,24 @@ def test_consistency_one_sided_clipped_interval_uses_its_wider_side() -> None:
         check="estimated.roc_auc", subject="model", status=Status.OK, reason="r", value=0.99,
         lower=0.97, upper=1.0, details={"confidence": 0.95},
     )  # fmt: skip
-    assert estimate_consistency(est, 1.0).status is Status.OK
-    assert estimate_consistency(est, 0.96).status is Status.WARN
+    assert check_estimate_consistency(est, 1.0).status is Status.OK
+    assert check_estimate_consistency(est, 0.96).status is Status.WARN
 
 
 def test_consistency_without_interval_or_value_and_bad_input() -> None:
     est = CheckResult(
         check="estimated.precision", subject="model", status=Status.INSUFFICIENT_DATA, reason="r"
     )
-    assert estimate_consistency(est, 0.5).status is Status.INSUFFICIENT_DATA
+    assert check_estimate_consistency(est, 0.5).status is Status.INSUFFICIENT_DATA
     full = CheckResult(
         check="estimated.precision", subject="model", status=Status.OK, reason="r", value=0.5,
         lower=0.4, upper=0.6,
     )  # fmt: skip
-    assert estimate_consistency(full, float("nan")).status is Status.INSUFFICIENT_DATA
+    assert check_estimate_consistency(full, float("nan")).status is Status.INSUFFICIENT_DATA
     with pytest.raises(InputError, match=r"estimated\.<metric>"):
-        estimate_consistency(
+        check_estimate_consistency(
             CheckResult(check="quality.missing_share", subject="a", status=Status.OK, reason="r"),
             0.1,
         )
     with pytest.raises(InputError, match="tests must be"):
-        estimate_consistency(full, 0.5, tests=0)
+        check_estimate_consistency(full, 0.5, tests=0)

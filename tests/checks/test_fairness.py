@@ -29,9 +29,9 @@ from watchkeeper.checks import (
     CheckResult,
     FairnessConfig,
     Status,
-    fairness_checks,
-    fairness_from_counts,
-    profile_fairness_checks,
+    check_fairness,
+    check_fairness_counts,
+    check_profile_fairness,
 )
 from watchkeeper.data import GroupCounts, Profile, Schema
 from watchkeeper.datasets import ACS_FEATURES, load_acs_employment
@@ -93,7 +93,7 @@ def _metric_frame(y: Any, pred: Any, sensitive: Any) -> pd.DataFrame:
 def test_per_group_metrics_agree_with_fairlearn_metricframe(
     acs: dict[str, Any], attributes: list[str]
 ) -> None:
-    results = fairness_checks(acs["y"], acs["pred"], acs["sensitive"], config=EVERY_GROUP)
+    results = check_fairness(acs["y"], acs["pred"], acs["sensitive"], config=EVERY_GROUP)
     expected = _metric_frame(acs["y"], acs["pred"], acs["sensitive"][attributes])
     compared = 0
     for key, row in expected.iterrows():
@@ -120,7 +120,7 @@ def test_gaps_agree_with_fairlearn_functions(acs: dict[str, Any], attributes: li
     # where every rate is defined so that both sides judge the same groups.
     keep = sensitive["RAC1P"].isin(["1", "2", "6", "8", "9"]).to_numpy()
     y, pred, sf = acs["y"][keep], acs["pred"][keep], sensitive[keep].reset_index(drop=True)
-    results = fairness_checks(y, pred, sf, config=EVERY_GROUP)
+    results = check_fairness(y, pred, sf, config=EVERY_GROUP)
     name = " & ".join(attributes)
     features = sf[attributes] if len(attributes) > 1 else sf[attributes[0]]
     for gap, function in (
@@ -140,7 +140,7 @@ def test_gaps_agree_with_fairlearn_functions(acs: dict[str, Any], attributes: li
 def test_acs_small_race_groups_are_insufficient_data_with_their_counts(
     acs: dict[str, Any],
 ) -> None:
-    results = fairness_checks(acs["y"], acs["pred"], acs["sensitive"], y_score=acs["score"])
+    results = check_fairness(acs["y"], acs["pred"], acs["sensitive"], y_score=acs["score"])
     counts = acs["sensitive"]["RAC1P"].value_counts()
     small = {f"RAC1P={g}" for g, n in counts.items() if n < 30}
     assert small  # races 3, 4, 5, 7 have fewer than 30 rows in 2016-2018
@@ -188,7 +188,7 @@ def _biased(seed: int, n: int = 4000, bias: float = 0.0) -> tuple[Any, Any, dict
 
 def test_planted_bias_is_found_with_the_right_direction() -> None:
     y, pred, sensitive = _biased(0, bias=0.15)
-    results = fairness_checks(y, pred, sensitive)
+    results = check_fairness(y, pred, sensitive)
     gap = _by(results, "demographic_parity_difference")["group"]
     assert gap.status is Status.ALERT
     assert gap.details["lowest"]["group"] == "group=b"
@@ -203,17 +203,17 @@ def test_planted_bias_is_found_with_the_right_direction() -> None:
     assert "lower than the rest" in _by(results, "selection_rate")["group=b"].reason
     # Region carries no bias. Benjamini-Hochberg controls the false discovery *rate*, so among
     # many true findings a chance one may pass; Holm controls the family-wise error.
-    holm = fairness_checks(y, pred, sensitive, config=FairnessConfig(correction="holm"))
+    holm = check_fairness(y, pred, sensitive, config=FairnessConfig(correction="holm"))
     assert _by(holm, "demographic_parity_difference")["region"].status is Status.OK
     assert _by(holm, "demographic_parity_difference")["group"].status is Status.ALERT
 
 
 def test_a_small_planted_bias_warns_below_the_threshold_and_floor_silences_trivia() -> None:
     y, pred, sensitive = _biased(1, n=40_000, bias=0.05)
-    gap = _by(fairness_checks(y, pred, sensitive), "demographic_parity_difference")["group"]
+    gap = _by(check_fairness(y, pred, sensitive), "demographic_parity_difference")["group"]
     assert gap.status is Status.WARN
     y, pred, sensitive = _biased(2, n=200_000, bias=0.01)
-    gap = _by(fairness_checks(y, pred, sensitive), "demographic_parity_difference")["group"]
+    gap = _by(check_fairness(y, pred, sensitive), "demographic_parity_difference")["group"]
     assert gap.p_value is not None
     assert gap.p_value < 0.05  # significant, but below the 0.02 floor
     assert gap.status is Status.OK
@@ -226,7 +226,7 @@ def test_fair_control_reports_no_bias_at_the_stated_error_rate() -> None:
     flagged = 0
     for seed in range(repetitions):
         y, pred, sensitive = _biased(1000 + seed, n=2000)
-        results = fairness_checks(y, pred, sensitive, config=FairnessConfig(floor=0.0))
+        results = check_fairness(y, pred, sensitive, config=FairnessConfig(floor=0.0))
         flagged += any(r.status in (Status.WARN, Status.ALERT) for r in results)
     rate = flagged / repetitions
     assert rate <= alpha + 2 * math.sqrt(alpha * (1 - alpha) / repetitions), rate
@@ -238,7 +238,7 @@ def test_regression_error_by_group_agrees_with_fairlearn_and_finds_planted_bias(
     group = rng.choice(["a", "b", "c"], n)
     y = rng.normal(10, 2, n)
     pred = y + rng.normal(0, np.where(group == "c", 2.0, 1.0), n)
-    results = fairness_checks(y, pred, {"group": group})
+    results = check_fairness(y, pred, {"group": group})
     frame = MetricFrame(
         metrics={"mean_absolute_error": mean_absolute_error, "mean_prediction": mean_prediction},
         y_true=y,
@@ -267,8 +267,8 @@ def test_merged_profiles_give_the_fairness_of_the_concatenated_rows() -> None:
         Profile.from_data(df[a:b], schema, reference=ref, sample_size=0)
         for a, b in ((0, 2500), (2500, 6000))
     ]
-    from_profiles = profile_fairness_checks(parts[0].merge(parts[1]))
-    from_rows = fairness_checks(y, pred, sensitive)
+    from_profiles = check_profile_fairness(parts[0].merge(parts[1]))
+    from_rows = check_fairness(y, pred, sensitive)
     rows = {(r.check, r.subject): r for r in from_rows if r.check != "fairness.roc_auc"}
     assert len(from_profiles) == len(rows)
     for r in from_profiles:
@@ -281,21 +281,21 @@ def test_merged_profiles_give_the_fairness_of_the_concatenated_rows() -> None:
             twin.p_value,
         )
     with pytest.raises(InputError, match="no per-group counts"):
-        profile_fairness_checks(Profile.from_data(df, sample_size=0))
+        check_profile_fairness(Profile.from_data(df, sample_size=0))
 
 
 def test_one_group_missing_values_and_a_group_of_one() -> None:
     rng = np.random.default_rng(5)
     n = 500
     y, pred = rng.integers(0, 2, n), rng.integers(0, 2, n)
-    one = fairness_checks(y, pred, {"country": ["NO"] * n})
+    one = check_fairness(y, pred, {"country": ["NO"] * n})
     gap = _by(one, "demographic_parity_difference")["country"]
     assert gap.status is Status.INSUFFICIENT_DATA
     assert "1 group(s)" in gap.reason
     sex = rng.choice(["f", "m"], n).astype(object)
     sex[:40] = None
     sex[40] = "x"  # a group of one
-    results = fairness_checks(y, pred, pd.DataFrame({"sex": sex}))
+    results = check_fairness(y, pred, pd.DataFrame({"sex": sex}))
     counts = _by(results, "count")
     assert counts["sex=missing"].value == 40
     assert counts["sex=missing"].status is Status.OK
@@ -314,7 +314,7 @@ def test_one_group_missing_values_and_a_group_of_one() -> None:
 
 def test_without_scores_the_score_based_metrics_are_skipped_with_a_reason() -> None:
     y, pred, sensitive = _biased(6, n=300)
-    auc = _by(fairness_checks(y, pred, sensitive), "roc_auc")
+    auc = _by(check_fairness(y, pred, sensitive), "roc_auc")
     (only,) = auc.values()
     assert only.status is Status.INSUFFICIENT_DATA
     assert "no predict_proba" in only.reason
@@ -326,16 +326,16 @@ def test_bad_configuration_and_inputs_raise_clear_errors() -> None:
     with pytest.raises(InputError, match="min_group_size"):
         FairnessConfig(min_group_size=0)
     with pytest.raises(InputError, match="align"):
-        fairness_checks([1, 0], [1, 0, 1], {"g": ["a", "b", "a"]})
+        check_fairness([1, 0], [1, 0, 1], {"g": ["a", "b", "a"]})
     with pytest.raises(InputError, match="positive_label"):
-        fairness_checks(["u", "v", "w"], ["u", "u", "w"], {"g": ["a", "b", "c"]})
+        check_fairness(["u", "v", "w"], ["u", "u", "w"], {"g": ["a", "b", "c"]})
 
 
 def test_holm_and_gap_selection_are_honoured() -> None:
     y, pred, sensitive = _biased(7, bias=0.15)
     counts = GroupCounts.from_arrays(sensitive, y, pred)
     cfg = FairnessConfig(gaps=("equal_opportunity_difference",), correction="holm")
-    results = fairness_from_counts(counts, cfg)
+    results = check_fairness_counts(counts, cfg)
     gaps = {r.check for r in results if "=" not in r.subject}
     assert gaps == {"fairness.equal_opportunity_difference"}
     assert all("holm" in (r.rule or "") for r in results if r.p_value is not None)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from watchkeeper.checks import PerformanceRule, Status, realised_performance
+from watchkeeper.checks import PerformanceRule, Status, check_realised_performance
 
 
 def _by(results: list) -> dict[tuple[str, str], object]:  # type: ignore[type-arg]
@@ -19,7 +19,9 @@ def test_multiclass_values_equal_scikit_learn() -> None:
     proba = rng.dirichlet([2, 2, 2], n)
     y = np.array([rng.choice(3, p=p) for p in proba])
     pred = proba.argmax(axis=1)
-    got = _by(realised_performance(y, pred, task="classification", scores=proba, classes=[0, 1, 2]))
+    got = _by(
+        check_realised_performance(y, pred, task="classification", scores=proba, classes=[0, 1, 2])
+    )
     ys, ps = y.astype(str), pred.astype(str)
     assert got[("accuracy", "model")].value == pytest.approx(skm.accuracy_score(y, pred), abs=1e-12)
     assert got[("f1", "model")].value == pytest.approx(
@@ -45,7 +47,7 @@ def test_regression_values_equal_scikit_learn() -> None:
     rng = np.random.default_rng(1)
     y = rng.normal(10, 2, 500)
     pred = y + rng.normal(0, 1, 500)
-    got = _by(realised_performance(y, pred, task="regression"))
+    got = _by(check_realised_performance(y, pred, task="regression"))
     assert got[("mae", "model")].value == pytest.approx(skm.mean_absolute_error(y, pred), abs=1e-12)
     assert got[("rmse", "model")].value == pytest.approx(
         np.sqrt(skm.mean_squared_error(y, pred)), abs=1e-12
@@ -57,9 +59,11 @@ def test_regression_values_equal_scikit_learn() -> None:
 
 
 def test_too_few_labels_is_insufficient_data() -> None:
-    found = realised_performance([1, 0, 1], [1, 1, 1], task="classification")
+    found = check_realised_performance([1, 0, 1], [1, 1, 1], task="classification")
     assert {r.status for r in found} == {Status.INSUFFICIENT_DATA}
-    assert realised_performance([], [], task="regression")[0].status is Status.INSUFFICIENT_DATA
+    assert (
+        check_realised_performance([], [], task="regression")[0].status is Status.INSUFFICIENT_DATA
+    )
 
 
 def test_drop_is_judged_with_the_interval() -> None:
@@ -70,7 +74,7 @@ def test_drop_is_judged_with_the_interval() -> None:
 
     def status(reference: float) -> Status:
         found = _by(
-            realised_performance(
+            check_realised_performance(
                 y,
                 pred,
                 task="classification",
@@ -95,13 +99,13 @@ def test_interval_coverage_by_simulation() -> None:
     for rep in range(reps):
         y = rng.integers(0, 2, n)
         pred = np.where(rng.random(n) < 0.8, y, 1 - y)  # true accuracy 0.8
-        acc = _by(realised_performance(y, pred, task="classification", rule=rule))
+        acc = _by(check_realised_performance(y, pred, task="classification", rule=rule))
         a = acc[("accuracy", "model")]
         hits["accuracy"] += a.lower <= 0.8 <= a.upper  # type: ignore[attr-defined,operator]
         yr = rng.normal(size=n)
         err = rng.exponential(1.0, n)  # true MAE 1
         reg = _by(
-            realised_performance(
+            check_realised_performance(
                 yr,
                 yr + err,
                 task="regression",

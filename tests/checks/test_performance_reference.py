@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from watchkeeper.checks import PerformanceRule, Status, realised_performance
+from watchkeeper.checks import PerformanceRule, Status, check_realised_performance
 
 
 def _window(rng: np.random.Generator, n: int, accuracy: float) -> tuple[list[int], list[int]]:
@@ -19,7 +19,9 @@ def _alerts(reference_with_interval: bool, reps: int, seed: int) -> float:
     rule = PerformanceRule(n_bootstrap=10)
     hits = 0
     for _ in range(reps):
-        first = realised_performance(*_window(rng, 1000, 0.8), task="classification", rule=rule)
+        first = check_realised_performance(
+            *_window(rng, 1000, 0.8), task="classification", rule=rule
+        )
         ref = {
             (r.check.removeprefix("performance."), r.subject): (
                 (r.value, r.lower, r.upper) if reference_with_interval else r.value
@@ -27,7 +29,7 @@ def _alerts(reference_with_interval: bool, reps: int, seed: int) -> float:
             for r in first
             if r.value is not None and r.lower is not None
         }
-        second = realised_performance(
+        second = check_realised_performance(
             *_window(rng, 1000, 0.8), task="classification", reference=ref, rule=rule
         )
         hits += any(r.status is Status.ALERT for r in second)
@@ -49,9 +51,9 @@ def test_an_unchanged_model_rarely_alerts_against_a_first_window_reference() -> 
 def test_a_real_drop_still_alerts_against_a_first_window_reference() -> None:
     rng = np.random.default_rng(4)
     rule = PerformanceRule(n_bootstrap=10)
-    first = realised_performance(*_window(rng, 1000, 0.8), task="classification", rule=rule)
+    first = check_realised_performance(*_window(rng, 1000, 0.8), task="classification", rule=rule)
     acc = next(r for r in first if r.check == "performance.accuracy")
-    second = realised_performance(
+    second = check_realised_performance(
         *_window(rng, 1000, 0.65), task="classification", rule=rule,
         reference={("accuracy", "model"): (acc.value, acc.lower, acc.upper)},
     )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from watchkeeper.checks import QualityThresholds, Status, quality_checks
+from watchkeeper.checks import QualityConfig, Status, check_quality
 from watchkeeper.data import Profile, Schema
 
 
@@ -14,7 +14,7 @@ def _run(ref: pd.DataFrame, cur: pd.DataFrame, **kw: float) -> dict[tuple[str, s
     rp = Profile.from_data(ref, schema, sample_size=0)
     cp = Profile.from_data(cur, schema, reference=rp, sample_size=0)
     cols = [(s.name, str(s.kind)) for s in schema]
-    found = quality_checks(rp, cp, cols, QualityThresholds(**kw))
+    found = check_quality(rp, cp, cols, QualityConfig(**kw))
     return {(q.check, q.subject): q for q in found}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from watchkeeper.checks import Status, detect_skew, skew_checks
+from watchkeeper.checks import Status, check_skew, detect_skew
 from watchkeeper.data import Profile
 
 N_REF, N_CUR = 3_000, 600
@@ -168,7 +168,7 @@ def test_skew_checks_results() -> None:
     ref = Profile.from_data(_reference(0))
     cur_df = _with(_current(0), "weight", lambda s: s * 1000)
     cur = Profile.from_data(cur_df, ref.schema, reference=ref)
-    results = {r.subject: r for r in skew_checks(ref, cur)}
+    results = {r.subject: r for r in check_skew(ref, cur)}
     assert results["weight"].status is Status.ALERT
     assert results["weight"].check == "skew.training_serving"
     assert "training-serving skew" in results["weight"].reason
@@ -176,7 +176,7 @@ def test_skew_checks_results() -> None:
     for r in results.values():
         json.dumps(r.to_dict(), allow_nan=False)
     small = Profile.from_data(_current(0, n=50), ref.schema, reference=ref)
-    assert {r.status for r in skew_checks(ref, small)} == {Status.INSUFFICIENT_DATA}
+    assert {r.status for r in check_skew(ref, small)} == {Status.INSUFFICIENT_DATA}
 
 
 def test_feature_not_computed_online() -> None:

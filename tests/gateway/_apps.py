@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from watchkeeper.data import Schema
-from watchkeeper.gateway import GatewaySettings, create_app
+from watchkeeper.gateway import GatewayConfig, create_app
 from watchkeeper.registry import Registry
 
 CHURN_INPUTS = ("x1", "x2", "plan", "active")
@@ -95,11 +95,11 @@ def fresh_root(tmp_path: Path, template_dir: Path) -> Path:
     return dest
 
 
-def settings_for(root: Path, **overrides: Any) -> GatewaySettings:
+def settings_for(root: Path, **overrides: Any) -> GatewayConfig:
     """Loopback settings with a fast refresh, for tests."""
     values: dict[str, Any] = {"root": str(root), "refresh_interval": 0.05}
     values.update(overrides)
-    return GatewaySettings(**values)
+    return GatewayConfig(**values)
 
 
 @contextlib.asynccontextmanager

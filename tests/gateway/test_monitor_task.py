@@ -13,7 +13,7 @@ from typing import Any
 from tests.gateway.conftest import MODEL, DemoRegistry, GatewayProcess, http
 
 from watchkeeper.app._monitor_task import MonitorTask
-from watchkeeper.gateway import GatewaySettings
+from watchkeeper.gateway import GatewayConfig
 
 WINDOW_ROWS = 100
 DRIFT_STATUS = re.compile(
@@ -82,7 +82,7 @@ def test_scheduled_monitor_exports_drift_on_every_worker(
 def test_only_the_lock_holder_runs_and_failures_are_retried(tmp_path: Path) -> None:
     # a registry nobody listens for: every cycle fails until it is reachable
     unreachable = "postgresql+psycopg://wk@127.0.0.1:9/none?connect_timeout=1"
-    settings = GatewaySettings(root=str(tmp_path), registry_url=unreachable, monitor_every=3600)
+    settings = GatewayConfig(root=str(tmp_path), registry_url=unreachable, monitor_every=3600)
     first, second = MonitorTask(settings), MonitorTask(settings)
     try:
         assert first.try_lock()
@@ -101,7 +101,7 @@ def test_only_the_lock_holder_runs_and_failures_are_retried(tmp_path: Path) -> N
 
 
 def test_off_by_default_and_no_history_created(tmp_path: Path) -> None:
-    task = MonitorTask(GatewaySettings(root=str(tmp_path)))
+    task = MonitorTask(GatewayConfig(root=str(tmp_path)))
     task.start()
     assert task.exposition() == b""
     task.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from watchkeeper.exceptions import InputError
-from watchkeeper.gateway import ApiError, GatewaySettings
+from watchkeeper.gateway import ApiError, GatewayConfig
 from watchkeeper.gateway._security import TokenAuth
 from watchkeeper.gateway._settings import read_tokens_file
 
@@ -67,15 +67,15 @@ def test_401_carries_a_bearer_challenge_and_never_the_token() -> None:
 def test_auth_required_by_bind_address(
     host: str, tokens: tuple[str, ...], forced: bool | None, required: bool
 ) -> None:
-    settings = GatewaySettings(host=host, predict_tokens=tokens, require_auth=forced)
+    settings = GatewayConfig(host=host, predict_tokens=tokens, require_auth=forced)
     assert settings.auth_required is required
 
 
 def test_an_open_public_gateway_refuses_to_start() -> None:
     with pytest.raises(InputError, match="--no-auth"):
-        GatewaySettings(host="0.0.0.0").check_startable()
-    GatewaySettings(host="0.0.0.0", admin_tokens=(ADMIN,)).check_startable()
-    GatewaySettings(host="0.0.0.0", require_auth=False).check_startable()
+        GatewayConfig(host="0.0.0.0").check_startable()
+    GatewayConfig(host="0.0.0.0", admin_tokens=(ADMIN,)).check_startable()
+    GatewayConfig(host="0.0.0.0", require_auth=False).check_startable()
 
 
 def test_tokens_from_env_and_file(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_tokens_from_env_and_file(tmp_path: Path) -> None:
         "WATCHKEEPER_PREDICT_TOKENS": "env-token-aaaaaaaaaaaa",
         "WATCHKEEPER_TOKENS_FILE": str(file),
     }
-    settings = GatewaySettings.from_env(env)
+    settings = GatewayConfig.from_env(env)
     assert settings.predict_tokens == ("env-token-aaaaaaaaaaaa", PREDICT)
     assert settings.admin_tokens == (ADMIN,)
     assert PREDICT not in repr(settings)
@@ -94,7 +94,7 @@ def test_tokens_from_env_and_file(tmp_path: Path) -> None:
 
 def test_bad_tokens_are_refused_without_being_echoed(tmp_path: Path) -> None:
     with pytest.raises(InputError) as short:
-        GatewaySettings(predict_tokens=("short",))
+        GatewayConfig(predict_tokens=("short",))
     assert "short" not in str(short.value).replace("shorter", "")
     file = tmp_path / "tokens"
     file.write_text(f"superuser {ADMIN}\n")
@@ -118,7 +118,7 @@ def test_bad_tokens_are_refused_without_being_echoed(tmp_path: Path) -> None:
 )
 def test_invalid_settings_from_env(env: dict[str, str], message: str) -> None:
     with pytest.raises(InputError) as info:
-        GatewaySettings.from_env(env)
+        GatewayConfig.from_env(env)
     assert message in str(info.value)
 
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.loop._traffic import DAY, GATE, MODEL, T0, Traffic
 
 from watchkeeper.logstore import SQLiteLogSink
-from watchkeeper.loop import LoopRunner, LoopStore, Policy
+from watchkeeper.loop import LoopConfig, LoopRunner, LoopStore
 from watchkeeper.registry import Registry
 
 DAYS = 40
@@ -89,7 +89,7 @@ def run(root: Path, kill: str) -> None:
     install(kill)
     registry = Registry(root=root)
     sink = SQLiteLogSink(root / "loop-log.db")
-    runner = LoopRunner(Policy.from_dict(POLICY), registry=registry, sink=sink, say=print)
+    runner = LoopRunner(LoopConfig.from_dict(POLICY), registry=registry, sink=sink, say=print)
     traffic = Traffic(registry, sink, challenger_bias=-0.0, label_lag_days=0.5)
     for d in range(DAYS):
         start, end = T0 + d * DAY, T0 + (d + 1) * DAY

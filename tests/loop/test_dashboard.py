@@ -11,7 +11,7 @@ from tests.loop._traffic import DAY, GATE, MODEL, T0, Traffic, register_champion
 
 from watchkeeper.gateway._loop_metrics import render_loop_metrics
 from watchkeeper.logstore import SQLiteLogSink
-from watchkeeper.loop import LoopRunner, Policy
+from watchkeeper.loop import LoopConfig, LoopRunner
 from watchkeeper.registry import Registry
 from watchkeeper.report import loop_view, render_loop_dashboard
 
@@ -24,7 +24,7 @@ def rolled_back(tmp_path: Path) -> Path:
     sink = SQLiteLogSink(tmp_path / "loop-log.db")
     traffic = Traffic(registry, sink, challenger_bias=2.0, label_lag_days=0.5)
     traffic.serve(T0, T0 + 10 * DAY)
-    policy = Policy.from_dict(
+    policy = LoopConfig.from_dict(
         {"model": MODEL, "training": {"holdout_days": 2}, "gate": {"config": GATE},
          "rollout": {"mode": "canary", "steps": [25, 50], "t_opt": 300}}
     )  # fmt: skip

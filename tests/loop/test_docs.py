@@ -11,7 +11,7 @@ import pytest
 from tests.loop._traffic import DAY, MODEL, T0, Traffic, register_champion
 
 from watchkeeper.logstore import SQLiteLogSink
-from watchkeeper.loop import Policy
+from watchkeeper.loop import LoopConfig
 from watchkeeper.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +50,6 @@ def test_the_readme_example_wires_the_loop_in_under_20_lines(project: Path, caps
 
 def test_the_policy_files_parse() -> None:
     for path in (ROOT / "src/watchkeeper/demo").glob("*.toml"):
-        assert Policy.from_toml(path).model == "bikeshare-demand"
+        assert LoopConfig.from_toml(path).model == "bikeshare-demand"
     for block in _blocks((ROOT / "docs" / "loop.md").read_text(encoding="utf-8"), "toml"):
-        Policy.from_dict(tomllib.loads(block))
+        LoopConfig.from_dict(tomllib.loads(block))

@@ -11,7 +11,7 @@ from tests.loop._traffic import DAY, GATE, MODEL, T0, Traffic, register_champion
 
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore import SQLiteLogSink
-from watchkeeper.loop import LoopRunner, Policy
+from watchkeeper.loop import LoopConfig, LoopRunner
 from watchkeeper.registry import Registry
 
 
@@ -25,8 +25,8 @@ def world(tmp_path: Path):
     registry.close()
 
 
-def _policy(**rollout: object) -> Policy:
-    return Policy.from_dict(
+def _policy(**rollout: object) -> LoopConfig:
+    return LoopConfig.from_dict(
         {
             "model": MODEL,
             "training": {"holdout_days": 2},
@@ -117,7 +117,7 @@ def test_dry_run_plans_without_acting(world) -> None:
     registry, sink = world
     Traffic(registry, sink).serve(T0, T0 + 3 * DAY)
     runner = LoopRunner(
-        Policy.from_dict({"model": MODEL, "triggers": {"every_days": 2}}),
+        LoopConfig.from_dict({"model": MODEL, "triggers": {"every_days": 2}}),
         registry=registry,
         sink=sink,
     )
@@ -128,7 +128,9 @@ def test_dry_run_plans_without_acting(world) -> None:
     assert "trigger schedule: FIRES" in plan.text()
     assert runner.store.rollouts(MODEL) == []
     blocked = LoopRunner(
-        Policy.from_dict({"model": MODEL, "triggers": {"every_days": 2, "min_days_in_service": 5}}),
+        LoopConfig.from_dict(
+            {"model": MODEL, "triggers": {"every_days": 2, "min_days_in_service": 5}}
+        ),
         registry=registry,
         sink=sink,
     ).plan(T0 + 3 * DAY)

@@ -12,7 +12,7 @@ from tests.loop._traffic import DAY, GATE, MODEL, T0, Traffic, register_champion
 
 from watchkeeper.exceptions import InputError
 from watchkeeper.logstore import SQLiteLogSink
-from watchkeeper.loop import LoopRunner, LoopStore, Policy
+from watchkeeper.loop import LoopConfig, LoopRunner, LoopStore
 from watchkeeper.registry import Registry
 
 
@@ -79,7 +79,7 @@ def test_a_rollout_runs_on_each_backend(db_url: str, tmp_path: Path) -> None:
         sink = SQLiteLogSink(tmp_path / "log.db")
         traffic = Traffic(registry, sink)
         traffic.serve(T0, T0 + 10 * DAY)
-        policy = Policy.from_dict(
+        policy = LoopConfig.from_dict(
             {"model": MODEL, "training": {"holdout_days": 2}, "gate": {"config": GATE},
              "rollout": {"t_opt": 300, "min_exposure": 300}}
         )  # fmt: skip

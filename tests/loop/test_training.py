@@ -12,7 +12,7 @@ from tests.loop._traffic import DAY, GATE, MODEL, STEP, T0, Traffic, register_ch
 
 from watchkeeper.checks import Status
 from watchkeeper.logstore import FeedbackRecord, SQLiteLogSink
-from watchkeeper.loop import LoopRunner, Policy
+from watchkeeper.loop import LoopConfig, LoopRunner
 from watchkeeper.loop._training import logged_frame, train_and_gate
 from watchkeeper.monitor import AlertEvaluator
 from watchkeeper.registry import Registry
@@ -44,8 +44,8 @@ def world(tmp_path: Path):
     registry.close()
 
 
-def _policy(**training: Any) -> Policy:
-    return Policy.from_dict(
+def _policy(**training: Any) -> LoopConfig:
+    return LoopConfig.from_dict(
         {"model": MODEL, "gate": {"config": GATE},
          "training": {"holdout_days": 2, **training}}
     )  # fmt: skip
@@ -130,7 +130,7 @@ def test_alert_triggers(world, tmp_path: Path) -> None:
     alerts.evaluate([Result("drift.ks", "x2", end - timedelta(days=1)),
                      Result("drift.ks", "x2", end),
                      Result("concept.adwin", "model", end)])  # fmt: skip
-    policy = Policy.from_dict({
+    policy = LoopConfig.from_dict({
         "model": MODEL, "triggers": {
             "performance": True, "concept_drift": True, "drift_features": ["x1"],
             "drift_importance": 0.5, "importances": {"x1": 1.0, "x2": 3.0}, "new_labels": 1000,

@@ -11,7 +11,7 @@ A stable synthetic model, labels on time, ``rows`` labelled rows per weekly wind
 
 What the monitor does with them, per window:
 
-- ``performance.*``: :func:`watchkeeper.checks.realised_performance`'s metrics on the window,
+- ``performance.*``: :func:`watchkeeper.checks.check_realised_performance`'s metrics on the window,
   each judged by the same ``_judge`` the monitor calls, against the version's first labelled
   window carried with its own interval (no metric registered: the monitor's default
   reference, ``Monitor._first_labelled_performance``). Accuracy, precision and recall get
@@ -21,7 +21,7 @@ What the monitor does with them, per window:
   (``tests/monitor/test_false_perf_alerts.py`` checks it against the real check);
 - ``concept.*``: the monitor's default detectors (``MonitorConfig().detectors``), the real
   objects, fed every labelled row's error once in order, judged by
-  :func:`watchkeeper.checks.concept_drift_check` window by window;
+  :func:`watchkeeper.checks.check_concept_drift` window by window;
 - the default ``performance`` and ``concept-drift`` alert rules (their ``for`` read from
   ``AlertConfig.default()``): all results of one family on subject ``model`` share one alert
   key, so a window meets the rule when any of them is ``alert``.
@@ -226,7 +226,7 @@ def _draw(
 def _concept_alerting(
     y: NDArray[np.bool_] | FloatArray, out: FloatArray, task: Task, detectors: tuple[str, ...]
 ) -> NDArray[np.bool_]:
-    from watchkeeper.checks import Status, concept_drift_check, get_detector
+    from watchkeeper.checks import Status, check_concept_drift, get_detector
     from watchkeeper.monitor import MonitorConfig
 
     if task == "classification":
@@ -238,7 +238,7 @@ def _concept_alerting(
     alerting = np.zeros(errors.shape[0], dtype=bool)
     for w in range(errors.shape[0]):
         for det in dets:
-            alerting[w] |= concept_drift_check(det, errors[w]).status is Status.ALERT
+            alerting[w] |= check_concept_drift(det, errors[w]).status is Status.ALERT
     return alerting
 
 

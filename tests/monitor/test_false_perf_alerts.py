@@ -15,7 +15,7 @@ from tests.monitor._false_perf_alerts import (
     simulate_year,
 )
 
-from watchkeeper.checks import realised_performance
+from watchkeeper.checks import check_realised_performance
 from watchkeeper.monitor import AlertConfig, MonitorConfig
 
 
@@ -101,12 +101,12 @@ def test_simulated_intervals_match_the_check(task: str) -> None:
         sim = _regression_measures(y, out, z)  # type: ignore[arg-type]
     for w in range(3):
         if task == "classification":
-            real = realised_performance(
+            real = check_realised_performance(
                 y[w].astype(int), (out[w] > 0.5).astype(int), task="classification",
                 scores=np.c_[1 - out[w], out[w]], classes=[0, 1],
             )  # fmt: skip
         else:
-            real = realised_performance(y[w], out[w], task="regression")
+            real = check_realised_performance(y[w], out[w], task="regression")
         by_metric = {r.check.removeprefix("performance."): r for r in real}
         assert set(by_metric) == set(sim)
         for metric, (value, lower, upper) in sim.items():

@@ -10,9 +10,9 @@ Examples
 --------
 >>> import tempfile
 >>> from watchkeeper.app import create_app
->>> from watchkeeper.gateway import GatewaySettings
+>>> from watchkeeper.gateway import GatewayConfig
 >>> tmp = tempfile.TemporaryDirectory()
->>> app = create_app(GatewaySettings(root=tmp.name))
+>>> app = create_app(GatewayConfig(root=tmp.name))
 >>> sorted(r.path for r in app.routes if r.path.startswith("/dashboard"))[:2]
 ['/dashboard', '/dashboard/api/models']
 >>> tmp.cleanup()
@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from watchkeeper.gateway import GatewaySettings
+from watchkeeper.gateway import GatewayConfig
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -47,7 +47,7 @@ def install(app: FastAPI, ctx: Context) -> Sequence[Service]:
 
 
 def create_app(
-    settings: GatewaySettings | None = None,
+    settings: GatewayConfig | None = None,
     *,
     registry: Registry | None = None,
     log: Any = None,
@@ -60,4 +60,4 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory``: settings from the environment."""
-    return create_app(GatewaySettings.from_env())
+    return create_app(GatewayConfig.from_env())

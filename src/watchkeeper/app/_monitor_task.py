@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper.exceptions import WatchkeeperError
-from watchkeeper.gateway import GatewaySettings
+from watchkeeper.gateway import GatewayConfig
 
 __all__ = ["MonitorTask"]
 
@@ -48,16 +48,16 @@ class MonitorTask:
     --------
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as root:
-    ...     task = MonitorTask(GatewaySettings(root=root, monitor_every=60, monitor_window="1h"))
+    ...     task = MonitorTask(GatewayConfig(root=root, monitor_every=60, monitor_window="1h"))
     ...     first = task.try_lock()
-    ...     other = MonitorTask(GatewaySettings(root=root, monitor_every=60))
+    ...     other = MonitorTask(GatewayConfig(root=root, monitor_every=60))
     ...     first, other.try_lock(), task.exposition()  # no history yet: no gauges
     ...     task.stop(); other.try_lock(); other.stop()
     (True, False, b'')
     True
     """
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewayConfig) -> None:
         self.settings = settings
         self.every = float(settings.monitor_every or 0.0)
         self.lock_path = Path(settings.root) / "monitor.lock"

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from watchkeeper.checks._concept import (
         DEFAULT_DETECTORS,
         DetectorRun,
-        concept_drift_check,
-        concept_drift_checks,
+        check_concept_drift,
+        check_concept_drift_detectors,
         error_stream,
         run_detector,
     )
@@ -38,18 +38,18 @@ if TYPE_CHECKING:
     )
     from watchkeeper.checks._dle import DLE
     from watchkeeper.checks._drift import DEFAULT_METHODS, ColumnDrift
-    from watchkeeper.checks._estimation import ChunkEstimate, estimate_consistency
+    from watchkeeper.checks._estimation import ChunkEstimate, check_estimate_consistency
     from watchkeeper.checks._fairness import (
         CLASSIFICATION_GAPS,
         REGRESSION_GAPS,
         FairnessConfig,
-        fairness_checks,
-        fairness_from_counts,
-        profile_fairness_checks,
+        check_fairness,
+        check_fairness_counts,
+        check_profile_fairness,
     )
-    from watchkeeper.checks._flags import flag_rate_check
-    from watchkeeper.checks._performance import PerformanceRule, realised_performance
-    from watchkeeper.checks._quality import QualityThresholds, quality_checks
+    from watchkeeper.checks._flags import check_flag_rate
+    from watchkeeper.checks._performance import PerformanceRule, check_realised_performance
+    from watchkeeper.checks._quality import QualityConfig, check_quality
     from watchkeeper.checks._result import CheckResult, Status
     from watchkeeper.checks._river_detectors import ADWIN, DDM, EDDM, KSWIN, PageHinkley
     from watchkeeper.checks._rules import (
@@ -60,13 +60,13 @@ if TYPE_CHECKING:
         StatisticalRule,
         ThresholdRule,
     )
-    from watchkeeper.checks._segments import weak_segments
+    from watchkeeper.checks._segments import check_weak_segments
     from watchkeeper.checks._selection import (
         FeatureSuggestion,
         FeatureSuggestions,
         feature_suggestions,
     )
-    from watchkeeper.checks._skew import SkewFinding, detect_skew, skew_checks
+    from watchkeeper.checks._skew import SkewFinding, check_skew, detect_skew
 
 # name -> module that defines it; resolved lazily by __getattr__.
 _LAZY = {
@@ -97,7 +97,7 @@ _LAZY = {
     "MultivariateDrift": "watchkeeper.checks._comparison_result",
     "PageHinkley": "watchkeeper.checks._river_detectors",
     "PerformanceRule": "watchkeeper.checks._performance",
-    "QualityThresholds": "watchkeeper.checks._quality",
+    "QualityConfig": "watchkeeper.checks._quality",
     "REGRESSION_GAPS": "watchkeeper.checks._fairness",
     "REPORT_FORMAT": "watchkeeper.checks._comparison_result",
     "ReferenceChunksRule": "watchkeeper.checks._rules",
@@ -106,24 +106,24 @@ _LAZY = {
     "Status": "watchkeeper.checks._result",
     "ThresholdRule": "watchkeeper.checks._rules",
     "available_detectors": "watchkeeper.checks._detectors",
-    "concept_drift_check": "watchkeeper.checks._concept",
-    "concept_drift_checks": "watchkeeper.checks._concept",
+    "check_concept_drift": "watchkeeper.checks._concept",
+    "check_concept_drift_detectors": "watchkeeper.checks._concept",
     "detect_skew": "watchkeeper.checks._skew",
     "detector": "watchkeeper.checks._detectors",
     "error_stream": "watchkeeper.checks._concept",
-    "estimate_consistency": "watchkeeper.checks._estimation",
-    "fairness_checks": "watchkeeper.checks._fairness",
-    "fairness_from_counts": "watchkeeper.checks._fairness",
+    "check_estimate_consistency": "watchkeeper.checks._estimation",
+    "check_fairness": "watchkeeper.checks._fairness",
+    "check_fairness_counts": "watchkeeper.checks._fairness",
     "feature_suggestions": "watchkeeper.checks._selection",
-    "flag_rate_check": "watchkeeper.checks._flags",
+    "check_flag_rate": "watchkeeper.checks._flags",
     "get_detector": "watchkeeper.checks._detectors",
-    "profile_fairness_checks": "watchkeeper.checks._fairness",
-    "quality_checks": "watchkeeper.checks._quality",
-    "realised_performance": "watchkeeper.checks._performance",
+    "check_profile_fairness": "watchkeeper.checks._fairness",
+    "check_quality": "watchkeeper.checks._quality",
+    "check_realised_performance": "watchkeeper.checks._performance",
     "run_comparison": "watchkeeper.checks._comparison",
     "run_detector": "watchkeeper.checks._concept",
-    "skew_checks": "watchkeeper.checks._skew",
-    "weak_segments": "watchkeeper.checks._segments",
+    "check_skew": "watchkeeper.checks._skew",
+    "check_weak_segments": "watchkeeper.checks._segments",
 }
 
 __all__ = [
@@ -156,35 +156,57 @@ __all__ = [
     "MultivariateDrift",
     "PageHinkley",
     "PerformanceRule",
-    "QualityThresholds",
+    "QualityConfig",
     "ReferenceChunksRule",
     "SkewFinding",
     "StatisticalRule",
     "Status",
     "ThresholdRule",
     "available_detectors",
-    "concept_drift_check",
-    "concept_drift_checks",
+    "check_concept_drift",
+    "check_concept_drift_detectors",
+    "check_estimate_consistency",
+    "check_fairness",
+    "check_fairness_counts",
+    "check_flag_rate",
+    "check_profile_fairness",
+    "check_quality",
+    "check_realised_performance",
+    "check_skew",
+    "check_weak_segments",
     "detect_skew",
     "detector",
     "error_stream",
-    "estimate_consistency",
-    "fairness_checks",
-    "fairness_from_counts",
     "feature_suggestions",
-    "flag_rate_check",
     "get_detector",
-    "profile_fairness_checks",
-    "quality_checks",
-    "realised_performance",
     "run_comparison",
     "run_detector",
-    "skew_checks",
-    "weak_segments",
 ]
 
 
+#: Old public names (checks are ``check_<what>``, configuration objects end in ``Config``).
+_RENAMED = {
+    "quality_checks": "check_quality",
+    "skew_checks": "check_skew",
+    "fairness_checks": "check_fairness",
+    "profile_fairness_checks": "check_profile_fairness",
+    "fairness_from_counts": "check_fairness_counts",
+    "concept_drift_check": "check_concept_drift",
+    "concept_drift_checks": "check_concept_drift_detectors",
+    "flag_rate_check": "check_flag_rate",
+    "estimate_consistency": "check_estimate_consistency",
+    "realised_performance": "check_realised_performance",
+    "QualityThresholds": "QualityConfig",
+    "weak_segments": "check_weak_segments",
+}
+
+
 def __getattr__(name: str) -> Any:
+    new = _RENAMED.get(name)
+    if new is not None:  # an old name: still works, with a FutureWarning naming the new one
+        from watchkeeper._extras import renamed
+
+        return renamed(__name__, name, new, __getattr__(new))
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'watchkeeper.checks' has no attribute {name!r}")

@@ -39,9 +39,9 @@ from watchkeeper.checks._comparison_result import Comparison, DatasetVerdict, Mu
 from watchkeeper.checks._drift import ColumnDrift, decide_drift, drift_tests, resolve_methods
 from watchkeeper.checks._plot_data import plot_data
 from watchkeeper.checks._quality import (
-    QualityThresholds,
+    QualityConfig,
+    check_quality,
     duplicate_check,
-    quality_checks,
     schema_checks,
 )
 from watchkeeper.checks._result import CheckResult, Status
@@ -102,7 +102,7 @@ class ComparisonConfig:
     multivariate
         Multivariate method name(s), ``None`` or ``"none"``.
     quality
-        Data-quality checks: ``True``, ``False`` or :class:`QualityThresholds`.
+        Data-quality checks: ``True``, ``False`` or :class:`QualityConfig`.
     random_state
         Seed of every random choice.
     n_jobs
@@ -121,7 +121,7 @@ class ComparisonConfig:
     methods: Mapping[str, str] | Sequence[str] | None = None
     rule: DecisionRule | str | None = None
     multivariate: str | Sequence[str] | None = "pca_reconstruction"
-    quality: bool | QualityThresholds = True
+    quality: bool | QualityConfig = True
     random_state: int = 0
     n_jobs: int | None = None
     plots: bool = True
@@ -464,7 +464,7 @@ def quality_findings(
     ref: ReferenceSide,
     current: CurrentInput,
     schema: Any,
-    thresholds: QualityThresholds,
+    thresholds: QualityConfig,
 ) -> list[CheckResult]:
     """Schema findings, per-column quality findings and duplicated rows, most severe first."""
     findings = schema_checks(
@@ -473,7 +473,7 @@ def quality_findings(
     typed = {m.column for m in current.type_mismatches}
     findings += [
         q
-        for q in quality_checks(ref.profile, current.side.profile, current.present, thresholds)
+        for q in check_quality(ref.profile, current.side.profile, current.present, thresholds)
         if not (q.check == "quality.type_errors" and q.subject in typed)  # said above
     ]
     counted = _duplicates(current.side, schema)
@@ -573,7 +573,7 @@ def run_comparison(
     findings: list[CheckResult] = []
     if config.quality is not False:
         thresholds = (
-            config.quality if isinstance(config.quality, QualityThresholds) else QualityThresholds()
+            config.quality if isinstance(config.quality, QualityConfig) else QualityConfig()
         )
         findings = quality_findings(ref, cur_in, schema, thresholds)
     timings["quality"] = time.perf_counter() - t0

@@ -1,6 +1,6 @@
 """Concept-drift verdicts: run detectors over a model's error stream, return CheckResults.
 
-The monitor calls :func:`concept_drift_checks` once per window with the errors of the rows
+The monitor calls :func:`check_concept_drift_detectors` once per window with the errors of the rows
 whose labels arrived since the last run, and persists each detector with
 :meth:`~watchkeeper.checks.Detector.to_state` so every labelled row is fed exactly once.
 """
@@ -20,8 +20,8 @@ from watchkeeper.exceptions import InputError
 __all__ = [
     "DEFAULT_DETECTORS",
     "DetectorRun",
-    "concept_drift_check",
-    "concept_drift_checks",
+    "check_concept_drift",
+    "check_concept_drift_detectors",
     "error_stream",
     "run_detector",
 ]
@@ -96,7 +96,7 @@ def run_detector(detector: Detector, stream: ArrayLike) -> DetectorRun:
     )
 
 
-def concept_drift_check(detector: Detector, stream: ArrayLike) -> CheckResult:
+def check_concept_drift(detector: Detector, stream: ArrayLike) -> CheckResult:
     """Feed one batch of the error stream to ``detector`` and judge it.
 
     ``alert`` when the detector signalled a drift in this batch, ``warn`` when it ends the
@@ -108,12 +108,12 @@ def concept_drift_check(detector: Detector, stream: ArrayLike) -> CheckResult:
 
     Examples
     --------
-    >>> from watchkeeper.checks import concept_drift_check, get_detector
+    >>> from watchkeeper.checks import check_concept_drift, get_detector
     >>> det = get_detector("ddm")
-    >>> r = concept_drift_check(det, [0] * 50 + [1] * 20)
+    >>> r = check_concept_drift(det, [0] * 50 + [1] * 20)
     >>> r.check, r.status.value, r.value, r.details["drift_indices"]
     ('concept.ddm', 'alert', 19.0, [50])
-    >>> concept_drift_check(det, [0] * 5).status.value
+    >>> check_concept_drift(det, [0] * 5).status.value
     'insufficient_data'
     """
     run = run_detector(detector, stream)
@@ -170,7 +170,7 @@ def concept_drift_check(detector: Detector, stream: ArrayLike) -> CheckResult:
     )
 
 
-def concept_drift_checks(
+def check_concept_drift_detectors(
     stream: ArrayLike,
     detectors: Mapping[str, Detector] | Iterable[str] | None = None,
 ) -> tuple[list[CheckResult], dict[str, Detector]]:
@@ -184,12 +184,13 @@ def concept_drift_checks(
     Examples
     --------
     >>> import numpy as np
-    >>> from watchkeeper.checks import concept_drift_checks
+    >>> from watchkeeper.checks import check_concept_drift_detectors
     >>> rng = np.random.default_rng(2)
-    >>> results, dets = concept_drift_checks(np.r_[rng.random(3000) < 0.1, rng.random(1000) < 0.5])
+    >>> errors = np.r_[rng.random(3000) < 0.1, rng.random(1000) < 0.5]
+    >>> results, dets = check_concept_drift_detectors(errors)
     >>> [(r.check, r.status.value) for r in results]
     [('concept.adwin', 'alert'), ('concept.ddm', 'alert')]
-    >>> results, _ = concept_drift_checks(rng.random(4000) < 0.1, dets)  # continues
+    >>> results, _ = check_concept_drift_detectors(rng.random(4000) < 0.1, dets)  # continues
     """
     values = as_stream(stream)
     is_binary = bool(np.all((values == 0.0) | (values == 1.0)))
@@ -203,7 +204,7 @@ def concept_drift_checks(
     for name, det in dets.items():
         if not isinstance(det, Detector):
             raise InputError(f"detector {name!r} is a {type(det).__name__}, not a Detector")
-    return [concept_drift_check(det, values) for det in dets.values()], dets
+    return [check_concept_drift(det, values) for det in dets.values()], dets
 
 
 def error_stream(

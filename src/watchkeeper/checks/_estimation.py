@@ -30,9 +30,9 @@ from watchkeeper.exceptions import InputError, NotFittedError
 __all__ = [
     "ChunkEstimate",
     "Support",
+    "check_estimate_consistency",
     "class_indices",
     "decide_estimate",
-    "estimate_consistency",
     "label_values",
     "score_values",
 ]
@@ -237,7 +237,7 @@ def with_assumption_check(
     return status
 
 
-def estimate_consistency(
+def check_estimate_consistency(
     estimate: CheckResult,
     realised: float | CheckResult,
     *,
@@ -266,7 +266,7 @@ def estimate_consistency(
         A result of :meth:`CBPE.estimate` or :meth:`DLE.estimate` (check ``estimated.<metric>``).
     realised
         The metric on the window's labels, or the result holding it (its ``value``), e.g. from
-        :func:`realised_performance` for the same metric and window.
+        :func:`check_realised_performance` for the same metric and window.
     tests
         How many such comparisons are judged together (Bonferroni correction).
 
@@ -280,20 +280,20 @@ def estimate_consistency(
 
     Examples
     --------
-    >>> from watchkeeper.checks import CheckResult, Status, estimate_consistency
+    >>> from watchkeeper.checks import CheckResult, Status, check_estimate_consistency
     >>> est = CheckResult(check="estimated.roc_auc", subject="model", status=Status.OK,
     ...                   reason="...", value=0.90, lower=0.88, upper=0.92,
     ...                   details={"confidence": 0.95})
-    >>> estimate_consistency(est, 0.91).status.value
+    >>> check_estimate_consistency(est, 0.91).status.value
     'ok'
-    >>> r = estimate_consistency(est, 0.85)
+    >>> r = check_estimate_consistency(est, 0.85)
     >>> r.check, r.status.value, round(r.p_value, 6)
     ('estimated.roc_auc.assumption', 'warn', 0.0)
     """
     if not estimate.check.startswith("estimated."):
         raise InputError(
-            f"estimate_consistency takes a result of CBPE or DLE (check 'estimated.<metric>'), "
-            f"got {estimate.check!r}"
+            "check_estimate_consistency takes a result of CBPE or DLE (check "
+            f"'estimated.<metric>'), got {estimate.check!r}"
         )
     if tests < 1:
         raise InputError(f"tests must be a positive number of comparisons, got {tests}")

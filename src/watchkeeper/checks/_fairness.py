@@ -1,8 +1,8 @@
 """Fairness checks: metrics by sensitive group and the gaps between groups.
 
 Everything is computed from :class:`~watchkeeper.data.GroupCounts` (confusion counts or error
-sums per group), so the same numbers come from raw rows (:func:`fairness_checks`), from one
-profile or from merged window profiles (:func:`profile_fairness_checks`). Per group and per
+sums per group), so the same numbers come from raw rows (:func:`check_fairness`), from one
+profile or from merged window profiles (:func:`check_profile_fairness`). Per group and per
 intersection of attributes (``SEX=2 & RAC1P=1``):
 
 - classifiers: ``count``, ``selection_rate``, ``true_positive_rate``, ``false_positive_rate``,
@@ -60,15 +60,15 @@ __all__ = [
     "CLASSIFICATION_GAPS",
     "REGRESSION_GAPS",
     "FairnessConfig",
-    "fairness_checks",
-    "fairness_from_counts",
-    "profile_fairness_checks",
+    "check_fairness",
+    "check_fairness_counts",
+    "check_profile_fairness",
 ]
 
 # -- entry points ------------------------------------------------------------------------------
 
 
-def fairness_checks(
+def check_fairness(
     y_true: Any,
     y_pred: Any,
     sensitive_features: Any,
@@ -109,7 +109,7 @@ def fairness_checks(
     >>> group = rng.choice(["a", "b"], 4000)
     >>> y = rng.integers(0, 2, 4000)
     >>> pred = np.where(group == "a", rng.random(4000) < 0.6, rng.random(4000) < 0.4)
-    >>> results = fairness_checks(y, pred.astype(int), {"group": group})
+    >>> results = check_fairness(y, pred.astype(int), {"group": group})
     >>> gap = [r for r in results if r.check == "fairness.demographic_parity_difference"][0]
     >>> gap.status.value, round(gap.value, 2), gap.details["highest"]["group"]
     ('alert', 0.2, 'group=a')
@@ -125,7 +125,7 @@ def fairness_checks(
     return _decide(evaluate(counts, cfg) + extra, cfg)
 
 
-def fairness_from_counts(
+def check_fairness_counts(
     counts: GroupCounts, config: FairnessConfig | None = None
 ) -> list[CheckResult]:
     """Fairness results from group counts (of one profile, or of merged profiles).
@@ -134,16 +134,14 @@ def fairness_from_counts(
     --------
     >>> counts = GroupCounts.from_arrays({"g": ["a"] * 50 + ["b"] * 50},
     ...                                  [1, 0] * 50, [1, 0] * 25 + [1, 1] * 25)
-    >>> [r.check for r in fairness_from_counts(counts) if r.subject == "g"]
+    >>> [r.check for r in check_fairness_counts(counts) if r.subject == "g"]
     ['fairness.demographic_parity_difference', 'fairness.demographic_parity_ratio', \
 'fairness.equalized_odds_difference', 'fairness.equal_opportunity_difference']
     """
     return _decide(evaluate(counts, config or FairnessConfig()), config or FairnessConfig())
 
 
-def profile_fairness_checks(
-    profile: Any, config: FairnessConfig | None = None
-) -> list[CheckResult]:
+def check_profile_fairness(profile: Any, config: FairnessConfig | None = None) -> list[CheckResult]:
     """Fairness results from the group counts kept in a profile.
 
     Raises
@@ -159,7 +157,7 @@ def profile_fairness_checks(
     >>> df = pd.DataFrame({"g": ["a", "a", "b", "b"] * 50, "y": [0, 1] * 100,
     ...                    "p": [0, 1, 1, 1] * 50})
     >>> schema = Schema.infer(df, roles={"g": "sensitive", "y": "target", "p": "prediction"})
-    >>> results = profile_fairness_checks(Profile.from_data(df, schema))
+    >>> results = check_profile_fairness(Profile.from_data(df, schema))
     >>> [(r.status.value, r.details["highest"]["group"]) for r in results
     ...  if r.check == "fairness.equalized_odds_difference"]
     [('alert', 'g=b')]
@@ -170,7 +168,7 @@ def profile_fairness_checks(
             "the profile keeps no per-group counts: declare sensitive attributes, one target and "
             "one prediction column in its schema (Schema.with_roles) and profile again"
         )
-    return fairness_from_counts(counts, config)
+    return check_fairness_counts(counts, config)
 
 
 def _decide(pending: list[Pending], cfg: FairnessConfig) -> list[CheckResult]:

@@ -6,10 +6,10 @@ from watchkeeper.checks._result import CheckResult, Status
 from watchkeeper.exceptions import InputError
 from watchkeeper.stats import wilson_interval
 
-__all__ = ["flag_rate_check"]
+__all__ = ["check_flag_rate"]
 
 
-def flag_rate_check(
+def check_flag_rate(
     flags: int,
     n_rows: int,
     reference_flags: int | None,
@@ -29,11 +29,11 @@ def flag_rate_check(
 
     Examples
     --------
-    >>> flag_rate_check(40, 1000, 10, 1000).status.value
+    >>> check_flag_rate(40, 1000, 10, 1000).status.value
     'alert'
-    >>> flag_rate_check(12, 1000, 10, 1000).status.value
+    >>> check_flag_rate(12, 1000, 10, 1000).status.value
     'ok'
-    >>> flag_rate_check(3, 50, 10, 1000).status.value
+    >>> check_flag_rate(3, 50, 10, 1000).status.value
     'insufficient_data'
     """
     if not 0 < alpha < 1:

@@ -32,7 +32,7 @@ from watchkeeper.checks._result import CheckResult, Status
 from watchkeeper.exceptions import InputError
 from watchkeeper.stats import f1_from_counts, roc_auc, weighted_roc_auc, wilson_interval
 
-__all__ = ["PerformanceRule", "realised_performance", "wilson_interval"]
+__all__ = ["PerformanceRule", "check_realised_performance", "wilson_interval"]
 
 Task = Literal["classification", "regression"]
 FloatArray = NDArray[np.float64]
@@ -440,7 +440,7 @@ def _judge_two_sample(
     return out
 
 
-def realised_performance(
+def check_realised_performance(
     y_true: Sequence[Any] | NDArray[Any],
     y_pred: Sequence[Any] | NDArray[Any],
     *,
@@ -485,7 +485,7 @@ def realised_performance(
     >>> rng = np.random.default_rng(0)
     >>> y = rng.integers(0, 2, 400)
     >>> pred = np.where(rng.random(400) < 0.8, y, 1 - y)
-    >>> found = realised_performance(y, pred, task="classification",
+    >>> found = check_realised_performance(y, pred, task="classification",
     ...                              reference={("accuracy", "model"): 0.95})
     >>> acc = next(r for r in found if r.check == "performance.accuracy")
     >>> acc.status.value, round(acc.value, 3), round(acc.lower, 3), round(acc.upper, 3)

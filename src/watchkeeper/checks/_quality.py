@@ -2,7 +2,7 @@
 
 Each check compares a current column profile with the reference's and returns a
 :class:`CheckResult` with a status, the threshold it used and a few offending examples (never a
-whole column). Thresholds are fields of :class:`QualityThresholds` with documented defaults.
+whole column). Thresholds are fields of :class:`QualityConfig` with documented defaults.
 
 Missing-share changes are also tested for significance (a one-sided Fisher exact test at
 ``alpha``), so small samples do not raise alerts on noise and large samples do not raise them on
@@ -17,11 +17,11 @@ from typing import Any
 
 from watchkeeper.checks._result import CheckResult, Status
 
-__all__ = ["QualityThresholds", "quality_checks"]
+__all__ = ["QualityConfig", "check_quality"]
 
 
 @dataclass(frozen=True, slots=True)
-class QualityThresholds:
+class QualityConfig:
     """Thresholds of the data-quality checks (shares are fractions of rows).
 
     Attributes
@@ -65,7 +65,7 @@ def _level(value: float, warn: float, alert: float) -> Status:
     return Status.OK
 
 
-def _missing(name: str, ref: Any, cur: Any, t: QualityThresholds) -> CheckResult | None:
+def _missing(name: str, ref: Any, cur: Any, t: QualityConfig) -> CheckResult | None:
     n_ref, n_cur = int(ref.n), int(cur.n)  # all rows: values, missing, inf, type errors
     if n_cur == 0:
         return None
@@ -101,7 +101,7 @@ def _missing(name: str, ref: Any, cur: Any, t: QualityThresholds) -> CheckResult
     )  # fmt: skip
 
 
-def _numeric(name: str, ref: Any, cur: Any, t: QualityThresholds) -> list[CheckResult]:
+def _numeric(name: str, ref: Any, cur: Any, t: QualityConfig) -> list[CheckResult]:
     out: list[CheckResult] = []
     n_cur = int(cur.n)
     n_inf = int(getattr(cur, "n_inf", 0))
@@ -155,7 +155,7 @@ def _numeric(name: str, ref: Any, cur: Any, t: QualityThresholds) -> list[CheckR
     return out
 
 
-def _categorical(name: str, ref: Any, cur: Any, t: QualityThresholds) -> list[CheckResult]:
+def _categorical(name: str, ref: Any, cur: Any, t: QualityConfig) -> list[CheckResult]:
     out: list[CheckResult] = []
     n = int(cur.count)
     unseen = dict(getattr(cur, "unseen", {}) or {})
@@ -223,7 +223,7 @@ def schema_checks(
 
 
 def duplicate_check(
-    n_rows: int, n_duplicates: int, reference_share: float | None, t: QualityThresholds
+    n_rows: int, n_duplicates: int, reference_share: float | None, t: QualityConfig
 ) -> CheckResult | None:
     """Share of fully duplicated rows in the current data."""
     if n_rows == 0 or n_duplicates == 0:
@@ -238,14 +238,14 @@ def duplicate_check(
     )  # fmt: skip
 
 
-def quality_checks(
+def check_quality(
     reference: Any,
     current: Any,
     columns: Sequence[tuple[str, str]],
-    thresholds: QualityThresholds | None = None,
+    thresholds: QualityConfig | None = None,
 ) -> list[CheckResult]:
     """Run the per-column quality checks between two profiles (see module docs)."""
-    t = thresholds or QualityThresholds()
+    t = thresholds or QualityConfig()
     out: list[CheckResult] = []
     for name, kind in columns:
         ref = reference.columns[name]

@@ -48,7 +48,7 @@ from watchkeeper.checks._segment_slices import Slice, data_slices
 from watchkeeper.exceptions import InputError
 from watchkeeper.stats import Correction, adjust_p_values, wilson_interval
 
-__all__ = ["weak_segments"]
+__all__ = ["check_weak_segments"]
 
 CHECK = "segments.weak"
 
@@ -200,7 +200,7 @@ def _compare(
 # -- entry point -------------------------------------------------------------------------------
 
 
-def weak_segments(
+def check_weak_segments(
     frame: Any,
     *,
     errors: Any = None,
@@ -286,7 +286,7 @@ def weak_segments(
     >>> df = pd.DataFrame({"hour": rng.integers(0, 24, 3000),
     ...                    "weather": rng.choice(["clear", "mist", "rain"], 3000)})
     >>> wrong = rng.random(3000) < np.where(df["weather"] == "rain", 0.3, 0.1)
-    >>> top = weak_segments(df, errors=wrong.astype(int))[0]
+    >>> top = check_weak_segments(df, errors=wrong.astype(int))[0]
     >>> top.subject, top.status.value, round(top.value, 2), round(top.details["rest_error"], 2)
     ('weather = rain', 'warn', 0.3, 0.1)
     """

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from watchkeeper.checks._result import CheckResult, Status
 from watchkeeper.exceptions import InputError
 
-__all__ = ["SkewFinding", "detect_skew", "skew_checks"]
+__all__ = ["SkewFinding", "check_skew", "detect_skew"]
 
 CHECK = "skew.training_serving"
 
@@ -504,7 +504,7 @@ def _missing_only(column: str, ref: Any, cur: Any) -> SkewFinding:
     return SkewFinding(column, "insufficient_data", "too few finite values to compare")
 
 
-def skew_checks(
+def check_skew(
     reference: Any, current: Any, *, columns: Sequence[str] | None = None, min_rows: int = 100
 ) -> list[CheckResult]:
     """Training–serving skew checks of every shared numeric and categorical column.
@@ -518,12 +518,12 @@ def skew_checks(
     --------
     >>> import numpy as np, pandas as pd
     >>> from watchkeeper.data import Profile
-    >>> from watchkeeper.checks import skew_checks
+    >>> from watchkeeper.checks import check_skew
     >>> rng = np.random.default_rng(1)
     >>> ref = Profile.from_data(pd.DataFrame({"temp": rng.normal(15, 5, 2000)}))
     >>> cur = Profile.from_data(pd.DataFrame({"temp": rng.normal(15, 5, 500) + 273.15}),
     ...                         ref.schema, reference=ref)
-    >>> [(r.subject, r.status.value, r.details["kind"]) for r in skew_checks(ref, cur)]
+    >>> [(r.subject, r.status.value, r.details["kind"]) for r in check_skew(ref, cur)]
     [('temp', 'alert', 'offset')]
     """
     names = list(columns) if columns is not None else list(reference.columns)

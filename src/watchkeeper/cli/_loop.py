@@ -140,9 +140,9 @@ def _opened(
 
 
 def _policy(path: Path) -> Any:
-    from watchkeeper.loop import Policy
+    from watchkeeper.loop import LoopConfig
 
-    return Policy.from_toml(path)
+    return LoopConfig.from_toml(path)
 
 
 def _reference(path: Path | None) -> Any:
@@ -312,11 +312,11 @@ def status_command(
 
 
 def _policy_or_default(policy_file: Path | None, model: str) -> Any:
-    from watchkeeper.loop import Policy
+    from watchkeeper.loop import LoopConfig
 
     if policy_file is None:
-        return Policy(model=model)
-    policy = Policy.from_toml(policy_file)
+        return LoopConfig(model=model)
+    policy = LoopConfig.from_toml(policy_file)
     if policy.model != model:
         raise InputError(f"the policy {policy_file} is for model {policy.model!r}, not {model!r}")
     return policy

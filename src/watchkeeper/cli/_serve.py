@@ -135,10 +135,10 @@ def serve_command(
         fields["cors_origins"] = tuple(cors_origin)
     paths = {"root": root, "registry_url": registry, "artifacts": artifacts, "log_path": log}
     try:
-        from watchkeeper.gateway import GatewaySettings
+        from watchkeeper.gateway import GatewayConfig
 
         fields.update({k: v for k, v in paths.items() if v})
-        settings = GatewaySettings.from_env(None, **fields)
+        settings = GatewayConfig.from_env(None, **fields)
         settings.check_startable()
         _preflight(settings)
     except WatchkeeperError as exc:

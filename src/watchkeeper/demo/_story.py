@@ -64,7 +64,7 @@ def serve_story(
 ) -> list[MonthServed]:
     """Run steps 2-4 of the demo against a real gateway; return what each month showed."""
     from watchkeeper.logstore import SQLiteLogSink
-    from watchkeeper.loop import LoopRunner, Policy
+    from watchkeeper.loop import LoopConfig, LoopRunner
     from watchkeeper.monitor import AlertEvaluator, Monitor, MonitorConfig, MonitorStore
 
     root = out / ".watchkeeper"
@@ -82,7 +82,7 @@ def serve_story(
     served: list[MonthServed] = []
     later = data[data["month"] > 3]
     reference = data[data["month"].isin((1, 2, 3))][["timestamp", *features, "bikers"]]
-    policy = Policy.from_toml(POLICY)
+    policy = LoopConfig.from_toml(POLICY)
     runner = LoopRunner(
         policy, registry=registry, sink=sink, alerts=alerts, reference=reference,
         reports=out / "loop", say=lambda m: say(f"  loop {m}", markup=False),
@@ -177,9 +177,9 @@ def _bad_canary(
 ) -> dict[str, Any]:
     """December: an operator puts a deliberately bad challenger into a canary; requests go
     one by one, sticky per request id, and the loop decides after every day."""
-    from watchkeeper.loop import LoopRunner, Policy
+    from watchkeeper.loop import LoopConfig, LoopRunner
 
-    policy = Policy.from_toml(CANARY_POLICY)
+    policy = LoopConfig.from_toml(CANARY_POLICY)
     steps = " -> ".join(f"{s:g}%" for s in policy.rollout.steps)
     bad = register_bad_challenger(registry, reference, features)
     say(

@@ -5,14 +5,16 @@ prometheus-client are imported here, never by ``import watchkeeper``.
 
 Examples
 --------
->>> from watchkeeper.gateway import GatewaySettings, Route
+>>> from watchkeeper.gateway import GatewayConfig, Route
 >>> Route.canary(5).describe()
 'canary: champion 95%, challenger 5% (sticky on x-user-id)'
->>> GatewaySettings(host="0.0.0.0", predict_tokens=("p" * 32,)).auth_required
+>>> GatewayConfig(host="0.0.0.0", predict_tokens=("p" * 32,)).auth_required
 True
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from watchkeeper._extras import require
 
@@ -25,7 +27,7 @@ from watchkeeper.gateway._models import ServedVersion  # noqa: E402
 from watchkeeper.gateway._routes_store import RouteStore  # noqa: E402
 from watchkeeper.gateway._routing import Arm, Route, choose  # noqa: E402
 from watchkeeper.gateway._settings import (  # noqa: E402
-    GatewaySettings,
+    GatewayConfig,
     is_loopback,
 )
 
@@ -33,7 +35,7 @@ __all__ = [
     "ApiError",
     "Arm",
     "FieldProblem",
-    "GatewaySettings",
+    "GatewayConfig",
     "Route",
     "RouteStore",
     "ServedVersion",
@@ -42,3 +44,14 @@ __all__ = [
     "create_app",
     "is_loopback",
 ]
+
+_RENAMED = {"GatewaySettings": "GatewayConfig"}
+
+
+def __getattr__(name: str) -> Any:
+    new = _RENAMED.get(name)
+    if new is None:
+        raise AttributeError(f"module 'watchkeeper.gateway' has no attribute {name!r}")
+    from watchkeeper._extras import renamed
+
+    return renamed(__name__, name, new, globals()[new])

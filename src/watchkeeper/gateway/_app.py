@@ -39,7 +39,7 @@ from watchkeeper.gateway._service import (
     Context,
     ensure_started,
 )
-from watchkeeper.gateway._settings import GatewaySettings
+from watchkeeper.gateway._settings import GatewayConfig
 from watchkeeper.gateway.extension import Extension, Service
 from watchkeeper.registry import Registry
 
@@ -49,7 +49,7 @@ logger = logging.getLogger("watchkeeper.gateway")
 
 
 def create_app(
-    settings: GatewaySettings | None = None,
+    settings: GatewayConfig | None = None,
     *,
     registry: Registry | None = None,
     log: PredictionLog | None = None,
@@ -60,7 +60,7 @@ def create_app(
     Parameters
     ----------
     settings
-        Gateway settings (default: :meth:`GatewaySettings.from_env`).
+        Gateway settings (default: :meth:`GatewayConfig.from_env`).
     registry
         An open registry (default: opened from ``settings``; closed with the app).
     log
@@ -77,14 +77,14 @@ def create_app(
     >>> import asyncio, tempfile
     >>> import httpx
     >>> from sklearn.dummy import DummyRegressor
-    >>> from watchkeeper.gateway import GatewaySettings, create_app
+    >>> from watchkeeper.gateway import GatewayConfig, create_app
     >>> from watchkeeper.registry import Registry
     >>> tmp = tempfile.TemporaryDirectory()
     >>> with Registry(root=tmp.name) as reg:
     ...     _ = reg.register("price", DummyRegressor().fit([[0.0]], [2.5]),
     ...                      schema={"columns": [{"name": "x", "kind": "numeric"}]}, actor="a")
     ...     _ = reg.set_alias("price", "champion", 1, actor="a")
-    >>> app = create_app(GatewaySettings(root=tmp.name))
+    >>> app = create_app(GatewayConfig(root=tmp.name))
     >>> async def ask():
     ...     async with app.router.lifespan_context(app), httpx.AsyncClient(
     ...         transport=httpx.ASGITransport(app), base_url="http://localhost"
@@ -95,7 +95,7 @@ def create_app(
     ([2.5], 1, 'champion')
     >>> tmp.cleanup()
     """
-    settings = GatewaySettings.from_env() if settings is None else settings
+    settings = GatewayConfig.from_env() if settings is None else settings
     own_registry = registry is None
     if registry is None:
         registry = Registry(settings.registry_url, artifacts=settings.artifacts, root=settings.root)
@@ -202,7 +202,7 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` and worker processes: settings from env."""
-    return create_app(GatewaySettings.from_env())
+    return create_app(GatewayConfig.from_env())
 
 
 async def _drain_shadows(ctx: Context, timeout: float) -> None:

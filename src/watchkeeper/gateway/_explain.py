@@ -56,7 +56,7 @@ from watchkeeper.gateway._validation import (
     records_to_columns,
 )
 
-__all__ = ["ExplainSettings", "explain_router"]
+__all__ = ["ExplainConfig", "explain_router"]
 
 logger = logging.getLogger("watchkeeper.gateway")
 
@@ -82,12 +82,12 @@ def _env_number(name: str, default: float, minimum: float) -> float:
 
 
 @dataclass(frozen=True)
-class ExplainSettings:
+class ExplainConfig:
     """Limits of the explain endpoint (from ``WATCHKEEPER_EXPLAIN_*`` variables).
 
     Examples
     --------
-    >>> ExplainSettings().max_rows, ExplainSettings().timeout
+    >>> ExplainConfig().max_rows, ExplainConfig().timeout
     (100, 30.0)
     """
 
@@ -97,7 +97,7 @@ class ExplainSettings:
     max_background: int = 100
 
     @classmethod
-    def from_env(cls) -> ExplainSettings:
+    def from_env(cls) -> ExplainConfig:
         """``WATCHKEEPER_EXPLAIN_MAX_ROWS``, ``_TIMEOUT`` (seconds), ``_QUEUE`` and
         ``_MAX_BACKGROUND``; defaults for the unset ones."""
         return cls(
@@ -169,7 +169,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 class _Explainers:
     """Explainers per served version, built on first use (in the explain thread)."""
 
-    def __init__(self, settings: ExplainSettings) -> None:
+    def __init__(self, settings: ExplainConfig) -> None:
         self.settings = settings
         self._cache: OrderedDict[tuple[str, int], tuple[Any, str]] = OrderedDict()
         self._lock = threading.Lock()
@@ -325,7 +325,7 @@ def _body(
 
 def explain_router(ctx: Context) -> APIRouter:
     """``POST /v1/models/{name}/explain``."""
-    settings = ExplainSettings.from_env()
+    settings = ExplainConfig.from_env()
     router = APIRouter()
     observed = observation_dependency(request_observer(ctx.metrics, "explain", count=False))
     explainers = _Explainers(settings)

@@ -31,7 +31,7 @@ from watchkeeper.gateway._models import ServedModel, ServedVersion, ServingState
 from watchkeeper.gateway._routes_store import RouteStore
 from watchkeeper.gateway._routing import Decision, choose
 from watchkeeper.gateway._security import TokenAuth
-from watchkeeper.gateway._settings import GatewaySettings
+from watchkeeper.gateway._settings import GatewayConfig
 from watchkeeper.gateway._shadow import schedule_shadow
 from watchkeeper.gateway._validation import (
     build_input,
@@ -62,7 +62,7 @@ Locate = Callable[[int, str], str]
 class Context:
     """What every request handler of one app shares."""
 
-    settings: GatewaySettings
+    settings: GatewayConfig
     registry: Registry
     routes: RouteStore
     state: ServingState

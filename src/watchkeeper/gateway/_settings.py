@@ -16,7 +16,7 @@ from typing import Literal
 
 from watchkeeper.exceptions import InputError
 
-__all__ = ["GatewaySettings", "is_loopback", "read_tokens_file"]
+__all__ = ["GatewayConfig", "is_loopback", "read_tokens_file"]
 
 UnknownPolicy = Literal["ignore", "reject"]
 MissingPolicy = Literal["reject", "null"]
@@ -28,7 +28,7 @@ _MIN_TOKEN_LENGTH = 16
 
 
 @dataclass(frozen=True)
-class GatewaySettings:
+class GatewayConfig:
     """Everything the gateway needs to know; change it by making a new one.
 
     Parameters
@@ -106,7 +106,7 @@ class GatewaySettings:
 
     Examples
     --------
-    >>> s = GatewaySettings(root="/srv/wk", admin_tokens=("an-admin-token-0123456789",))
+    >>> s = GatewayConfig(root="/srv/wk", admin_tokens=("an-admin-token-0123456789",))
     >>> s.auth_required, s.resolved_log_path
     (True, '/srv/wk/predictions.db')
     >>> "an-admin-token" in repr(s)
@@ -204,9 +204,9 @@ class GatewaySettings:
 
         Examples
         --------
-        >>> GatewaySettings().resolved_allowed_hosts
+        >>> GatewayConfig().resolved_allowed_hosts
         ('localhost', '127.0.0.1', '::1')
-        >>> GatewaySettings(host="0.0.0.0", require_auth=False).resolved_allowed_hosts
+        >>> GatewayConfig(host="0.0.0.0", require_auth=False).resolved_allowed_hosts
         ('*',)
         """
         if self.allowed_hosts:
@@ -235,7 +235,7 @@ class GatewaySettings:
 
         Examples
         --------
-        >>> GatewaySettings(host="0.0.0.0").check_startable()
+        >>> GatewayConfig(host="0.0.0.0").check_startable()
         Traceback (most recent call last):
         ...
         watchkeeper.exceptions.InputError: the gateway binds to 0.0.0.0, ...
@@ -250,7 +250,7 @@ class GatewaySettings:
             )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewaySettings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewayConfig:
         """Settings from ``WATCHKEEPER_*`` environment variables, then ``overrides``.
 
         Variables: ``WATCHKEEPER_ROOT``, ``WATCHKEEPER_REGISTRY_URL``,
@@ -264,7 +264,7 @@ class GatewaySettings:
         --------
         >>> env = {"WATCHKEEPER_ROOT": "/srv", "WATCHKEEPER_GATEWAY_MAX_BATCH": "50",
         ...        "WATCHKEEPER_PREDICT_TOKENS": "tok-aaaaaaaaaaaaaaaa, tok-bbbbbbbbbbbbbbbb"}
-        >>> s = GatewaySettings.from_env(env, port=9000)
+        >>> s = GatewayConfig.from_env(env, port=9000)
         >>> s.root, s.max_batch, s.port, len(s.predict_tokens)
         ('/srv', 50, 9000, 2)
         """

@@ -162,7 +162,7 @@ def records_to_columns(
     """Split JSON records into one list per model input, plus per-record ids and problems.
 
     ``unknown`` is ``ignore``/``reject`` and ``missing`` is ``reject``/``null`` (see
-    :class:`GatewaySettings`); ``locate(row, name)`` names a field in messages. A field
+    :class:`GatewayConfig`); ``locate(row, name)`` names a field in messages. A field
     ``id`` that is not a model input is the record's prediction id.
 
     Examples

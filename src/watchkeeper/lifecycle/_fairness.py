@@ -1,7 +1,7 @@
 """Fairness at the validation gate, and mitigation through Fairlearn.
 
 The gate check ``fairness`` (registered with :func:`~watchkeeper.lifecycle.gate_check`) runs
-:func:`watchkeeper.checks.fairness_checks` on the candidate's holdout predictions, by the
+:func:`watchkeeper.checks.check_fairness` on the candidate's holdout predictions, by the
 sensitive attributes of the holdout rows. Configure it in the gate TOML; every key is optional::
 
     [extra_checks.fairness]
@@ -30,7 +30,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from watchkeeper._extras import require
-from watchkeeper.checks import CheckResult, FairnessConfig, Status, fairness_checks
+from watchkeeper.checks import CheckResult, FairnessConfig, Status, check_fairness
 from watchkeeper.data import MISSING_GROUP, FairnessTask
 from watchkeeper.exceptions import InputError
 from watchkeeper.lifecycle._common import record_warnings
@@ -221,7 +221,7 @@ def tradeoff_table(
         accuracy = correct / len(y)
         lo, hi = wilson_interval(correct, len(y), (config or FairnessConfig()).confidence)
         gaps: dict[str, dict[str, Any]] = {}
-        results = fairness_checks(
+        results = check_fairness(
             y, pred, sensitive, positive_label=positive_label, task="classification",
             config=config,
         )  # fmt: skip
@@ -295,7 +295,7 @@ def fairness_gate(ctx: GateContext, params: Mapping[str, Any]) -> list[CheckResu
         )
     preds = ctx.predictions
     score = _positive_scores(preds, positive) if task == "classification" else None
-    results = fairness_checks(
+    results = check_fairness(
         preds.y, preds.label, holdout[attributes], y_score=score, positive_label=positive,
         task=task, config=cfg,
     )  # fmt: skip

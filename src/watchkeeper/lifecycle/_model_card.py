@@ -245,9 +245,9 @@ def _fairness(results: Sequence[Mapping[str, Any]], profile: Any) -> CardSection
     gaps = [r for r in results if not _is_group_result(r) and r.get("check") != "fairness.roc_auc"]
     source = "the gate report"
     if not results and profile is not None and profile.group_counts is not None:
-        from watchkeeper.checks import fairness_from_counts
+        from watchkeeper.checks import check_fairness_counts
 
-        computed = [r.to_dict() for r in fairness_from_counts(profile.group_counts)]
+        computed = [r.to_dict() for r in check_fairness_counts(profile.group_counts)]
         gaps = [r for r in computed if not _is_group_result(r)]
         source = "the per-group counts of the reference profile"
     if not gaps:

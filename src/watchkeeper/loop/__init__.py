@@ -1,26 +1,28 @@
 """The closed loop: policies that retrain, gate, shadow or canary, then promote or roll back
 by themselves, on always-valid evidence.
 
-A :class:`Policy` (Python or TOML) says when to retrain, how, how to gate and how to roll
+A :class:`LoopConfig` (Python or TOML) says when to retrain, how, how to gate and how to roll
 out; a :class:`LoopRunner` applies it at a given event time against the registry, the
 prediction log and the monitor's alerts, keeping its state in the registry's database so a
 killed runner resumes where it was. See ``docs/loop.md``.
 
 Examples
 --------
->>> from watchkeeper.loop import Policy
->>> Policy(model="churn").rollout.mode
+>>> from watchkeeper.loop import LoopConfig
+>>> LoopConfig(model="churn").rollout.mode
 'shadow'
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from watchkeeper.loop._evidence import Evidence, GuardrailResult, gather_evidence, request_losses
 from watchkeeper.loop._policy import (
     Candidate,
-    GatePolicy,
     Guardrails,
-    Policy,
+    LoopConfig,
+    LoopGateConfig,
     Rollout,
     Training,
     Triggers,
@@ -33,15 +35,15 @@ from watchkeeper.registry import LoopState, LoopStep, LoopStore
 __all__ = [
     "Candidate",
     "Evidence",
-    "GatePolicy",
     "GuardrailResult",
     "Guardrails",
+    "LoopConfig",
+    "LoopGateConfig",
     "LoopPlan",
     "LoopRunner",
     "LoopState",
     "LoopStep",
     "LoopStore",
-    "Policy",
     "Rollout",
     "SimulationSummary",
     "Training",
@@ -54,3 +56,14 @@ __all__ = [
     "request_losses",
     "simulate_rollouts",
 ]
+
+_RENAMED = {"Policy": "LoopConfig", "GatePolicy": "LoopGateConfig"}
+
+
+def __getattr__(name: str) -> Any:
+    new = _RENAMED.get(name)
+    if new is None:
+        raise AttributeError(f"module 'watchkeeper.loop' has no attribute {name!r}")
+    from watchkeeper._extras import renamed
+
+    return renamed(__name__, name, new, globals()[new])

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from watchkeeper.exceptions import InputError
-from watchkeeper.loop._policy import Policy
+from watchkeeper.loop._policy import LoopConfig
 from watchkeeper.stats import (
     ConfidenceSequence,
     SequentialVerdict,
@@ -146,7 +146,7 @@ def request_losses(kind: str, label: Any, prediction: Any, scores: Any = None) -
 
 def gather_evidence(
     frame: Any,
-    policy: Policy,
+    policy: LoopConfig,
     *,
     now: float,
     loss: str,
@@ -183,7 +183,7 @@ def gather_evidence(
     return _canary(frame, policy, now, loss, schedule, pd)
 
 
-def _shadow(frame: Any, policy: Policy, now: float, loss: str) -> Evidence:
+def _shadow(frame: Any, policy: LoopConfig, now: float, loss: str) -> Evidence:
     live = frame[~frame["shadow"] & (frame["arm"] == policy.champion)]
     copy = frame[frame["shadow"] & (frame["arm"] == policy.challenger)]
     both = live.merge(copy, on="id", suffixes=("", "_ch"), how="inner")
@@ -205,7 +205,7 @@ def _shadow(frame: Any, policy: Policy, now: float, loss: str) -> Evidence:
 
 def _canary(
     frame: Any,
-    policy: Policy,
+    policy: LoopConfig,
     now: float,
     loss: str,
     schedule: Sequence[tuple[float, float]],
@@ -246,7 +246,7 @@ def _evidence(
     verdict: SequentialVerdict,
     cs: ConfidenceSequence,
     guards: tuple[GuardrailResult, ...],
-    policy: Policy,
+    policy: LoopConfig,
 ) -> Evidence:
     sequence = cs.to_dict() if cs.n else {"n": 0}
     return Evidence(
@@ -263,7 +263,7 @@ def _errors(frame: Any, suffix: str = "") -> np.ndarray:
     return failed
 
 
-def _shadow_guardrails(both: Any, policy: Policy) -> tuple[GuardrailResult, ...]:
+def _shadow_guardrails(both: Any, policy: LoopConfig) -> tuple[GuardrailResult, ...]:
     g = policy.guardrails
     a = g.alpha_each
     m = g.min_requests
@@ -283,7 +283,7 @@ def _shadow_guardrails(both: Any, policy: Policy) -> tuple[GuardrailResult, ...]
     return tuple(out)
 
 
-def _canary_guardrails(rows: Any, z: np.ndarray, policy: Policy) -> tuple[GuardrailResult, ...]:
+def _canary_guardrails(rows: Any, z: np.ndarray, policy: LoopConfig) -> tuple[GuardrailResult, ...]:
     g = policy.guardrails
     a = g.alpha_each
     m = g.min_requests
@@ -393,7 +393,7 @@ def _two_sided(
     return GuardrailResult(name, alpha, cs.n, est, lo, hi, limit, breached, reason)
 
 
-def _fairness_paired(both: Any, policy: Policy, alpha: float, min_n: int) -> GuardrailResult:
+def _fairness_paired(both: Any, policy: LoopConfig, alpha: float, min_n: int) -> GuardrailResult:
     attr = str(policy.guardrails.fairness_attribute)
     limit = policy.guardrails.fairness_gap_increase
     if attr not in both.columns:
@@ -414,7 +414,7 @@ def _fairness_paired(both: Any, policy: Policy, alpha: float, min_n: int) -> Gua
 
 
 def _fairness_canary(
-    rows: Any, z: np.ndarray, pi: np.ndarray, policy: Policy, alpha: float, min_n: int
+    rows: Any, z: np.ndarray, pi: np.ndarray, policy: LoopConfig, alpha: float, min_n: int
 ) -> GuardrailResult:
     attr = str(policy.guardrails.fairness_attribute)
     limit = policy.guardrails.fairness_gap_increase

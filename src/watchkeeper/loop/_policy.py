@@ -1,7 +1,7 @@
 """The loop's policy for one model: when to retrain, how, how to gate, how to roll out.
 
-A :class:`Policy` is immutable data, built in Python or read from a TOML file with
-:meth:`Policy.from_toml`; :meth:`Policy.to_dict` gives back the same tables.
+A :class:`LoopConfig` is immutable data, built in Python or read from a TOML file with
+:meth:`LoopConfig.from_toml`; :meth:`LoopConfig.to_dict` gives back the same tables.
 
 Alpha budget: the rollout's quality test (the confidence sequence on the loss difference)
 spends ``rollout.alpha``; the label-free guardrails share ``guardrails.alpha`` equally (a
@@ -22,9 +22,9 @@ from watchkeeper.exceptions import InputError
 
 __all__ = [
     "Candidate",
-    "GatePolicy",
     "Guardrails",
-    "Policy",
+    "LoopConfig",
+    "LoopGateConfig",
     "Rollout",
     "Training",
     "Triggers",
@@ -181,7 +181,7 @@ class Training:
 
 
 @dataclass(frozen=True)
-class GatePolicy:
+class LoopGateConfig:
     """The validation gate a challenger must pass: :func:`watchkeeper.lifecycle.validate`
     with the champion comparison on the holdout (``config``: a gate TOML file or table),
     plus the fairness gate when ``sensitive`` names a column."""
@@ -325,18 +325,18 @@ class Guardrails:
 
 
 @dataclass(frozen=True)
-class Policy:
+class LoopConfig:
     """Everything the loop does for one model.
 
     Examples
     --------
-    >>> p = Policy.from_dict({"model": "churn", "rollout": {"mode": "canary",
+    >>> p = LoopConfig.from_dict({"model": "churn", "rollout": {"mode": "canary",
     ...                        "steps": [5, 25, 50]}, "triggers": {"cooldown_days": 7}})
     >>> p.rollout.steps, p.triggers.cooldown_days, p.total_alpha
     ((5.0, 25.0, 50.0, 100.0), 7, 0.06)
-    >>> Policy.from_dict(p.to_dict()) == p
+    >>> LoopConfig.from_dict(p.to_dict()) == p
     True
-    >>> Policy.from_dict({"model": "churn", "rollout": {"mode": "blue-green"}})
+    >>> LoopConfig.from_dict({"model": "churn", "rollout": {"mode": "blue-green"}})
     Traceback (most recent call last):
     ...
     watchkeeper.exceptions.InputError: rollout.mode is shadow or canary, got 'blue-green'
@@ -345,7 +345,7 @@ class Policy:
     model: str
     triggers: Triggers = field(default_factory=Triggers)
     training: Training = field(default_factory=Training)
-    gate: GatePolicy = field(default_factory=GatePolicy)
+    gate: LoopGateConfig = field(default_factory=LoopGateConfig)
     rollout: Rollout = field(default_factory=Rollout)
     guardrails: Guardrails = field(default_factory=Guardrails)
     champion: str = "champion"
@@ -366,21 +366,21 @@ class Policy:
         """Alpha of the whole family: the quality test plus the guardrails."""
         return round(self.rollout.alpha + self.guardrails.alpha, 12)
 
-    def replace(self, **changes: Any) -> Policy:
+    def replace(self, **changes: Any) -> LoopConfig:
         """A copy with some top-level fields changed."""
         return replace(self, **changes)
 
     # -- files --------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Policy:
+    def from_dict(cls, data: Mapping[str, Any]) -> LoopConfig:
         """Build from plain tables, as in a TOML file; unknown keys are refused."""
         if not isinstance(data, Mapping):
             raise InputError("a loop policy is a table of settings")
         parts: dict[str, type] = {
             "triggers": Triggers,
             "training": Training,
-            "gate": GatePolicy,
+            "gate": LoopGateConfig,
             "rollout": Rollout,
             "guardrails": Guardrails,
         }
@@ -401,7 +401,7 @@ class Policy:
         return cls(**kwargs)
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> Policy:
+    def from_toml(cls, path: str | Path) -> LoopConfig:
         """Read a policy file (TOML).
 
         Examples
@@ -411,7 +411,7 @@ class Policy:
         >>> with tempfile.TemporaryDirectory() as d:
         ...     path = Path(d) / "loop.toml"
         ...     _ = path.write_text('model = "m"\\n[rollout]\\nmode = "shadow"\\n')
-        ...     Policy.from_toml(path).rollout.mode
+        ...     LoopConfig.from_toml(path).rollout.mode
         'shadow'
         """
         file = Path(path)

@@ -23,7 +23,7 @@ from typing import Any
 
 from watchkeeper.exceptions import InputError
 from watchkeeper.loop._evidence import Evidence, gather_evidence
-from watchkeeper.loop._policy import Policy
+from watchkeeper.loop._policy import LoopConfig
 from watchkeeper.registry import LoopState, LoopStep, LoopStore, Registry, StoreTransaction
 
 __all__ = ["LoopPlan", "LoopRunner", "TriggerCheck"]
@@ -100,7 +100,7 @@ class LoopPlan:
 
 
 class LoopRunner:
-    """Run a model's :class:`Policy` against its registry, prediction log and alerts.
+    """Run a model's :class:`LoopConfig` against its registry, prediction log and alerts.
 
     Parameters
     ----------
@@ -124,7 +124,7 @@ class LoopRunner:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: LoopConfig,
         *,
         registry: Registry,
         sink: Any,

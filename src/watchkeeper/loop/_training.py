@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from watchkeeper.exceptions import InputError
-from watchkeeper.loop._policy import Candidate, Policy
+from watchkeeper.loop._policy import Candidate, LoopConfig
 
 __all__ = ["TrainingContext", "TrainingOutcome", "load_entry_point", "train_and_gate"]
 
@@ -50,7 +50,7 @@ class TrainingContext:
     target: str
     sample_weight: Any
     holdout: Any
-    policy: Policy
+    policy: LoopConfig
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def load_entry_point(spec: str) -> Callable[..., Any]:
         raise InputError(f"entry point {spec!r}: module {module_name!r} has no {attr!r}") from None
 
 
-def logged_frame(sink: Any, policy: Policy, *, start: float | None, now: float) -> Any:
+def logged_frame(sink: Any, policy: LoopConfig, *, start: float | None, now: float) -> Any:
     """Live logged rows up to ``now`` whose labels had arrived by ``now``, as training rows
     (``timestamp``, features, target, ``flag``)."""
     window = sink.read_window(policy.model, start=start, end=now).to_pandas()
@@ -145,7 +145,7 @@ def train_and_gate(
     *,
     registry: Any,
     sink: Any,
-    policy: Policy,
+    policy: LoopConfig,
     reference: Any,
     now: float,
     rollout_id: str,

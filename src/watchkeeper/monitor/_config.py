@@ -106,7 +106,7 @@ class MonitorConfig:
     skew
         Check each version's first window of at least ``min_rows`` rows for
         training–serving skew against the reference profile
-        (:func:`~watchkeeper.checks.skew_checks`).
+        (:func:`~watchkeeper.checks.check_skew`).
     attributions
         Attribution drift per window (:func:`~watchkeeper.explain.attribution_drift`):
         ``False`` (default), ``True`` (explain a seeded sample of at most 200 rows per window)
@@ -114,7 +114,7 @@ class MonitorConfig:
         row sample (the background and the reference rows).
     segments
         Weak segments on each window's labelled rows
-        (:func:`~watchkeeper.checks.weak_segments`, ``warn`` only).
+        (:func:`~watchkeeper.checks.check_weak_segments`, ``warn`` only).
     random_state
         Seed of every random choice.
 

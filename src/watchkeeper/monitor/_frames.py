@@ -81,7 +81,8 @@ class Rows:
 
     def column(self, name: str, rows: NDArray[np.intp]) -> list[Any]:
         """Values of column ``name`` at positions ``rows``."""
-        return self.table.column(name).take(pa.array(rows, pa.int64())).to_pylist()
+        values: list[Any] = self.table.column(name).take(pa.array(rows, pa.int64())).to_pylist()
+        return values
 
     def take(self, first: int, stop: int) -> Rows:
         """Rows ``first:stop``."""

@@ -4,17 +4,17 @@ skew, attribution drift and weak segments.
 - **Fairness** (``fairness.*``): when the version's reference schema declares sensitive
   attributes and the log carries them, the window's rows are counted per group
   (:class:`~watchkeeper.data.GroupCounts`: labelled rows for the label-based rates, every
-  row for selection rates) and judged by :func:`~watchkeeper.checks.fairness_from_counts`,
+  row for selection rates) and judged by :func:`~watchkeeper.checks.check_fairness_counts`,
   so the numbers are those a merged window profile would give. They depend on labels and
   are recomputed when late labels arrive.
 - **Skew** (``skew.training_serving``): each version's first window of at least
   ``min_rows`` rows (per arm) is profiled against the reference profile and checked by
-  :func:`~watchkeeper.checks.skew_checks`; later windows are left to the drift checks.
+  :func:`~watchkeeper.checks.check_skew`; later windows are left to the drift checks.
 - **Attribution drift** (``attribution.drift``): a seeded sample of at most ``N`` rows of
   the window is explained with the version's model against the reference profile's row
   sample as background, and compared with the explanation of that sample (computed once per
   version and kept by the monitor) by :func:`~watchkeeper.explain.attribution_drift`.
-- **Weak segments** (``segments.weak``): :func:`~watchkeeper.checks.weak_segments` on the
+- **Weak segments** (``segments.weak``): :func:`~watchkeeper.checks.check_weak_segments` on the
   window's labelled rows, numeric features cut at the reference profile's quantiles so that
   every window is sliced alike.
 
@@ -67,7 +67,7 @@ def fairness_results(rows: Rows, base: Any, config: FairnessConfig) -> list[Chec
     attribute; one ``insufficient_data`` result (``fairness.window``) when the log lacks the
     attributes or the task has no positive class to judge.
     """
-    from watchkeeper.checks import fairness_from_counts
+    from watchkeeper.checks import check_fairness_counts
     from watchkeeper.data import GroupCounts
 
     if base.profile is None:
@@ -103,7 +103,7 @@ def fairness_results(rows: Rows, base: Any, config: FairnessConfig) -> list[Chec
             task="classification" if classification else "regression",
             positive_label=_positive_label(base) if classification else None,
         )
-        return fairness_from_counts(counts, config)
+        return check_fairness_counts(counts, config)
     except InputError as exc:
         return [
             CheckResult(
@@ -124,7 +124,7 @@ def skew_results(
     partial profiles made as the records were logged); its row sample is not used, as the
     window's own profile for skew keeps none.
     """
-    from watchkeeper.checks import skew_checks
+    from watchkeeper.checks import check_skew
     from watchkeeper.data import Profile
 
     profile = base.profile
@@ -141,7 +141,7 @@ def skew_results(
             sample_priorities=None,
             meta={**current.meta, "sample_size": 0},
         )
-        return skew_checks(profile, current, columns=names, min_rows=config.min_rows)
+        return check_skew(profile, current, columns=names, min_rows=config.min_rows)
     schema = profile.schema.select(names)
     current = Profile.from_data(
         rows.features(names),
@@ -151,12 +151,12 @@ def skew_results(
         random_state=config.random_state,
         n_jobs=1,
     )
-    return skew_checks(profile, current, columns=names, min_rows=config.min_rows)
+    return check_skew(profile, current, columns=names, min_rows=config.min_rows)
 
 
 def segment_results(rows: Rows, base: Any, config: MonitorConfig) -> list[CheckResult]:
     """``segments.weak`` slices of the window's labelled rows (``warn`` where weak)."""
-    from watchkeeper.checks import weak_segments
+    from watchkeeper.checks import check_weak_segments
 
     keep = rows.has_label & np.array([p is not None for p in rows.prediction], dtype=bool)
     n = int(keep.sum())
@@ -185,7 +185,7 @@ def segment_results(rows: Rows, base: Any, config: MonitorConfig) -> list[CheckR
     usable = profile is not None and all(c in profile.schema for c in columns)
     reference = profile if usable else None
     try:
-        return weak_segments(
+        return check_weak_segments(
             frame[columns],
             y_true=np.asarray(y_true, dtype=object if classification else float),
             y_pred=np.asarray(y_pred, dtype=object if classification else float),

@@ -654,7 +654,7 @@ class _ModelRun:
     # -- concept drift -------------------------------------------------------------------
 
     def _feed_detectors(self, version: int, arm: str, rows: Rows) -> None:
-        from watchkeeper.checks import Detector, concept_drift_check, error_stream, get_detector
+        from watchkeeper.checks import Detector, check_concept_drift, error_stream, get_detector
 
         base = self._baseline(version, rows)
         states = self.store.detector_states(self.model, version, arm)
@@ -716,7 +716,7 @@ class _ModelRun:
             pick = np.flatnonzero((at >= start) & (at < end))
             if pick.size == 0:
                 continue
-            found = [concept_drift_check(det, errors[pick]) for det in dets.values()]
+            found = [check_concept_drift(det, errors[pick]) for det in dets.values()]
             window_results.append((windows[(start, end)], found))
         last = eligible[-1]
         new_position = (float(ts_s[last]), rows.column("id", picked[-1:])[0])

@@ -21,8 +21,8 @@ from watchkeeper.checks import (
     ComparisonConfig,
     PerformanceRule,
     Status,
-    estimate_consistency,
-    realised_performance,
+    check_estimate_consistency,
+    check_realised_performance,
     run_comparison,
 )
 from watchkeeper.monitor._config import MonitorConfig
@@ -267,7 +267,7 @@ def performance_results(rows: Rows, base: Baseline, rule: PerformanceRule) -> li
     scores = None
     if base.task == "classification" and base.classes and y:
         scores = rows.score_matrix(base.classes, keep)
-    return realised_performance(
+    return check_realised_performance(
         y,
         pred,
         task="classification" if base.task == "classification" else "regression",
@@ -289,12 +289,12 @@ def flag_count(rows: Rows) -> int:
 def flag_results(rows: Rows, base: Baseline, config: MonitorConfig) -> list[CheckResult]:
     """The window's user-flag rate against the version's reference period (its baseline
     rows), decided by an exact test that carries the reference's own uncertainty."""
-    from watchkeeper.checks import flag_rate_check
+    from watchkeeper.checks import check_flag_rate
 
     flags = flag_count(rows)
     ref_flags, ref_rows = base.flags if base.flags is not None else (None, 0)
     return [
-        flag_rate_check(
+        check_flag_rate(
             flags, len(rows), ref_flags, ref_rows, alpha=config.flag_alpha, min_rows=config.min_rows
         )
     ]
@@ -377,7 +377,7 @@ def estimated_results(rows: Rows, base: Baseline) -> list[CheckResult]:
     version's estimators could not be fitted).
 
     Once some of the window's labels have arrived, each estimate is also held against them
-    (:func:`~watchkeeper.checks.estimate_consistency`, see :func:`_hold_against_labels`).
+    (:func:`~watchkeeper.checks.check_estimate_consistency`, see :func:`_hold_against_labels`).
     """
     fitted = base.estimators
     if fitted is None:
@@ -436,7 +436,7 @@ def _hold_against_labels(
     ``pairs`` holds the index in ``out`` of each reported estimate with the same
     estimator's estimate on the labelled rows only (the same result when every row is
     labelled), whose interval is for the metric those rows' labels give. Each is compared
-    with the realised metric by :func:`~watchkeeper.checks.estimate_consistency`,
+    with the realised metric by :func:`~watchkeeper.checks.check_estimate_consistency`,
     Bonferroni-corrected over the window's comparisons (under the assumption, a window's
     estimates are flagged together with a chance of at most one minus the confidence). The
     reported estimate in ``out`` is replaced by one whose ``details["consistency"]`` holds
@@ -455,7 +455,7 @@ def _hold_against_labels(
         and (key := (out[i].check.removeprefix("estimated."), out[i].subject)) in realised
     ]
     for i, on_labels, value in compared:
-        found = estimate_consistency(on_labels, value, tests=len(compared))
+        found = check_estimate_consistency(on_labels, value, tests=len(compared))
         if found.status not in (Status.OK, Status.WARN):
             continue
         details = dict(out[i].details)

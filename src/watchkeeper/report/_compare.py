@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from watchkeeper.checks import ComparisonConfig, DecisionRule, QualityThresholds, run_comparison
+from watchkeeper.checks import ComparisonConfig, DecisionRule, QualityConfig, run_comparison
 from watchkeeper.report._report import Report
 
 __all__ = ["compare"]
@@ -76,7 +76,7 @@ def compare(
     methods: Mapping[str, str] | Sequence[str] | None = None,
     rule: DecisionRule | str | None = None,
     multivariate: str | Sequence[str] | None = "pca_reconstruction",
-    quality: bool | QualityThresholds = True,
+    quality: bool | QualityConfig = True,
     random_state: int = 0,
     n_jobs: int | None = None,
     progress: Progress | None = None,
@@ -117,7 +117,7 @@ def compare(
         p-values join the same multiple-testing family as the columns.
     quality
         Run the data-quality checks (``True``), skip them (``False``), or run them with custom
-        :class:`~watchkeeper.checks.QualityThresholds`.
+        :class:`~watchkeeper.checks.QualityConfig`.
     random_state
         Seed of every random choice (subsamples, permutations, chunks).
     n_jobs
