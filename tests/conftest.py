@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests._demo_runs import demo_runs  # noqa: F401  (a session fixture of the demo tests)
 
 REQUIRE_SERVICES = os.environ.get("WATCHKEEPER_REQUIRE_SERVICES") == "1"
 

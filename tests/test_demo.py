@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -11,17 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests._demo_runs import DemoRuns
 
 
 @pytest.mark.slow
-def test_demo_runs_and_tells_the_truth(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    env = {**os.environ, "COLUMNS": "200"}
-    run = subprocess.run(
-        [sys.executable, "-m", "watchkeeper.demo", "--out", str(out)],
-        capture_output=True, text=True, timeout=1200, env=env, cwd=tmp_path,
-    )  # fmt: skip
+@pytest.mark.timeout(2400)  # the shared demo runs (tests/_demo_runs.py) start here
+def test_demo_runs_and_tells_the_truth(demo_runs: DemoRuns) -> None:
+    run = demo_runs.quiet
     assert run.returncode == 0, run.stderr[-3000:]
+    out = run.out
     text = run.stdout
     lines = text.splitlines()
 
