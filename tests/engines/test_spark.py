@@ -116,6 +116,28 @@ def test_profile_against_reference_and_verdicts_equal_local(spark: Any, tmp_path
     assert [(c.name, c.status) for c in raw.columns] == [(c.name, c.status) for c in b.columns]
 
 
+def test_many_partitions_merge_on_the_workers_in_rounds(spark: Any, tmp_path: Path) -> None:
+    """More partitions than one task merges (70 > 8, two rounds): the partial profiles are
+    merged on the workers in fixed groups, never all shipped to the driver at once, and the
+    profile is the local one, run after run."""
+    ref_df = _frame(4_000, 4)
+    reference = Profile.from_data(ref_df, Schema.infer(ref_df, roles=ROLES))
+    cur = _frame(7_000, 5, shift=0.1)
+    path = _parquet_dir(cur, tmp_path / "many", parts=2)
+    frame = spark.read.parquet(str(path)).repartition(70)
+    assert frame.rdd.getNumPartitions() == 70 > spark_engine._FAN_IN**2 / 8
+    local = Profile.from_data(cur, reference=reference)
+    first = spark_engine.profile_dataframe(frame, reference=reference)
+    _assert_same(local, first)
+    again = spark_engine.profile_dataframe(frame, reference=reference)
+    # Everything but the sketches' bytes (KLL compaction flips coins: the local engine's
+    # differ from run to run too) is identical run after run.
+    a, b = again.to_dict()["columns"], first.to_dict()["columns"]
+    diff = {c: [k for k in a[c] if a[c][k] != b[c][k] and k not in ("kll", "hll")] for c in a}
+    assert not any(diff.values()), diff
+    assert again.sample.equals(first.sample)
+
+
 def _logged_year() -> tuple[pd.DataFrame, list[str]]:
     """A year of the demo's prediction log: its model (trained on January) predicting every
     hour of 2011 of the bikeshare data, with the hour's time and the label."""

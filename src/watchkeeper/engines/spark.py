@@ -286,6 +286,61 @@ def _table(batch: pa.RecordBatch) -> pa.Table:
     return pa.Table.from_batches([batch])
 
 
+#: Most partial profiles one task merges. ``collect`` ships every task's result to the driver
+#: at once, bounded by ``spark.driver.maxResultSize`` (1 GB by default), and each partition's
+#: profile carries its row sample (100,000 rows x 20 columns is about 16 MB): 100,000,000 rows
+#: in 64 partitions went over. Merging in rounds on the workers keeps at most this many.
+_FAN_IN = 8
+
+
+_PAYLOADS = "part long, profile string"
+
+
+def _merge_groups(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """One merged profile per group (``part``) of the partial profiles in this partition."""
+    import pyarrow as pa
+
+    groups: dict[int, list[str]] = {}
+    for batch in batches:
+        parts, texts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+        for part, text in zip(parts, texts, strict=True):
+            groups.setdefault(part, []).append(text)
+    for part in sorted(groups):
+        merged = Profile.merge_all([Profile.from_dict(json.loads(t)) for t in sorted(groups[part])])
+        yield pa.RecordBatch.from_pydict(
+            {"part": [part], "profile": [json.dumps(merged.to_dict())]}, schema=_payload_schema()
+        )
+
+
+def _payload_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([("part", pa.int64()), ("profile", pa.string())])
+
+
+def _partition_id() -> int:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return 0 if context is None else int(context.partitionId())
+
+
+def _merged_on_workers(payloads: Any) -> list[str]:
+    """The partial profiles of ``payloads`` (columns ``part``: the input partition's index,
+    ``profile``), merged on the workers in rounds of :data:`_FAN_IN` until at most that many
+    remain, then collected. Each round groups by index (``part // _FAN_IN``), so the grouping,
+    hence every float, does not depend on task timing; the profiling stage before it keeps
+    one task per input partition."""
+    from pyspark.sql import functions as F
+
+    n_parts = payloads.rdd.getNumPartitions()
+    while n_parts > _FAN_IN:
+        n_parts = -(-n_parts // _FAN_IN)
+        grouped = payloads.withColumn("part", F.floor(F.col("part") / _FAN_IN).cast("long"))
+        payloads = grouped.repartition(n_parts, "part").mapInArrow(_merge_groups, _PAYLOADS)
+    return [r["profile"] for r in payloads.collect()]
+
+
 def _merge_payloads(payloads: list[str]) -> Profile | None:
     # Sorted so that the merge order, hence every float, does not depend on task timing.
     merged: Profile | None = None
@@ -374,9 +429,14 @@ def profile_dataframe(
                 )
                 merged = p if merged is None else merged.merge(p)
             if merged is not None:
-                yield pa.RecordBatch.from_pydict({"profile": [json.dumps(merged.to_dict())]})
+                yield pa.RecordBatch.from_pydict(
+                    {"part": [_partition_id()], "profile": [json.dumps(merged.to_dict())]},
+                    schema=_payload_schema(),
+                )
 
-        return [r["profile"] for r in _collect(df, partition, "profile string")]
+        with _quiet():
+            payloads = df.mapInArrow(partition, _PAYLOADS)
+            return _merged_on_workers(payloads)
 
     if reference is not None:
         merged = _merge_payloads(second_pass(_without_sample(reference), sample_size))
