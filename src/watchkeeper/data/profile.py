@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from watchkeeper._extras import free_cores
 from watchkeeper._version import __version__
 from watchkeeper.data._adapters import read_table
 from watchkeeper.data._column_profiles import (
@@ -175,7 +176,8 @@ class Profile:
             Keep a quantile sketch per numeric column (``False`` for throwaway profiles
             whose quantiles are never asked for: faster, and ``quantile()`` refuses).
         n_jobs
-            Threads profiling columns in parallel (default: the number of CPUs, at most 8);
+            Threads profiling columns in parallel (default: the usable cores not busy with
+            other work, 1 to 8; results do not depend on it);
             numpy releases the GIL in the heavy steps.
 
         Raises
@@ -229,7 +231,7 @@ class Profile:
             # rather than hold a converted copy of every column until the end.
             return col, values if sample_size else None
 
-        workers = min(n_jobs or os.cpu_count() or 1, 8, max(len(specs), 1))
+        workers = min(n_jobs or free_cores(), 8, max(len(specs), 1))
         if workers > 1 and table.num_rows >= 50_000:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 results = list(pool.map(one, specs))
