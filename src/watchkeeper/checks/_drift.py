@@ -97,8 +97,16 @@ def resolve_methods(methods: Mapping[str, str] | Sequence[str] | None) -> dict[s
                 raise InputError(f"method {spec!r} must look like numeric=ks or categorical=chi2")
             items.append((kind.strip(), name.strip()))
     for kind, name in items:
+        if kind == "embedding":
+            from watchkeeper.stats import get_multivariate_method
+
+            get_multivariate_method(name)  # validates the name
+            out[kind] = name
+            continue
         if kind not in DEFAULT_METHODS:
-            raise InputError(f"unknown column kind {kind!r}; use numeric or categorical")
+            raise InputError(
+                f"unknown column kind {kind!r}; use numeric, categorical or embedding"
+            )
         get_method(name, kind)  # type: ignore[arg-type]  # validates the name
         out[kind] = name
     return out
@@ -183,9 +191,23 @@ def drift_tests(
     random_state: int = 0,
 ) -> list[tuple[ColumnTest, str]]:
     """Run the method of each ``(column, kind)``; return the tests and the reference source."""
+    from watchkeeper.checks._unstructured import (
+        DEFAULT_EMBEDDING_METHOD,
+        embedding_test,
+        text_test,
+    )
+
     rng = np.random.default_rng(random_state)
     out: list[tuple[ColumnTest, str]] = []
     for column, raw_kind in columns:
+        if raw_kind == "text":
+            out.append((text_test(column, ref, cur), ref.source(binned=True)))
+            continue
+        if raw_kind == "embedding":
+            name = methods.get("embedding", DEFAULT_EMBEDDING_METHOD)
+            test = embedding_test(column, ref, cur, name, random_state=random_state)
+            out.append((test, _embedding_source(ref, column)))
+            continue
         kind = _KIND_OF[raw_kind]
         method = get_method(methods[kind], kind)  # type: ignore[arg-type]
         n_cur = int(cur.profile.columns[column].count)
@@ -219,6 +241,14 @@ def drift_tests(
         )
         out.append((test, source))
     return out
+
+
+def _embedding_source(ref: ReferenceSide, column: str) -> str:
+    col: Any = ref.profile.columns[column]
+    return (
+        f"reference profile's projected vectors ({col.sample.shape[0]:,} of {col.count:,}, "
+        f"{col.n_components} principal components of {col.dim})"
+    )
 
 
 def decide_drift(

@@ -156,12 +156,17 @@ class Pilot:
                 strings = string_values(column)
                 canonical[spec.name] = strings
                 counts[spec.name] = _value_counts(strings)
-            elif sample_size:
+            elif spec.kind is ColumnKind.TEXT:
+                # Text needs its sample for the skeleton's vocabulary and descriptor bins.
+                canonical[spec.name] = string_values(column)
+            elif sample_size and spec.kind is not ColumnKind.EMBEDDING:
                 # The canonical values are what the sample stores and hashes; the throwaway
                 # column profile is the cheapest way to the exact same forms.
-                _, canonical[spec.name] = profile_column(
+                _, values = profile_column(
                     spec, column, None, n_bins=2, max_categories=1, sketch=False
                 )
+                assert values is not None
+                canonical[spec.name] = values
         sample, priorities = None, None
         if sample_size and canonical:
             all_priorities = row_priorities(canonical, table.num_rows, random_state)
@@ -288,8 +293,19 @@ def skeleton_reference(
             columns[spec.name] = DatetimeColumnProfile.from_values(
                 np.empty(0, dtype=np.int64), np.empty(0, dtype=bool), n_type_errors=0
             )
+        elif spec.kind is ColumnKind.TEXT:
+            # The vocabulary and descriptor bins of the pilot's sample of documents (those of
+            # every document while the sample holds them all).
+            texts = pa.chunked_array([], pa.string())
+            if sample is not None and spec.name in sample.column_names:
+                texts = sample.column(spec.name)
+            columns[spec.name] = TextColumnProfile.from_strings(texts, n_bins=n_bins)
         else:
-            columns[spec.name] = TextColumnProfile.from_strings(pa.chunked_array([], pa.string()))
+            raise InputError(
+                f"embedding column {spec.name!r}: a profile without a reference is made from "
+                "one table (Profile.from_data), which fits the projection; profile batches "
+                "with reference= that profile"
+            )
     # Task and positive class of the per-group counts, inferred from the row sample (all rows
     # while the sample holds them) so that every batch counts the same classes.
     group_counts = None
