@@ -54,20 +54,31 @@ def _binomial_upper(reps: int, alpha: float) -> int:
 
 def test_text_and_embedding_columns_are_compared_not_skipped() -> None:
     rng = np.random.default_rng(0)
-    ref = pd.DataFrame({"t": corpus(rng, 400), "e": embeddings(rng, 400), "x": rng.normal(size=400)})
-    cur = pd.DataFrame({"t": corpus(rng, 300), "e": embeddings(rng, 300), "x": rng.normal(size=300)})
+    ref = pd.DataFrame(
+        {"t": corpus(rng, 400), "e": embeddings(rng, 400), "x": rng.normal(size=400)}
+    )
+    cur = pd.DataFrame(
+        {"t": corpus(rng, 300), "e": embeddings(rng, 300), "x": rng.normal(size=300)}
+    )
     report = compare(ref, cur, multivariate=None)
     assert report.meta["skipped_columns"] == []
     kinds = {c.name: (c.kind, c.method) for c in report.columns}
     assert kinds == {"t": ("text", "text"), "e": ("embedding", "mmd"), "x": ("numeric", "ks")}
     subs = report.column("t").details["sub_tests"]
-    assert set(subs) == {"t.length", "t.words", "t.oov_share", "t.non_letter_share", "t.words_hashed"}
+    assert set(subs) == {
+        "t.length",
+        "t.words",
+        "t.oov_share",
+        "t.non_letter_share",
+        "t.words_hashed",
+    }
     # One family: the Benjamini-Hochberg adjustment runs over the three column p-values.
     p = np.array([c.p_value for c in report.columns])
     adjusted, _ = adjust_p_values(p, alpha=0.05, method="bh")
     assert [c.adjusted_p_value for c in report.columns] == pytest.approx(list(adjusted))
     html = report.to_html()
-    assert "Text sub-tests" in html and "t.words_hashed" in html
+    assert "Text sub-tests" in html
+    assert "t.words_hashed" in html
     assert "Embedding projection" in html
     assert "Not compared" not in html
 
@@ -123,11 +134,13 @@ def test_planted_shift_in_a_64_dimensional_embedding_is_found() -> None:
     cur = pd.DataFrame({"e": embeddings(rng, 500, shift=1.0)})
     col = run_comparison(ref, cur, ComparisonConfig(**_FAST)).column("e")
     assert col.drifted, col.reason
-    assert col.details["dim"] == 64 and col.details["n_components"] == 10
+    assert col.details["dim"] == 64
+    assert col.details["n_components"] == 10
     # The domain classifier is the other multivariate method on offer.
     config = ComparisonConfig(**_FAST, methods={"embedding": "domain_classifier"})
     other = run_comparison(ref, cur, config).column("e")
-    assert other.method == "domain_classifier" and other.drifted, other.reason
+    assert other.method == "domain_classifier"
+    assert other.drifted, other.reason
 
 
 def test_embedding_shift_off_the_reference_components_is_seen_by_the_residual() -> None:
@@ -169,7 +182,9 @@ def test_old_text_reference_gives_insufficient_data_with_the_remedy() -> None:
     ref = Profile.from_data(pd.DataFrame({"t": corpus(rng, 200)}))
     payload = ref.to_dict()
     old = payload["columns"]["t"]
-    payload["columns"]["t"] = {k: old[k] for k in ("kind", "count", "n_missing", "total_length", "hll")}
+    payload["columns"]["t"] = {
+        k: old[k] for k in ("kind", "count", "n_missing", "total_length", "hll")
+    }
     col = run_comparison(
         Profile.from_dict(payload), pd.DataFrame({"t": corpus(rng, 100)}), ComparisonConfig(**_FAST)
     ).column("t")

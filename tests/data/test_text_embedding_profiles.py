@@ -71,9 +71,10 @@ def test_text_descriptors_match_a_direct_count() -> None:
     # letters: 10 of 14 characters; "42" has none; "" has no characters (missing).
     assert d["non_letter_share"].mean == pytest.approx((4 / 14 + 1.0) / 2)
     assert d["non_letter_share"].n_missing == 1
-    assert sum(col.bucket_documents) == len(
-        {("a", b) for b in word_buckets(["hi", "there", "you"])}
-    ) + 1
+    assert (
+        sum(col.bucket_documents)
+        == len({("a", b) for b in word_buckets(["hi", "there", "you"])}) + 1
+    )
 
 
 def test_current_oov_share_counts_words_outside_the_reference_vocabulary() -> None:
@@ -111,7 +112,11 @@ def test_window_profiles_merge_to_the_whole() -> None:
         chained = chained.merge(p)
     for m in (merged, chained):
         t, w = m.text("t"), whole.text("t")
-        assert (t.count, t.n_words, t.vocabulary_counts) == (w.count, w.n_words, w.vocabulary_counts)
+        assert (t.count, t.n_words, t.vocabulary_counts) == (
+            w.count,
+            w.n_words,
+            w.vocabulary_counts,
+        )
         assert t.bucket_documents == w.bucket_documents
         assert t.bucket_pairs == w.bucket_pairs
         for name in w.descriptors:
@@ -121,7 +126,7 @@ def test_window_profiles_merge_to_the_whole() -> None:
 
 def test_profiles_against_other_references_refuse_to_merge() -> None:
     a, b = Profile.from_data(_frame(0)), Profile.from_data(_frame(1))
-    with pytest.raises(InputError, match="vocabular|projection|bins"):
+    with pytest.raises(InputError, match=r"vocabular|projection|bins"):
         a.merge(b)
     with pytest.raises(InputError, match="different projections"):
         a.embedding("e").merge(b.embedding("e"))
@@ -136,14 +141,17 @@ def test_saved_profiles_keep_text_and_embedding_state(tmp_path: object, fmt: str
     back = Profile.load(path)
     assert back.text("t") == ref.text("t")
     assert back.embedding("e") == ref.embedding("e")
-    assert back.sample is not None and "e" not in back.sample.column_names
+    assert back.sample is not None
+    assert "e" not in back.sample.column_names
 
 
 def test_a_text_profile_written_before_descriptors_still_loads() -> None:
     ref = Profile.from_data(_frame(0)[["t"]])
     payload = ref.to_dict()
     old = payload["columns"]["t"]
-    payload["columns"]["t"] = {k: old[k] for k in ("kind", "count", "n_missing", "total_length", "hll")}
+    payload["columns"]["t"] = {
+        k: old[k] for k in ("kind", "count", "n_missing", "total_length", "hll")
+    }
     back = Profile.from_dict(payload)
     assert not back.text("t").has_features
     assert back.text("t").count == 600
@@ -164,7 +172,9 @@ def test_embedding_projection_is_fitted_off_the_stored_sample() -> None:
 
 
 def test_embedding_bad_vectors_are_type_errors() -> None:
-    ref = EmbeddingColumnProfile.from_column(pa.chunked_array([[[1.0, 2.0], [2.0, 1.0], [0.0, 3.0]]]))
+    ref = EmbeddingColumnProfile.from_column(
+        pa.chunked_array([[[1.0, 2.0], [2.0, 1.0], [0.0, 3.0]]])
+    )
     cur = EmbeddingColumnProfile.from_column(
         pa.chunked_array([[[1.0, 2.0], [1.0], [float("nan"), 1.0], None]]), reference=ref
     )
@@ -179,6 +189,7 @@ def test_batches_without_reference_profile_text_and_refuse_embeddings() -> None:
     df = _frame(0)
     schema = Schema.infer(df)
     text_only = Profile.from_batches([df[:300][["t"]], df[300:][["t"]]], schema.select(["t"]))
-    assert text_only.text("t").has_features and text_only.text("t").count == 600
+    assert text_only.text("t").has_features
+    assert text_only.text("t").count == 600
     with pytest.raises(InputError, match="embedding column 'e'"):
         Profile.from_batches([df[:300], df[300:]], schema)

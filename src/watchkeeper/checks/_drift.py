@@ -104,9 +104,7 @@ def resolve_methods(methods: Mapping[str, str] | Sequence[str] | None) -> dict[s
             out[kind] = name
             continue
         if kind not in DEFAULT_METHODS:
-            raise InputError(
-                f"unknown column kind {kind!r}; use numeric, categorical or embedding"
-            )
+            raise InputError(f"unknown column kind {kind!r}; use numeric, categorical or embedding")
         get_method(name, kind)  # type: ignore[arg-type]  # validates the name
         out[kind] = name
     return out

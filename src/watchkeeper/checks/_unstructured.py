@@ -50,7 +50,6 @@ def _insufficient(column: str, method: str, kind: str, floor: float, why: str) -
 def text_test(column: str, ref: ReferenceSide, cur: CurrentSide) -> ColumnTest:
     """The combined drift test of a text column (see the module notes)."""
     from watchkeeper.stats import presence_test
-    from watchkeeper.stats._presence import PRESENCE_EFFECT_FLOOR
 
     rc: Any = ref.profile.columns[column]
     cc: Any = cur.profile.columns[column]
@@ -81,7 +80,8 @@ def text_test(column: str, ref: ReferenceSide, cur: CurrentSide) -> ColumnTest:
         rc.bucket_documents, cc.bucket_documents, rc.pairs_matrix, cc.pairs_matrix,
         rc.count, cc.count,
     )  # fmt: skip
-    subs.append((f"{column}.words_hashed", presence, PRESENCE_EFFECT_FLOOR))
+    floor = float(presence.details["effect_floor"])
+    subs.append((f"{column}.words_hashed", presence, floor))
     p_values = [float(r.p_value if r.p_value is not None else 1.0) for _, r, _ in subs]
     best = int(np.argmin(p_values))
     name, top, floor = subs[best]

@@ -179,7 +179,11 @@ class EmbeddingColumnProfile:
         priorities = vector_priorities(x)
         order = bottom_k(priorities, n)
         if reference is not None:
-            mean, comps, ratio = reference.mean, reference.components, reference.explained_variance_ratio
+            mean, comps, ratio = (
+                reference.mean,
+                reference.components,
+                reference.explained_variance_ratio,
+            )
             take = order[:sample_size]
         else:
             if n >= 2 * MIN_SPLIT_ROWS:

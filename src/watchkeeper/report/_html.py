@@ -86,7 +86,13 @@ def _unstructured_details(c: Any) -> str:
         return "<h4>Text sub-tests</h4>" + table(
             ["test", "method", "p-value", "effect", "floor"],
             (
-                (name, s.get("method"), s.get("p_value"), s.get("effect_size"), s.get("effect_floor"))
+                (
+                    name,
+                    s.get("method"),
+                    s.get("p_value"),
+                    s.get("effect_size"),
+                    s.get("effect_floor"),
+                )
                 for name, s in subs.items()
             ),
         )

@@ -73,8 +73,9 @@ def presence_test(
         ``statistic`` is ``T``; ``p_value`` from the moment-matched ``g * chi2(h)`` (see the
         module notes); ``effect_size`` is the root-mean-square standardised presence
         difference ``sqrt(mean_b d_b^2 / Sigma_bb)`` (a per-document effect like Cohen's
-        ``d``, which does not grow with the sample size); ``details`` holds ``g``, ``h`` and
-        the buckets used.
+        ``d``, which does not grow with the sample size); ``details`` holds ``g``, ``h``, the
+        buckets used and ``effect_floor``, the effect below which a shift is negligible
+        (0.05).
 
     Raises
     ------
@@ -120,8 +121,9 @@ def presence_test(
     used = int(keep.sum())
     if used == 0:
         return TestResult(
-            "presence", 0.0, 1.0, 0.0, n_ref, n_cur, details={"g": 1.0, "h": 0.0, "buckets": 0}
-        )
+            "presence", 0.0, 1.0, 0.0, n_ref, n_cur,
+            details={"g": 1.0, "h": 0.0, "buckets": 0, "effect_floor": PRESENCE_EFFECT_FLOOR},
+        )  # fmt: skip
     d = (s_ref / n_ref - s_cur / n_cur)[keep]
     var = var[keep]
     scale = 1.0 / n_ref + 1.0 / n_cur
@@ -143,5 +145,5 @@ def presence_test(
         effect,
         n_ref,
         n_cur,
-        details={"g": g, "h": h, "buckets": used},
+        details={"g": g, "h": h, "buckets": used, "effect_floor": PRESENCE_EFFECT_FLOOR},
     )
