@@ -190,3 +190,14 @@ def test_old_text_reference_gives_insufficient_data_with_the_remedy() -> None:
     ).column("t")
     assert col.status.value == "insufficient_data"
     assert "profile it again" in col.reason
+
+
+def test_the_chunks_rule_says_it_cannot_decide_text_or_embeddings() -> None:
+    rng = np.random.default_rng(9)
+    ref = pd.DataFrame({"t": corpus(rng, 200), "e": embeddings(rng, 200)})
+    cur = pd.DataFrame({"t": corpus(rng, 100), "e": embeddings(rng, 100)})
+    report = run_comparison(ref, cur, ComparisonConfig(**_FAST, rule="chunks"))
+    for name in ("t", "e"):
+        col = report.column(name)
+        assert col.status.value == "insufficient_data"
+        assert "fdr or threshold rule" in col.reason

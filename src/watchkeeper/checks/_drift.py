@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -198,13 +198,20 @@ def drift_tests(
     rng = np.random.default_rng(random_state)
     out: list[tuple[ColumnTest, str]] = []
     for column, raw_kind in columns:
-        if raw_kind == "text":
-            out.append((text_test(column, ref, cur), ref.source(binned=True)))
-            continue
-        if raw_kind == "embedding":
-            name = methods.get("embedding", DEFAULT_EMBEDDING_METHOD)
-            test = embedding_test(column, ref, cur, name, random_state=random_state)
-            out.append((test, _embedding_source(ref, column)))
+        if raw_kind in ("text", "embedding"):
+            if raw_kind == "text":
+                test, source = text_test(column, ref, cur), ref.source(binned=True)
+            else:
+                name = methods.get("embedding", DEFAULT_EMBEDDING_METHOD)
+                test = embedding_test(column, ref, cur, name, random_state=random_state)
+                source = _embedding_source(ref, column)
+            if rule.needs_reference_chunks and test.insufficient is None:
+                test = replace(
+                    test,
+                    insufficient=f"the {rule.name} rule has no reference chunks for {raw_kind} "
+                    "columns; decide them with the fdr or threshold rule",
+                )
+            out.append((test, source))
             continue
         kind = _KIND_OF[raw_kind]
         method = get_method(methods[kind], kind)  # type: ignore[arg-type]
