@@ -193,3 +193,30 @@ def test_batches_without_reference_profile_text_and_refuse_embeddings() -> None:
     assert text_only.text("t").count == 600
     with pytest.raises(InputError, match="embedding column 'e'"):
         Profile.from_batches([df[:300], df[300:]], schema)
+
+
+def test_bucket_pairs_do_not_depend_on_the_block_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    import watchkeeper.data._text_profile as text_profile
+
+    strings = pa.chunked_array([_docs(np.random.default_rng(3), 300)])
+    whole = text_profile.text_features(strings, None)
+    monkeypatch.setattr(text_profile, "_BLOCK", 7)
+    blocked = text_profile.text_features(strings, None)
+    assert np.array_equal(whole.bucket_pairs, blocked.bucket_pairs)
+    # The diagonal is the documents containing each bucket, counted directly here.
+    tokens = [set(d.split()) for d in strings.to_pylist()]
+    direct = np.zeros(N_BUCKETS, dtype=np.int64)
+    for doc in tokens:
+        for b in set(word_buckets(sorted(doc)).tolist()):
+            direct[b] += 1
+    assert np.array_equal(whole.bucket_documents, direct)
+
+
+def test_rebasing_says_embeddings_must_be_profiled_again() -> None:
+    ref = Profile.from_data(_frame(0))
+    with pytest.raises(InputError, match="profile the data again with reference="):
+        Profile.from_data(_frame(1, 100)).rebased(ref)
+    text_only = Profile.from_data(_frame(1, 100)[["t"]]).rebased(
+        Profile.from_data(_frame(0)[["t"]])
+    )
+    assert text_only.text("t").count == 100

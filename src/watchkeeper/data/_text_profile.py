@@ -124,11 +124,11 @@ def _presence(
     if len(tokens) == 0:
         return np.zeros(N_BUCKETS, dtype=np.int64), pairs
     cell = np.unique(doc * N_BUCKETS + word_buckets(tokens))
-    rows, cols = np.divmod(cell, N_BUCKETS)
+    rows, cols = np.divmod(cell, N_BUCKETS)  # sorted by document
     for start in range(0, n_docs, _BLOCK):
-        sel = (rows >= start) & (rows < start + _BLOCK)
+        lo, hi = np.searchsorted(rows, [start, start + _BLOCK])
         block = np.zeros((min(_BLOCK, n_docs - start), N_BUCKETS), dtype=np.float64)
-        block[rows[sel] - start, cols[sel]] = 1.0
+        block[rows[lo:hi] - start, cols[lo:hi]] = 1.0
         pairs += np.rint(block.T @ block).astype(np.int64)
     return np.diag(pairs).copy(), pairs
 

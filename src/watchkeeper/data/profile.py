@@ -623,6 +623,13 @@ class Profile:
                 "counted again on other bins; profile the data again with reference= the "
                 "profile every batch must match"
             )
+        vectors = [n for n, c in self.columns.items() if c.kind == "embedding"]
+        if vectors:
+            raise InputError(
+                f"embedding columns {vectors[:5]} keep projected vectors, not rows, so they "
+                "cannot be counted again on another reference; profile the data again with "
+                "reference= the profile every batch must match"
+            )
         names = [n for n in self.columns if n in reference.columns]
         missing = [n for n in self.columns if n not in reference.columns]
         if missing:
