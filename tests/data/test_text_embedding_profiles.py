@@ -185,14 +185,28 @@ def test_embedding_bad_vectors_are_type_errors() -> None:
     assert [(m.column, m.n_bad) for m in mismatches] == [("e", 1)]
 
 
-def test_batches_without_reference_profile_text_and_refuse_embeddings() -> None:
+def test_batches_without_reference_give_the_profile_of_all_rows() -> None:
+    # While the first pass's sample holds every row, the vocabulary, the descriptor bins and
+    # the projection are those of Profile.from_data on all rows.
     df = _frame(0)
     schema = Schema.infer(df)
-    text_only = Profile.from_batches([df[:300][["t"]], df[300:][["t"]]], schema.select(["t"]))
-    assert text_only.text("t").has_features
-    assert text_only.text("t").count == 600
-    with pytest.raises(InputError, match="embedding column 'e'"):
-        Profile.from_batches([df[:300], df[300:]], schema)
+    whole = Profile.from_data(df)
+    streamed = Profile.from_batches([df[:250], df[250:]], schema)
+    t, w = streamed.text("t"), whole.text("t")
+    assert (t.vocabulary, t.vocabulary_counts, t.bucket_pairs) == (
+        w.vocabulary,
+        w.vocabulary_counts,
+        w.bucket_pairs,
+    )
+    for name in w.descriptors:
+        assert t.descriptors[name].bin_counts == w.descriptors[name].bin_counts
+    assert streamed.embedding("e") == whole.embedding("e")
+    assert streamed.sample is not None
+    assert whole.sample is not None
+    assert streamed.sample.equals(whole.sample)
+    only_vectors = Profile.from_batches([df[:250][["e"]], df[250:][["e"]]], schema.select(["e"]))
+    assert only_vectors.embedding("e") == Profile.from_data(df[["e"]]).embedding("e")
+    assert only_vectors.sample is None
 
 
 def test_bucket_pairs_do_not_depend_on_the_block_size(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -220,3 +234,18 @@ def test_rebasing_says_embeddings_must_be_profiled_again() -> None:
         Profile.from_data(_frame(0)[["t"]])
     )
     assert text_only.text("t").count == 100
+
+
+def test_first_pass_pilots_with_vectors_travel_as_json() -> None:
+    # The Spark engine ships pilots from workers as JSON; the priorities are recomputed.
+    from watchkeeper.data.streaming import Pilot
+
+    df = _frame(2, 300)
+    schema = Schema.infer(df)
+    pilot = Pilot.from_table(pa.Table.from_pandas(df), schema, sample_size=100, random_state=0)
+    back = Pilot.from_dict(json.loads(json.dumps(pilot.to_dict())))
+    assert back.sample is not None
+    assert pilot.sample is not None
+    assert back.sample.equals(pilot.sample)
+    assert np.array_equal(back.priorities, pilot.priorities)
+    assert "e" in back.sample.column_names

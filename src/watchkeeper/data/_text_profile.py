@@ -133,11 +133,15 @@ def _presence(
     return np.diag(pairs).copy(), pairs
 
 
-def text_features(strings: pa.ChunkedArray, vocabulary: tuple[str, ...] | None) -> TextFeatures:
+def text_features(
+    strings: pa.ChunkedArray, vocabulary: tuple[str, ...] | None, *, hold_out: bool = False
+) -> TextFeatures:
     """Descriptors, vocabulary counts and bucket presence of the present strings.
 
     ``vocabulary`` is the reference's (``None``: this batch is the reference, and its own most
-    frequent words become the vocabulary).
+    frequent words become the vocabulary). ``hold_out`` measures ``oov_share`` only on the
+    documents outside the vocabulary-choosing half (the second pass of a profile made without
+    a reference, whose vocabulary came from these very documents).
     """
     present = strings.drop_null()
     present = present.combine_chunks() if isinstance(present, pa.ChunkedArray) else present
@@ -157,6 +161,8 @@ def text_features(strings: pa.ChunkedArray, vocabulary: tuple[str, ...] | None) 
             fit[:] = True
         on_fit = fit[doc] if len(tokens) else np.zeros(0, dtype=bool)
         vocabulary, _ = _top_words(tokens.filter(pa.array(on_fit)), VOCABULARY_SIZE)
+    elif hold_out:
+        fit = _fitting_half(present)
     counts = _word_counts(tokens, vocabulary)
     words = np.bincount(doc, minlength=n_docs).astype(np.float64)
     oov = np.zeros(n_docs, dtype=np.float64)
@@ -188,6 +194,16 @@ def text_features(strings: pa.ChunkedArray, vocabulary: tuple[str, ...] | None) 
         bucket_documents=documents,
         bucket_pairs=pairs,
     )
+
+
+def holds_out_vocabulary(strings: pa.ChunkedArray) -> bool:
+    """Whether a vocabulary chosen on ``strings`` is chosen on half of them (both halves
+    have documents)."""
+    present = strings.drop_null()
+    if len(present) == 0:
+        return False
+    fit = _fitting_half(present.combine_chunks())
+    return bool(fit.any() and not fit.all())
 
 
 def _fitting_half(present: pa.Array) -> NDArray[np.bool_]:
@@ -262,6 +278,9 @@ class TextColumnProfile:
     n_words: int = 0
     bucket_documents: tuple[int, ...] = field(default=(), repr=False)
     bucket_pairs: tuple[int, ...] = field(default=(), repr=False)
+    #: Set on the skeleton reference of a profile made without a reference (see
+    #: :func:`text_features`'s ``hold_out``); never on profiles that users keep.
+    recount_held_out: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
     def from_strings(
@@ -283,7 +302,11 @@ class TextColumnProfile:
         )  # fmt: skip
         if reference is not None and not reference.has_features:
             return base  # a reference from before descriptors: nothing to align with
-        features = text_features(strings, None if reference is None else reference.vocabulary)
+        features = text_features(
+            strings,
+            None if reference is None else reference.vocabulary,
+            hold_out=reference is not None and reference.recount_held_out,
+        )
         descriptors = {
             name: NumericColumnProfile.from_values(
                 features.descriptors[name],
@@ -400,6 +423,8 @@ class TextColumnProfile:
                 bucket_documents=list(self.bucket_documents),
                 bucket_pairs=list(self.bucket_pairs),
             )
+        if self.recount_held_out:
+            out["recount_held_out"] = True
         return out
 
     @classmethod
@@ -420,4 +445,5 @@ class TextColumnProfile:
             n_words=int(d.get("n_words", 0)),
             bucket_documents=tuple(int(v) for v in d.get("bucket_documents", ())),
             bucket_pairs=tuple(int(v) for v in d.get("bucket_pairs", ())),
+            recount_held_out=bool(d.get("recount_held_out", False)),
         )
