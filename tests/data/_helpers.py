@@ -18,6 +18,11 @@ def assert_columns_match(a: Any, b: Any, *, rel: float = 1e-9, label: str = "") 
         if f.name == "sketch":
             continue
         x, y = getattr(a, f.name), getattr(b, f.name)
+        if f.name == "descriptors":  # a text column's per-document numeric profiles
+            assert list(x) == list(y), (label, f.name)
+            for key in x:
+                assert_columns_match(x[key], y[key], rel=rel, label=f"{label}.{key}")
+            continue
         if isinstance(a, NumericColumnProfile) and f.name in MOMENTS:
             if x is None or y is None:
                 assert x is y, (label, f.name)

@@ -64,6 +64,8 @@ __all__ = [
 #: Roles whose columns are compared by default (ids, timestamps and ignored columns are not).
 _COMPARED_ROLES = {"feature", "target", "prediction", "score", "sensitive"}
 _TESTED_KINDS = {"numeric", "categorical", "boolean"}
+#: Kinds tested one column at a time but left out of the dataset-level multivariate methods.
+_UNSTRUCTURED_KINDS = {"text", "embedding"}
 #: Rows per side given to multivariate methods (they subsample further if they need to).
 _MULTIVARIATE_ROWS = 10_000
 #: Words that mean "no multivariate method" (the command line's vocabulary too).
@@ -184,7 +186,7 @@ def _compared_columns(
             )
         spec = schema[name]
         kind, role = str(spec.kind), str(spec.role)
-        if kind not in _TESTED_KINDS:
+        if kind not in _TESTED_KINDS and kind not in _UNSTRUCTURED_KINDS:
             skipped.append({"name": name, "reason": f"{kind} columns are not tested for drift"})
         elif columns is None and role not in _COMPARED_ROLES:
             skipped.append({"name": name, "reason": f"role {role} is not compared by default"})
@@ -268,6 +270,7 @@ def column_tests(
     def one(item: tuple[str, str]) -> tuple[Any, dict[str, Any] | None]:
         test = drift_tests(ref, cur, [item], methods, rule=rule, random_state=random_state)[0]
         plot = plot_data(item[0], item[1], ref, cur) if plots else None
+        plot = plot or None  # no plot numbers for some kinds (embeddings)
         # The column's sorted copy is done with: dropping it keeps memory to a few columns
         # at a time instead of a second copy of the whole current frame.
         cur.release(item[0])
@@ -433,6 +436,8 @@ def duplicate_rows(table: Any) -> int:
                 v = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64) + 0.0
                 bits = v.view(np.uint64)
             else:
+                if pa.types.is_nested(arr.type):  # e.g. embedding vectors: their text form
+                    arr = pa.array([None if v is None else repr(v) for v in arr.to_pylist()])
                 codes = pc.dictionary_encode(arr.cast(pa.string())).indices
                 bits = np.asarray(codes.fill_null(-1).to_numpy(zero_copy_only=False))
                 bits = bits.astype(np.int64).view(np.uint64)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -97,8 +97,14 @@ def resolve_methods(methods: Mapping[str, str] | Sequence[str] | None) -> dict[s
                 raise InputError(f"method {spec!r} must look like numeric=ks or categorical=chi2")
             items.append((kind.strip(), name.strip()))
     for kind, name in items:
+        if kind == "embedding":
+            from watchkeeper.stats import get_multivariate_method
+
+            get_multivariate_method(name)  # validates the name
+            out[kind] = name
+            continue
         if kind not in DEFAULT_METHODS:
-            raise InputError(f"unknown column kind {kind!r}; use numeric or categorical")
+            raise InputError(f"unknown column kind {kind!r}; use numeric, categorical or embedding")
         get_method(name, kind)  # type: ignore[arg-type]  # validates the name
         out[kind] = name
     return out
@@ -183,9 +189,30 @@ def drift_tests(
     random_state: int = 0,
 ) -> list[tuple[ColumnTest, str]]:
     """Run the method of each ``(column, kind)``; return the tests and the reference source."""
+    from watchkeeper.checks._unstructured import (
+        DEFAULT_EMBEDDING_METHOD,
+        embedding_test,
+        text_test,
+    )
+
     rng = np.random.default_rng(random_state)
     out: list[tuple[ColumnTest, str]] = []
     for column, raw_kind in columns:
+        if raw_kind in ("text", "embedding"):
+            if raw_kind == "text":
+                test, source = text_test(column, ref, cur), ref.source(binned=True)
+            else:
+                name = methods.get("embedding", DEFAULT_EMBEDDING_METHOD)
+                test = embedding_test(column, ref, cur, name, random_state=random_state)
+                source = _embedding_source(ref, column)
+            if rule.needs_reference_chunks and test.insufficient is None:
+                test = replace(
+                    test,
+                    insufficient=f"the {rule.name} rule has no reference chunks for {raw_kind} "
+                    "columns; decide them with the fdr or threshold rule",
+                )
+            out.append((test, source))
+            continue
         kind = _KIND_OF[raw_kind]
         method = get_method(methods[kind], kind)  # type: ignore[arg-type]
         n_cur = int(cur.profile.columns[column].count)
@@ -219,6 +246,14 @@ def drift_tests(
         )
         out.append((test, source))
     return out
+
+
+def _embedding_source(ref: ReferenceSide, column: str) -> str:
+    col: Any = ref.profile.columns[column]
+    return (
+        f"reference profile's projected vectors ({col.sample.shape[0]:,} of {col.count:,}, "
+        f"{col.n_components} principal components of {col.dim})"
+    )
 
 
 def decide_drift(

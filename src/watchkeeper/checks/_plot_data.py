@@ -26,6 +26,29 @@ def plot_data(name: str, kind: str, ref: Any, cur: Any) -> dict[str, Any]:
     """Reference and current shares per bin (numeric) or category, plus quantiles."""
     rc = ref.profile.columns[name]
     cc = cur.profile.columns[name]
+    if kind == "embedding":
+        return {}
+    if kind == "text":
+        # The words-per-document histogram on the reference's bins.
+        if not rc.has_features or not cc.has_features:
+            return {}
+        rc, cc = rc.descriptors["words"], cc.descriptors["words"]
+        edges = [float(e) for e in rc.bin_edges]
+        labels = (
+            [f"≤ {_fmt_edge(edges[0])} words"]
+            + [f"{_fmt_edge(a)} – {_fmt_edge(b)}" for a, b in itertools.pairwise(edges)]
+            + [f"> {_fmt_edge(edges[-1])}"]
+            if edges
+            else ["all"]
+        )
+        return {
+            "type": "bins",
+            "labels": labels,
+            "reference": _shares(rc.bin_counts),
+            "current": _shares(cc.bin_counts),
+            "reference_mean": rc.mean,
+            "current_mean": cc.mean,
+        }
     if kind == "numeric":
         edges = [float(e) for e in rc.bin_edges]
         labels = (

@@ -209,6 +209,18 @@ def check_profiled_against(profile: Profile, reference: Profile, names: Any) -> 
                 "the reference; profile the current data with the reference's schema"
             )
         mine_any: Any = mine  # the kind, checked above, says which profile class both are
+        theirs_any: Any = theirs
+        if mine.kind == "text" and mine_any.has_features and theirs_any.has_features:
+            if mine_any.vocabulary != theirs_any.vocabulary or any(
+                mine_any.descriptors[d].bin_edges != theirs_any.descriptors[d].bin_edges
+                for d in theirs_any.descriptors
+            ):
+                bad.append(name)
+            continue
+        if mine.kind == "embedding":
+            if not mine_any.same_projection(theirs_any):
+                bad.append(name)
+            continue
         if (
             mine.kind == "numeric" and mine_any.bin_edges != getattr(theirs, "bin_edges", None)
         ) or (

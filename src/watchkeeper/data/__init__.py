@@ -22,6 +22,7 @@ from watchkeeper.data._column_profiles import (
     DatetimeColumnProfile,
     TextColumnProfile,
 )
+from watchkeeper.data._embedding_profile import EmbeddingColumnProfile
 from watchkeeper.data._group_counts import (
     MISSING_GROUP,
     FairnessTask,
@@ -41,6 +42,7 @@ __all__ = [
     "ColumnProfile",
     "ColumnSpec",
     "DatetimeColumnProfile",
+    "EmbeddingColumnProfile",
     "FairnessTask",
     "GroupCounts",
     "NumericColumnProfile",

@@ -1,6 +1,8 @@
-"""Profiles of categorical (and boolean), datetime and text columns.
+"""Profiles of categorical (and boolean) and datetime columns.
 
-Numeric columns are in :mod:`watchkeeper.data._numeric_profile`.
+Numeric columns are in :mod:`watchkeeper.data._numeric_profile`, text columns in
+:mod:`watchkeeper.data._text_profile` (re-exported here) and embedding columns in
+:mod:`watchkeeper.data._embedding_profile`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from watchkeeper.data._sketch import (
     hll_new,
     hll_to_bytes,
 )
+from watchkeeper.data._text_profile import TextColumnProfile
 from watchkeeper.exceptions import InputError
 
 __all__ = ["CategoricalColumnProfile", "DatetimeColumnProfile", "TextColumnProfile"]
@@ -379,98 +382,4 @@ class DatetimeColumnProfile:
             n_type_errors=int(d["n_type_errors"]),
             min=None if d["min"] is None else int(d["min"]),
             max=None if d["max"] is None else int(d["max"]),
-        )
-
-
-@dataclass(frozen=True)
-class TextColumnProfile:
-    """Mergeable summary of a free-text column: counts, mean length, distinct estimate.
-
-    Examples
-    --------
-    >>> import pyarrow as pa
-    >>> col = TextColumnProfile.from_strings(pa.chunked_array([["hello", "hi", None]]))
-    >>> col.count, col.n_missing, col.mean_length, col.n_distinct
-    (2, 1, 3.5, 2)
-    """
-
-    kind: ClassVar[str] = "text"
-
-    count: int
-    n_missing: int
-    total_length: int
-    sketch: Any = field(default=None, compare=False, repr=False)
-
-    @classmethod
-    def from_strings(cls, strings: pa.ChunkedArray) -> TextColumnProfile:
-        """Profile canonical string values (null = missing)."""
-        n_missing = int(strings.null_count)
-        present = len(strings) - n_missing
-        total = pc.sum(pc.utf8_length(strings)).as_py() if present else 0
-        distinct = pc.unique(strings).drop_null().to_pylist() if present else []
-        return cls(
-            count=present,
-            n_missing=n_missing,
-            total_length=int(total or 0),
-            sketch=hll_new(distinct),
-        )
-
-    @property
-    def n(self) -> int:
-        """All rows."""
-        return self.count + self.n_missing
-
-    @property
-    def mean_length(self) -> float | None:
-        """Mean length in characters of the present values."""
-        return self.total_length / self.count if self.count else None
-
-    @property
-    def n_distinct(self) -> int:
-        """HLL estimate of the distinct values (relative standard error about 1.6%; nearly
-        exact for small counts)."""
-        return round(float(self.sketch.get_estimate()))
-
-    def merge(self, other: TextColumnProfile) -> TextColumnProfile:
-        """Summary of both batches."""
-        if not isinstance(other, TextColumnProfile):
-            raise InputError(f"cannot merge a text column profile with {type(other).__name__}")
-        return TextColumnProfile(
-            count=self.count + other.count,
-            n_missing=self.n_missing + other.n_missing,
-            total_length=self.total_length + other.total_length,
-            sketch=hll_merge(self.sketch, other.sketch),
-        )
-
-    @classmethod
-    def merge_all(cls, parts: list[TextColumnProfile]) -> TextColumnProfile:
-        """Summary of all ``parts`` in one pass (as chaining :meth:`merge`)."""
-        for other in parts:
-            if not isinstance(other, TextColumnProfile):
-                raise InputError(f"cannot merge a text column profile with {type(other).__name__}")
-        return TextColumnProfile(
-            count=sum(p.count for p in parts),
-            n_missing=sum(p.n_missing for p in parts),
-            total_length=sum(p.total_length for p in parts),
-            sketch=hll_merge_all([p.sketch for p in parts]),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form (the HLL sketch as base64)."""
-        return {
-            "kind": self.kind,
-            "count": self.count,
-            "n_missing": self.n_missing,
-            "total_length": self.total_length,
-            "hll": hll_to_bytes(self.sketch),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TextColumnProfile:
-        """Rebuild from :meth:`to_dict` output."""
-        return cls(
-            count=int(d["count"]),
-            n_missing=int(d["n_missing"]),
-            total_length=int(d["total_length"]),
-            sketch=hll_from_bytes(d["hll"]),
         )

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from watchkeeper.data._adapters import mixed_types_info
+from watchkeeper.data._embedding_profile import is_vector_type
 from watchkeeper.data.schema import ColumnKind, ColumnSpec, Role
 
 __all__ = ["infer_columns"]
@@ -68,12 +69,28 @@ def _infer_one(
         return ColumnKind.CATEGORICAL, None, note
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return _infer_strings(field.name, column, n_valid, max_categories)
+    if is_vector_type(t):
+        return _infer_vectors(column, n_valid)
     if pa.types.is_time(t):
         return ColumnKind.CATEGORICAL, None, "time of day, profiled as strings"
     return (
         ColumnKind.TEXT,
         Role.IGNORED,
         f"Arrow type {t} is not profiled; declare a role to use it",
+    )
+
+
+def _infer_vectors(column: pa.ChunkedArray, n_valid: int) -> tuple[ColumnKind, Role | None, str]:
+    """Numeric vectors of one length are embeddings; ragged ones are not profiled."""
+    lengths = pc.unique(pc.list_value_length(column).drop_null()).to_pylist()
+    if n_valid and len(lengths) == 1 and lengths[0] >= 1:
+        return ColumnKind.EMBEDDING, None, f"embedding: vectors of {lengths[0]} numbers"
+    shown = ", ".join(str(v) for v in sorted(lengths)[:5])
+    return (
+        ColumnKind.TEXT,
+        Role.IGNORED,
+        f"numeric lists of different lengths ({shown}) are not profiled; declare "
+        "kind embedding to profile the vectors of the most common length",
     )
 
 

@@ -15,13 +15,18 @@ from watchkeeper.data._column_profiles import (
     DatetimeColumnProfile,
     TextColumnProfile,
 )
+from watchkeeper.data._embedding_profile import EmbeddingColumnProfile
 from watchkeeper.data._numeric_profile import NumericColumnProfile
 from watchkeeper.data.schema import ColumnKind, ColumnSpec
 
 __all__ = ["COLUMN_CLASSES", "ColumnProfile", "profile_column"]
 
 ColumnProfile = (
-    NumericColumnProfile | CategoricalColumnProfile | DatetimeColumnProfile | TextColumnProfile
+    NumericColumnProfile
+    | CategoricalColumnProfile
+    | DatetimeColumnProfile
+    | TextColumnProfile
+    | EmbeddingColumnProfile
 )
 
 COLUMN_CLASSES: dict[str, Any] = {
@@ -30,6 +35,7 @@ COLUMN_CLASSES: dict[str, Any] = {
     "boolean": CategoricalColumnProfile,
     "datetime": DatetimeColumnProfile,
     "text": TextColumnProfile,
+    "embedding": EmbeddingColumnProfile,
 }
 
 
@@ -57,8 +63,9 @@ def profile_column(
     n_bins: int,
     max_categories: int,
     sketch: bool = True,
-) -> tuple[ColumnProfile, pa.ChunkedArray]:
-    """The column's profile and its canonical values (what the sample stores and hashes)."""
+) -> tuple[ColumnProfile, pa.ChunkedArray | None]:
+    """The column's profile and its canonical values (what the sample stores and hashes;
+    ``None`` for embedding columns, whose profile keeps its own sample of projected vectors)."""
     kind = spec.kind
     if kind is ColumnKind.NUMERIC:
         values, n_bad, examples = numeric_values(column)
@@ -78,7 +85,11 @@ def profile_column(
         return DatetimeColumnProfile.from_values(ns, valid, n_type_errors=n_bad), canonical
     if kind is ColumnKind.TEXT:
         strings = string_values(column)
-        return TextColumnProfile.from_strings(strings), strings
+        ref_text = reference if isinstance(reference, TextColumnProfile) else None
+        return TextColumnProfile.from_strings(strings, reference=ref_text, n_bins=n_bins), strings
+    if kind is ColumnKind.EMBEDDING:
+        ref_emb = reference if isinstance(reference, EmbeddingColumnProfile) else None
+        return EmbeddingColumnProfile.from_column(column, reference=ref_emb), None
     strings = _boolean_strings(column) if kind is ColumnKind.BOOLEAN else string_values(column)
     known: tuple[str, ...] | None
     if isinstance(reference, CategoricalColumnProfile):

@@ -170,6 +170,26 @@ def _hash_strings(column: pa.ChunkedArray, seed: int) -> NDArray[np.uint64]:
     return out
 
 
+def _hash_lists(column: pa.ChunkedArray) -> NDArray[np.uint64]:
+    """Hash of each list of numbers from its elements and their positions (vectorised)."""
+    arr = column.combine_chunks()
+    n = len(arr)
+    lengths = np.asarray(pc.list_value_length(arr).fill_null(0).to_numpy(), dtype=np.int64)
+    out = np.full(n, _NULL, dtype=np.uint64)
+    filled = lengths > 0
+    out[~filled & np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)] = _M1
+    if not filled.any():
+        return out
+    flat = pc.list_flatten(arr)
+    values = np.asarray(pc.cast(flat, pa.float64()).to_numpy(zero_copy_only=False))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    position = np.arange(values.size, dtype=np.int64) - np.repeat(starts, lengths)
+    with np.errstate(over="ignore"):
+        element = _mix(_hash_float(values) ^ (position.astype(np.uint64) * _M2))
+        out[filled] = _mix(np.bitwise_xor.reduceat(element, starts[filled]))
+    return out
+
+
 def column_hash(canonical: pa.ChunkedArray | pa.Array, seed: int) -> NDArray[np.uint64]:
     """Seeded 64-bit hash of each value of a canonical column (see :func:`row_priorities`)."""
     if isinstance(canonical, pa.Array):
@@ -187,6 +207,8 @@ def column_hash(canonical: pa.ChunkedArray | pa.Array, seed: int) -> NDArray[np.
         return bits
     if pa.types.is_string(t):
         return _hash_strings(canonical, seed)
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _hash_lists(canonical)
     raise TypeError(f"no canonical hash for Arrow type {t}")
 
 

@@ -121,6 +121,11 @@ def find_mismatches(table: pa.Table, spec: ColumnSpec) -> list[TypeMismatch]:
         ok = pc.is_in(strings, pa.array(["true", "false", "1", "0"]))
         bad = string_values(column).filter(pc.invert(ok.fill_null(True)))
         n_bad, examples = len(bad), _smallest(bad.slice(0, 10_000).to_pylist())
+    elif kind is ColumnKind.EMBEDDING:
+        from watchkeeper.data._embedding_profile import embedding_matrix
+
+        _, dim, _, n_bad = embedding_matrix(column)
+        examples = (f"vectors not of length {dim} or with non-finite values",) if n_bad else ()
     elif spec.categories is not None:
         strings = string_values(column)
         ok = pc.is_in(strings, pa.array(list(spec.categories), type=pa.string()))

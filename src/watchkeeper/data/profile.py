@@ -31,6 +31,7 @@ from watchkeeper.data._column_profiles import (
     DatetimeColumnProfile,
     TextColumnProfile,
 )
+from watchkeeper.data._embedding_profile import EmbeddingColumnProfile
 from watchkeeper.data._group_counts import GroupCounts, profile_group_counts
 from watchkeeper.data._io import table_from_text, table_to_text
 from watchkeeper.data._numeric_profile import NumericColumnProfile
@@ -43,7 +44,12 @@ from watchkeeper.stats import DEFAULT_BINS
 __all__ = ["ColumnProfile", "Profile", "is_profile_path"]
 
 _C = TypeVar(
-    "_C", NumericColumnProfile, CategoricalColumnProfile, DatetimeColumnProfile, TextColumnProfile
+    "_C",
+    NumericColumnProfile,
+    CategoricalColumnProfile,
+    DatetimeColumnProfile,
+    TextColumnProfile,
+    EmbeddingColumnProfile,
 )
 
 #: Version of the JSON layout written by :meth:`Profile.to_dict`.
@@ -83,11 +89,13 @@ class Profile:
     columns
         Column profile by name: :class:`NumericColumnProfile`,
         :class:`CategoricalColumnProfile` (categorical and boolean columns),
-        :class:`DatetimeColumnProfile` or :class:`TextColumnProfile`.
+        :class:`DatetimeColumnProfile`, :class:`TextColumnProfile` or
+        :class:`EmbeddingColumnProfile`.
     sample
         A uniform random sample of at most ``meta["sample_size"]`` rows (all profiled
         columns, in canonical types: numbers as float64, categories and text as strings,
-        booleans as ``"true"``/``"false"``, datetimes as UTC ``timestamp[ns]``), or ``None``.
+        booleans as ``"true"``/``"false"``, datetimes as UTC ``timestamp[ns]``; embedding
+        columns are left out: their column profiles keep projected vectors), or ``None``.
         Mergeable bottom-k sample by seeded row-content hash; identical rows share a priority,
         so duplicates are sampled together (see :mod:`watchkeeper.data._sketch`).
     meta
@@ -446,6 +454,10 @@ class Profile:
         """The profile of a text column (typed access)."""
         return self._typed(column, TextColumnProfile)
 
+    def embedding(self, column: str) -> EmbeddingColumnProfile:
+        """The profile of an embedding column (typed access)."""
+        return self._typed(column, EmbeddingColumnProfile)
+
     def _typed(self, column: str, cls: type[_C]) -> _C:
         if column not in self.columns:
             raise InputError(
@@ -612,6 +624,13 @@ class Profile:
                 f"the profile keeps {kept:,} of its {self.n_rows:,} rows, so it cannot be "
                 "counted again on other bins; profile the data again with reference= the "
                 "profile every batch must match"
+            )
+        vectors = [n for n, c in self.columns.items() if c.kind == "embedding"]
+        if vectors:
+            raise InputError(
+                f"embedding columns {vectors[:5]} keep projected vectors, not rows, so they "
+                "cannot be counted again on another reference; profile the data again with "
+                "reference= the profile every batch must match"
             )
         names = [n for n in self.columns if n in reference.columns]
         missing = [n for n in self.columns if n not in reference.columns]

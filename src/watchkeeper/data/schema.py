@@ -33,6 +33,7 @@ class ColumnKind(StrEnum):
     BOOLEAN = "boolean"
     DATETIME = "datetime"
     TEXT = "text"
+    EMBEDDING = "embedding"
 
 
 class Role(StrEnum):
@@ -325,8 +326,10 @@ class Schema:
           unique gets role ``id``.
         - an object column mixing Python types (``[1, "a"]``) is ``categorical`` over the
           string forms of its values; :meth:`validate` reports the minority types.
-        - all-missing columns are ``categorical``; binary and nested columns are ``text`` with
-          role ``ignored``.
+        - lists (Arrow ``list``, ``large_list`` or ``fixed_size_list``) of numbers that all
+          have one length are ``embedding`` (a pandas column of arrays, a polars ``Array``).
+        - all-missing columns are ``categorical``; binary and other nested columns (numeric
+          lists of different lengths too) are ``text`` with role ``ignored``.
 
         Every non-obvious choice is explained in :attr:`ColumnSpec.note`. Declared ``roles``
         and ``kinds`` override the rules.

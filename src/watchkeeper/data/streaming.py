@@ -42,11 +42,13 @@ from watchkeeper.data._column_profiles import (
     DatetimeColumnProfile,
     TextColumnProfile,
 )
+from watchkeeper.data._embedding_profile import MIN_SPLIT_ROWS, EmbeddingColumnProfile
 from watchkeeper.data._group_counts import profile_group_counts
 from watchkeeper.data._io import table_from_text, table_to_text
 from watchkeeper.data._numeric_profile import NumericColumnProfile
 from watchkeeper.data._profiling import profile_column
 from watchkeeper.data._sketch import bottom_k, row_priorities
+from watchkeeper.data._text_profile import holds_out_vocabulary
 from watchkeeper.data.schema import ColumnKind, ColumnSpec, Role, Schema
 from watchkeeper.exceptions import InputError
 from watchkeeper.stats import reference_bin_edges
@@ -156,15 +158,24 @@ class Pilot:
                 strings = string_values(column)
                 canonical[spec.name] = strings
                 counts[spec.name] = _value_counts(strings)
+            elif spec.kind is ColumnKind.TEXT:
+                # Text needs its sample for the skeleton's vocabulary and descriptor bins.
+                canonical[spec.name] = string_values(column)
+            elif spec.kind is ColumnKind.EMBEDDING:
+                # The skeleton fits the projection on the sampled vectors.
+                canonical[spec.name] = column
             elif sample_size:
                 # The canonical values are what the sample stores and hashes; the throwaway
                 # column profile is the cheapest way to the exact same forms.
-                _, canonical[spec.name] = profile_column(
+                _, values = profile_column(
                     spec, column, None, n_bins=2, max_categories=1, sketch=False
                 )
+                assert values is not None
+                canonical[spec.name] = values
         sample, priorities = None, None
         if sample_size and canonical:
-            all_priorities = row_priorities(canonical, table.num_rows, random_state)
+            hashed = _priority_columns(canonical)
+            all_priorities = row_priorities(hashed, table.num_rows, random_state)
             take = bottom_k(all_priorities, sample_size)
             priorities = all_priorities[take]
             sample = pa.table({n: c.take(take) for n, c in canonical.items()})
@@ -214,7 +225,8 @@ class Pilot:
         priorities = None
         if sample is not None:
             canonical = {n: sample.column(n) for n in sample.column_names}
-            priorities = row_priorities(canonical, sample.num_rows, int(d["random_state"]))
+            hashed = _priority_columns(canonical)
+            priorities = row_priorities(hashed, sample.num_rows, int(d["random_state"]))
         return cls(
             int(d["n_rows"]),
             sample,
@@ -223,6 +235,14 @@ class Pilot:
             int(d["sample_size"]),
             int(d["random_state"]),
         )
+
+
+def _priority_columns(canonical: dict[str, pa.ChunkedArray]) -> dict[str, pa.ChunkedArray]:
+    """The columns that decide a row's priority: those of the profile's own row sample
+    (embedding vectors ride along but are not hashed, as in Profile.from_data), or the
+    vectors when there is nothing else."""
+    rest = {n: c for n, c in canonical.items() if not pa.types.is_nested(c.type)}
+    return rest or canonical
 
 
 def _specs(schema: Schema) -> list[ColumnSpec]:
@@ -288,8 +308,23 @@ def skeleton_reference(
             columns[spec.name] = DatetimeColumnProfile.from_values(
                 np.empty(0, dtype=np.int64), np.empty(0, dtype=bool), n_type_errors=0
             )
+        elif spec.kind is ColumnKind.TEXT:
+            # The vocabulary and descriptor bins of the pilot's sample of documents (those of
+            # every document while the sample holds them all).
+            texts = pa.chunked_array([], pa.string())
+            if sample is not None and spec.name in sample.column_names:
+                texts = sample.column(spec.name)
+            columns[spec.name] = dataclasses.replace(
+                TextColumnProfile.from_strings(texts, n_bins=n_bins),
+                recount_held_out=holds_out_vocabulary(texts),
+            )
         else:
-            columns[spec.name] = TextColumnProfile.from_strings(pa.chunked_array([], pa.string()))
+            # The projection fitted on the pilot's vectors (those of every row while the
+            # sample holds them all, and then exactly the projection of Profile.from_data).
+            vectors = pa.chunked_array([], pa.list_(pa.float64()))
+            if sample is not None and spec.name in sample.column_names:
+                vectors = sample.column(spec.name)
+            columns[spec.name] = EmbeddingColumnProfile.from_column(vectors)
     # Task and positive class of the per-group counts, inferred from the row sample (all rows
     # while the sample holds them) so that every batch counts the same classes.
     group_counts = None
@@ -331,8 +366,23 @@ def finish_profile(
             and merged.schema[name].categories is None
         ):
             col = dataclasses.replace(col, unseen={}, n_unseen=None)
+        elif isinstance(col, EmbeddingColumnProfile) and col.count >= 2 * MIN_SPLIT_ROWS:
+            # As Profile.from_data: the stored sample is the first half at most, the rows the
+            # projection was fitted on come after it.
+            keep_rows = min(col.sample_size, col.count // 2)
+            col = dataclasses.replace(
+                col,
+                sample=col.sample[:keep_rows],
+                sample_priorities=col.sample_priorities[:keep_rows],
+            )
         columns[name] = col
     keep = pilot.sample_size if sample_size is None else sample_size
+    sample = pilot.sample
+    if sample is not None:
+        vectors = [n for n, c in merged.columns.items() if c.kind == "embedding"]
+        sample = sample.drop_columns([n for n in vectors if n in sample.column_names])
+        if sample.num_columns == 0:
+            sample = None  # as Profile.from_data: no row sample without other columns
     meta = dict(merged.meta)
     meta.update(
         sample_size=keep,
@@ -344,9 +394,9 @@ def finish_profile(
         merged.schema,
         merged.n_rows,
         columns,
-        pilot.sample if keep else None,
+        sample if keep else None,
         meta,
-        pilot.priorities if keep else None,
+        pilot.priorities if keep and sample is not None else None,
         merged.group_counts,
     )
 

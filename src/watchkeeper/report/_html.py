@@ -70,11 +70,42 @@ def _column_section(c: Any, plot: dict[str, Any] | None) -> str:
                 )
             ]
             chart += table(["quantile", "reference", "current"], qrows)
+    chart += _unstructured_details(c)
     return (
         f'<section class="column" id="col-{esc(c.name)}"><header><h3>{esc(c.name)}</h3>'
         f'{badge(c.status.value)}<span class="muted">{esc(c.kind)} · {esc(c.reason)}</span>'
         f'</header><div class="grid"><div>{chart}</div><div>{stats}</div></div></section>'
     )
+
+
+def _unstructured_details(c: Any) -> str:
+    """The sub-tests of a text column, the projection of an embedding column."""
+    details = c.details or {}
+    subs = details.get("sub_tests")
+    if c.kind == "text" and isinstance(subs, dict):
+        return "<h4>Text sub-tests</h4>" + table(
+            ["test", "method", "p-value", "effect", "floor"],
+            (
+                (
+                    name,
+                    s.get("method"),
+                    s.get("p_value"),
+                    s.get("effect_size"),
+                    s.get("effect_floor"),
+                )
+                for name, s in subs.items()
+            ),
+        )
+    if c.kind == "embedding" and "dim" in details:
+        return "<h4>Embedding projection</h4>" + table(
+            ["", ""],
+            [
+                ("vector length", details.get("dim")),
+                ("principal components (+ residual norm)", details.get("n_components")),
+                ("reference variance explained", details.get("explained_variance")),
+            ],
+        )
+    return ""
 
 
 def render_drift_report(report: Report, *, title: str | None = None) -> str:

@@ -47,6 +47,7 @@ from watchkeeper.stats._numeric import (
     wasserstein,
 )
 from watchkeeper.stats._pca_reconstruction import pca_reconstruction
+from watchkeeper.stats._presence import presence_test
 from watchkeeper.stats._rates import rate_increase
 from watchkeeper.stats._registry import (
     DriftMethod,
@@ -110,6 +111,7 @@ __all__ = [
     "multivariate_method",
     "paired_confidence_sequence",
     "pca_reconstruction",
+    "presence_test",
     "psi",
     "psi_counts",
     "rate_increase",
