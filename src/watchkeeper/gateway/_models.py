@@ -55,9 +55,11 @@ class ServedVersion:
     (['no'], ['no', 'yes'])
     """
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, outliers: Any = None) -> None:
         self.model = model
         self.record: ModelVersion = model.version
+        #: the version's outlier detector (:class:`~watchkeeper.checks.OutlierDetector`)
+        self.outliers = outliers
         schema = None
         if self.record.schema is not None:
             try:
@@ -186,7 +188,11 @@ class ServedModel:
             "route": {**self.route.to_dict(), "description": self.route.describe()},
             "route_source": "stored" if self.route_stored else "default",
             "arms": {
-                alias: {"version": served.version, "format": served.record.format}
+                alias: {
+                    "version": served.version,
+                    "format": served.record.format,
+                    **({} if served.outliers is None else {"outliers": served.outliers.describe()}),
+                }
                 for alias, served in self.versions.items()
             },
             "problems": dict(self.problems),
@@ -302,7 +308,10 @@ class ServingState:
             if found is not None and key not in self._stale:
                 return found
             try:
-                fresh = ServedVersion(self.registry.load_model(name, version))
+                fresh = ServedVersion(
+                    self.registry.load_model(name, version),
+                    self.registry.load_outliers(name, version),
+                )
             except Exception as exc:
                 if found is None:
                     raise

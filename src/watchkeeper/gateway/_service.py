@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from watchkeeper.checks import OUTLIER_FLAG_KEY, OUTLIER_SCORE_KEY
 from watchkeeper.exceptions import InputError
 from watchkeeper.gateway._errors import ApiError, FieldProblem, first_line
 from watchkeeper.gateway._log import PredictionLog
@@ -85,10 +86,14 @@ class Answer:
     ids: list[str]
     predictions: list[Any]
     scores: list[dict[str, float]] | None
+    #: each record's outlier score and flag, when the arm's version has a detector
+    outlier_scores: list[float] | None = None
+    outliers: list[bool] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The v1 response body."""
-        return {
+        """The v1 response body (``outlier_scores`` and ``outliers`` only when the version
+        answering has an outlier detector)."""
+        out = {
             "model": self.model,
             "version": self.version,
             "arm": self.arm,
@@ -96,6 +101,10 @@ class Answer:
             "predictions": self.predictions,
             "scores": self.scores,
         }
+        if self.outlier_scores is not None:
+            out["outlier_scores"] = self.outlier_scores
+            out["outliers"] = self.outliers
+        return out
 
 
 async def current_snapshot(ctx: Context) -> Snapshot:
@@ -350,6 +359,14 @@ async def predict_records(
     seconds = time.perf_counter() - started
     ctx.metrics.child(ctx.metrics.model_duration, *labels).observe(seconds)
     features = _features(records, columns, spec.columns, spec.known)
+    outlier_scores, outliers = _outliers(arm, columns)
+    logged_features = features
+    if outlier_scores is not None and outliers is not None:
+        # logged beside the features (a copy: the shadow arm gets the request's own)
+        logged_features = [
+            {**f, OUTLIER_SCORE_KEY: s, OUTLIER_FLAG_KEY: o}
+            for f, s, o in zip(features, outlier_scores, outliers, strict=True)
+        ]
     now = event_time(headers)
     latency_ms = seconds * 1000.0
     version_number = arm.version
@@ -360,7 +377,7 @@ async def predict_records(
             model=served.name,
             version=version_number,
             arm=decision.alias,
-            features=features[i],
+            features=logged_features[i],
             prediction=predictions[i],
             scores=None if scores is None else scores[i],
             latency_ms=latency_ms,
@@ -371,7 +388,38 @@ async def predict_records(
     ctx.metrics.child(ctx.metrics.predictions, *labels, "false").inc(len(ids))
     if decision.shadow is not None:
         schedule_shadow(ctx, served, decision.shadow, records, ids, features, spec, X, ts=now)
-    return Answer(served.name, version_number, decision.alias, ids, predictions, scores)
+    return Answer(
+        served.name,
+        version_number,
+        decision.alias,
+        ids,
+        predictions,
+        scores,
+        outlier_scores,
+        outliers,
+    )
+
+
+def _outliers(
+    arm: ServedVersion, columns: Mapping[str, list[Any]]
+) -> tuple[list[float] | None, list[bool] | None]:
+    """Outlier score and flag of each record, when the arm's version has a detector."""
+    detector = arm.outliers
+    if detector is None:
+        return None, None
+    try:
+        found = detector.score(columns)
+    except InputError as exc:
+        # the detector scores columns the schema marks as inputs: a mismatch is the
+        # registration's fault, not the caller's
+        logger.error("outlier detector of %s v%s failed: %s", arm.name, arm.version, exc)
+        raise ApiError(
+            "the outlier detector could not score these records",
+            [FieldProblem("", first_line(exc))],
+            status=500,
+        ) from None
+    scores = [float(s) for s in found]
+    return scores, [s > detector.threshold_ for s in scores]
 
 
 #: Largest lead of an ``X-Event-Time`` over the server's clock (clock skew), in seconds.
