@@ -15,7 +15,11 @@ Two scores:
   features (median and IQR) under a Ledoit-Wolf shrunk covariance.
 - ``isolation_forest``: scikit-learn's isolation forest (Liu, Ting and Zhou 2008), fitted
   with a fixed seed and exported as plain node arrays, scored in numpy exactly as
-  ``-IsolationForest.score_samples`` scores.
+  ``-IsolationForest.score_samples`` scores, plus how far a value lies outside the fit rows'
+  range (in units of that range, summed over columns; zero inside it). The forest alone
+  cannot tell a value just beyond the reference's range from one a hundred times further: both
+  follow the branch of the most extreme reference row, so far-out records would score like the
+  reference's own extremes and go unflagged at small rates.
 
 Both use the numeric and boolean feature columns; categorical, text and datetime columns are
 ignored. A missing value takes the median of the fit rows. A fitted detector is plain JSON
@@ -238,7 +242,7 @@ class OutlierDetector:
         if self.method == "mahalanobis":
             z = (filled - state["center"]) / state["scale"] - state["location"]
             return np.asarray(np.einsum("ij,jk,ik->i", z, state["precision"], z), dtype=float)
-        return _forest_scores(filled, state)
+        return _forest_scores(filled, state) + _range_excess(filled, state["low"], state["high"])
 
     # -- storage ----------------------------------------------------------------------------
 
@@ -494,7 +498,10 @@ def _fit_forest(
         features.append(np.where(leaf, -1, np.asarray(used)[np.maximum(t.feature, 0)]))
         thresholds.append(np.where(leaf, 0.0, t.threshold))
         paths.append(path)
+    low, high = X.min(axis=0), X.max(axis=0)
     return {
+        "low": low,
+        "high": high,
         "left": lefts,
         "right": rights,
         "feature": features,
@@ -502,6 +509,15 @@ def _fit_forest(
         "path": paths,
         "sample_size": np.array([float(forest.max_samples_)]),
     }
+
+
+def _range_excess(
+    X: NDArray[np.float64], low: NDArray[np.float64], high: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """How far each row lies outside ``[low, high]``, in units of each column's range."""
+    width = np.where(high > low, high - low, 1.0)
+    excess = np.maximum(X - high, 0.0) + np.maximum(low - X, 0.0)
+    return np.asarray((excess / width).sum(axis=1), dtype=float)
 
 
 def _forest_scores(X: NDArray[np.float64], state: Mapping[str, Any]) -> NDArray[np.float64]:
@@ -548,6 +564,11 @@ def _checked_state(method: str, raw: Mapping[str, Any], n_columns: int) -> dict[
     if trees < 1 or any(len(raw[k]) != trees for k in ("right", "feature", "threshold", "path")):
         raise ValueError("every tree needs left, right, feature, threshold and path arrays")
     state: dict[str, Any] = {"median": median, "sample_size": np.asarray(raw["sample_size"])}
+    for key in ("low", "high"):
+        value = np.asarray(raw[key], dtype=float)
+        if value.shape != (n_columns,) or not np.isfinite(value).all():
+            raise ValueError(f"{key} must hold one finite number per column")
+        state[key] = value
     for key in ("left", "right", "feature", "threshold", "path"):
         state[key] = []
     for i in range(trees):
