@@ -255,12 +255,16 @@ def test_window_check_fires_on_many_outliers_and_not_on_a_clean_window() -> None
     assert loud.status is Status.ALERT, loud.reason
     assert loud.details["flagged"] == int(dirty.sum()) >= 100
     assert loud.value == pytest.approx(dirty.mean())
-    assert loud.p_value is not None and loud.p_value < 1e-10
-    assert loud.upper is not None and loud.lower is not None and loud.lower > d.rate
+    assert loud.p_value is not None
+    assert loud.p_value < 1e-10
+    assert loud.upper is not None
+    assert loud.lower is not None
+    assert loud.lower > d.rate
     assert loud.threshold == pytest.approx(d.false_positive_rate_)
     few = check_outlier_rate(5, 50, d.n_above_, d.n_calibration_, rate=d.rate)
     assert few.status is Status.INSUFFICIENT_DATA
     # a significant but trivial rise on a huge window stays ok (effect-size floor)
     big = check_outlier_rate(13_000, 1_000_000, 999, 99_999, rate=0.01)
-    assert big.p_value is not None and big.p_value < 0.01
+    assert big.p_value is not None
+    assert big.p_value < 0.01
     assert big.status is Status.OK
