@@ -1,0 +1,106 @@
+"""Outlier scores in the gateway: returned beside the prediction (v1 and v2) and logged with
+the record, for versions registered with a detector; absent for the others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from watchkeeper.checks import OUTLIER_FLAG_KEY, OUTLIER_SCORE_KEY, OutlierDetector
+from watchkeeper.data import Schema
+from watchkeeper.registry import Registry
+
+from ._apps import CHURN_INPUTS, churn_data, churn_pipeline, churn_record, gateway, read_log
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    X, y = churn_data(0, n=1500)
+    schema = Schema.infer(X, roles={"region": "sensitive"})
+    model = churn_pipeline(1.0).fit(X[list(CHURN_INPUTS)], y)
+    with Registry(root=tmp_path) as registry:
+        registry.register(
+            "churn",
+            model,
+            reference=X,
+            schema=schema,
+            outliers=OutlierDetector(rate=0.02),
+            actor="tests",
+        )
+        registry.set_alias("churn", "champion", 1, actor="tests")
+        registry.register("plain", model, reference=X, schema=schema, actor="tests")
+        registry.set_alias("plain", "champion", 1, actor="tests")
+    return tmp_path
+
+
+def _detector(root: Path) -> Any:
+    with Registry(root=root) as registry:
+        return registry.load_outliers("churn", 1)
+
+
+async def test_v1_returns_and_logs_each_records_score_and_flag(root: Path) -> None:
+    records = [churn_record(i) for i in range(3)] + [churn_record(3, x1=40.0, x2=-35.0)]
+    async with gateway(root) as client:
+        resp = await client.post("/v1/models/churn/predict", json=records)
+        plain = await client.post("/v1/models/plain/predict", json=records[0])
+        listing = (await client.get("/v1/models/churn")).json()
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    detector = _detector(root)
+    columns = {c: [r[c] for r in records] for c in detector.columns_}
+    assert detector.columns_ == ("x1", "x2", "active")  # plan is categorical: ignored
+    expected = detector.score(columns)
+    assert body["outlier_scores"] == pytest.approx(expected.tolist(), rel=1e-12)
+    assert body["outliers"] == (expected > detector.threshold_).tolist()
+    assert body["outliers"][3] is True
+    assert body["outliers"][:3] == [False, False, False]
+    logged = {row["id"]: row for row in read_log(root, "churn")}
+    for i, record_id in enumerate(body["ids"]):
+        assert logged[record_id][OUTLIER_SCORE_KEY] == pytest.approx(body["outlier_scores"][i])
+        assert logged[record_id][OUTLIER_FLAG_KEY] is body["outliers"][i]
+    # the features themselves are logged as before
+    assert logged[body["ids"][3]]["x1"] == pytest.approx(40.0)
+    # a version without a detector answers as before
+    assert plain.status_code == 200
+    assert "outlier_scores" not in plain.json()
+    assert "outliers" not in plain.json()
+    (plain_row,) = read_log(root, "plain")
+    assert OUTLIER_SCORE_KEY not in plain_row
+    # the listing states the detector and its rates
+    stated = listing["arms"]["champion"]["outliers"]
+    assert stated["rate"] == 0.02
+    assert stated["false_positive_rate"] <= 0.02
+    assert stated["columns"] == ["x1", "x2", "active"]
+
+
+async def test_v2_outputs_hold_the_scores_and_flags(root: Path) -> None:
+    records = [churn_record(5), churn_record(6, x2=60.0)]
+    inputs = [
+        {
+            "name": name,
+            "shape": [2],
+            "datatype": {"x1": "FP64", "x2": "FP64", "plan": "BYTES", "active": "BOOL"}[name],
+            "data": [r[name] for r in records],
+        }
+        for name in CHURN_INPUTS
+    ]
+    async with gateway(root) as client:
+        resp = await client.post("/v2/models/churn/infer", json={"inputs": inputs})
+        only = await client.post(
+            "/v2/models/churn/infer",
+            json={"inputs": inputs, "outputs": [{"name": "outlier"}]},
+        )
+    assert resp.status_code == 200, resp.text
+    outputs = {o["name"]: o for o in resp.json()["outputs"]}
+    detector = _detector(root)
+    expected = detector.score({c: [r[c] for r in records] for c in detector.columns_})
+    assert outputs["outlier_score"]["datatype"] == "FP64"
+    assert outputs["outlier_score"]["shape"] == [2]
+    assert np.allclose(outputs["outlier_score"]["data"], expected, rtol=1e-12)
+    assert outputs["outlier"]["data"] == [False, True]
+    assert [o["name"] for o in only.json()["outputs"]] == ["outlier"]
