@@ -308,9 +308,11 @@ class ServingState:
             if found is not None and key not in self._stale:
                 return found
             try:
+                # registries that keep no detectors (wrappers, older stores) serve none
+                load_outliers = getattr(self.registry, "load_outliers", None)
                 fresh = ServedVersion(
                     self.registry.load_model(name, version),
-                    self.registry.load_outliers(name, version),
+                    None if load_outliers is None else load_outliers(name, version),
                 )
             except Exception as exc:
                 if found is None:
