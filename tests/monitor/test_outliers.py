@@ -4,7 +4,6 @@ default rule fires on a window with many outliers and not on clean ones."""
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np
