@@ -99,3 +99,38 @@ def test_unusable_requests_are_refused_before_anything_is_stored(tmp_path: Path)
                 "m", _model(reference), reference=reference, outliers="yes", actor="a"
             )
         assert registry.list_models() == []
+
+
+def test_the_register_command_opts_in_with_a_method_and_rate(tmp_path: Path) -> None:
+    import skops.io as sio
+    from typer.testing import CliRunner
+
+    from watchkeeper.cli._models import app
+
+    reference = _reference(400)[["x", "y"]]
+    reference.to_csv(tmp_path / "reference.csv", index=False)
+    sio.dump(_model(_reference(400)), tmp_path / "model.skops")
+    base = ["--registry", f"sqlite:///{tmp_path / 'registry.db'}"]
+    base += ["--artifacts", str(tmp_path / "artifacts")]
+    result = CliRunner().invoke(
+        app,
+        [*base, "register", "m", str(tmp_path / "model.skops"), "--json", "--actor", "a",
+         "--reference", str(tmp_path / "reference.csv"),
+         "--outliers", "isolation_forest", "--outlier-rate", "0.05"],
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.stdout, result.exception)
+    assert json.loads(result.stdout)["flavor"]["outliers"]["method"] == "isolation_forest"
+    with Registry(f"sqlite:///{tmp_path / 'registry.db'}", artifacts=tmp_path / "artifacts") as r:
+        detector = r.load_outliers("m", 1)
+    assert (detector.method, detector.rate, detector.columns_) == (
+        "isolation_forest",
+        0.05,
+        ("x", "y"),
+    )
+    bad = CliRunner().invoke(
+        app,
+        [*base, "register", "m", str(tmp_path / "model.skops"), "--actor", "a",
+         "--reference", str(tmp_path / "reference.csv"), "--outliers", "lof"],
+    )  # fmt: skip
+    assert bad.exit_code != 0
+    assert "unknown outlier method" in (bad.stdout + bad.stderr)
