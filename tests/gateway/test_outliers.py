@@ -104,3 +104,19 @@ async def test_v2_outputs_hold_the_scores_and_flags(root: Path) -> None:
     assert np.allclose(outputs["outlier_score"]["data"], expected, rtol=1e-12)
     assert outputs["outlier"]["data"] == [False, True]
     assert [o["name"] for o in only.json()["outputs"]] == ["outlier"]
+
+
+async def test_large_batches_are_scored_off_the_event_loop_the_same(root: Path) -> None:
+    records = [churn_record(i) for i in range(6)] + [churn_record(9, x1=-50.0)]
+    async with gateway(root) as client:
+        inline = (await client.post("/v1/models/churn/predict", json=records)).json()
+    async with gateway(root, inline_rows=2) as client:
+        threaded = (
+            await client.post(
+                "/v1/models/churn/predict",
+                json=[{**r, "id": f"t{i}"} for i, r in enumerate(records)],
+            )
+        ).json()
+    assert threaded["outlier_scores"] == inline["outlier_scores"]
+    assert threaded["outliers"] == inline["outliers"]
+    assert threaded["outliers"][-1] is True

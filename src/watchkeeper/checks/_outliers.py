@@ -135,14 +135,23 @@ class OutlierDetector:
             raise InputError(
                 f"unknown outlier method {self.method!r}; use one of {', '.join(OUTLIER_METHODS)}"
             )
-        if isinstance(self.rate, bool) or not 0 < float(self.rate) < 1:
+        if not isinstance(self.rate, int | float) or isinstance(self.rate, bool):
+            raise InputError(f"rate must be a number between 0 and 1, got {self.rate!r}")
+        if not 0 < float(self.rate) < 1:
             raise InputError(f"rate must be between 0 and 1 (e.g. 0.01), got {self.rate!r}")
-        if not 0 < float(self.calibration_fraction) < 1:
+        if not isinstance(self.calibration_fraction, int | float) or not (
+            0 < float(self.calibration_fraction) < 1
+        ):
             raise InputError(
                 "calibration_fraction must be between 0 and 1 (e.g. 0.5), got "
                 f"{self.calibration_fraction!r}"
             )
-        if int(self.n_estimators) < 1 or int(self.max_samples) < 2:
+        if (
+            not isinstance(self.n_estimators, int)
+            or not isinstance(self.max_samples, int)
+            or self.n_estimators < 1
+            or self.max_samples < 2
+        ):
             raise InputError("n_estimators must be >= 1 and max_samples >= 2")
 
     def fit(self, reference: Any, schema: Any = None) -> OutlierDetector:

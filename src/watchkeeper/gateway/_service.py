@@ -359,7 +359,12 @@ async def predict_records(
     seconds = time.perf_counter() - started
     ctx.metrics.child(ctx.metrics.model_duration, *labels).observe(seconds)
     features = _features(records, columns, spec.columns, spec.known)
-    outlier_scores, outliers = _outliers(arm, columns)
+    if arm.outliers is None:
+        outlier_scores, outliers = None, None
+    elif len(records) <= settings.inline_rows:
+        outlier_scores, outliers = _outliers(arm, features)
+    else:
+        outlier_scores, outliers = await anyio.to_thread.run_sync(_outliers, arm, features)
     logged_features = features
     if outlier_scores is not None and outliers is not None:
         # logged beside the features (a copy: the shadow arm gets the request's own)
@@ -401,12 +406,16 @@ async def predict_records(
 
 
 def _outliers(
-    arm: ServedVersion, columns: Mapping[str, list[Any]]
+    arm: ServedVersion, features: Sequence[Mapping[str, Any]]
 ) -> tuple[list[float] | None, list[bool] | None]:
-    """Outlier score and flag of each record, when the arm's version has a detector."""
+    """Outlier score and flag of each record, when the arm's version has a detector.
+
+    The detector reads the validated values the log stores (model inputs and the schema's
+    other known fields); a field a record lacks is missing (the detector imputes it)."""
     detector = arm.outliers
     if detector is None:
         return None, None
+    columns = {c: [f.get(c) for f in features] for c in detector.columns_}
     try:
         found = detector.score(columns)
     except InputError as exc:
