@@ -114,6 +114,15 @@ def test_outlier_share_alerts_on_a_window_with_injected_outliers(
         assert found[h].details["flagged"] <= 30
     firing = [e.rule for e in cycle.alerts.events if e.kind == "firing"]
     assert firing.count("outliers") == 1
+    # the monitoring report (and the dashboard, which renders the same view) draws the share
+    from watchkeeper.report._monitoring import monitor_view
+    from watchkeeper.report._monitoring_html import render_monitoring
+
+    view = monitor_view(store, "m")
+    (series,) = [s for st in view["streams"] for s in st["series"] if s["check"] == "outliers.rate"]
+    assert series["values"] == [found[h].value for h in hours]
+    assert series["statuses"][2] == "alert"
+    assert "Outliers (share of records flagged" in render_monitoring(view)
     # the logged score and flag are not features: no drift or quality result about them
     subjects = {r.subject for r in store.results("m")}
     assert OUTLIER_SCORE_KEY not in subjects
