@@ -37,7 +37,7 @@ def _correlated(rng: np.random.Generator, n: int) -> pd.DataFrame:
 def test_isolation_forest_scores_equal_scikit_learn() -> None:
     from sklearn.ensemble import IsolationForest
 
-    from watchkeeper.checks._outliers import _fit_forest, _forest_scores
+    from watchkeeper.checks._outlier_scores import fit_forest, forest_scores
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(1500, 3)) * [1.0, 5.0, 0.1]
@@ -46,8 +46,8 @@ def test_isolation_forest_scores_equal_scikit_learn() -> None:
         forest = IsolationForest(
             n_estimators=n_estimators, max_samples=max_samples, random_state=seed
         ).fit(X)
-        state = _fit_forest(X, n_estimators, max_samples, seed)
-        ours = _forest_scores(probe, state)
+        state = fit_forest(X, n_estimators, max_samples, seed)
+        ours = forest_scores(probe, state)
         np.testing.assert_allclose(ours, -forest.score_samples(probe), rtol=0, atol=1e-12)
 
 

@@ -48,12 +48,12 @@ if TYPE_CHECKING:
         check_profile_fairness,
     )
     from watchkeeper.checks._flags import check_flag_rate
+    from watchkeeper.checks._outlier_rate import check_outlier_rate
     from watchkeeper.checks._outliers import (
         OUTLIER_FLAG_KEY,
         OUTLIER_METHODS,
         OUTLIER_SCORE_KEY,
         OutlierDetector,
-        check_outlier_rate,
     )
     from watchkeeper.checks._performance import PerformanceRule, check_realised_performance
     from watchkeeper.checks._quality import QualityConfig, check_quality
@@ -135,7 +135,7 @@ _LAZY = {
     "OUTLIER_METHODS": "watchkeeper.checks._outliers",
     "OUTLIER_SCORE_KEY": "watchkeeper.checks._outliers",
     "OutlierDetector": "watchkeeper.checks._outliers",
-    "check_outlier_rate": "watchkeeper.checks._outliers",
+    "check_outlier_rate": "watchkeeper.checks._outlier_rate",
 }
 
 __all__ = [

@@ -36,16 +36,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from watchkeeper.checks._result import CheckResult, Status
+from watchkeeper.checks._outlier_scores import (
+    checked_state,
+    fit_forest,
+    fit_mahalanobis,
+    forest_scores,
+    mahalanobis_scores,
+    range_excess,
+)
 from watchkeeper.exceptions import InputError, NotFittedError
 
-__all__ = [
-    "OUTLIER_FLAG_KEY",
-    "OUTLIER_METHODS",
-    "OUTLIER_SCORE_KEY",
-    "OutlierDetector",
-    "check_outlier_rate",
-]
+__all__ = ["OUTLIER_FLAG_KEY", "OUTLIER_METHODS", "OUTLIER_SCORE_KEY", "OutlierDetector"]
 
 #: Methods of :class:`OutlierDetector`.
 OUTLIER_METHODS = ("mahalanobis", "isolation_forest")
@@ -54,7 +55,6 @@ OUTLIER_SCORE_KEY = "_outlier_score"
 OUTLIER_FLAG_KEY = "_outlier"
 
 _FORMAT = "watchkeeper.outliers/1"
-_EULER = 0.5772156649015329
 
 
 class OutlierDetector:
@@ -190,10 +190,10 @@ class OutlierDetector:
         medians = np.where(np.isfinite(medians), medians, 0.0)
         state: dict[str, Any] = {"median": medians}
         if self.method == "mahalanobis":
-            state.update(_fit_mahalanobis(_impute(fit_rows, medians)))
+            state.update(fit_mahalanobis(_impute(fit_rows, medians)))
         else:
             state.update(
-                _fit_forest(
+                fit_forest(
                     _impute(fit_rows, medians),
                     int(self.n_estimators),
                     int(self.max_samples),
@@ -249,9 +249,8 @@ class OutlierDetector:
         state = self.state_
         filled = _impute(X, state["median"])
         if self.method == "mahalanobis":
-            z = (filled - state["center"]) / state["scale"] - state["location"]
-            return np.asarray(np.einsum("ij,jk,ik->i", z, state["precision"], z), dtype=float)
-        return _forest_scores(filled, state) + _range_excess(filled, state["low"], state["high"])
+            return mahalanobis_scores(filled, state)
+        return forest_scores(filled, state) + range_excess(filled, state["low"], state["high"])
 
     # -- storage ----------------------------------------------------------------------------
 
@@ -309,7 +308,7 @@ class OutlierDetector:
             detector.n_above_ = int(payload["n_above"])
             if not 0 <= detector.n_above_ < detector.n_calibration_:
                 raise ValueError("n_above must be below n_calibration")
-            detector.state_ = _checked_state(
+            detector.state_ = checked_state(
                 detector.method, payload["state"], len(detector.columns_)
             )
         except InputError:
@@ -443,265 +442,3 @@ def _impute(X: NDArray[np.float64], medians: NDArray[np.float64]) -> NDArray[np.
     out = X.copy()
     out[bad] = np.broadcast_to(medians, X.shape)[bad]
     return out
-
-
-# -- mahalanobis ----------------------------------------------------------------------------
-
-
-def _fit_mahalanobis(X: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
-    from sklearn.covariance import LedoitWolf
-
-    center = np.median(X, axis=0)
-    q75, q25 = np.percentile(X, [75, 25], axis=0)
-    scale = (q75 - q25) / 1.3489795003921634  # the IQR of a standard normal
-    std = X.std(axis=0)
-    scale = np.where(scale > 0, scale, np.where(std > 0, std, 1.0))
-    z = (X - center) / scale
-    lw = LedoitWolf().fit(z)
-    return {
-        "center": center,
-        "scale": scale,
-        "location": np.asarray(lw.location_, dtype=float),
-        "precision": np.asarray(lw.precision_, dtype=float),
-    }
-
-
-# -- isolation forest -----------------------------------------------------------------------
-
-
-def _average_path_length(n: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Expected path length of an unsuccessful search in a binary search tree of ``n``
-    points (Liu et al. 2008, eq. 1), as scikit-learn computes it."""
-    n = np.asarray(n, dtype=float)
-    out = np.zeros_like(n)
-    two = n == 2
-    many = n > 2
-    out[two] = 1.0
-    m = n[many]
-    out[many] = 2.0 * (np.log(m - 1.0) + _EULER) - 2.0 * (m - 1.0) / m
-    return out
-
-
-def _fit_forest(
-    X: NDArray[np.float64], n_estimators: int, max_samples: int, seed: int
-) -> dict[str, Any]:
-    from sklearn.ensemble import IsolationForest
-
-    forest = IsolationForest(
-        n_estimators=n_estimators,
-        max_samples=min(max_samples, X.shape[0]),
-        random_state=seed,
-    ).fit(X)
-    lefts, rights, features, thresholds, paths = [], [], [], [], []
-    for tree, used in zip(forest.estimators_, forest.estimators_features_, strict=True):
-        t = tree.tree_
-        left, right = t.children_left, t.children_right
-        depth = np.zeros(t.node_count)
-        for node in range(t.node_count):  # children come after their parent
-            if left[node] >= 0:
-                depth[left[node]] = depth[right[node]] = depth[node] + 1
-        leaf = left < 0
-        path = np.where(leaf, depth + _average_path_length(t.n_node_samples), 0.0)
-        lefts.append(np.asarray(left, dtype=np.int64))
-        rights.append(np.asarray(right, dtype=np.int64))
-        features.append(np.where(leaf, -1, np.asarray(used)[np.maximum(t.feature, 0)]))
-        thresholds.append(np.where(leaf, 0.0, t.threshold))
-        paths.append(path)
-    low, high = X.min(axis=0), X.max(axis=0)
-    return {
-        "low": low,
-        "high": high,
-        "left": lefts,
-        "right": rights,
-        "feature": features,
-        "threshold": thresholds,
-        "path": paths,
-        "sample_size": np.array([float(forest.max_samples_)]),
-    }
-
-
-def _range_excess(
-    X: NDArray[np.float64], low: NDArray[np.float64], high: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """How far each row lies outside ``[low, high]``, in units of each column's range."""
-    width = np.where(high > low, high - low, 1.0)
-    excess = np.maximum(X - high, 0.0) + np.maximum(low - X, 0.0)
-    return np.asarray((excess / width).sum(axis=1), dtype=float)
-
-
-def _forest_scores(X: NDArray[np.float64], state: Mapping[str, Any]) -> NDArray[np.float64]:
-    # Trees split float32 values (as scikit-learn's trees do), hence the cast.
-    X32 = X.astype(np.float32).astype(np.float64)
-    rows = np.arange(X.shape[0])
-    total = np.zeros(X.shape[0])
-    for left, right, feature, threshold, path in zip(
-        state["left"], state["right"], state["feature"], state["threshold"], state["path"],
-        strict=True,
-    ):  # fmt: skip
-        node = np.zeros(X.shape[0], dtype=np.int64)
-        for _ in range(len(left)):  # a path visits each node at most once
-            inner = left[node] >= 0
-            if not inner.any():
-                break
-            go_left = X32[rows, np.maximum(feature[node], 0)] <= threshold[node]
-            node = np.where(inner, np.where(go_left, left[node], right[node]), node)
-        total += path[node]
-    c = _average_path_length(np.asarray(state["sample_size"]))[0]
-    return np.asarray(2.0 ** (-total / (len(state["left"]) * c)), dtype=float)
-
-
-def _checked_state(method: str, raw: Mapping[str, Any], n_columns: int) -> dict[str, Any]:
-    median = np.asarray(raw["median"], dtype=float)
-    if median.shape != (n_columns,) or not np.isfinite(median).all():
-        raise ValueError("median must hold one finite number per column")
-    if method == "mahalanobis":
-        out: dict[str, Any] = {"median": median}
-        for key, shape in (
-            ("center", (n_columns,)),
-            ("scale", (n_columns,)),
-            ("location", (n_columns,)),
-            ("precision", (n_columns, n_columns)),
-        ):
-            value = np.asarray(raw[key], dtype=float)
-            if value.shape != shape or not np.isfinite(value).all():
-                raise ValueError(f"{key} must be finite numbers of shape {shape}")
-            out[key] = value
-        if (out["scale"] <= 0).any():
-            raise ValueError("scale must be positive")
-        return out
-    trees = len(raw["left"])
-    if trees < 1 or any(len(raw[k]) != trees for k in ("right", "feature", "threshold", "path")):
-        raise ValueError("every tree needs left, right, feature, threshold and path arrays")
-    state: dict[str, Any] = {"median": median, "sample_size": np.asarray(raw["sample_size"])}
-    for key in ("low", "high"):
-        value = np.asarray(raw[key], dtype=float)
-        if value.shape != (n_columns,) or not np.isfinite(value).all():
-            raise ValueError(f"{key} must hold one finite number per column")
-        state[key] = value
-    for key in ("left", "right", "feature", "threshold", "path"):
-        state[key] = []
-    for i in range(trees):
-        left = np.asarray(raw["left"][i], dtype=np.int64)
-        right = np.asarray(raw["right"][i], dtype=np.int64)
-        feature = np.asarray(raw["feature"][i], dtype=np.int64)
-        threshold = np.asarray(raw["threshold"][i], dtype=float)
-        path = np.asarray(raw["path"][i], dtype=float)
-        n = left.shape[0]
-        if n < 1 or any(a.shape != (n,) for a in (right, feature, threshold, path)):
-            raise ValueError(f"tree {i}: node arrays must have the same length")
-        inner = left >= 0
-        if (
-            (left >= n).any()
-            or (right >= n).any()
-            or (right[inner] < 0).any()
-            or (feature[inner] < 0).any()
-            or (feature >= n_columns).any()
-            or not np.isfinite(threshold).all()
-            or not np.isfinite(path).all()
-        ):
-            raise ValueError(f"tree {i}: node indices or values out of range")
-        for key, value in (
-            ("left", left),
-            ("right", right),
-            ("feature", feature),
-            ("threshold", threshold),
-            ("path", path),
-        ):
-            state[key].append(value)
-    if state["sample_size"].shape != (1,) or not state["sample_size"][0] >= 2:
-        raise ValueError("sample_size must be one number >= 2")
-    return state
-
-
-# -- the window check -----------------------------------------------------------------------
-
-
-def check_outlier_rate(
-    flagged: int,
-    n_rows: int,
-    n_above: int,
-    n_calibration: int,
-    *,
-    rate: float,
-    alpha: float = 0.01,
-    min_ratio: float = 1.5,
-    min_rows: int = 100,
-) -> CheckResult:
-    """``outliers.rate``: is the window's share of flagged records above the reference rate?
-
-    The decision is the exact beta-binomial test of
-    :func:`watchkeeper.stats.conformal_exceedance` (it carries the calibration's own
-    uncertainty): ``alert`` when the one-sided p-value is below ``alpha`` and the share is at
-    least ``min_ratio`` times the detector's false-positive rate (so that a huge window does
-    not alert on a trivial rise). ``upper`` is the Wilson 95% upper bound of the share.
-
-    Parameters
-    ----------
-    flagged, n_rows
-        Flagged records of the window, and its records with a score.
-    n_above, n_calibration
-        The detector's held-out reference rows above its threshold, and all of them.
-    rate
-        The detector's stated false-positive rate (reported beside the decision).
-    alpha, min_ratio, min_rows
-        Significance level, effect-size floor and the fewest rows for a verdict.
-
-    Examples
-    --------
-    >>> check_outlier_rate(60, 1000, 9, 999, rate=0.01).status.value
-    'alert'
-    >>> check_outlier_rate(12, 1000, 9, 999, rate=0.01).status.value
-    'ok'
-    >>> check_outlier_rate(3, 40, 9, 999, rate=0.01).status.value
-    'insufficient_data'
-    """
-    if not 0 < alpha < 1:
-        raise InputError(f"alpha must be between 0 and 1, got {alpha!r}")
-    from watchkeeper.stats import conformal_exceedance, wilson_interval
-
-    lo, hi = wilson_interval(flagged, n_rows) if n_rows else (0.0, 1.0)
-    share = flagged / n_rows if n_rows else 0.0
-    expected = (n_above + 1) / (n_calibration + 1)
-    details: dict[str, Any] = {
-        "flagged": int(flagged),
-        "n_rows": int(n_rows),
-        "stated_rate": float(rate),
-        "false_positive_rate": expected,
-        "n_calibration": int(n_calibration),
-        "calibration_above": int(n_above),
-    }
-    rule = f"beta-binomial exceedance test, alpha={alpha:g}, ratio>={min_ratio:g}"
-    if n_rows < min_rows:
-        return CheckResult(
-            "outliers.rate", "model", Status.INSUFFICIENT_DATA,
-            f"only {n_rows:,} scored rows in the window; at least {min_rows:,} are needed "
-            f"(outlier share {share:.2%}, {flagged:,} flagged)",
-            value=share, lower=lo, upper=hi, threshold=expected, rule=rule, details=details,
-        )  # fmt: skip
-    test = conformal_exceedance(n_above, n_calibration, flagged, n_rows)
-    p = float(test.p_value if test.p_value is not None else 1.0)
-    details["ratio"] = share / expected
-    if p < alpha and share >= min_ratio * expected:
-        status = Status.ALERT
-        reason = (
-            f"outlier share {share:.2%} ({flagged:,} of {n_rows:,}) is significantly above "
-            f"the reference rate {expected:.2%} (stated {rate:g}; one-sided exact p={p:.3g} "
-            f"< {alpha:g})"
-        )
-    else:
-        status = Status.OK
-        reason = (
-            f"outlier share {share:.2%} ({flagged:,} of {n_rows:,}); reference rate "
-            f"{expected:.2%} (stated {rate:g})"
-        )
-        if share > expected:
-            reason += (
-                f", not significantly higher (p={p:.3g})"
-                if p >= alpha
-                else f", below {min_ratio:g} times the reference rate"
-            )
-    return CheckResult(
-        "outliers.rate", "model", status, reason,
-        value=share, lower=lo, upper=hi, threshold=expected, p_value=p, rule=rule,
-        details=details,
-    )  # fmt: skip
