@@ -33,14 +33,23 @@ def root(tmp_path: Path) -> Path:
             actor="tests",
         )
         registry.set_alias("churn", "champion", 1, actor="tests")
+        registry.register(
+            "churn",
+            model,
+            reference=X,
+            schema=schema,
+            outliers=OutlierDetector(method="isolation_forest", rate=0.1, n_estimators=10),
+            actor="tests",
+        )
+        registry.set_alias("churn", "challenger", 2, actor="tests")
         registry.register("plain", model, reference=X, schema=schema, actor="tests")
         registry.set_alias("plain", "champion", 1, actor="tests")
     return tmp_path
 
 
-def _detector(root: Path) -> Any:
+def _detector(root: Path, version: int = 1) -> Any:
     with Registry(root=root) as registry:
-        return registry.load_outliers("churn", 1)
+        return registry.load_outliers("churn", version)
 
 
 async def test_v1_returns_and_logs_each_records_score_and_flag(root: Path) -> None:
@@ -120,3 +129,36 @@ async def test_large_batches_are_scored_off_the_event_loop_the_same(root: Path) 
     assert threaded["outlier_scores"] == inline["outlier_scores"]
     assert threaded["outliers"] == inline["outliers"]
     assert threaded["outliers"][-1] is True
+
+
+async def test_shadow_copies_are_scored_by_their_own_versions_detector(root: Path) -> None:
+    import asyncio
+
+    from watchkeeper.gateway import create_app
+
+    from ._apps import serve, settings_for
+
+    records = [churn_record(i) for i in range(4)] + [churn_record(7, x2=-45.0)]
+    app = create_app(settings_for(root))
+    async with serve(app) as client:
+        await client.put("/v1/admin/models/churn/route", json={"mode": "shadow", "fraction": 1.0})
+        answer = (await client.post("/v1/models/churn/predict", json=records)).json()
+        for _ in range(500):  # shadow work runs after the response; wait for it (bounded)
+            if not app.state.ctx.shadow_tasks:
+                break
+            await asyncio.sleep(0.01)
+    rows = read_log(root, "churn", include_shadow=True)
+    shadow = {r["id"]: r for r in rows if r["shadow"]}
+    primary = {r["id"]: r for r in rows if not r["shadow"]}
+    assert len(shadow) == len(primary) == 5
+    challenger = _detector(root, 2)
+    columns = {c: [r[c] for r in records] for c in challenger.columns_}
+    expected = challenger.score(columns)
+    got = [shadow[i][OUTLIER_SCORE_KEY] for i in answer["ids"]]
+    assert got == pytest.approx(expected.tolist(), rel=1e-12)
+    assert [shadow[i][OUTLIER_FLAG_KEY] for i in answer["ids"]][-1] is True
+    # the answer and the primary log hold the champion's detector's scores
+    assert [primary[i][OUTLIER_SCORE_KEY] for i in answer["ids"]] == pytest.approx(
+        answer["outlier_scores"]
+    )
+    assert answer["outlier_scores"] != pytest.approx(got)

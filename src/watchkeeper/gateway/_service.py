@@ -23,12 +23,17 @@ from typing import Any
 
 import anyio.to_thread
 
-from watchkeeper.checks import OUTLIER_FLAG_KEY, OUTLIER_SCORE_KEY
 from watchkeeper.exceptions import InputError
 from watchkeeper.gateway._errors import ApiError, FieldProblem, first_line
 from watchkeeper.gateway._log import PredictionLog
 from watchkeeper.gateway._metrics import GatewayMetrics
-from watchkeeper.gateway._models import ServedModel, ServedVersion, ServingState, Snapshot
+from watchkeeper.gateway._models import (
+    ServedModel,
+    ServedVersion,
+    ServingState,
+    Snapshot,
+    with_outliers,
+)
 from watchkeeper.gateway._routes_store import RouteStore
 from watchkeeper.gateway._routing import Decision, choose
 from watchkeeper.gateway._security import TokenAuth
@@ -360,18 +365,13 @@ async def predict_records(
     ctx.metrics.child(ctx.metrics.model_duration, *labels).observe(seconds)
     features = _features(records, columns, spec.columns, spec.known)
     if arm.outliers is None:
-        outlier_scores, outliers = None, None
+        found = None
     elif len(records) <= settings.inline_rows:
-        outlier_scores, outliers = _outliers(arm, features)
+        found = _outliers(arm, features)
     else:
-        outlier_scores, outliers = await anyio.to_thread.run_sync(_outliers, arm, features)
-    logged_features = features
-    if outlier_scores is not None and outliers is not None:
-        # logged beside the features (a copy: the shadow arm gets the request's own)
-        logged_features = [
-            {**f, OUTLIER_SCORE_KEY: s, OUTLIER_FLAG_KEY: o}
-            for f, s, o in zip(features, outlier_scores, outliers, strict=True)
-        ]
+        found = await anyio.to_thread.run_sync(_outliers, arm, features)
+    # logged beside the features (copies: the shadow arm gets the request's own)
+    logged_features = with_outliers(features, found)
     now = event_time(headers)
     latency_ms = seconds * 1000.0
     version_number = arm.version
@@ -400,35 +400,26 @@ async def predict_records(
         ids,
         predictions,
         scores,
-        outlier_scores,
-        outliers,
+        None if found is None else found[0],
+        None if found is None else found[1],
     )
 
 
 def _outliers(
     arm: ServedVersion, features: Sequence[Mapping[str, Any]]
-) -> tuple[list[float] | None, list[bool] | None]:
-    """Outlier score and flag of each record, when the arm's version has a detector.
-
-    The detector reads the validated values the log stores (model inputs and the schema's
-    other known fields); a field a record lacks is missing (the detector imputes it)."""
-    detector = arm.outliers
-    if detector is None:
-        return None, None
-    columns = {c: [f.get(c) for f in features] for c in detector.columns_}
+) -> tuple[list[float], list[bool]] | None:
+    """Outlier scores and flags of the arm's version (``None`` without a detector)."""
     try:
-        found = detector.score(columns)
+        return arm.score_outliers(features)
     except InputError as exc:
-        # the detector scores columns the schema marks as inputs: a mismatch is the
-        # registration's fault, not the caller's
+        # the detector scores columns the schema knows: a mismatch is the registration's
+        # fault, not the caller's
         logger.error("outlier detector of %s v%s failed: %s", arm.name, arm.version, exc)
         raise ApiError(
             "the outlier detector could not score these records",
             [FieldProblem("", first_line(exc))],
             status=500,
         ) from None
-    scores = [float(s) for s in found]
-    return scores, [s > detector.threshold_ for s in scores]
 
 
 #: Largest lead of an ``X-Event-Time`` over the server's clock (clock skew), in seconds.
