@@ -48,6 +48,13 @@ if TYPE_CHECKING:
         check_profile_fairness,
     )
     from watchkeeper.checks._flags import check_flag_rate
+    from watchkeeper.checks._outlier_rate import check_outlier_rate
+    from watchkeeper.checks._outliers import (
+        OUTLIER_FLAG_KEY,
+        OUTLIER_METHODS,
+        OUTLIER_SCORE_KEY,
+        OutlierDetector,
+    )
     from watchkeeper.checks._performance import PerformanceRule, check_realised_performance
     from watchkeeper.checks._quality import QualityConfig, check_quality
     from watchkeeper.checks._result import CheckResult, Status
@@ -124,6 +131,11 @@ _LAZY = {
     "run_detector": "watchkeeper.checks._concept",
     "check_skew": "watchkeeper.checks._skew",
     "check_weak_segments": "watchkeeper.checks._segments",
+    "OUTLIER_FLAG_KEY": "watchkeeper.checks._outliers",
+    "OUTLIER_METHODS": "watchkeeper.checks._outliers",
+    "OUTLIER_SCORE_KEY": "watchkeeper.checks._outliers",
+    "OutlierDetector": "watchkeeper.checks._outliers",
+    "check_outlier_rate": "watchkeeper.checks._outlier_rate",
 }
 
 __all__ = [
@@ -136,6 +148,9 @@ __all__ = [
     "DLE",
     "EDDM",
     "KSWIN",
+    "OUTLIER_FLAG_KEY",
+    "OUTLIER_METHODS",
+    "OUTLIER_SCORE_KEY",
     "REGRESSION_GAPS",
     "REPORT_FORMAT",
     "CheckResult",
@@ -154,6 +169,7 @@ __all__ = [
     "FeatureSuggestion",
     "FeatureSuggestions",
     "MultivariateDrift",
+    "OutlierDetector",
     "PageHinkley",
     "PerformanceRule",
     "QualityConfig",
@@ -169,6 +185,7 @@ __all__ = [
     "check_fairness",
     "check_fairness_counts",
     "check_flag_rate",
+    "check_outlier_rate",
     "check_profile_fairness",
     "check_quality",
     "check_realised_performance",

@@ -201,6 +201,15 @@ def register_command(
         help="Vouch for the file's author: allow what may run code on load (pickle/joblib, skops "
         "types outside the safe list).",
     ),
+    outliers: str | None = typer.Option(
+        None,
+        "--outliers",
+        help="Serve an outlier detector fitted on --reference: mahalanobis or isolation_forest "
+        "(docs/outliers.md).",
+    ),
+    outlier_rate: float = typer.Option(
+        0.01, "--outlier-rate", help="Stated false-positive rate of the outlier detector."
+    ),
     actor: str | None = _ACTOR,
     as_json: bool = _JSON,
     root: str | None = _SUB_ROOT,
@@ -208,6 +217,11 @@ def register_command(
     artifacts: str | None = _SUB_ARTIFACTS,
 ) -> None:
     """Register a model file as the next version of NAME."""
+    detector = None
+    if outliers is not None:
+        from watchkeeper.checks import OutlierDetector
+
+        detector = OutlierDetector(method=outliers, rate=outlier_rate)
     with _session(ctx, as_json, root, registry_url, artifacts) as registry:
         loaded_schema = None
         if schema is not None:
@@ -228,6 +242,7 @@ def register_command(
             code_version=code_version,
             trusted=trusted,
             actor=actor,
+            outliers=detector,
         )
     _emit(
         version.to_dict(),

@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,14 @@ from watchkeeper.gateway._routing import Route
 from watchkeeper.gateway._validation import InputSpec
 from watchkeeper.registry import LoadedModel, ModelVersion, Registry
 
-__all__ = ["ServedModel", "ServedVersion", "ServingState", "Snapshot", "without_paths"]
+__all__ = [
+    "ServedModel",
+    "ServedVersion",
+    "ServingState",
+    "Snapshot",
+    "with_outliers",
+    "without_paths",
+]
 
 logger = logging.getLogger("watchkeeper.gateway")
 
@@ -55,9 +62,11 @@ class ServedVersion:
     (['no'], ['no', 'yes'])
     """
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, outliers: Any = None) -> None:
         self.model = model
         self.record: ModelVersion = model.version
+        #: the version's outlier detector (:class:`~watchkeeper.checks.OutlierDetector`)
+        self.outliers = outliers
         schema = None
         if self.record.schema is not None:
             try:
@@ -90,6 +99,22 @@ class ServedVersion:
     def version(self) -> int:
         """Version number."""
         return self.record.version
+
+    def score_outliers(
+        self, features: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[float], list[bool]] | None:
+        """Outlier score and flag of each record (``None`` without a detector).
+
+        The detector reads the validated values the log stores (model inputs and the
+        schema's other known fields); a field a record lacks is missing (it is imputed).
+        Raises :class:`~watchkeeper.exceptions.InputError` when the values do not fit it.
+        """
+        detector = self.outliers
+        if detector is None:
+            return None
+        columns = {c: [f.get(c) for f in features] for c in detector.columns_}
+        scores = [float(s) for s in detector.score(columns)]
+        return scores, [s > detector.threshold_ for s in scores]
 
     def infer(self, X: Any, scores: bool = True) -> tuple[list[Any], list[dict[str, float]] | None]:
         """Predictions (and class probabilities, if asked and available) as Python values.
@@ -186,7 +211,11 @@ class ServedModel:
             "route": {**self.route.to_dict(), "description": self.route.describe()},
             "route_source": "stored" if self.route_stored else "default",
             "arms": {
-                alias: {"version": served.version, "format": served.record.format}
+                alias: {
+                    "version": served.version,
+                    "format": served.record.format,
+                    **({} if served.outliers is None else {"outliers": served.outliers.describe()}),
+                }
                 for alias, served in self.versions.items()
             },
             "problems": dict(self.problems),
@@ -302,7 +331,12 @@ class ServingState:
             if found is not None and key not in self._stale:
                 return found
             try:
-                fresh = ServedVersion(self.registry.load_model(name, version))
+                # registries that keep no detectors (wrappers, older stores) serve none
+                load_outliers = getattr(self.registry, "load_outliers", None)
+                fresh = ServedVersion(
+                    self.registry.load_model(name, version),
+                    None if load_outliers is None else load_outliers(name, version),
+                )
             except Exception as exc:
                 if found is None:
                     raise
@@ -424,3 +458,25 @@ class ServingState:
         while True:
             await self.refresh()
             await asyncio.sleep(self.refresh_interval)
+
+
+def with_outliers(
+    features: list[dict[str, Any]], found: tuple[list[float], list[bool]] | None
+) -> list[dict[str, Any]]:
+    """``features`` with each record's outlier score and flag added under the reserved keys
+    (copies: the originals are left as they are), or ``features`` when ``found`` is ``None``.
+
+    Examples
+    --------
+    >>> with_outliers([{"x": 1.0}], ([7.5], [True]))
+    [{'x': 1.0, '_outlier_score': 7.5, '_outlier': True}]
+    """
+    if found is None:
+        return features
+    from watchkeeper.checks import OUTLIER_FLAG_KEY, OUTLIER_SCORE_KEY
+
+    scores, flags = found
+    return [
+        {**f, OUTLIER_SCORE_KEY: score, OUTLIER_FLAG_KEY: flag}
+        for f, score, flag in zip(features, scores, flags, strict=True)
+    ]

@@ -72,6 +72,16 @@ class PredictResponse(BaseModel):
     scores: list[dict[str, float | None]] | None = Field(
         description="Class probabilities per record (classifiers), else null."
     )
+    outlier_scores: list[float] | None = Field(
+        default=None,
+        description="Outlier score per record (higher is more unlike the reference); only "
+        "when the version answering was registered with an outlier detector.",
+    )
+    outliers: list[bool] | None = Field(
+        default=None,
+        description="Whether each record's outlier score is above the detector's calibrated "
+        "threshold; present with outlier_scores.",
+    )
 
 
 class FeedbackResponse(BaseModel):

@@ -27,7 +27,13 @@ from watchkeeper.exceptions import InputError
 from watchkeeper.gateway._errors import ApiError, FieldProblem, first_line
 from watchkeeper.gateway._log import PredictionLog
 from watchkeeper.gateway._metrics import GatewayMetrics
-from watchkeeper.gateway._models import ServedModel, ServedVersion, ServingState, Snapshot
+from watchkeeper.gateway._models import (
+    ServedModel,
+    ServedVersion,
+    ServingState,
+    Snapshot,
+    with_outliers,
+)
 from watchkeeper.gateway._routes_store import RouteStore
 from watchkeeper.gateway._routing import Decision, choose
 from watchkeeper.gateway._security import TokenAuth
@@ -85,10 +91,14 @@ class Answer:
     ids: list[str]
     predictions: list[Any]
     scores: list[dict[str, float]] | None
+    #: each record's outlier score and flag, when the arm's version has a detector
+    outlier_scores: list[float] | None = None
+    outliers: list[bool] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The v1 response body."""
-        return {
+        """The v1 response body (``outlier_scores`` and ``outliers`` only when the version
+        answering has an outlier detector)."""
+        out = {
             "model": self.model,
             "version": self.version,
             "arm": self.arm,
@@ -96,6 +106,10 @@ class Answer:
             "predictions": self.predictions,
             "scores": self.scores,
         }
+        if self.outlier_scores is not None:
+            out["outlier_scores"] = self.outlier_scores
+            out["outliers"] = self.outliers
+        return out
 
 
 async def current_snapshot(ctx: Context) -> Snapshot:
@@ -350,6 +364,14 @@ async def predict_records(
     seconds = time.perf_counter() - started
     ctx.metrics.child(ctx.metrics.model_duration, *labels).observe(seconds)
     features = _features(records, columns, spec.columns, spec.known)
+    if arm.outliers is None:
+        found = None
+    elif len(records) <= settings.inline_rows:
+        found = _outliers(arm, features)
+    else:
+        found = await anyio.to_thread.run_sync(_outliers, arm, features)
+    # logged beside the features (copies: the shadow arm gets the request's own)
+    logged_features = with_outliers(features, found)
     now = event_time(headers)
     latency_ms = seconds * 1000.0
     version_number = arm.version
@@ -360,7 +382,7 @@ async def predict_records(
             model=served.name,
             version=version_number,
             arm=decision.alias,
-            features=features[i],
+            features=logged_features[i],
             prediction=predictions[i],
             scores=None if scores is None else scores[i],
             latency_ms=latency_ms,
@@ -371,7 +393,33 @@ async def predict_records(
     ctx.metrics.child(ctx.metrics.predictions, *labels, "false").inc(len(ids))
     if decision.shadow is not None:
         schedule_shadow(ctx, served, decision.shadow, records, ids, features, spec, X, ts=now)
-    return Answer(served.name, version_number, decision.alias, ids, predictions, scores)
+    return Answer(
+        served.name,
+        version_number,
+        decision.alias,
+        ids,
+        predictions,
+        scores,
+        None if found is None else found[0],
+        None if found is None else found[1],
+    )
+
+
+def _outliers(
+    arm: ServedVersion, features: Sequence[Mapping[str, Any]]
+) -> tuple[list[float], list[bool]] | None:
+    """Outlier scores and flags of the arm's version (``None`` without a detector)."""
+    try:
+        return arm.score_outliers(features)
+    except InputError as exc:
+        # the detector scores columns the schema knows: a mismatch is the registration's
+        # fault, not the caller's
+        logger.error("outlier detector of %s v%s failed: %s", arm.name, arm.version, exc)
+        raise ApiError(
+            "the outlier detector could not score these records",
+            [FieldProblem("", first_line(exc))],
+            status=500,
+        ) from None
 
 
 #: Largest lead of an ``X-Event-Time`` over the server's clock (clock skew), in seconds.

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
+from watchkeeper.exceptions import InputError
 from watchkeeper.gateway._errors import first_line
-from watchkeeper.gateway._models import ServedModel, ServedVersion
+from watchkeeper.gateway._models import ServedModel, ServedVersion, with_outliers
 from watchkeeper.gateway._validation import build_input, check_columns, records_to_columns
 from watchkeeper.logstore import PredictionRecord
 
@@ -101,6 +102,13 @@ async def _run_shadow(
         error = f"{type(exc).__name__}: {first_line(exc)}"
         logger.warning("shadow %s of model %s failed: %s", alias, name, error)
     seconds = time.perf_counter() - started
+    if error is None and target.outliers is not None:
+        try:
+            features = with_outliers(
+                features, await anyio.to_thread.run_sync(target.score_outliers, features)
+            )
+        except InputError as exc:  # the shadow's prediction stands; its scores are left out
+            logger.warning("outlier detector of shadow %s of %s failed: %s", alias, name, exc)
     now = time.time() if ts is None else ts
     logged = [
         PredictionRecord(

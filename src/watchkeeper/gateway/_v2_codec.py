@@ -41,7 +41,7 @@ _INT_RANGES = {
 }
 _FLOATS = ("FP16", "FP32", "FP64")
 DATATYPES = ("BOOL", *_INT_RANGES, *_FLOATS, "BYTES")
-OUTPUTS = ("predict", "predict_proba", "prediction_id")
+OUTPUTS = ("predict", "predict_proba", "prediction_id", "outlier_score", "outlier")
 
 
 def _flatten(data: Any) -> list[Any]:
@@ -230,6 +230,12 @@ def encode_outputs(answer: Answer, wanted: Sequence[str] | None) -> list[dict[st
             }
         )
     outputs.append({"name": "prediction_id", "datatype": "BYTES", "shape": [n], "data": answer.ids})
+    if answer.outlier_scores is not None and answer.outliers is not None:
+        for name, datatype, data in (
+            ("outlier_score", "FP64", answer.outlier_scores),
+            ("outlier", "BOOL", answer.outliers),
+        ):
+            outputs.append({"name": name, "datatype": datatype, "shape": [n], "data": data})
     if wanted is not None:
         outputs = [o for o in outputs if o["name"] in wanted]
     return outputs

@@ -30,7 +30,8 @@ __all__ = ["TrainingContext", "TrainingOutcome", "load_entry_point", "train_and_
 _DAY = 86_400.0
 _LOG_COLUMNS = frozenset(
     ("id", "ts", "version", "arm", "shadow", "status", "error", "latency_ms", "prediction",
-     "scores", "label", "flag", "label_ts")
+     "scores", "label", "flag", "label_ts",
+     "_outlier_score", "_outlier")  # the gateway's outlier score and flag: not features
 )  # fmt: skip
 
 

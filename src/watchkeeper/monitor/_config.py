@@ -117,6 +117,11 @@ class MonitorConfig:
         (:func:`~watchkeeper.checks.check_weak_segments`, ``warn`` only).
     random_state
         Seed of every random choice.
+    outlier_alpha
+        Significance level of the outlier-share check (``outliers.rate``: the window's share
+        of records its version's outlier detector flagged against the detector's calibrated
+        rate, an exact one-sided beta-binomial test; only for versions registered with
+        ``outliers=``).
 
     Examples
     --------
@@ -153,6 +158,7 @@ class MonitorConfig:
     attributions: bool | int = False
     segments: bool = False
     random_state: int = 0
+    outlier_alpha: float = 0.01
 
     def __post_init__(self) -> None:
         parse_every(self.every)
@@ -160,6 +166,8 @@ class MonitorConfig:
             raise InputError(f"min_rows must be at least 1, got {self.min_rows}")
         if not 0 < self.flag_alpha < 1:
             raise InputError(f"flag_alpha must be between 0 and 1, got {self.flag_alpha}")
+        if not 0 < self.outlier_alpha < 1:
+            raise InputError(f"outlier_alpha must be between 0 and 1, got {self.outlier_alpha}")
         if self.window_sample < 0:
             raise InputError(f"window_sample must be 0 or more rows, got {self.window_sample}")
         if self.baseline_rows < 1:

@@ -10,12 +10,14 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from watchkeeper.checks import OUTLIER_FLAG_KEY, OUTLIER_SCORE_KEY
 from watchkeeper.logstore import LOG_COLUMNS as _LOG_COLUMNS
 
 __all__ = ["LOG_COLUMNS", "Rows", "label_key"]
 
-#: The log's own columns (everything else in a window table is a feature).
-LOG_COLUMNS = frozenset(_LOG_COLUMNS)
+#: The log's own columns, and the outlier score and flag the gateway logs beside the
+#: features (everything else in a window table is a feature).
+LOG_COLUMNS = frozenset(_LOG_COLUMNS) | {OUTLIER_SCORE_KEY, OUTLIER_FLAG_KEY}
 
 
 def label_key(value: Any) -> str:

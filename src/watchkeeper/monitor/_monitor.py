@@ -42,6 +42,7 @@ from watchkeeper.monitor._window_checks import (
     estimated_results,
     flag_count,
     flag_results,
+    outlier_results,
     performance_results,
     prediction_schema,
     prediction_table,
@@ -403,7 +404,11 @@ class _ModelRun:
         if what != "all":
             return False
         fitted = base.estimators
-        return bool(config.attribution_rows) or bool(fitted is not None and fitted.estimators)
+        return (
+            bool(config.attribution_rows)
+            or bool(fitted is not None and fitted.estimators)
+            or base.outliers is not None  # the outlier flags are logged with the features
+        )
 
     def _covered(
         self, version: int, arm: str, window: Window, n_rows: int, base: Baseline, what: str
@@ -524,6 +529,7 @@ class _ModelRun:
             baseline_end_us=int(head.ts_us[-1]) + 1 if len(head) else None,
             performance=_registered_performance(record.metrics),
             flags=(flag_count(head), len(head)) if len(head) else None,
+            outliers=self._outlier_detector(version),
         )
         if not base.performance:
             base.performance = self._first_labelled_performance(version)
@@ -539,6 +545,18 @@ class _ModelRun:
             logger.info("estimators of %s v%s: %s", self.model, version, base.estimators.note)
         self._baselines[version] = base
         return base
+
+    def _outlier_detector(self, version: int) -> Any:
+        """The version's outlier detector, or ``None`` (also when it cannot be loaded: the
+        other checks go on, and the log says why)."""
+        load = getattr(self.registry, "load_outliers", None)
+        if load is None:
+            return None
+        try:
+            return load(self.model, version)
+        except Exception as exc:
+            logger.warning("outlier detector of %s v%s not loaded: %s", self.model, version, exc)
+            return None
 
     def _baseline_rows(self, version: int) -> Rows:
         n = self.config.baseline_rows
@@ -629,6 +647,7 @@ class _ModelRun:
                 + results
                 + estimated_results(rows, base)
                 + serving_results(rows, window.seconds, self.config)
+                + outlier_results(rows, base, self.config)
                 + self.health.window_results(
                     rows,
                     base,

@@ -36,6 +36,8 @@ __all__ = [
     "drift_results",
     "flag_count",
     "flag_results",
+    "outlier_counts",
+    "outlier_results",
     "performance_results",
     "serving_results",
     "window_profile",
@@ -66,6 +68,8 @@ class Baseline:
     flags: tuple[int, int] | None = None
     #: digest of ``profile`` (what partial profiles built at log time were binned on)
     reference_key: str | None = None
+    #: the version's outlier detector (:class:`~watchkeeper.checks.OutlierDetector`), if any
+    outliers: Any = None
 
 
 def _report_results(report: Any, *, subject_prefix: str = "") -> list[CheckResult]:
@@ -296,6 +300,44 @@ def flag_results(rows: Rows, base: Baseline, config: MonitorConfig) -> list[Chec
     return [
         check_flag_rate(
             flags, len(rows), ref_flags, ref_rows, alpha=config.flag_alpha, min_rows=config.min_rows
+        )
+    ]
+
+
+def outlier_counts(rows: Rows) -> tuple[int, int]:
+    """(flagged, scored) rows of the window: the outlier flags the gateway logged."""
+    import pyarrow.compute as pc
+
+    from watchkeeper.checks import OUTLIER_FLAG_KEY
+
+    if OUTLIER_FLAG_KEY not in rows.table.column_names:
+        return 0, 0
+    flag = rows.table.column(OUTLIER_FLAG_KEY)
+    if flag.type != "bool":  # a column whose values were kept as JSON text
+        flag = pc.equal(pc.cast(flag, "string"), "true")
+    scored = len(flag) - flag.null_count
+    flagged = int(pc.sum(pc.fill_null(flag, False)).as_py() or 0)
+    return flagged, scored
+
+
+def outlier_results(rows: Rows, base: Baseline, config: MonitorConfig) -> list[CheckResult]:
+    """The window's share of records flagged by its version's outlier detector against the
+    detector's calibrated rate (none when the version has no detector)."""
+    from watchkeeper.checks import check_outlier_rate
+
+    detector = base.outliers
+    if detector is None:
+        return []
+    flagged, scored = outlier_counts(rows)
+    return [
+        check_outlier_rate(
+            flagged,
+            scored,
+            detector.n_above_,
+            detector.n_calibration_,
+            rate=float(detector.rate),
+            alpha=config.outlier_alpha,
+            min_rows=config.min_rows,
         )
     ]
 

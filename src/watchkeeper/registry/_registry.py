@@ -36,6 +36,8 @@ __all__ = ["Registry"]
 _OUTPUT_KINDS = ("classification", "regression", "unknown")
 #: Formats whose loading executes code stored in the artifact.
 _CODE_FORMATS = ("pickle", "mlflow")
+#: Flavor key of a version's outlier detector (digest, size, method and stated rate).
+_OUTLIERS = "outliers"
 
 
 class Registry:
@@ -121,6 +123,7 @@ class Registry:
         code_version: str | None = None,
         trusted: bool = False,
         actor: str | None = None,
+        outliers: Any = None,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name``.
 
@@ -154,6 +157,12 @@ class Registry:
             skops types outside its safe list). Refused without it.
         actor
             Who registers; ``user@host`` by default.
+        outliers
+            An outlier detector to serve with the version
+            (:class:`~watchkeeper.checks.OutlierDetector`; ``True`` for the default one): an
+            unfitted one is fitted on ``reference`` (data, not a profile). It is stored as
+            plain JSON next to the model; the gateway returns and logs each record's score
+            and the monitor checks each window's outlier share (:meth:`load_outliers`).
 
         Returns
         -------
@@ -192,6 +201,7 @@ class Registry:
         checked_tags = _tags({**imported.get("tags", {}), **(tags or {})})
         fingerprint = None if training_data is None else data_fingerprint(training_data)
         schema_dict, profile = describe_reference(reference, schema)
+        detector = _outlier_detector(outliers, reference, schema_dict)
         # Everything is validated: only now write artifacts (idempotent, content-addressed),
         # then the row that makes them a version.
         new = NewVersion(
@@ -201,7 +211,7 @@ class Registry:
             artifact_sha256=self.artifacts.put(packed.data),
             artifact_size=len(packed.data),
             output_kind=output_kind or packed.output_kind,
-            flavor=packed.flavor,
+            flavor=packed.flavor if detector is None else {**packed.flavor, **self._put(detector)},
             schema=schema_dict,
             profile_sha256=None if profile is None else self.artifacts.put(profile),
             metrics=checked_metrics,
@@ -213,6 +223,17 @@ class Registry:
             trusted=trusted,
         )
         return self.store.add_version(new)
+
+    def _put(self, detector: Any) -> dict[str, Any]:
+        data = detector.to_bytes()
+        return {
+            _OUTLIERS: {
+                "sha256": self.artifacts.put(data),
+                "size": len(data),
+                "method": detector.method,
+                "rate": float(detector.rate),
+            }
+        }
 
     def _pack(
         self, model: Any, format: str | None, trusted: bool
@@ -299,6 +320,35 @@ class Registry:
             what=f"the reference profile of model {version.name!r} version {version.version}",
         )
         return profile_from_bytes(payload)
+
+    def load_outliers(self, name: str, ref: int | str) -> Any:
+        """The verified outlier detector of a version
+        (:class:`~watchkeeper.checks.OutlierDetector`), or ``None`` if none was registered.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import numpy as np, pandas as pd
+        >>> from sklearn.dummy import DummyRegressor
+        >>> reference = pd.DataFrame({"x": np.random.default_rng(0).normal(size=1000)})
+        >>> with tempfile.TemporaryDirectory() as tmp, Registry(root=tmp) as reg:
+        ...     v = reg.register("m", DummyRegressor().fit(reference, reference["x"]),
+        ...                      reference=reference, outliers=True, actor="a")
+        ...     detector = reg.load_outliers("m", v.version)
+        >>> detector.columns_, detector.predict({"x": [0.0, 9.0]}).tolist()
+        (('x',), [False, True])
+        """
+        version = self.store.get_version(name, ref)
+        found = version.flavor.get(_OUTLIERS)
+        if not isinstance(found, Mapping):
+            return None
+        from watchkeeper.checks import OutlierDetector
+
+        payload = self.artifacts.get(
+            str(found.get("sha256")),
+            what=f"the outlier detector of model {version.name!r} version {version.version}",
+        )
+        return OutlierDetector.from_bytes(payload)
 
     def list_models(self) -> list[ModelSummary]:
         """Every model in the registry, by name.
@@ -485,3 +535,26 @@ def _tags(values: Mapping[str, Any]) -> dict[str, str]:
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
         raise InputError("tags must map strings to strings")
     return dict(values)
+
+
+def _outlier_detector(outliers: Any, reference: Any, schema: Mapping[str, Any] | None) -> Any:
+    """The fitted detector to store with a version, or ``None``."""
+    if outliers is None or outliers is False:
+        return None
+    from watchkeeper.checks import OutlierDetector
+    from watchkeeper.data import Profile
+
+    detector = OutlierDetector() if outliers is True else outliers
+    if not isinstance(detector, OutlierDetector):
+        raise InputError(
+            "outliers must be True or a watchkeeper.checks.OutlierDetector, got "
+            f"{type(outliers).__name__}"
+        )
+    if hasattr(detector, "threshold_"):
+        return detector
+    if reference is None or isinstance(reference, Profile):
+        raise InputError(
+            "an unfitted outlier detector is fitted on the reference rows: pass reference= "
+            "data (not a profile), or a detector already fitted with .fit(reference)"
+        )
+    return detector.fit(reference, schema)

@@ -236,6 +236,7 @@ def _stream_html(stream: Mapping[str, Any]) -> str:
         ("estimated", "Performance estimated without labels"),
         ("feedback", "User flags (share of predictions flagged, against the reference period)"),
         ("serving", "Serving health"),
+        ("outliers", "Outliers (share of records flagged, against the detector's reference rate)"),
     ):
         figures = []
         for item in stream["series"]:

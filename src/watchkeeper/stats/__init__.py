@@ -48,7 +48,7 @@ from watchkeeper.stats._numeric import (
 )
 from watchkeeper.stats._pca_reconstruction import pca_reconstruction
 from watchkeeper.stats._presence import presence_test
-from watchkeeper.stats._rates import rate_increase
+from watchkeeper.stats._rates import conformal_exceedance, rate_increase
 from watchkeeper.stats._registry import (
     DriftMethod,
     available_methods,
@@ -88,6 +88,7 @@ __all__ = [
     "bonferroni",
     "chi2",
     "confidence_sequence",
+    "conformal_exceedance",
     "cramer_von_mises",
     "domain_classifier",
     "drift_method",
