@@ -50,6 +50,11 @@ if TYPE_CHECKING:
     from watchkeeper.checks._flags import check_flag_rate
     from watchkeeper.checks._performance import PerformanceRule, check_realised_performance
     from watchkeeper.checks._quality import QualityConfig, check_quality
+    from watchkeeper.checks._ranking import (
+        RankingConfig,
+        check_ranking_performance,
+        ranking_reference,
+    )
     from watchkeeper.checks._result import CheckResult, Status
     from watchkeeper.checks._river_detectors import ADWIN, DDM, EDDM, KSWIN, PageHinkley
     from watchkeeper.checks._rules import (
@@ -100,6 +105,7 @@ _LAZY = {
     "QualityConfig": "watchkeeper.checks._quality",
     "REGRESSION_GAPS": "watchkeeper.checks._fairness",
     "REPORT_FORMAT": "watchkeeper.checks._comparison_result",
+    "RankingConfig": "watchkeeper.checks._ranking",
     "ReferenceChunksRule": "watchkeeper.checks._rules",
     "SkewFinding": "watchkeeper.checks._skew",
     "StatisticalRule": "watchkeeper.checks._rules",
@@ -120,6 +126,8 @@ _LAZY = {
     "check_profile_fairness": "watchkeeper.checks._fairness",
     "check_quality": "watchkeeper.checks._quality",
     "check_realised_performance": "watchkeeper.checks._performance",
+    "check_ranking_performance": "watchkeeper.checks._ranking",
+    "ranking_reference": "watchkeeper.checks._ranking",
     "run_comparison": "watchkeeper.checks._comparison",
     "run_detector": "watchkeeper.checks._concept",
     "check_skew": "watchkeeper.checks._skew",
@@ -157,6 +165,7 @@ __all__ = [
     "PageHinkley",
     "PerformanceRule",
     "QualityConfig",
+    "RankingConfig",
     "ReferenceChunksRule",
     "SkewFinding",
     "StatisticalRule",
@@ -171,6 +180,7 @@ __all__ = [
     "check_flag_rate",
     "check_profile_fairness",
     "check_quality",
+    "check_ranking_performance",
     "check_realised_performance",
     "check_skew",
     "check_weak_segments",
@@ -179,6 +189,7 @@ __all__ = [
     "error_stream",
     "feature_suggestions",
     "get_detector",
+    "ranking_reference",
     "run_comparison",
     "run_detector",
 ]
