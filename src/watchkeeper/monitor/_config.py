@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from watchkeeper.checks import CheckResult, FairnessConfig, PerformanceRule
+from watchkeeper.checks import CheckResult, FairnessConfig, PerformanceRule, RankingConfig
 from watchkeeper.exceptions import InputError
 from watchkeeper.monitor._windows import WindowSpec, parse_every
 
@@ -117,6 +117,11 @@ class MonitorConfig:
         (:func:`~watchkeeper.checks.check_weak_segments`, ``warn`` only).
     random_state
         Seed of every random choice.
+    ranking
+        Realised ranking quality of models registered with ``output_kind="ranking"``
+        (predictions are ranked lists of item ids, labels the relevant items): ``k``
+        (default 10), minimum labelled queries, interval over queries and tolerated drop
+        (:class:`~watchkeeper.checks.RankingConfig`).
 
     Examples
     --------
@@ -153,6 +158,7 @@ class MonitorConfig:
     attributions: bool | int = False
     segments: bool = False
     random_state: int = 0
+    ranking: RankingConfig = field(default_factory=RankingConfig)
 
     def __post_init__(self) -> None:
         parse_every(self.every)
@@ -186,6 +192,8 @@ class MonitorConfig:
         self._check_health()
 
     def _check_health(self) -> None:
+        if not isinstance(self.ranking, RankingConfig):
+            raise InputError(f"ranking must be a RankingConfig, got {self.ranking!r}")
         if not isinstance(self.fairness, bool | FairnessConfig):
             raise InputError(
                 f"fairness must be True, False or a FairnessConfig, got {self.fairness!r}"

@@ -522,7 +522,7 @@ class _ModelRun:
             predictions=predictions,
             n_baseline=len(head),
             baseline_end_us=int(head.ts_us[-1]) + 1 if len(head) else None,
-            performance=_registered_performance(record.metrics),
+            performance=_registered_performance(record.metrics, task, self.config.ranking.k),
             flags=(flag_count(head), len(head)) if len(head) else None,
         )
         if not base.performance:
@@ -620,7 +620,7 @@ class _ModelRun:
         t0 = time.perf_counter()
         if not base.performance:
             base.performance = self._first_labelled_performance(version) or None
-        results = performance_results(rows, base, self.config.performance)
+        results = performance_results(rows, base, self.config.performance, self.config.ranking)
         results += flag_results(rows, base, self.config)
         results += self.health.label_results(rows, base)
         if what == "all":
@@ -657,6 +657,8 @@ class _ModelRun:
         from watchkeeper.checks import Detector, check_concept_drift, error_stream, get_detector
 
         base = self._baseline(version, rows)
+        if base.task == "ranking":
+            return  # the detectors watch a per-row error; a ranked list has none (yet)
         states = self.store.detector_states(self.model, version, arm)
         dets: dict[str, Detector] = {}
         for name in self.config.detectors:
@@ -754,11 +756,13 @@ def _slices(table: Any) -> dict[tuple[int, str], Rows]:
 
 
 def _task(output_kind: str, classes: Sequence[str] | None, rows: Rows) -> str:
-    if output_kind in ("classification", "regression"):
+    if output_kind in ("classification", "regression", "ranking"):
         return output_kind
     if classes:
         return "classification"
     values = [p for p in rows.prediction if p is not None]
+    if values and all(isinstance(v, list) for v in values):
+        return "ranking"  # a ranked list of item ids per record
     numeric = values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
     if numeric and any(isinstance(v, float) and not float(v).is_integer() for v in values):
         return "regression"
@@ -779,17 +783,33 @@ _METRIC_NAMES = (
 )
 
 
-def _registered_performance(metrics: Mapping[str, float]) -> dict[tuple[str, str], float]:
+def _ranking_names(k: int) -> dict[str, tuple[str, ...]]:
+    """Registered names of each ranking metric at ``k``, preferred first."""
+    return {
+        "ndcg_at_k": (f"ndcg_at_{k}", f"ndcg@{k}"),
+        "map_at_k": (f"map_at_{k}", f"map@{k}"),
+        "mrr": (f"mrr_at_{k}", f"mrr@{k}", "mrr"),
+        "recall_at_k": (f"recall_at_{k}", f"recall@{k}"),
+    }
+
+
+def _registered_performance(
+    metrics: Mapping[str, float], task: str = "classification", k: int = 10
+) -> dict[tuple[str, str], float]:
     """Reference values from a version's registered metrics: ``accuracy``, or a dotted name
-    ending in it (``holdout.accuracy``, ``cv.r2.score``...), exact names first."""
+    ending in it (``holdout.accuracy``, ``cv.r2.score``...), exact names first. A ranking
+    model's are ``ndcg_at_10`` (or ``ndcg@10``), ``map_at_10``, ``mrr_at_10`` (or ``mrr``)
+    and ``recall_at_10`` at the monitor's ``k``."""
     out: dict[tuple[str, str], float] = {}
-    for name in _METRIC_NAMES:
-        if name in metrics:
-            out[(name, "model")] = float(metrics[name])
+    names = _ranking_names(k) if task == "ranking" else {name: (name,) for name in _METRIC_NAMES}
+    for metric, spelled in names.items():
+        exact = next((n for n in spelled if n in metrics), None)
+        if exact is not None:
+            out[(metric, "model")] = float(metrics[exact])
             continue
         for key in sorted(metrics):
             parts = key.split(".")
-            if name in parts:
-                out[(name, "model")] = float(metrics[key])
+            if any(n in parts for n in spelled):
+                out[(metric, "model")] = float(metrics[key])
                 break
     return out
