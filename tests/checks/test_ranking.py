@@ -14,10 +14,11 @@ from watchkeeper.checks import (
     RankingConfig,
     Status,
     check_ranking_performance,
+    error_stream,
     ranking_reference,
 )
 from watchkeeper.exceptions import InputError
-from watchkeeper.stats import map_at_k, mean_interval, mrr, rank_items, recall_at_k
+from watchkeeper.stats import map_at_k, mean_interval, mrr, ndcg_at_k, rank_items, recall_at_k
 
 N_ITEMS = 30
 
@@ -155,3 +156,13 @@ def test_chosen_metrics_only() -> None:
         ranked, labels, config=RankingConfig(metrics=("mrr", "ndcg_at_k"))
     )
     assert [r.check for r in got] == ["performance.mrr", "performance.ndcg_at_k"]
+
+
+def test_error_stream_of_a_ranking_model_is_one_minus_ndcg() -> None:
+    ranked, labels, _, _ = _queries(5, n=40)
+    got = error_stream(labels, ranked, task="ranking", k=5)
+    np.testing.assert_allclose(got, 1 - ndcg_at_k(ranked, labels, k=5), rtol=0, atol=1e-15)
+    # item ids compared as text, as in the check
+    assert error_stream([["1"]], [[1, 2]], task="ranking", k=2).tolist() == [0.0]
+    with pytest.raises(InputError, match="ranked list"):
+        error_stream([1], [1], task="ranking")

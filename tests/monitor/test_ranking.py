@@ -214,3 +214,20 @@ def test_unusable_records_are_left_out_and_counted(tmp_path: Path) -> None:
         world["sink"].close()
         world["registry"].close()
         world["store"].close()
+
+
+def test_detectors_watch_one_minus_ndcg_and_fire_on_the_degraded_window(
+    world: dict[str, Any],
+) -> None:
+    _run(world)
+    found = {
+        int((r.window_start.timestamp() - T0) // HOUR): r
+        for r in world["store"].results("search", check="concept.adwin")
+    }
+    assert found[0].status is Status.OK
+    assert found[2].status is Status.ALERT
+    # every scorable labelled query fed once: 300 + 40 + 300
+    states = world["store"].detector_states("search", 1, "champion")
+    assert states["adwin"].n_fed == sum(LABELLED)
+    _run(world)  # nothing new to feed
+    assert world["store"].detector_states("search", 1, "champion")["adwin"].n_fed == sum(LABELLED)

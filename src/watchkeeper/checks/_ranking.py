@@ -23,6 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 from watchkeeper.checks._performance import (
     PerformanceRule,
     ReferenceValue,
@@ -31,9 +34,11 @@ from watchkeeper.checks._performance import (
 )
 from watchkeeper.checks._result import CheckResult, Status
 from watchkeeper.exceptions import InputError
-from watchkeeper.stats import RANKING_METRICS, mean_interval, ranking_metrics
+from watchkeeper.stats import RANKING_METRICS, mean_interval, ndcg_at_k, ranking_metrics
 
-__all__ = ["RankingConfig", "check_ranking_performance", "ranking_reference"]
+__all__ = ["RankingConfig", "check_ranking_performance", "ndcg_losses", "ranking_reference"]
+
+FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +174,13 @@ def _measures(
             )
         )
     return out, n
+
+
+def ndcg_losses(ranked: Sequence[Any], relevant: Sequence[Any], k: int) -> FloatArray:
+    """``1 - nDCG@k`` of each query, item ids compared as text (the error stream of a
+    ranking model, see :func:`~watchkeeper.checks.error_stream`)."""
+    lists, labels = _as_text(ranked, relevant)
+    return np.asarray(1.0 - ndcg_at_k(lists, labels, k=k), dtype=np.float64)
 
 
 def check_ranking_performance(

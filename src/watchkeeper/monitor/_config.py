@@ -79,8 +79,9 @@ class MonitorConfig:
     detectors
         Concept-drift detectors on the error stream: names (``"adwin"``, ``"page_hinkley"``,
         ``"ddm"``..., see :func:`watchkeeper.checks.available_detectors`). Binary detectors
-        are skipped for regressors. Default: ADWIN alone (0/1 errors and losses alike), whose
-        false alarms stay far below one per model-year at 10,000 labelled rows a week;
+        are skipped for regressors and ranking models (whose error is 1 - nDCG@k per
+        query). Default: ADWIN alone (0/1 errors and losses alike), whose false alarms stay
+        far below one per model-year at 10,000 labelled rows a week;
         Page-Hinkley's fixed threshold (in the loss's units) alarms every few tens of
         thousands of rows on a stable model (docs/monitoring.md, *False alerts over time*).
     label_delay

@@ -45,6 +45,7 @@ from watchkeeper.monitor._window_checks import (
     performance_results,
     prediction_schema,
     prediction_table,
+    ranked_queries,
     serving_results,
 )
 from watchkeeper.monitor._windows import Window, count_windows, time_windows, to_us
@@ -657,8 +658,6 @@ class _ModelRun:
         from watchkeeper.checks import Detector, check_concept_drift, error_stream, get_detector
 
         base = self._baseline(version, rows)
-        if base.task == "ranking":
-            return  # the detectors watch a per-row error; a ranked list has none (yet)
         states = self.store.detector_states(self.model, version, arm)
         dets: dict[str, Detector] = {}
         for name in self.config.detectors:
@@ -704,16 +703,22 @@ class _ModelRun:
         if not eligible:
             return
         picked = np.asarray(eligible, dtype=np.intp)
-        y = rows.column("label", picked)
-        p = rows.column("prediction", picked)
-        if base.task == "classification":
-            errors = error_stream([label_key(v) for v in y], [label_key(v) for v in p])
+        at = np.asarray([rows.ts_us[i] for i in eligible])
+        if base.task == "ranking":
+            # 1 - nDCG@k per query; queries that cannot be scored are passed over
+            ranked, relevant, kept = ranked_queries(rows, picked)
+            errors = error_stream(relevant, ranked, task="ranking", k=self.config.ranking.k)
+            at = at[kept]
         else:
-            errors = error_stream(np.asarray(y, float), np.asarray(p, float), task="regression")
+            y = rows.column("label", picked)
+            p = rows.column("prediction", picked)
+            if base.task == "classification":
+                errors = error_stream([label_key(v) for v in y], [label_key(v) for v in p])
+            else:
+                errors = error_stream(np.asarray(y, float), np.asarray(p, float), task="regression")
         # attribute each fed row to its stored window, in prediction-time order
         bounds = sorted(windows)
         window_results: list[tuple[Any, list[CheckResult]]] = []
-        at = np.asarray([rows.ts_us[i] for i in eligible])
         for start, end in bounds:
             pick = np.flatnonzero((at >= start) & (at < end))
             if pick.size == 0:
@@ -728,7 +733,7 @@ class _ModelRun:
                 det.to_state(),
                 new_position[0],
                 new_position[1],
-                (states[name].n_fed if name in states else 0) + len(eligible),
+                (states[name].n_fed if name in states else 0) + len(errors),
             )
             for name, det in dets.items()
         ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from watchkeeper.checks import (
     CheckResult,
@@ -40,6 +41,7 @@ __all__ = [
     "flag_count",
     "flag_results",
     "performance_results",
+    "ranked_queries",
     "ranking_results",
     "serving_results",
     "window_profile",
@@ -296,12 +298,39 @@ def performance_results(
 
 def _relevant(label: Any) -> Any:
     """A query's label as the ranking metrics take it: a list of item ids or a mapping item
-    -> grade; a single item id is a list of one. ``None`` for anything else."""
-    if isinstance(label, list | dict):
-        return label
+    -> grade (a number >= 0); a single item id is a list of one. ``None`` for anything else
+    (e.g. a label logged before the model was declared a ranking model)."""
+    if isinstance(label, dict):
+        grades_ok = all(
+            isinstance(g, int | float) and not isinstance(g, bool) and 0 <= g < float("inf")
+            for g in label.values()
+        )
+        return label if grades_ok else None
+    if isinstance(label, list):
+        return label if _distinct(label) else None
     if isinstance(label, str | int | float) and not isinstance(label, bool):
         return [label]
     return None
+
+
+def _distinct(items: list[Any]) -> bool:
+    keys = [label_key(i) for i in items]
+    return len(set(keys)) == len(keys)
+
+
+def ranked_queries(
+    rows: Rows, picked: NDArray[np.intp]
+) -> tuple[list[Any], list[Any], NDArray[np.intp]]:
+    """The ranked lists and labels of the labelled rows ``picked`` that can be scored, and
+    their positions in ``picked`` (left out: a prediction that is not a list of distinct
+    items, or a label that is neither item ids nor item -> relevance)."""
+    preds = rows.values("prediction", picked)
+    labels = [_relevant(y) for y in rows.values("label", picked)]
+    keep = [
+        i for i, (p, y) in enumerate(zip(preds, labels, strict=True))
+        if isinstance(p, list) and y is not None and _distinct(p)
+    ]  # fmt: skip
+    return [preds[i] for i in keep], [labels[i] for i in keep], np.asarray(keep, dtype=np.intp)
 
 
 def ranking_results(rows: Rows, base: Baseline, config: RankingConfig) -> list[CheckResult]:
@@ -309,21 +338,14 @@ def ranking_results(rows: Rows, base: Baseline, config: RankingConfig) -> list[C
     on the window's labelled queries: one logged record per query, its prediction the ranked
     list of item ids and its label the relevant items (a list, one item id, or a mapping
     item -> graded relevance). Records whose prediction is not a list or whose label is none
-    of those are left out and counted (``details["n_unusable"]``)."""
+    of those are left out and counted (``details["n_unusable"]``, see
+    :func:`ranked_queries`)."""
     picked = np.flatnonzero(rows.has_label)
-    preds = rows.values("prediction", picked)
-    labels = [_relevant(y) for y in rows.values("label", picked)]
-    keep = [
-        i for i, (p, y) in enumerate(zip(preds, labels, strict=True))
-        if isinstance(p, list) and y is not None
-    ]  # fmt: skip
-    unusable = len(picked) - len(keep)
+    ranked, relevant, kept = ranked_queries(rows, picked)
+    unusable = len(picked) - len(kept)
     try:
         found = check_ranking_performance(
-            [preds[i] for i in keep],
-            [labels[i] for i in keep],
-            reference=base.performance,
-            config=config,
+            ranked, relevant, reference=base.performance, config=config
         )
     except InputError as exc:
         return [
