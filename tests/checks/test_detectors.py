@@ -342,6 +342,6 @@ def test_error_stream() -> None:
     with pytest.raises(InputError, match="aligned"):
         error_stream([1, 2], [1])
     with pytest.raises(InputError, match="task must be"):
-        error_stream([1], [1], task="ranking")
+        error_stream([1], [1], task="clustering")
     with pytest.raises(InputError, match="loss must be"):
         error_stream([1.0], [1.0], task="regression", loss="huber")

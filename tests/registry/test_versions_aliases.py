@@ -258,7 +258,7 @@ def test_registration_errors_leave_the_registry_unchanged(registry: Registry) ->
     with pytest.raises(InputError, match="actor"):
         registry.register("m", constant(2.0), actor="x" * 300)
     with pytest.raises(InputError, match="output_kind"):
-        add(registry, "m", 2.0, output_kind="ranking")
+        add(registry, "m", 2.0, output_kind="clustering")
     with pytest.raises(InputError, match="code_version"):
         add(registry, "m", 2.0, code_version="c" * 129)
     assert (registry.list_versions("m"), registry.history("m")) == before

@@ -57,6 +57,11 @@ if TYPE_CHECKING:
     )
     from watchkeeper.checks._performance import PerformanceRule, check_realised_performance
     from watchkeeper.checks._quality import QualityConfig, check_quality
+    from watchkeeper.checks._ranking import (
+        RankingConfig,
+        check_ranking_performance,
+        ranking_reference,
+    )
     from watchkeeper.checks._result import CheckResult, Status
     from watchkeeper.checks._river_detectors import ADWIN, DDM, EDDM, KSWIN, PageHinkley
     from watchkeeper.checks._rules import (
@@ -107,6 +112,7 @@ _LAZY = {
     "QualityConfig": "watchkeeper.checks._quality",
     "REGRESSION_GAPS": "watchkeeper.checks._fairness",
     "REPORT_FORMAT": "watchkeeper.checks._comparison_result",
+    "RankingConfig": "watchkeeper.checks._ranking",
     "ReferenceChunksRule": "watchkeeper.checks._rules",
     "SkewFinding": "watchkeeper.checks._skew",
     "StatisticalRule": "watchkeeper.checks._rules",
@@ -127,6 +133,8 @@ _LAZY = {
     "check_profile_fairness": "watchkeeper.checks._fairness",
     "check_quality": "watchkeeper.checks._quality",
     "check_realised_performance": "watchkeeper.checks._performance",
+    "check_ranking_performance": "watchkeeper.checks._ranking",
+    "ranking_reference": "watchkeeper.checks._ranking",
     "run_comparison": "watchkeeper.checks._comparison",
     "run_detector": "watchkeeper.checks._concept",
     "check_skew": "watchkeeper.checks._skew",
@@ -173,6 +181,7 @@ __all__ = [
     "PageHinkley",
     "PerformanceRule",
     "QualityConfig",
+    "RankingConfig",
     "ReferenceChunksRule",
     "SkewFinding",
     "StatisticalRule",
@@ -188,6 +197,7 @@ __all__ = [
     "check_outlier_rate",
     "check_profile_fairness",
     "check_quality",
+    "check_ranking_performance",
     "check_realised_performance",
     "check_skew",
     "check_weak_segments",
@@ -196,6 +206,7 @@ __all__ = [
     "error_stream",
     "feature_suggestions",
     "get_detector",
+    "ranking_reference",
     "run_comparison",
     "run_detector",
 ]

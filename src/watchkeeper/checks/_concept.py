@@ -208,10 +208,17 @@ def check_concept_drift_detectors(
 
 
 def error_stream(
-    y_true: ArrayLike, y_pred: ArrayLike, *, task: str = "classification", loss: str = "absolute"
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    task: str = "classification",
+    loss: str = "absolute",
+    k: int = 10,
 ) -> NDArray[np.float64]:
-    """The error stream detectors watch: 1/0 for wrong/right class predictions, or a
-    regressor's ``"absolute"`` or ``"squared"`` loss per row.
+    """The error stream detectors watch: 1/0 for wrong/right class predictions, a
+    regressor's ``"absolute"`` or ``"squared"`` loss per row, or for ``task="ranking"``
+    (``y_true`` each query's relevant items, ``y_pred`` its ranked list) ``1 - nDCG@k`` per
+    query.
 
     Examples
     --------
@@ -220,7 +227,13 @@ def error_stream(
     [0.0, 1.0, 0.0]
     >>> error_stream([1.0, 2.0], [1.5, 2.0], task="regression", loss="squared").tolist()
     [0.25, 0.0]
+    >>> error_stream([["a"], ["z"]], [["a", "b"], ["a", "b"]], task="ranking", k=2).tolist()
+    [0.0, 1.0]
     """
+    if task == "ranking":
+        from watchkeeper.checks._ranking import ndcg_losses
+
+        return ndcg_losses(y_pred, y_true, k)  # type: ignore[arg-type]
     t, p = np.asarray(y_true), np.asarray(y_pred)
     if t.shape != p.shape or t.ndim != 1:
         raise InputError(
@@ -230,7 +243,7 @@ def error_stream(
         out: NDArray[np.float64] = (t != p).astype(np.float64)
         return out
     if task != "regression":
-        raise InputError(f"task must be 'classification' or 'regression'; got {task!r}")
+        raise InputError(f"task must be 'classification', 'regression' or 'ranking'; got {task!r}")
     diff = np.asarray(t, dtype=np.float64) - np.asarray(p, dtype=np.float64)
     if loss == "absolute":
         return np.asarray(np.abs(diff), dtype=np.float64)

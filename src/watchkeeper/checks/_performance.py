@@ -39,10 +39,12 @@ FloatArray = NDArray[np.float64]
 #: A statistic of resampling weights: ``weights`` (B x n) -> B values.
 WeightedStat = Callable[[FloatArray], FloatArray]
 
+#: Ranking metrics (checks._ranking): on [0, 1], larger is better.
+_RANKING = frozenset({"ndcg_at_k", "map_at_k", "mrr", "recall_at_k"})
 #: Metrics where larger is better; the others are losses.
-GREATER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"})
+GREATER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"}) | _RANKING
 #: Metrics on the fixed scale [0, 1] (absolute tolerance); the others use a relative one.
-BOUNDED = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc"})
+BOUNDED = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc"}) | _RANKING
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
 _EPS = float(np.finfo(np.float64).eps)
@@ -342,7 +344,11 @@ ReferenceValue = float | tuple[float, float, float]
 
 
 def _judge(
-    m: _Measure, n: int, reference: ReferenceValue | None, rule: PerformanceRule
+    m: _Measure,
+    n: int,
+    reference: ReferenceValue | None,
+    rule: PerformanceRule,
+    unit: str = "labelled rows",
 ) -> CheckResult:
     interval: tuple[float, float] | None = None
     if isinstance(reference, tuple):
@@ -362,21 +368,21 @@ def _judge(
     if n < rule.min_labels:
         return result(
             Status.INSUFFICIENT_DATA,
-            f"only {n:,} labelled rows; at least {rule.min_labels:,} are needed for a verdict",
+            f"only {n:,} {unit}; at least {rule.min_labels:,} are needed for a verdict",
         )
     if m.value is None or m.lower is None or m.upper is None:
         return result(
             Status.INSUFFICIENT_DATA,
-            f"{m.metric} is undefined on these {n:,} labelled rows (e.g. only one class present)",
+            f"{m.metric} is undefined on these {n:,} {unit} (e.g. only one class present)",
         )
     if reference is None:
         return result(
-            Status.OK, f"{shown} on {n:,} labelled rows; no reference performance to compare with"
+            Status.OK, f"{shown} on {n:,} {unit}; no reference performance to compare with"
         )
     threshold = rule.threshold(m.metric, reference)
     better = m.metric in GREATER_IS_BETTER
     if interval is not None:
-        return _judge_two_sample(m, n, reference, interval, threshold, rule, result, shown)
+        return _judge_two_sample(m, n, reference, interval, threshold, rule, result, shown, unit)
     whole_beyond = m.upper < threshold if better else m.lower > threshold
     point_beyond = m.value < threshold if better else m.value > threshold
     if whole_beyond:
@@ -387,7 +393,7 @@ def _judge(
         status, verdict = Status.OK, "within the tolerance of"
     return result(
         status,
-        f"{shown} on {n:,} labelled rows; {verdict} the reference {_fmt(reference)} "
+        f"{shown} on {n:,} {unit}; {verdict} the reference {_fmt(reference)} "
         f"(threshold {_fmt(threshold)})",
         threshold,
     )
@@ -402,6 +408,7 @@ def _judge_two_sample(
     rule: PerformanceRule,
     result: Any,
     shown: str,
+    unit: str = "labelled rows",
 ) -> CheckResult:
     """Both sides are estimates: judge the difference with both uncertainties.
 
@@ -431,7 +438,7 @@ def _judge_two_sample(
         status, verdict = Status.OK, "within the tolerance of"
     out: CheckResult = result(
         status,
-        f"{shown} on {n:,} labelled rows; {verdict} the reference {_fmt(reference)} "
+        f"{shown} on {n:,} {unit}; {verdict} the reference {_fmt(reference)} "
         f"({rule.confidence:.0%} CI {_fmt(interval[0])} to {_fmt(interval[1])}, itself "
         f"measured on a sample) by more than {_fmt(tol)}; difference "
         f"{_fmt(value - reference)} ± {_fmt(z * se)}",

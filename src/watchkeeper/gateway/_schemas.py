@@ -156,7 +156,10 @@ def feedback_request_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "properties": {
             "id": {"type": "string", "minLength": 1, "maxLength": 128},
-            "label": {"description": "The ground truth (any JSON value)."},
+            "label": {
+                "description": "The ground truth (any JSON value; for a ranking model the "
+                "relevant item ids, or an object item -> relevance >= 0)."
+            },
             "flag": {"type": "boolean", "description": "Mark the prediction as bad."},
             "note": {"type": "string", "maxLength": 2000},
         },

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -113,6 +114,7 @@ def v1_router(ctx: Context) -> APIRouter:
             _locate_single if single else _locate_batch,
             event_time(request.headers),
             served.name,
+            ranking=any(v.record.output_kind == "ranking" for v in served.versions.values()),
         )
         try:
             result = await ctx.log.feedback(records)
@@ -221,8 +223,37 @@ def _require_records(items: Any) -> None:
         raise ApiError("every record must be a JSON object keyed by field name", bad)
 
 
+def _ranking_label(label: Any, where: str) -> FieldProblem | None:
+    """Why a ranking model's label is unusable, or ``None``: it must be the relevant item
+    ids (a list of distinct texts or whole numbers, possibly empty; or one id) or an object
+    item -> relevance (a number >= 0)."""
+    if isinstance(label, dict):
+        bad = [
+            k for k, v in label.items()
+            if isinstance(v, bool) or not isinstance(v, int | float)
+            or not math.isfinite(v) or v < 0
+        ]  # fmt: skip
+        if bad:
+            return FieldProblem(
+                where,
+                f"the relevance of item {bad[0]!r} must be a number >= 0 "
+                '(e.g. {"item7": 2, "item3": 1})',
+            )
+        return None
+    ids = label if isinstance(label, list) else [label]
+    if any(isinstance(i, bool) or not isinstance(i, str | int) for i in ids):
+        return FieldProblem(
+            where,
+            "expected the relevant item ids (a list of texts or whole numbers, e.g. "
+            '["item7", "item3"]) or an object item -> relevance (e.g. {"item7": 2})',
+        )
+    if len({str(i) for i in ids}) != len(ids):
+        return FieldProblem(where, "names an item more than once; send each relevant item once")
+    return None
+
+
 def _feedback_records(
-    items: list[dict[str, Any]], locate: Any, now: float, model: str
+    items: list[dict[str, Any]], locate: Any, now: float, model: str, *, ranking: bool = False
 ) -> list[FeedbackRecord]:
     problems: list[FieldProblem] = []
     records = []
@@ -250,9 +281,17 @@ def _feedback_records(
                 )
             )
         label = item.get("label")
-        if isinstance(label, dict):
+        if ranking and label is not None:
+            found_problem = _ranking_label(label, locate(i, "label"))
+            if found_problem is not None:
+                problems.append(found_problem)
+        elif isinstance(label, dict):
             problems.append(
-                FieldProblem(locate(i, "label"), "expected a value or a list, got an object")
+                FieldProblem(
+                    locate(i, "label"),
+                    "expected a value or a list, got an object (an object of item -> "
+                    "relevance is a ranking model's label)",
+                )
             )
         if label is None and flag is None:
             problems.append(FieldProblem(locate(i, "label"), "send a label, a flag, or both"))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from watchkeeper.checks import CheckResult, FairnessConfig, PerformanceRule
+from watchkeeper.checks import CheckResult, FairnessConfig, PerformanceRule, RankingConfig
 from watchkeeper.exceptions import InputError
 from watchkeeper.monitor._windows import WindowSpec, parse_every
 
@@ -79,8 +79,9 @@ class MonitorConfig:
     detectors
         Concept-drift detectors on the error stream: names (``"adwin"``, ``"page_hinkley"``,
         ``"ddm"``..., see :func:`watchkeeper.checks.available_detectors`). Binary detectors
-        are skipped for regressors. Default: ADWIN alone (0/1 errors and losses alike), whose
-        false alarms stay far below one per model-year at 10,000 labelled rows a week;
+        are skipped for regressors and ranking models (whose error is 1 - nDCG@k per
+        query). Default: ADWIN alone (0/1 errors and losses alike), whose false alarms stay
+        far below one per model-year at 10,000 labelled rows a week;
         Page-Hinkley's fixed threshold (in the loss's units) alarms every few tens of
         thousands of rows on a stable model (docs/monitoring.md, *False alerts over time*).
     label_delay
@@ -122,6 +123,11 @@ class MonitorConfig:
         of records its version's outlier detector flagged against the detector's calibrated
         rate, an exact one-sided beta-binomial test; only for versions registered with
         ``outliers=``).
+    ranking
+        Realised ranking quality of models registered with ``output_kind="ranking"``
+        (predictions are ranked lists of item ids, labels the relevant items): ``k``
+        (default 10), minimum labelled queries, interval over queries and tolerated drop
+        (:class:`~watchkeeper.checks.RankingConfig`).
 
     Examples
     --------
@@ -159,6 +165,7 @@ class MonitorConfig:
     segments: bool = False
     random_state: int = 0
     outlier_alpha: float = 0.01
+    ranking: RankingConfig = field(default_factory=RankingConfig)
 
     def __post_init__(self) -> None:
         parse_every(self.every)
@@ -194,6 +201,8 @@ class MonitorConfig:
         self._check_health()
 
     def _check_health(self) -> None:
+        if not isinstance(self.ranking, RankingConfig):
+            raise InputError(f"ranking must be a RankingConfig, got {self.ranking!r}")
         if not isinstance(self.fairness, bool | FairnessConfig):
             raise InputError(
                 f"fairness must be True, False or a FairnessConfig, got {self.fairness!r}"

@@ -86,6 +86,29 @@ class Rows:
         values: list[Any] = self.table.column(name).take(pa.array(rows, pa.int64())).to_pylist()
         return values
 
+    def values(self, name: str, rows: NDArray[np.intp]) -> list[Any]:
+        """Values of column ``name`` at positions ``rows`` as the JSON values that were
+        logged: a column kept as JSON text (mixed kinds, e.g. lists and mappings) is decoded,
+        and a mapping column (read as an Arrow struct over every key of the window) loses
+        the keys a row did not have.
+
+        Examples
+        --------
+        >>> t = pa.table({"label": pa.array([{"a": 1, "b": None}, {"a": None, "b": 2}])})
+        >>> Rows(t, np.zeros(2, np.int64), np.ones(2, bool)).values("label", np.arange(2))
+        [{'a': 1}, {'b': 2}]
+        """
+        column = self.table.column(name)
+        field = self.table.schema.field(name)
+        found = self.column(name, rows)
+        if field.metadata and field.metadata.get(b"watchkeeper.encoding") == b"json":
+            return [None if v is None else json.loads(v) for v in found]
+        if pa.types.is_struct(column.type):
+            return [
+                None if v is None else {k: x for k, x in v.items() if x is not None} for v in found
+            ]
+        return found
+
     def take(self, first: int, stop: int) -> Rows:
         """Rows ``first:stop``."""
         return Rows(

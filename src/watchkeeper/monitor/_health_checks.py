@@ -232,6 +232,8 @@ class HealthChecks:
     def label_results(self, rows: Rows, base: Any) -> list[CheckResult]:
         """Fairness and weak segments (the families recomputed when labels arrive)."""
         out: list[CheckResult] = []
+        if base.task == "ranking":
+            return out  # group and slice metrics of ranked lists are not defined yet
         fairness = self.config.fairness_config
         if fairness is not None:
             out += fairness_results(rows, base, fairness)

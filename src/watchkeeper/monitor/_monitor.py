@@ -46,6 +46,7 @@ from watchkeeper.monitor._window_checks import (
     performance_results,
     prediction_schema,
     prediction_table,
+    ranked_queries,
     serving_results,
 )
 from watchkeeper.monitor._windows import Window, count_windows, time_windows, to_us
@@ -527,7 +528,7 @@ class _ModelRun:
             predictions=predictions,
             n_baseline=len(head),
             baseline_end_us=int(head.ts_us[-1]) + 1 if len(head) else None,
-            performance=_registered_performance(record.metrics),
+            performance=_registered_performance(record.metrics, task, self.config.ranking.k),
             flags=(flag_count(head), len(head)) if len(head) else None,
             outliers=self._outlier_detector(version),
         )
@@ -638,7 +639,7 @@ class _ModelRun:
         t0 = time.perf_counter()
         if not base.performance:
             base.performance = self._first_labelled_performance(version) or None
-        results = performance_results(rows, base, self.config.performance)
+        results = performance_results(rows, base, self.config.performance, self.config.ranking)
         results += flag_results(rows, base, self.config)
         results += self.health.label_results(rows, base)
         if what == "all":
@@ -721,16 +722,22 @@ class _ModelRun:
         if not eligible:
             return
         picked = np.asarray(eligible, dtype=np.intp)
-        y = rows.column("label", picked)
-        p = rows.column("prediction", picked)
-        if base.task == "classification":
-            errors = error_stream([label_key(v) for v in y], [label_key(v) for v in p])
+        at = np.asarray([rows.ts_us[i] for i in eligible])
+        if base.task == "ranking":
+            # 1 - nDCG@k per query; queries that cannot be scored are passed over
+            ranked, relevant, kept = ranked_queries(rows, picked)
+            errors = error_stream(relevant, ranked, task="ranking", k=self.config.ranking.k)
+            at = at[kept]
         else:
-            errors = error_stream(np.asarray(y, float), np.asarray(p, float), task="regression")
+            y = rows.column("label", picked)
+            p = rows.column("prediction", picked)
+            if base.task == "classification":
+                errors = error_stream([label_key(v) for v in y], [label_key(v) for v in p])
+            else:
+                errors = error_stream(np.asarray(y, float), np.asarray(p, float), task="regression")
         # attribute each fed row to its stored window, in prediction-time order
         bounds = sorted(windows)
         window_results: list[tuple[Any, list[CheckResult]]] = []
-        at = np.asarray([rows.ts_us[i] for i in eligible])
         for start, end in bounds:
             pick = np.flatnonzero((at >= start) & (at < end))
             if pick.size == 0:
@@ -745,7 +752,7 @@ class _ModelRun:
                 det.to_state(),
                 new_position[0],
                 new_position[1],
-                (states[name].n_fed if name in states else 0) + len(eligible),
+                (states[name].n_fed if name in states else 0) + len(errors),
             )
             for name, det in dets.items()
         ]
@@ -773,11 +780,13 @@ def _slices(table: Any) -> dict[tuple[int, str], Rows]:
 
 
 def _task(output_kind: str, classes: Sequence[str] | None, rows: Rows) -> str:
-    if output_kind in ("classification", "regression"):
+    if output_kind in ("classification", "regression", "ranking"):
         return output_kind
     if classes:
         return "classification"
     values = [p for p in rows.prediction if p is not None]
+    if values and all(isinstance(v, list) for v in values):
+        return "ranking"  # a ranked list of item ids per record
     numeric = values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
     if numeric and any(isinstance(v, float) and not float(v).is_integer() for v in values):
         return "regression"
@@ -798,17 +807,33 @@ _METRIC_NAMES = (
 )
 
 
-def _registered_performance(metrics: Mapping[str, float]) -> dict[tuple[str, str], float]:
+def _ranking_names(k: int) -> dict[str, tuple[str, ...]]:
+    """Registered names of each ranking metric at ``k``, preferred first."""
+    return {
+        "ndcg_at_k": (f"ndcg_at_{k}", f"ndcg@{k}"),
+        "map_at_k": (f"map_at_{k}", f"map@{k}"),
+        "mrr": (f"mrr_at_{k}", f"mrr@{k}", "mrr"),
+        "recall_at_k": (f"recall_at_{k}", f"recall@{k}"),
+    }
+
+
+def _registered_performance(
+    metrics: Mapping[str, float], task: str = "classification", k: int = 10
+) -> dict[tuple[str, str], float]:
     """Reference values from a version's registered metrics: ``accuracy``, or a dotted name
-    ending in it (``holdout.accuracy``, ``cv.r2.score``...), exact names first."""
+    ending in it (``holdout.accuracy``, ``cv.r2.score``...), exact names first. A ranking
+    model's are ``ndcg_at_10`` (or ``ndcg@10``), ``map_at_10``, ``mrr_at_10`` (or ``mrr``)
+    and ``recall_at_10`` at the monitor's ``k``."""
     out: dict[tuple[str, str], float] = {}
-    for name in _METRIC_NAMES:
-        if name in metrics:
-            out[(name, "model")] = float(metrics[name])
+    names = _ranking_names(k) if task == "ranking" else {name: (name,) for name in _METRIC_NAMES}
+    for metric, spelled in names.items():
+        exact = next((n for n in spelled if n in metrics), None)
+        if exact is not None:
+            out[(metric, "model")] = float(metrics[exact])
             continue
         for key in sorted(metrics):
             parts = key.split(".")
-            if name in parts:
-                out[(name, "model")] = float(metrics[key])
+            if any(n in parts for n in spelled):
+                out[(metric, "model")] = float(metrics[key])
                 break
     return out

@@ -15,16 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from watchkeeper.checks import (
     CheckResult,
     ComparisonConfig,
     PerformanceRule,
+    RankingConfig,
     Status,
     check_estimate_consistency,
+    check_ranking_performance,
     check_realised_performance,
     run_comparison,
 )
+from watchkeeper.exceptions import InputError
 from watchkeeper.monitor._config import MonitorConfig
 from watchkeeper.monitor._frames import Rows, label_key
 from watchkeeper.stats import wilson_interval
@@ -39,6 +43,8 @@ __all__ = [
     "outlier_counts",
     "outlier_results",
     "performance_results",
+    "ranked_queries",
+    "ranking_results",
     "serving_results",
     "window_profile",
 ]
@@ -205,6 +211,12 @@ def prediction_table(rows: Rows, base: Baseline) -> Any:
         data["prediction"] = pa.array(
             [None if p is None else label_key(p) for p in rows.prediction]
         )
+    elif base.task == "ranking":
+        # a ranked list drifts through the item it puts first (categorical)
+        picked = rows.values("prediction", np.arange(len(rows), dtype=np.intp))
+        data["prediction"] = pa.array(
+            [label_key(p[0]) if isinstance(p, list) and p else None for p in picked], pa.string()
+        )
     else:
         column = rows.table.column("prediction")
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
@@ -227,7 +239,8 @@ def prediction_schema(table: Any, task: str) -> Any:
     """Schema of a prediction table: categorical predictions for classifiers."""
     from watchkeeper.data import Schema
 
-    kinds = {"prediction": "categorical" if task == "classification" else "numeric"}
+    categorical = task in ("classification", "ranking")
+    kinds = {"prediction": "categorical" if categorical else "numeric"}
     roles = {n: ("prediction" if n == "prediction" else "score") for n in table.column_names}
     return Schema.infer(table, roles=roles, kinds=kinds)
 
@@ -262,8 +275,13 @@ def _prediction_drift(
     return _report_results(report)
 
 
-def performance_results(rows: Rows, base: Baseline, rule: PerformanceRule) -> list[CheckResult]:
-    """Realised performance on the window's labelled rows."""
+def performance_results(
+    rows: Rows, base: Baseline, rule: PerformanceRule, ranking: RankingConfig | None = None
+) -> list[CheckResult]:
+    """Realised performance on the window's labelled rows (ranking quality, with
+    ``ranking`` or its defaults, when the model ranks)."""
+    if base.task == "ranking":
+        return ranking_results(rows, base, ranking or RankingConfig())
     keep = rows.has_label
     picked = np.flatnonzero(keep)
     y = rows.column("label", picked)
@@ -280,6 +298,73 @@ def performance_results(rows: Rows, base: Baseline, rule: PerformanceRule) -> li
         reference=base.performance,
         rule=rule,
     )
+
+
+def _relevant(label: Any) -> Any:
+    """A query's label as the ranking metrics take it: a list of item ids or a mapping item
+    -> grade (a number >= 0); a single item id is a list of one. ``None`` for anything else
+    (e.g. a label logged before the model was declared a ranking model)."""
+    if isinstance(label, dict):
+        grades_ok = all(
+            isinstance(g, int | float) and not isinstance(g, bool) and 0 <= g < float("inf")
+            for g in label.values()
+        )
+        return label if grades_ok else None
+    if isinstance(label, list):
+        return label if _distinct(label) else None
+    if isinstance(label, str | int | float) and not isinstance(label, bool):
+        return [label]
+    return None
+
+
+def _distinct(items: list[Any]) -> bool:
+    keys = [label_key(i) for i in items]
+    return len(set(keys)) == len(keys)
+
+
+def ranked_queries(
+    rows: Rows, picked: NDArray[np.intp]
+) -> tuple[list[Any], list[Any], NDArray[np.intp]]:
+    """The ranked lists and labels of the labelled rows ``picked`` that can be scored, and
+    their positions in ``picked`` (left out: a prediction that is not a list of distinct
+    items, or a label that is neither item ids nor item -> relevance)."""
+    preds = rows.values("prediction", picked)
+    labels = [_relevant(y) for y in rows.values("label", picked)]
+    keep = [
+        i for i, (p, y) in enumerate(zip(preds, labels, strict=True))
+        if isinstance(p, list) and y is not None and _distinct(p)
+    ]  # fmt: skip
+    return [preds[i] for i in keep], [labels[i] for i in keep], np.asarray(keep, dtype=np.intp)
+
+
+def ranking_results(rows: Rows, base: Baseline, config: RankingConfig) -> list[CheckResult]:
+    """Realised ranking quality (nDCG@k, MAP@k, MRR, recall@k with intervals over queries)
+    on the window's labelled queries: one logged record per query, its prediction the ranked
+    list of item ids and its label the relevant items (a list, one item id, or a mapping
+    item -> graded relevance). Records whose prediction is not a list or whose label is none
+    of those are left out and counted (``details["n_unusable"]``, see
+    :func:`ranked_queries`)."""
+    picked = np.flatnonzero(rows.has_label)
+    ranked, relevant, kept = ranked_queries(rows, picked)
+    unusable = len(picked) - len(kept)
+    try:
+        found = check_ranking_performance(
+            ranked, relevant, reference=base.performance, config=config
+        )
+    except InputError as exc:
+        return [
+            CheckResult(
+                "performance.ranking",
+                "model",
+                Status.ERROR,
+                f"the window's ranked lists or labels cannot be scored: {exc}",
+                details={"n_labels": len(picked), "n_unusable": unusable},
+                rule="performance",
+            )
+        ]
+    if not unusable:
+        return found
+    return [dataclasses.replace(r, details={**r.details, "n_unusable": unusable}) for r in found]
 
 
 def flag_count(rows: Rows) -> int:

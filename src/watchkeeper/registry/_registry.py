@@ -33,7 +33,7 @@ from watchkeeper.registry._store import NewVersion, RegistryStore
 
 __all__ = ["Registry"]
 
-_OUTPUT_KINDS = ("classification", "regression", "unknown")
+_OUTPUT_KINDS = ("classification", "regression", "ranking", "unknown")
 #: Formats whose loading executes code stored in the artifact.
 _CODE_FORMATS = ("pickle", "mlflow")
 #: Flavor key of a version's outlier detector (digest, size, method and stated rate).
@@ -149,7 +149,8 @@ class Registry:
         training_data
             Data (or a file) whose fingerprint identifies what the model was trained on.
         output_kind
-            ``classification``, ``regression`` or ``unknown``; inferred when omitted.
+            ``classification``, ``regression``, ``ranking`` (a ranked list of item ids per
+            record) or ``unknown``; inferred when omitted.
         code_version
             Commit of the training code; the git commit of the working directory when omitted.
         trusted

@@ -12,7 +12,7 @@ from watchkeeper.stats._categorical import (
     tvd,
 )
 from watchkeeper.stats._domain_classifier import domain_classifier
-from watchkeeper.stats._intervals import wilson_interval
+from watchkeeper.stats._intervals import mean_interval, wilson_interval
 from watchkeeper.stats._metrics import (
     f1_from_counts,
     macro_f1,
@@ -48,6 +48,17 @@ from watchkeeper.stats._numeric import (
 )
 from watchkeeper.stats._pca_reconstruction import pca_reconstruction
 from watchkeeper.stats._presence import presence_test
+from watchkeeper.stats._ranking import (
+    RANKING_METRICS,
+    Relevance,
+    map_at_k,
+    mrr,
+    ndcg_at_k,
+    ndcg_of_scores,
+    rank_items,
+    ranking_metrics,
+    recall_at_k,
+)
 from watchkeeper.stats._rates import conformal_exceedance, rate_increase
 from watchkeeper.stats._registry import (
     DriftMethod,
@@ -71,11 +82,13 @@ from watchkeeper.stats._sequential import (
 
 __all__ = [
     "DEFAULT_BINS",
+    "RANKING_METRICS",
     "ConfidenceSequence",
     "Correction",
     "DriftMethod",
     "MultipleTestResult",
     "MultivariateMethod",
+    "Relevance",
     "SequentialVerdict",
     "TestResult",
     "adjust_p_values",
@@ -107,15 +120,23 @@ __all__ = [
     "ks",
     "l_infinity",
     "macro_f1",
+    "map_at_k",
+    "mean_interval",
     "mmd",
+    "mrr",
     "msprt",
     "multivariate_method",
+    "ndcg_at_k",
+    "ndcg_of_scores",
     "paired_confidence_sequence",
     "pca_reconstruction",
     "presence_test",
     "psi",
     "psi_counts",
+    "rank_items",
+    "ranking_metrics",
     "rate_increase",
+    "recall_at_k",
     "reference_bin_edges",
     "resampled_auc",
     "rho_for",
