@@ -62,7 +62,7 @@ class ServedVersion:
     (['no'], ['no', 'yes'])
     """
 
-    def __init__(self, model: LoadedModel, outliers: Any = None) -> None:
+    def __init__(self, model: LoadedModel, outliers: Any = None, reference: Any = None) -> None:
         self.model = model
         self.record: ModelVersion = model.version
         #: the version's outlier detector (:class:`~watchkeeper.checks.OutlierDetector`)
@@ -79,7 +79,8 @@ class ServedVersion:
                     self.record.version,
                 )
         self.schema = schema
-        self.spec = InputSpec.for_model(schema, model.native)
+        # the reference profile (when the schema has embedding columns) fixes their lengths
+        self.spec = InputSpec.for_model(schema, model.native).with_dims(reference)
         self.classes = model.classes
         self.class_keys = None if self.classes is None else [str(c) for c in self.classes]
         native = model.native
@@ -315,6 +316,22 @@ class ServingState:
         """Whether a snapshot was built at least once."""
         return self.current is not _EMPTY
 
+    def _embedding_reference(self, loaded: LoadedModel) -> Any:
+        """The version's reference profile when its schema has embedding columns (their
+        lengths are checked on every request), else ``None`` (nothing more to load)."""
+        schema = loaded.version.schema or {}
+        columns = schema.get("columns") if isinstance(schema, dict) else None
+        if not columns or not any(
+            isinstance(c, dict) and c.get("kind") == "embedding" for c in columns
+        ):
+            return None
+        load_profile = getattr(self.registry, "load_profile", None)
+        return (
+            None
+            if load_profile is None
+            else load_profile(loaded.version.name, loaded.version.version)
+        )
+
     def load_version(self, name: str, version: int) -> ServedVersion:
         """The served form of ``name`` version ``version``, loading it at most once.
 
@@ -333,9 +350,11 @@ class ServingState:
             try:
                 # registries that keep no detectors (wrappers, older stores) serve none
                 load_outliers = getattr(self.registry, "load_outliers", None)
+                loaded = self.registry.load_model(name, version)
                 fresh = ServedVersion(
-                    self.registry.load_model(name, version),
+                    loaded,
                     None if load_outliers is None else load_outliers(name, version),
+                    self._embedding_reference(loaded),
                 )
             except Exception as exc:
                 if found is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -78,6 +78,20 @@ class InputSpec:
     extra_kinds: tuple[tuple[str, ColumnKind | None], ...] = ()
     """Fields the schema knows that are not model inputs (targets, sensitive attributes,
     timestamps...), with their kinds: logged with the record, so checked like inputs."""
+
+    dims: Mapping[str, int] = field(default_factory=dict)
+    """Length of each embedding column in the reference (:meth:`with_dims`): a vector of
+    another length is refused, since no window profile could hold it."""
+
+    def with_dims(self, reference: Any) -> InputSpec:
+        """This spec with the embedding lengths of ``reference`` (a ``Profile`` or ``None``)."""
+        columns = getattr(reference, "columns", None) or {}
+        dims = {
+            name: int(col.dim)
+            for name, col in columns.items()
+            if getattr(col, "kind", None) == ColumnKind.EMBEDDING.value and col.dim
+        }
+        return replace(self, dims=dims) if dims else self
 
     @cached_property
     def input_set(self) -> frozenset[str]:
@@ -247,7 +261,7 @@ def check_columns(
                 if missing == "reject" and value is None:
                     problems.append(FieldProblem(locate(i, name), "must not be null"))
                 continue
-            problem = _check_value(value, kind, cats)
+            problem = _check_value(value, kind, cats) or _check_dim(value, kind, spec, name)
             if problem is None:
                 if kind is ColumnKind.BOOLEAN and type(value) is int:
                     values[i] = bool(value)
@@ -280,8 +294,12 @@ def check_extras(
             value = record.get(name)
             if value is None:
                 continue
-            problem = _check_value(value, kind, None)
-            if problem is None and kind is not ColumnKind.NUMERIC and type(value) in (dict, list):
+            problem = _check_value(value, kind, None) or _check_dim(value, kind, spec, name)
+            if (
+                problem is None
+                and kind not in (ColumnKind.NUMERIC, ColumnKind.EMBEDDING)
+                and type(value) in (dict, list)
+            ):
                 problem = f"expected a single value, got {_json_type(value)}"
             if problem is not None:
                 problems.append(FieldProblem(locate(i, name), problem))
@@ -328,6 +346,8 @@ def _check_value(value: Any, kind: ColumnKind | None, cats: frozenset[str] | Non
         if kind_of is bool or (kind_of is int and value in (0, 1)):
             return None
         return f"expected true or false, got {_json_type(value)}"
+    if kind is ColumnKind.EMBEDDING:
+        return _check_vector(value)
     if kind_of in (dict, list):
         return f"expected a single value, got {_json_type(value)}"
     if kind is ColumnKind.CATEGORICAL:
@@ -349,6 +369,28 @@ def _check_value(value: Any, kind: ColumnKind | None, cats: frozenset[str] | Non
         return None
     if kind_of is float and not math.isfinite(value):
         return "must be a finite number"
+    return None
+
+
+def _check_vector(value: Any) -> str | None:
+    """An embedding: a non-empty list of finite numbers (its length is checked against the
+    reference when the record is profiled)."""
+    if type(value) is not list or not value:
+        return f"expected a non-empty list of numbers (an embedding), got {_json_type(value)}"
+    for i, item in enumerate(value):
+        if type(item) not in _NUMBER_TYPES:
+            return f"item {i} of the embedding must be a number, got {_json_type(item)}"
+        if type(item) is float and not math.isfinite(item):
+            return f"item {i} of the embedding must be a finite number"
+    return None
+
+
+def _check_dim(value: Any, kind: ColumnKind | None, spec: InputSpec, name: str) -> str | None:
+    if kind is not ColumnKind.EMBEDDING or name not in spec.dims:
+        return None
+    dim = spec.dims[name]
+    if len(value) != dim:
+        return f"expected an embedding of {dim} numbers (as in the reference), got {len(value)}"
     return None
 
 
