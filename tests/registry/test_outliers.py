@@ -98,6 +98,10 @@ def test_unusable_requests_are_refused_before_anything_is_stored(tmp_path: Path)
             registry.register(
                 "m", _model(reference), reference=reference, outliers="yes", actor="a"
             )
+        # a column named like the logged score would be overwritten by it
+        clashing = reference.assign(_outlier_score=1.0)
+        with pytest.raises(InputError, match="'_outlier_score' has the name the gateway logs"):
+            registry.register("m", _model(reference), reference=clashing, outliers=True, actor="a")
         assert registry.list_models() == []
 
 

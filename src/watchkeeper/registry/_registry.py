@@ -542,9 +542,16 @@ def _outlier_detector(outliers: Any, reference: Any, schema: Mapping[str, Any] |
     """The fitted detector to store with a version, or ``None``."""
     if outliers is None or outliers is False:
         return None
-    from watchkeeper.checks import OutlierDetector
+    from watchkeeper.checks import OUTLIER_FLAG_KEY, OUTLIER_SCORE_KEY, OutlierDetector
     from watchkeeper.data import Profile
 
+    names = {c.get("name") for c in (schema or {}).get("columns", ()) if isinstance(c, Mapping)}
+    clash = sorted(names & {OUTLIER_SCORE_KEY, OUTLIER_FLAG_KEY})
+    if clash:
+        raise InputError(
+            f"column {clash[0]!r} has the name the gateway logs each record's outlier score or "
+            "flag under; rename that column to register the version with outliers="
+        )
     detector = OutlierDetector() if outliers is True else outliers
     if not isinstance(detector, OutlierDetector):
         raise InputError(
