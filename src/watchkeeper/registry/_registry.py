@@ -545,7 +545,9 @@ def _outlier_detector(outliers: Any, reference: Any, schema: Mapping[str, Any] |
     from watchkeeper.checks import OUTLIER_FLAG_KEY, OUTLIER_SCORE_KEY, OutlierDetector
     from watchkeeper.data import Profile
 
-    names = {c.get("name") for c in (schema or {}).get("columns", ()) if isinstance(c, Mapping)}
+    names = {
+        str(c.get("name")) for c in (schema or {}).get("columns", ()) if isinstance(c, Mapping)
+    }
     clash = sorted(names & {OUTLIER_SCORE_KEY, OUTLIER_FLAG_KEY})
     if clash:
         raise InputError(
