@@ -71,9 +71,16 @@ def test_register_list_show(cli: Cli, files: dict[str, Path]) -> None:
     assert first["profile_sha256"] is not None
     assert first["data_fingerprint"].startswith("sha256:")
     assert cli.json("register", "churn", str(files["skops2"]), "--actor", "a")["version"] == 2
+    ranker = cli.json("register", "rank", str(files["skops1"]), "--output-kind", "ranking")
+    assert (ranker["output_kind"], first["output_kind"]) == ("ranking", "classification")
+    unknown = cli.json("register", "rank", str(files["skops1"]), "--output-kind", "x", code=2)
+    assert "output_kind must be one of" in unknown["error"]
 
     models = cli.json("list")
-    assert [(m["name"], m["n_versions"], m["latest_version"]) for m in models] == [("churn", 2, 2)]
+    assert [(m["name"], m["n_versions"], m["latest_version"]) for m in models] == [
+        ("churn", 2, 2),
+        ("rank", 1, 1),
+    ]
     assert [v["version"] for v in cli.json("list", "churn")] == [1, 2]
     shown = cli.json("show", "churn", "1")
     assert shown["artifact_sha256"] == first["artifact_sha256"]

@@ -210,6 +210,12 @@ def register_command(
     outlier_rate: float = typer.Option(
         0.01, "--outlier-rate", help="Stated false-positive rate of the outlier detector."
     ),
+    output_kind: str | None = typer.Option(
+        None,
+        "--output-kind",
+        help="What the model predicts: classification, regression or ranking (ranked item "
+        "lists, docs/ranking.md); inferred from the model when left out.",
+    ),
     actor: str | None = _ACTOR,
     as_json: bool = _JSON,
     root: str | None = _SUB_ROOT,
@@ -243,6 +249,7 @@ def register_command(
             trusted=trusted,
             actor=actor,
             outliers=detector,
+            output_kind=output_kind,
         )
     _emit(
         version.to_dict(),
