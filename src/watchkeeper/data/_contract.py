@@ -79,8 +79,25 @@ def contract_rule(kind: str) -> Callable[[_R], _R]:
     return register
 
 
+def _example_key(text: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
 def _examples(values: Iterable[Any]) -> tuple[str, ...]:
-    return tuple(sorted({str(v) for v in values})[:N_EXAMPLES])
+    """The smallest offending values: numbers by value, other strings in text order (ISO
+    timestamps chronologically); the same order whatever the batches, so counts merge
+    exactly."""
+    return tuple(sorted({str(v) for v in values}, key=_example_key)[:N_EXAMPLES])
+
+
+def _numeric_examples(bad: NDArray[np.float64], is_time: bool) -> tuple[str, ...]:
+    import numpy as np
+
+    smallest = np.unique(bad)[: 4 * N_EXAMPLES]
+    return _examples(_show_number(float(x), is_time) for x in smallest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +119,7 @@ class RuleCount:
     --------
     >>> a = RuleCount(10, 1, ("-3",))
     >>> a.merge(RuleCount(5, 2, ("-1", "-7")))
-    RuleCount(n_checked=15, n_violations=3, examples=('-1', '-3', '-7'), n_parts=2)
+    RuleCount(n_checked=15, n_violations=3, examples=('-7', '-3', '-1'), n_parts=2)
     """
 
     n_checked: int
@@ -204,9 +221,13 @@ class ContractRule:
         object.__setattr__(self, "mostly", float(mostly))
         if self.severity not in ("alert", "warn"):
             raise InputError(f"{where}: severity must be 'alert' or 'warn', got {self.severity!r}")
-        for name in self.columns:
-            if not isinstance(name, str) or not name:
-                raise InputError(f"{where}: column names must be non-empty strings, got {name!r}")
+        for f in fields(self):
+            if f.name in ("column", "left", "right"):
+                name = getattr(self, f.name)
+                if not isinstance(name, str) or not name:
+                    raise InputError(
+                        f"{where}: {f.name} must be a non-empty column name, got {name!r}"
+                    )
 
     # -- description -----------------------------------------------------------------------
 
@@ -601,12 +622,12 @@ class Range(ContractRule):
         return bad
 
     def count(self, table: pa.Table) -> RuleCount:
-        import numpy as np
 
         values, present = _numbers(table, self.column)
         values = values[present]
         bad = values[self._bad(values)]
-        return RuleCount(len(values), len(bad), _examples(f"{x:.6g}" for x in np.sort(bad)[:50]))
+        is_time = _is_datetime_type(table.column(self.column).type)
+        return RuleCount(len(values), len(bad), _numeric_examples(bad, is_time))
 
     def _from_summaries(self, profile: Profile) -> RuleOutcome:
         from watchkeeper.data._numeric_profile import NumericColumnProfile
@@ -732,8 +753,6 @@ class Relation(ContractRule):
                 f"contract rule 'relation' on {self.left!r}: op must be one of "
                 f"{', '.join(_OPS)}, got {self.op!r}"
             )
-        if not self.right:
-            raise InputError(f"contract rule 'relation' on {self.left!r}: give the right column")
         if self.right == self.left:
             raise InputError(f"contract rule 'relation': compares {self.left!r} with itself")
 
@@ -762,10 +781,12 @@ class Relation(ContractRule):
         bad = ~_OPS[self.op](a, b)
         a_time = _is_datetime_type(table.column(self.left).type)
         b_time = _is_datetime_type(table.column(self.right).type)
-        idx = np.flatnonzero(bad)[:200]
+        # Every distinct offending pair (up to a bound) so that the examples are the
+        # smallest in text order, as merging keeps them.
+        pairs = np.unique(np.stack([a[bad], b[bad]], axis=1), axis=0)[:100_000]
         examples = _examples(
-            f"{self.left}={_show_number(a[i], a_time)}, {self.right}={_show_number(b[i], b_time)}"
-            for i in idx
+            f"{self.left}={_show_number(x, a_time)}, {self.right}={_show_number(y, b_time)}"
+            for x, y in pairs
         )
         return RuleCount(int(both.sum()), int(bad.sum()), examples)
 
@@ -815,8 +836,11 @@ class Unique(ContractRule):
         counts = pc.value_counts(present_values)
         n_distinct = len(counts)
         repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
-        shown = [_show_value(v, column.type) for v in repeated.slice(0, 1000).to_pylist()]
-        return RuleCount(len(present_values), len(present_values) - n_distinct, _examples(shown))
+        if pa.types.is_floating(repeated.type):
+            examples = _numeric_examples(repeated.to_numpy(), _is_datetime_type(column.type))
+        else:
+            examples = _examples(repeated.to_pylist())
+        return RuleCount(len(present_values), len(present_values) - n_distinct, examples)
 
     def _from_summaries(self, profile: Profile) -> RuleOutcome:
         return RuleOutcome(
@@ -824,12 +848,6 @@ class Unique(ContractRule):
             note="not decidable from a profile made without the contract (it keeps no "
             "record of which values repeat); check the rows",
         )  # fmt: skip
-
-
-def _show_value(v: Any, t: pa.DataType) -> str:
-    if isinstance(v, float):
-        return _show_number(v, _is_datetime_type(t))
-    return str(v)
 
 
 @contract_rule("monotone")
@@ -876,8 +894,7 @@ class Monotone(ContractRule):
             step = -step
         bad = step <= 0 if self.strict else step < 0
         is_time = _is_datetime_type(table.column(self.column).type)
-        shown = (_show_number(x, is_time) for x in values[1:][bad][:200])
-        return RuleCount(len(values), int(bad.sum()), _examples(shown))
+        return RuleCount(len(values), int(bad.sum()), _numeric_examples(values[1:][bad], is_time))
 
 
 @contract_rule("freshness")

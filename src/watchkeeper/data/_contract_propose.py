@@ -139,10 +139,10 @@ def propose_contract(
     Examples
     --------
     >>> import pandas as pd
-    >>> df = pd.DataFrame({"start": [1, 2, 3], "end": [2, 2, 5]})
+    >>> df = pd.DataFrame({"start": [1.5, 2.0, 3.25], "end": [2.0, 2.5, 5.0]})
     >>> [r.describe() for r in propose_contract(df).rules]  # doctest: +NORMALIZE_WHITESPACE
-    ['1 <= rows', 'start is never missing', '0 <= start <= 4', 'end is never missing',
-     '1 <= end <= 6', 'end >= start']
+    ['1 <= rows', 'start is never missing', '1.325 <= start <= 3.425', 'end is never missing',
+     '1.7 <= end <= 5.3', 'end >= start']
     """
     from watchkeeper.data._adapters import read_table, string_values
     from watchkeeper.data.schema import ColumnKind, Role, Schema

@@ -117,10 +117,9 @@ class InputSpec:
             for c in (schema.columns if schema is not None else ())
             if c.name not in columns
         )
-        contract = None
-        if schema is not None and schema.contract is not None:
-            if any(rule.applies_to_records for rule in schema.contract.rules):
-                contract = schema.contract
+        contract = schema.contract if schema is not None else None
+        if contract is not None and not any(r.applies_to_records for r in contract.rules):
+            contract = None
         return cls(
             columns, kinds, cats, known, names is not None or not numeric, None, extras, contract
         )
@@ -316,7 +315,8 @@ def check_contract_rules(
     >>> spec = InputSpec.for_model(schema, None)
     >>> [p.to_dict() for p in check_contract_rules([{"age": 130}], spec,
     ...                                            locate=lambda i, n: f"[{i}].{n}")]
-    [{'field': '[0].age', 'problem': 'breaks contract rule range(age): must be at most 120, got 130'}]
+    [{'field': '[0].age',
+      'problem': 'breaks contract rule range(age): must be at most 120, got 130'}]
     """
     if spec.contract is None:
         return []
