@@ -106,3 +106,21 @@ def test_contract_violations_alert_in_their_window_only(world: dict[str, Any]) -
     assert last["contract.not_null"].status is Status.OK
     rule = {r.name: r for r in AlertConfig.default().rules}["contract"]
     assert rule.matches("contract.range", "x1", "churn")
+
+
+def test_the_monitoring_report_has_a_contract_section_with_the_findings(
+    world: dict[str, Any],
+) -> None:
+    from watchkeeper.report import monitor_view, render_monitoring
+
+    Monitor(MonitorConfig(every="1h", baseline_rows=50)).run(
+        world["sink"], world["registry"], world["store"], now=T0 + 4 * HOUR
+    )
+    html = render_monitoring(monitor_view(world["store"], "churn"))
+    start = html.index('data-family="contract"')
+    section = html[start : html.index("</div>", start)]
+    assert "Data contract" in section
+    assert "contract.allowed_values" in section
+    assert "e.g. zzz" in section
+    drift = html[html.index('data-family="drift"') :]
+    assert "contract.range" not in drift[: drift.index("</div>")]
