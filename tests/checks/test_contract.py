@@ -262,3 +262,22 @@ def test_freshness_without_as_of_is_not_decided() -> None:
     ]
     assert r.status is Status.INSUFFICIENT_DATA
     assert "as_of" in r.reason
+
+
+def test_compare_lists_the_contract_with_the_quality_findings() -> None:
+    import watchkeeper as wk
+
+    reference = _reference().head(3000)
+    current, _ = _plant("allowed_values")
+    report = wk.compare(reference, current.head(3000), schema=_schema(), multivariate=None)
+    contract = [q for q in report.quality if q.check.startswith("contract.")]
+    # every rule but freshness (which needs a time), once
+    assert sorted(r.rule for r in contract) == sorted(
+        r.name for r in _schema().contract.rules if r.kind != "freshness"
+    )
+    assert [r.check for r in report.quality_findings if r.check.startswith("contract.")] == [
+        "contract.allowed_values"
+    ]
+    assert "tornado" in report.to_html()
+    without = wk.compare(reference, reference, schema=Schema(_schema().columns), multivariate=None)
+    assert not [q for q in without.quality if q.check.startswith("contract.")]

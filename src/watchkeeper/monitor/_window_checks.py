@@ -118,6 +118,7 @@ def _compare(
         random_state=config.random_state,
         n_jobs=1,
         plots=False,
+        contract=False,  # decided on the window profile with its end time (drift_results)
         **options,
     )
     with threadpool_limits(1):
