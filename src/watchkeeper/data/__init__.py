@@ -23,21 +23,14 @@ from watchkeeper.data._column_profiles import (
     TextColumnProfile,
 )
 from watchkeeper.data._contract import (
-    AllowedValues,
     Contract,
     ContractRule,
-    Freshness,
     ImportedContract,
-    Monotone,
-    NotNull,
-    Range,
-    Regex,
-    Relation,
-    RowCount,
     RuleCount,
     RuleOutcome,
-    Unique,
 )
+from watchkeeper.data._contract_rules import AllowedValues, NotNull, Range, Regex, Relation
+from watchkeeper.data._contract_sets import Freshness, Monotone, RowCount, Unique
 from watchkeeper.data._group_counts import (
     MISSING_GROUP,
     FairnessTask,

@@ -26,19 +26,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from watchkeeper.data._contract import (
-    AllowedValues,
-    Contract,
-    ContractRule,
-    ImportedContract,
-    Monotone,
-    NotNull,
-    Range,
-    Regex,
-    Relation,
-    RowCount,
-    Unique,
-)
+from watchkeeper.data._contract import Contract, ContractRule, ImportedContract
+from watchkeeper.data._contract_rules import AllowedValues, NotNull, Range, Regex, Relation
+from watchkeeper.data._contract_sets import Monotone, RowCount, Unique
 from watchkeeper.exceptions import InputError
 
 __all__ = ["from_great_expectations", "from_tfdv", "parse_pbtxt"]

@@ -28,20 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.data._contract import (
-    AllowedValues,
-    Contract,
-    ContractRule,
-    Freshness,
-    Monotone,
-    NotNull,
-    Range,
-    Regex,
-    Relation,
-    RowCount,
-    Unique,
-    _numbers,
-)
+from watchkeeper.data._contract import Contract, ContractRule
+from watchkeeper.data._contract_rules import AllowedValues, NotNull, Range, Regex, Relation
+from watchkeeper.data._contract_sets import Freshness, Monotone, RowCount, Unique
+from watchkeeper.data._contract_values import _numbers
 
 __all__ = ["propose_contract"]
 
