@@ -371,3 +371,16 @@ def test_great_expectations_errors_name_the_expectation() -> None:
         Contract.from_great_expectations(suite)
     with pytest.raises(InputError, match="list 'expectations'"):
         Contract.from_great_expectations({"rules": []})
+
+
+def test_rows_without_order_leave_row_order_rules_uncounted() -> None:
+    df = pd.DataFrame({"t": [3.0, 1.0, 2.0], "x": [1.0, 1.0, 1.0]})
+    contract = Contract((Monotone(column="t"), Unique(column="x")))
+    schema = Schema.infer(df).with_contract(contract)
+    ordered = Profile.from_data(df, schema)
+    unordered = Profile.from_data(df, schema, row_order=False)
+    assert [o.n_violations for o in contract.evaluate_profile(ordered)] == [1, 2]
+    monotone, unique = contract.evaluate_profile(unordered)
+    assert monotone.n_violations is None
+    assert "no order" in monotone.note
+    assert unique.n_violations == 2

@@ -177,6 +177,8 @@ class ContractRule:
     counted: ClassVar[bool] = True
     #: Counts only see violations inside one batch (not across merged batches).
     within_batches: ClassVar[bool] = False
+    #: Reads the order of the rows (not counted where rows have no order, e.g. on Spark).
+    row_order: ClassVar[bool] = False
 
     mostly: float = 1.0
     severity: str = "alert"
@@ -397,13 +399,16 @@ class Contract:
         table = _table(data)
         return [r.evaluate(table, as_of=as_of) for r in self.rules]
 
-    def count(self, data: Any) -> dict[str, RuleCount]:
-        """Counts of the counted rules on rows, by rule key (what a profile keeps)."""
+    def count(self, data: Any, *, row_order: bool = True) -> dict[str, RuleCount]:
+        """Counts of the counted rules on rows, by rule key (what a profile keeps); rules
+        about row order only when the rows come in a meaningful order."""
         table = _table(data)
         return {
             r.key: r.count(table)
             for r in self.rules
-            if r.counted and all(c in table.column_names for c in r.columns)
+            if r.counted
+            and (row_order or not r.row_order)
+            and all(c in table.column_names for c in r.columns)
         }
 
     def evaluate_profile(self, profile: Profile, *, as_of: Any = None) -> list[RuleOutcome]:

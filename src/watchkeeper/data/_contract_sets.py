@@ -100,6 +100,7 @@ class Monotone(ContractRule):
 
     per_record: ClassVar[bool] = False
     within_batches: ClassVar[bool] = True
+    row_order: ClassVar[bool] = True
 
     column: str
     direction: str = "increasing"
@@ -116,6 +117,13 @@ class Monotone(ContractRule):
     def describe(self) -> str:
         strictly = "strictly " if self.strict else ""
         return f"{self.column} is {strictly}{self.direction} in row order"
+
+    def _from_summaries(self, profile: Profile) -> RuleOutcome:
+        return RuleOutcome(
+            self, profile.n_rows, None,
+            note="not decidable from a profile that holds no count of it (made without the "
+            "contract, or by an engine whose rows have no order, such as Spark); check the rows",
+        )  # fmt: skip
 
     def count(self, table: pa.Table) -> RuleCount:
         import numpy as np

@@ -160,6 +160,7 @@ class Profile:
         random_state: int = 0,
         sketch: bool = True,
         n_jobs: int | None = None,
+        row_order: bool = True,
     ) -> Profile:
         """Profile data in one pass.
 
@@ -189,6 +190,10 @@ class Profile:
         n_jobs
             Threads profiling columns in parallel (default: the number of CPUs, at most 8);
             numpy releases the GIL in the heavy steps.
+        row_order
+            Whether the rows come in a meaningful order: ``False`` (engines whose partitions
+            have no order, such as Spark) leaves the contract's row-order rules
+            (``monotone``) uncounted.
 
         Raises
         ------
@@ -263,7 +268,8 @@ class Profile:
             schema, table, None if reference is None else reference.group_counts
         )
         contract_counts = (
-            schema.contract.count(table) if schema.contract is not None and schema.contract.rules
+            schema.contract.count(table, row_order=row_order)
+            if schema.contract is not None and schema.contract.rules
             else None
         )  # fmt: skip
         meta = {
