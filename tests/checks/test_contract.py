@@ -117,10 +117,9 @@ def test_the_proposal_passes_on_merged_profiles_of_the_reference() -> None:
     merged = _merged_profile(_reference())
     statuses = _by_kind(check_contract(contract, merged, as_of=_as_of(_reference())))
     for kind, found in statuses.items():
-        if kind in WITHIN_BATCHES:
-            assert found == {Status.INSUFFICIENT_DATA}, kind
-        else:
-            assert found == {Status.OK}, kind
+        # Order across batches is not tracked; repeats are (8,645 distinct values fit).
+        expected = Status.INSUFFICIENT_DATA if kind == "monotone" else Status.OK
+        assert found == {expected}, kind
     # One batch: decidable, and a pass.
     whole = Profile.from_data(_reference(), _schema())
     statuses = _by_kind(check_contract(contract, whole, as_of=_as_of(_reference())))

@@ -384,3 +384,45 @@ def test_rows_without_order_leave_row_order_rules_uncounted() -> None:
     assert monotone.n_violations is None
     assert "no order" in monotone.note
     assert unique.n_violations == 2
+
+
+@pytest.mark.parametrize("kind", ["numbers", "strings"])
+def test_unique_counts_repeats_across_merged_batches(kind: str) -> None:
+    values = np.arange(600.0) if kind == "numbers" else np.array([f"id{i}" for i in range(600)])
+    values[450] = values[10]  # a repeat across batches (rows 10 and 450)
+    values[20] = values[21]  # and one inside the first batch
+    df = pd.DataFrame({"k": values})
+    contract = Contract((Unique(column="k"),))
+    schema = Schema.infer(df).with_contract(contract)
+    ref = Profile.from_data(df, schema)
+    parts = [Profile.from_data(df.iloc[i : i + 200], reference=ref) for i in range(0, 600, 200)]
+    chained = parts[0].merge(parts[1]).merge(parts[2])
+    at_once = Profile.merge_all(parts)
+    (rows,) = contract.evaluate(df)
+    for merged in (chained, at_once, Profile.from_bytes(at_once.to_bytes())):
+        (outcome,) = contract.evaluate_profile(merged)
+        assert outcome.n_violations == rows.n_violations == 2
+    # Without the repeat inside a batch, the merged profile still finds the one across.
+    df.loc[20, "k"] = values[22] if kind == "numbers" else "other"
+    df.loc[22, "k"] = 10_000.0 if kind == "numbers" else "other2"
+    parts = [Profile.from_data(df.iloc[i : i + 200], reference=ref) for i in range(0, 600, 200)]
+    (outcome,) = contract.evaluate_profile(Profile.merge_all(parts))
+    assert outcome.n_violations == 1
+
+
+def test_unique_beyond_the_tracked_size_is_decided_within_batches_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import watchkeeper.data._contract as core
+    import watchkeeper.data._contract_sets as sets
+
+    monkeypatch.setattr(sets, "MAX_SEEN", 50)
+    monkeypatch.setattr(core, "MAX_SEEN", 50)
+    df = pd.DataFrame({"k": np.r_[np.arange(100.0), [5.0]]})  # a repeat in the last batch
+    contract = Contract((Unique(column="k"),))
+    schema = Schema.infer(df).with_contract(contract)
+    ref = Profile.from_data(df, schema)
+    clean = [Profile.from_data(df.iloc[i : i + 40], reference=ref) for i in (0, 40)]
+    (outcome,) = contract.evaluate_profile(Profile.merge_all(clean))
+    assert outcome.n_violations is None
+    assert "does not track it across batches" in outcome.note

@@ -8,10 +8,11 @@ A :class:`Contract` is a tuple of rules, each a small frozen dataclass registere
   ``monotone``, ``relation``, and the exact counts of ``not_null``, ``allowed_values`` and
   ``range``) are counted when the profile is made with a schema that carries the contract,
   and those counts merge by summing, so a merged window profile gives the verdict of the
-  concatenated rows. ``unique`` and ``monotone`` are counted within each profiled batch:
-  a violation inside any batch is found, but a repeat or an order break *across* batches
-  of a merged profile is not tracked, so a merged profile with none inside its batches is
-  reported as not decidable, never as a pass. Profiles made without the contract decide
+  concatenated rows. ``unique`` keeps the hashes of up to :data:`MAX_SEEN` distinct values,
+  so repeats across merged batches count too; beyond that, and for ``monotone`` always,
+  violations are counted within each profiled batch: one inside any batch is found, but a
+  repeat or an order break *across* batches of a merged profile is not tracked, so a merged
+  profile with none inside its batches is reported as not decidable, never as a pass. Profiles made without the contract decide
   ``not_null``, ``row_count`` and ``freshness`` exactly, ``range`` and ``allowed_values``
   where min/max and category counts suffice, and report the others as not decidable;
 - on a single record at the gateway: the per-row rules (``not_null``, ``allowed_values``,
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from watchkeeper.data._contract_values import _examples
@@ -84,6 +85,11 @@ class RuleCount:
         Up to five offending values, the smallest string forms (so merging is exact).
     n_parts
         Batches merged into this count (rules checked within batches need it).
+    seen
+        For ``unique``: the sorted 64-bit hashes of the distinct values (numbers by their
+        bits, strings by a keyed hash), kept while there are at most
+        :data:`MAX_SEEN` of them, so that repeats *across* merged batches are counted too
+        (they add to ``n_violations`` but bring no example); ``None`` beyond that.
 
     Examples
     --------
@@ -96,34 +102,68 @@ class RuleCount:
     n_violations: int
     examples: tuple[str, ...] = ()
     n_parts: int = 1
+    seen: bytes | None = field(default=None, repr=False)
+
+    @property
+    def tracked(self) -> bool:
+        """Whether repeats across the merged batches are counted (``seen`` is kept)."""
+        return self.seen is not None
 
     def merge(self, other: RuleCount) -> RuleCount:
         """The count of both batches."""
+        return RuleCount.merge_all([self, other])
+
+    @staticmethod
+    def merge_all(counts: Sequence[RuleCount]) -> RuleCount:
+        """The count of all batches in one step."""
+        import numpy as np
+
+        n_violations = sum(c.n_violations for c in counts)
+        seen = None
+        if all(c.seen is not None for c in counts):
+            parts = [np.frombuffer(c.seen, dtype="<u8") for c in counts]  # type: ignore[arg-type]
+            union = np.unique(np.concatenate(parts))
+            n_violations += sum(len(p) for p in parts) - len(union)  # repeats across batches
+            seen = union.astype("<u8").tobytes() if len(union) <= MAX_SEEN else None
         return RuleCount(
-            self.n_checked + other.n_checked,
-            self.n_violations + other.n_violations,
-            _examples(self.examples + other.examples),
-            self.n_parts + other.n_parts,
+            sum(c.n_checked for c in counts),
+            n_violations,
+            _examples(e for c in counts for e in c.examples),
+            sum(c.n_parts for c in counts),
+            seen,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form."""
-        return {
+        """Plain JSON-ready form (``seen`` as base64)."""
+        import base64
+
+        out: dict[str, Any] = {
             "n_checked": self.n_checked,
             "n_violations": self.n_violations,
             "examples": list(self.examples),
             "n_parts": self.n_parts,
         }
+        if self.seen is not None:
+            out["seen"] = base64.b64encode(self.seen).decode("ascii")
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RuleCount:
         """Rebuild from :meth:`to_dict` output."""
+        import base64
+
+        seen = d.get("seen")
         return cls(
             int(d["n_checked"]),
             int(d["n_violations"]),
             tuple(str(e) for e in d.get("examples", ())),
             int(d.get("n_parts", 1)),
+            None if seen is None else base64.b64decode(seen),
         )
+
+
+#: Most distinct values whose hashes a ``unique`` count keeps (8 bytes each).
+MAX_SEEN = 10_000
 
 
 class RuleOutcome(NamedTuple):
@@ -261,11 +301,17 @@ class ContractRule:
             return RuleOutcome(self, 0, None, note=f"the profile has no column {missing[0]!r}")
         if counts is None:
             return self._from_summaries(profile)
-        if self.within_batches and counts.n_violations == 0 and counts.n_parts > 1:
+        if (
+            self.within_batches
+            and counts.n_violations == 0
+            and counts.n_parts > 1
+            and not counts.tracked
+        ):
             return RuleOutcome(
                 self, counts.n_checked, None,
                 note=f"not decidable from a profile: none within each of its {counts.n_parts} "
-                "merged batches, but profiles do not track this across batches; check the rows",
+                "merged batches, but this profile does not track it across batches; check "
+                "the rows",
             )  # fmt: skip
         return RuleOutcome(self, counts.n_checked, counts.n_violations, counts.examples)
 
@@ -536,16 +582,7 @@ def merge_all_counts(
     if not present:
         return None
     keys = [k for k in present[0] if all(k in p for p in present[1:])]
-    out = {}
-    for k in keys:
-        counts = [p[k] for p in present]
-        out[k] = RuleCount(
-            sum(c.n_checked for c in counts),
-            sum(c.n_violations for c in counts),
-            _examples(e for c in counts for e in c.examples),
-            sum(c.n_parts for c in counts),
-        )
-    return out
+    return {k: RuleCount.merge_all([p[k] for p in present]) for k in keys}
 
 
 def counts_to_list(counts: Mapping[str, RuleCount]) -> list[dict[str, Any]]:

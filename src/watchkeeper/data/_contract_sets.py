@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from watchkeeper.data._contract import (
+    MAX_SEEN,
     ContractRule,
     RuleCount,
     RuleOutcome,
@@ -41,6 +42,10 @@ __all__ = ["Freshness", "Monotone", "RowCount", "Unique"]
 class Unique(ContractRule):
     """No present value of ``column`` repeats (counted: rows repeating an earlier value).
 
+    Profiles keep the hashes of up to :data:`~watchkeeper.data._contract.MAX_SEEN`
+    distinct values, so merged profiles count repeats across their batches too (without
+    examples for those); beyond that, only repeats inside each batch are counted.
+
     Examples
     --------
     >>> import pyarrow as pa
@@ -73,7 +78,9 @@ class Unique(ContractRule):
             examples = _numeric_examples(repeated.to_numpy(), _is_datetime_type(column.type))
         else:
             examples = _examples(repeated.to_pylist())
-        return RuleCount(len(present_values), len(present_values) - n_distinct, examples)
+        seen = _value_hashes(counts.field("values")) if n_distinct <= MAX_SEEN else None
+        n_repeats = len(present_values) - n_distinct
+        return RuleCount(len(present_values), n_repeats, examples, 1, seen)
 
     def _from_summaries(self, profile: Profile) -> RuleOutcome:
         return RuleOutcome(
@@ -81,6 +88,27 @@ class Unique(ContractRule):
             note="not decidable from a profile made without the contract (it keeps no "
             "record of which values repeat); check the rows",
         )  # fmt: skip
+
+
+#: Key of the hash of string values (16 bytes, as pandas wants): fixed, so that hashes made
+#: in different processes (Spark workers) agree.
+_HASH_KEY = "watchkeeper.uniq"
+
+
+def _value_hashes(values: pa.Array) -> bytes:
+    """Sorted 64-bit hashes of distinct values: a float's bits (``-0.0`` as ``0.0``), or a
+    keyed hash of a string."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    if pa.types.is_floating(values.type):
+        floats = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64) + 0.0
+        hashes = floats.view(np.uint64)
+    else:
+        objects = np.asarray(values.to_pylist(), dtype=object)
+        hashes = pd.util.hash_array(objects, hash_key=_HASH_KEY, categorize=False)
+    return np.unique(np.asarray(hashes, dtype="<u8")).tobytes()
 
 
 @contract_rule("monotone")
