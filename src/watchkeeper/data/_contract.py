@@ -12,9 +12,10 @@ A :class:`Contract` is a tuple of rules, each a small frozen dataclass registere
   so repeats across merged batches count too; beyond that, and for ``monotone`` always,
   violations are counted within each profiled batch: one inside any batch is found, but a
   repeat or an order break *across* batches of a merged profile is not tracked, so a merged
-  profile with none inside its batches is reported as not decidable, never as a pass. Profiles made without the contract decide
-  ``not_null``, ``row_count`` and ``freshness`` exactly, ``range`` and ``allowed_values``
-  where min/max and category counts suffice, and report the others as not decidable;
+  profile with none inside its batches is reported as not decidable, never as a pass.
+  Profiles made without the contract decide ``not_null``, ``row_count`` and ``freshness``
+  exactly, ``range`` and ``allowed_values`` where min/max and category counts suffice, and
+  report the others as not decidable;
 - on a single record at the gateway: the per-row rules (``not_null``, ``allowed_values``,
   ``range``, ``regex``, ``relation``) that allow no violations (``mostly=1``) and are
   alerts; set-level rules (``unique``, ``monotone``, ``row_count``, ``freshness``) are not
