@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         error_stream,
         run_detector,
     )
+    from watchkeeper.checks._contract import check_contract
     from watchkeeper.checks._detectors import (
         Detector,
         DetectorWithWarning,
@@ -120,6 +121,7 @@ _LAZY = {
     "ThresholdRule": "watchkeeper.checks._rules",
     "available_detectors": "watchkeeper.checks._detectors",
     "check_concept_drift": "watchkeeper.checks._concept",
+    "check_contract": "watchkeeper.checks._contract",
     "check_concept_drift_detectors": "watchkeeper.checks._concept",
     "detect_skew": "watchkeeper.checks._skew",
     "detector": "watchkeeper.checks._detectors",
@@ -190,6 +192,7 @@ __all__ = [
     "available_detectors",
     "check_concept_drift",
     "check_concept_drift_detectors",
+    "check_contract",
     "check_estimate_consistency",
     "check_fairness",
     "check_fairness_counts",

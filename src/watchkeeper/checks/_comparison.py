@@ -112,6 +112,11 @@ class ComparisonConfig:
         work, 1 to 8; see ``watchkeeper._extras.free_cores``). Results do not depend on it.
     plots
         Compute the numbers behind the report's per-column plots.
+    contract
+        Decide the rules of the schema's data contract on the current data (exactly on
+        rows, as far as a profile allows on profiles) and list them with the quality
+        findings; ``freshness`` rules need a time and are left to
+        :func:`~watchkeeper.checks.check_contract` and the monitor.
 
     Examples
     --------
@@ -127,6 +132,7 @@ class ComparisonConfig:
     random_state: int = 0
     n_jobs: int | None = None
     plots: bool = True
+    contract: bool = True
 
     @property
     def multivariate_methods(self) -> list[str]:
@@ -465,6 +471,19 @@ def _duplicates(cur: CurrentSide, schema: Any) -> tuple[int, int] | None:
     return cur.n_rows, round(dup * cur.n_rows / max(rows.num_rows, 1))
 
 
+def contract_findings(contract: Any, current: Any) -> list[CheckResult]:
+    """The contract's rules (but ``freshness``, which needs a time) on the current rows, or
+    on its profile when there are no rows."""
+    from watchkeeper.checks._contract import check_contract
+    from watchkeeper.data import Contract
+
+    rules = Contract(tuple(r for r in contract.rules if r.kind != "freshness"))
+    if not rules.rules:
+        return []
+    data = current.table if current.table is not None else current.profile
+    return check_contract(rules, data)
+
+
 def quality_findings(
     ref: ReferenceSide,
     current: CurrentInput,
@@ -581,6 +600,8 @@ def run_comparison(
             config.quality if isinstance(config.quality, QualityConfig) else QualityConfig()
         )
         findings = quality_findings(ref, cur_in, schema, thresholds)
+    if config.contract and schema.contract is not None:
+        findings += contract_findings(schema.contract, cur)
     timings["quality"] = time.perf_counter() - t0
 
     tested = [c for c in ordered if c.status is not Status.INSUFFICIENT_DATA]

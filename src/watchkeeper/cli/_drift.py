@@ -62,13 +62,88 @@ def schema_command(
     data: str = typer.Argument(..., help="CSV or Parquet file to infer the schema from."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the schema (JSON)."),
     role: list[str] = typer.Option(None, "--role", help="Declare a role: COLUMN=ROLE (repeat)."),
+    contract: bool = typer.Option(
+        False, "--contract", help="Propose a data contract from the data (rules it keeps)."
+    ),
+    contract_from: list[Path] = typer.Option(
+        None,
+        "--contract-from",
+        help="Import contract rules from a TFDV schema (schema.pbtxt or JSON) or a Great "
+        "Expectations suite (JSON); repeat to combine.",
+    ),
 ) -> None:
-    """Infer a schema (column kinds and roles) from data and save it as JSON to edit."""
-    from watchkeeper.data import Schema
+    """Infer a schema (column kinds and roles) from data and save it as JSON to edit;
+    with --contract / --contract-from, the schema carries a data contract too."""
+    from watchkeeper.data import Contract, Schema
 
     schema = Schema.infer(data, roles=_roles(role) or None)
+    rules = Contract.propose(data, schema) if contract else Contract()
+    skipped: list[str] = []
+    for path in contract_from or []:
+        found = _import_contract(path)
+        skipped += [f"{path.name}: {entry}" for entry in found.unmapped]
+        kept = Contract(
+            tuple(r for r in found.contract.rules if set(r.columns) <= set(schema.names))
+        )
+        skipped += [
+            f"{path.name}: {r.name} (column not in the data)"
+            for r in found.contract.rules
+            if not set(r.columns) <= set(schema.names)
+        ]
+        rules = rules + kept
+    if rules.rules:
+        schema = schema.with_contract(rules)
     schema.save(out)
-    _console().print(literal(f"schema of {len(schema.names)} columns written to ", out))
+    said = f" and a contract of {len(rules)} rules" if rules.rules else ""
+    _console().print(literal(f"schema of {len(schema.names)} columns{said} written to ", out))
+    for entry in skipped:
+        _console().print(literal("not imported: ", entry))
+
+
+def _import_contract(path: Path) -> Any:
+    import json
+
+    from watchkeeper.data import Contract
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {str(path)!r}: {exc}") from None
+    if text.lstrip().startswith("{"):
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{str(path)!r} is not valid JSON: {exc}") from None
+        if isinstance(payload, dict) and "expectations" in payload:
+            return Contract.from_great_expectations(payload)
+        return Contract.from_tfdv(payload)
+    return Contract.from_tfdv(text)
+
+
+@app.command("contract")
+def contract_command(
+    data: str = typer.Argument(..., help="CSV or Parquet file to check."),
+    schema: Path = typer.Option(..., "--schema", help="Schema JSON carrying the contract."),
+    as_of: str = typer.Option(
+        None, "--as-of", help="Time freshness rules are measured at (ISO 8601)."
+    ),
+) -> None:
+    """Check data against the schema's contract; exit 1 when a rule is broken."""
+    from watchkeeper.checks import Status, check_contract
+    from watchkeeper.data import Schema
+
+    sch = Schema.load(schema)
+    if sch.contract is None or not sch.contract.rules:
+        raise InputError(
+            f"{str(schema)!r} has no contract; write one with watchkeeper schema --contract"
+        )
+    results = check_contract(sch.contract, data, as_of=as_of)
+    console = _console()
+    for r in results:
+        console.print(literal(f"{r.status.value:>17}  {r.check}  ", r.reason))
+    broken = [r for r in results if r.status in (Status.WARN, Status.ALERT)]
+    console.print(literal(f"{len(broken)} of {len(results)} contract rules broken"))
+    raise typer.Exit(EXIT_FINDINGS if broken else EXIT_CLEAN)
 
 
 @app.command("profile")

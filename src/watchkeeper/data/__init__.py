@@ -22,6 +22,15 @@ from watchkeeper.data._column_profiles import (
     DatetimeColumnProfile,
     TextColumnProfile,
 )
+from watchkeeper.data._contract import (
+    Contract,
+    ContractRule,
+    ImportedContract,
+    RuleCount,
+    RuleOutcome,
+)
+from watchkeeper.data._contract_rules import AllowedValues, NotNull, Range, Regex, Relation
+from watchkeeper.data._contract_sets import Freshness, Monotone, RowCount, Unique
 from watchkeeper.data._embedding_profile import EmbeddingColumnProfile
 from watchkeeper.data._group_counts import (
     MISSING_GROUP,
@@ -37,21 +46,35 @@ from watchkeeper.data.schema import ColumnKind, ColumnSpec, Role, Schema
 
 __all__ = [
     "MISSING_GROUP",
+    "AllowedValues",
     "CategoricalColumnProfile",
     "ColumnKind",
     "ColumnProfile",
     "ColumnSpec",
+    "Contract",
+    "ContractRule",
     "DatetimeColumnProfile",
     "EmbeddingColumnProfile",
     "FairnessTask",
+    "Freshness",
     "GroupCounts",
+    "ImportedContract",
+    "Monotone",
+    "NotNull",
     "NumericColumnProfile",
     "Profile",
+    "Range",
+    "Regex",
+    "Relation",
     "Role",
+    "RowCount",
+    "RuleCount",
+    "RuleOutcome",
     "Schema",
     "SchemaReport",
     "TextColumnProfile",
     "TypeMismatch",
+    "Unique",
     "canonical_strings",
     "column_to_numpy",
     "get_column",

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -30,6 +30,13 @@ from watchkeeper.data._column_profiles import (
     CategoricalColumnProfile,
     DatetimeColumnProfile,
     TextColumnProfile,
+)
+from watchkeeper.data._contract import (
+    RuleCount,
+    counts_from_list,
+    counts_to_list,
+    merge_all_counts,
+    merge_counts,
 )
 from watchkeeper.data._embedding_profile import EmbeddingColumnProfile
 from watchkeeper.data._group_counts import GroupCounts, profile_group_counts
@@ -108,6 +115,10 @@ class Profile:
         Confusion counts (classifiers) or error sums (regressors) per cell of the sensitive
         attributes, kept when the schema declares sensitive attributes, one target and one
         prediction column (see :class:`~watchkeeper.data.GroupCounts`); ``None`` otherwise.
+    contract_counts
+        Violations of the schema's contract rules that need rows (by rule key), counted
+        when the schema carries a contract, so that merged profiles decide them (see
+        :mod:`watchkeeper.data._contract`); ``None`` otherwise.
 
     Examples
     --------
@@ -132,6 +143,7 @@ class Profile:
     meta: Mapping[str, Any]
     sample_priorities: NDArray[np.uint64] | None = field(default=None, repr=False)
     group_counts: GroupCounts | None = field(default=None, repr=False)
+    contract_counts: Mapping[str, RuleCount] | None = field(default=None, repr=False)
     _sorted: dict[str, NDArray[np.float64]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -157,6 +169,7 @@ class Profile:
         random_state: int = 0,
         sketch: bool = True,
         n_jobs: int | None = None,
+        row_order: bool = True,
     ) -> Profile:
         """Profile data in one pass.
 
@@ -187,6 +200,10 @@ class Profile:
             Threads profiling columns in parallel (default: the usable cores not busy with
             other work, 1 to 8; results do not depend on it);
             numpy releases the GIL in the heavy steps.
+        row_order
+            Whether the rows come in a meaningful order: ``False`` (engines whose partitions
+            have no order, such as Spark) leaves the contract's row-order rules
+            (``monotone``) uncounted.
 
         Raises
         ------
@@ -260,6 +277,11 @@ class Profile:
         group_counts = profile_group_counts(
             schema, table, None if reference is None else reference.group_counts
         )
+        contract_counts = (
+            schema.contract.count(table, row_order=row_order)
+            if schema.contract is not None and schema.contract.rules
+            else None
+        )  # fmt: skip
         meta = {
             "created": _now(),
             "watchkeeper_version": __version__,
@@ -271,7 +293,10 @@ class Profile:
             "hll_lg_k": HLL_LG_K,
             "with_reference": reference is not None,
         }
-        return cls(schema, table.num_rows, columns, sample, meta, priorities, group_counts)
+        return cls(
+            schema, table.num_rows, columns, sample, meta, priorities, group_counts,
+            contract_counts,
+        )  # fmt: skip
 
     @classmethod
     def from_batches(
@@ -511,6 +536,7 @@ class Profile:
             meta,
             priorities,
             _merged_group_counts(self.group_counts, other.group_counts),
+            merge_counts(self.contract_counts, other.contract_counts),
         )
 
     @classmethod
@@ -591,6 +617,7 @@ class Profile:
             meta,
             priorities,
             group_counts,
+            merge_all_counts([p.contract_counts for p in parts]),
         )
 
     def rebased(self, reference: Profile) -> Profile:
@@ -639,7 +666,7 @@ class Profile:
                 f"columns {missing[:5]} are not in the reference profile; select the shared "
                 "columns first"
             )
-        return Profile.from_data(
+        again = Profile.from_data(
             self.sample.select(names),
             reference.schema.select(names),
             reference=reference,
@@ -647,6 +674,11 @@ class Profile:
             random_state=int(self.meta["random_state"]),
             n_jobs=1,
         )
+        # Rule counts do not depend on bins, and the sample is not in row order (which
+        # monotone rules need): keep the counts made from the rows, for the rules both have.
+        mine = self.contract_counts or {}
+        kept = {k: c for k, c in mine.items() if k in (again.contract_counts or {})}
+        return replace(again, contract_counts=kept if again.contract_counts is not None else None)
 
     def _merged_sample(
         self, other: Profile
@@ -698,6 +730,8 @@ class Profile:
         }
         if self.group_counts is not None:
             out["group_counts"] = self.group_counts.to_dict()
+        if self.contract_counts is not None:
+            out["contract_counts"] = counts_to_list(self.contract_counts)
         return out
 
     @classmethod
@@ -741,9 +775,11 @@ class Profile:
             meta = dict(payload["meta"])
             groups = payload.get("group_counts")
             group_counts = None if groups is None else GroupCounts.from_dict(groups)
+            rule_counts = payload.get("contract_counts")
             return cls(
-                schema, int(payload["n_rows"]), columns, sample, meta, priorities, group_counts
-            )
+                schema, int(payload["n_rows"]), columns, sample, meta, priorities, group_counts,
+                None if rule_counts is None else counts_from_list(rule_counts),
+            )  # fmt: skip
         except InputError:
             raise
         except (

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from watchkeeper.exceptions import InputError
 
 if TYPE_CHECKING:
+    from watchkeeper.data._contract import Contract
     from watchkeeper.data._validation import SchemaReport
 
 __all__ = ["ColumnKind", "ColumnSpec", "Role", "Schema"]
 
-#: Version of the JSON layout written by :meth:`Schema.to_dict`.
-SCHEMA_FORMAT_VERSION = 1
+#: Version of the JSON layout written by :meth:`Schema.to_dict` (2 added ``"contract"``;
+#: version-1 files, which have none, are still read).
+SCHEMA_FORMAT_VERSION = 2
 
 
 class ColumnKind(StrEnum):
@@ -136,9 +138,11 @@ class ColumnSpec:
 
 @dataclass(frozen=True, slots=True)
 class Schema:
-    """Ordered, immutable column specifications.
+    """Ordered, immutable column specifications, and optionally a data contract.
 
-    Build one with :meth:`infer`, or from :class:`ColumnSpec` objects.
+    Build one with :meth:`infer`, or from :class:`ColumnSpec` objects. ``contract`` holds
+    declared rules about the values (:class:`~watchkeeper.data.Contract`; see
+    :meth:`with_contract`); its rules may only name columns of the schema.
 
     Examples
     --------
@@ -152,6 +156,7 @@ class Schema:
     """
 
     columns: tuple[ColumnSpec, ...]
+    contract: Contract | None = None
     _index: dict[str, int] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -165,6 +170,18 @@ class Schema:
                 raise InputError(f"column {spec.name!r} appears twice in the schema")
             index[spec.name] = i
         object.__setattr__(self, "_index", index)
+        if self.contract is not None:
+            from watchkeeper.data._contract import Contract
+
+            if not isinstance(self.contract, Contract):
+                raise InputError(f"contract must be a Contract, got {self.contract!r}")
+            for rule in self.contract.rules:
+                unknown = [c for c in rule.columns if c not in index]
+                if unknown:
+                    raise InputError(
+                        f"contract rule {rule.name} names column {unknown[0]!r}, which is not "
+                        f"in the schema; its columns are: {', '.join(self.names[:20])}"
+                    )
 
     # -- access --------------------------------------------------------------------------
 
@@ -229,7 +246,8 @@ class Schema:
         if isinstance(names, str):
             names = [names]
         self._check_names(names, "select()")
-        return Schema(tuple(self[n] for n in names))
+        contract = None if self.contract is None else self.contract.select(names)
+        return Schema(tuple(self[n] for n in names), contract)
 
     def with_roles(self, roles: Mapping[str, Role | str]) -> Schema:
         """A copy with the roles of some columns changed.
@@ -245,7 +263,8 @@ class Schema:
             tuple(
                 replace(c, role=_coerce(Role, roles[c.name], "role")) if c.name in roles else c
                 for c in self.columns
-            )
+            ),
+            self.contract,
         )
 
     def with_kinds(self, kinds: Mapping[str, ColumnKind | str]) -> Schema:
@@ -266,7 +285,8 @@ class Schema:
                 if c.name in kinds
                 else c
                 for c in self.columns
-            )
+            ),
+            self.contract,
         )
 
     def with_categories(self, categories: Mapping[str, Sequence[str]]) -> Schema:
@@ -292,8 +312,25 @@ class Schema:
                 if c.name in categories
                 else c
                 for c in self.columns
-            )
+            ),
+            self.contract,
         )
+
+    def with_contract(self, contract: Contract | None) -> Schema:
+        """A copy carrying ``contract`` (``None`` removes it).
+
+        Profiles made with the returned schema count the contract's rules, so that they are
+        decided on merged window profiles too (see :mod:`watchkeeper.data._contract`).
+
+        Examples
+        --------
+        >>> from watchkeeper.data import Contract, NotNull
+        >>> s = Schema((ColumnSpec("a", "numeric"),)).with_contract(
+        ...     Contract((NotNull(column="a"),)))
+        >>> Schema.from_dict(s.to_dict()).contract.rules
+        (NotNull(column='a'),)
+        """
+        return Schema(self.columns, contract)
 
     # -- inference and validation ----------------------------------------------------------
 
@@ -421,10 +458,13 @@ class Schema:
         >>> Schema.from_dict(s.to_dict()) == s
         True
         """
-        return {
+        out: dict[str, Any] = {
             "format_version": SCHEMA_FORMAT_VERSION,
             "columns": [c.to_dict() for c in self.columns],
         }
+        if self.contract is not None:
+            out["contract"] = self.contract.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> Schema:
@@ -449,11 +489,16 @@ class Schema:
                         note=str(c.get("note", "")),
                     )
                 )
+            contract = None
+            if payload.get("contract") is not None:
+                from watchkeeper.data._contract import Contract
+
+                contract = Contract.from_dict(payload["contract"])
         except InputError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"not a valid watchkeeper schema: {exc!r}") from exc
-        return cls(tuple(specs))
+        return cls(tuple(specs), contract)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the schema as JSON (atomically) and return the path."""

@@ -412,6 +412,7 @@ def profile_dataframe(
         "max_categories": max_categories,
         "random_state": random_state,
         "sketch": sketch,
+        "row_order": False,  # partitions have no row order: monotone rules are not counted
     }
 
     def second_pass(ref_json: str, size: int) -> list[str]:

@@ -42,6 +42,7 @@ from watchkeeper.gateway._shadow import schedule_shadow
 from watchkeeper.gateway._validation import (
     build_input,
     check_columns,
+    check_contract_rules,
     check_extras,
     check_record_id,
     records_to_columns,
@@ -341,6 +342,8 @@ async def predict_records(
     problems += check_columns(columns, spec, missing=settings.missing_fields, locate=locate)
     if spec.extra_kinds:
         problems += check_extras(records, spec, locate=locate)
+    if spec.contract is not None and not problems:
+        problems += check_contract_rules(records, spec, locate=locate)
     if problems:
         raise ApiError("invalid input", problems)
     ids = assign_ids(given_ids, request_id_from(headers), locate)

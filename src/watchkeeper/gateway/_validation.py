@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.data import ColumnKind, Schema
+from watchkeeper.data import ColumnKind, Contract, Schema
 from watchkeeper.gateway._errors import FieldProblem
 
 __all__ = [
     "InputSpec",
     "build_input",
     "check_columns",
+    "check_contract_rules",
     "check_extras",
     "check_record_id",
     "records_to_columns",
@@ -79,6 +80,9 @@ class InputSpec:
     """Fields the schema knows that are not model inputs (targets, sensitive attributes,
     timestamps...), with their kinds: logged with the record, so checked like inputs."""
 
+    contract: Contract | None = None
+    """The schema's data contract, whose per-record rules every record must keep."""
+
     dims: Mapping[str, int] = field(default_factory=dict)
     """Length of each embedding column in the reference (:meth:`with_dims`): a vector of
     another length is refused, since no window profile could hold it."""
@@ -127,7 +131,12 @@ class InputSpec:
             for c in (schema.columns if schema is not None else ())
             if c.name not in columns
         )
-        return cls(columns, kinds, cats, known, names is not None or not numeric, None, extras)
+        contract = schema.contract if schema is not None else None
+        if contract is not None and not any(r.applies_to_records for r in contract.rules):
+            contract = None
+        return cls(
+            columns, kinds, cats, known, names is not None or not numeric, None, extras, contract
+        )
 
     def describe(self) -> list[dict[str, Any]]:
         """The inputs as ``[{"name", "kind", "categories"}]`` for metadata endpoints."""
@@ -303,6 +312,38 @@ def check_extras(
                 problem = f"expected a single value, got {_json_type(value)}"
             if problem is not None:
                 problems.append(FieldProblem(locate(i, name), problem))
+    return problems
+
+
+def check_contract_rules(
+    records: Sequence[Mapping[str, Any]],
+    spec: InputSpec,
+    *,
+    locate: Callable[[int, str], str],
+) -> list[FieldProblem]:
+    """The per-record rules of the schema's contract that records break (see
+    :meth:`~watchkeeper.data.Contract.check_record`), one problem per broken rule naming its
+    column and the rule.
+
+    Examples
+    --------
+    >>> from watchkeeper.data import ColumnSpec, Contract, Range
+    >>> schema = Schema((ColumnSpec("age", "numeric"),),
+    ...                 Contract((Range(column="age", min=0, max=120),)))
+    >>> spec = InputSpec.for_model(schema, None)
+    >>> [p.to_dict() for p in check_contract_rules([{"age": 130}], spec,
+    ...                                            locate=lambda i, n: f"[{i}].{n}")]
+    [{'field': '[0].age',
+      'problem': 'breaks contract rule range(age): must be at most 120, got 130'}]
+    """
+    if spec.contract is None:
+        return []
+    problems: list[FieldProblem] = []
+    for i, record in enumerate(records):
+        for rule, why in spec.contract.check_record(record):
+            problems.append(
+                FieldProblem(locate(i, rule.columns[0]), f"breaks contract rule {rule.name}: {why}")
+            )
     return problems
 
 

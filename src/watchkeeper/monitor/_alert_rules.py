@@ -360,7 +360,7 @@ class AlertConfig:
     --------
     >>> config = AlertConfig.default()
     >>> sorted(rule.name for rule in config.rules)[:3]
-    ['attribution-drift', 'concept-drift', 'drift']
+    ['attribution-drift', 'concept-drift', 'contract']
     >>> AlertConfig.from_dict({"rules": [{"name": "a", "check": "drift.*",
     ...                                   "when": "status >= alert", "channels": ["pager"]}]})
     Traceback (most recent call last):

@@ -644,7 +644,7 @@ class _ModelRun:
         results += self.health.label_results(rows, base)
         if what == "all":
             results = (
-                drift_results(rows, base, self.config, profiles, features)
+                drift_results(rows, base, self.config, profiles, features, as_of=window.end)
                 + results
                 + estimated_results(rows, base)
                 + serving_results(rows, window.seconds, self.config)

@@ -1,5 +1,5 @@
-"""The checks of one window: drift and quality, prediction and score drift, realised
-performance, label-free estimates and serving health.
+"""The checks of one window: drift and quality, contract rules, prediction and score drift,
+realised performance, label-free estimates and serving health.
 
 Drift and quality run the comparison engine of :mod:`watchkeeper.checks`
 (:func:`~watchkeeper.checks.run_comparison`, the engine behind :func:`watchkeeper.compare`:
@@ -23,6 +23,7 @@ from watchkeeper.checks import (
     PerformanceRule,
     RankingConfig,
     Status,
+    check_contract,
     check_estimate_consistency,
     check_ranking_performance,
     check_realised_performance,
@@ -127,6 +128,7 @@ def _compare(
         random_state=config.random_state,
         n_jobs=1,
         plots=False,
+        contract=False,  # decided on the window profile with its end time (drift_results)
         **options,
     )
     with threadpool_limits(1):
@@ -160,12 +162,15 @@ def drift_results(
     config: MonitorConfig,
     profiles: dict[str, Any] | None = None,
     features_profile: Any = None,
+    as_of: Any = None,
 ) -> list[CheckResult]:
     """Feature drift and quality against the reference, prediction and score drift against
     the prediction baseline, each checked on the window's profile (stored in ``profiles``
     under ``"features"`` and ``"predictions"`` when given). ``features_profile`` is the
     window's feature profile when it exists already (merged from the partial profiles built
-    as its records were logged): its rows' features are then not needed."""
+    as its records were logged): its rows' features are then not needed. The rules of the
+    reference schema's contract on the window's columns are decided on the same profile
+    (``freshness`` at ``as_of``, the window's end), whatever the number of rows."""
     out: list[CheckResult] = []
     profile = base.profile
     found: dict[str, Any] = {} if profiles is None else profiles
@@ -198,8 +203,18 @@ def drift_results(
                 quality=config.quality,
             )
             out += _report_results(report)
+        out += contract_window_results(profile, found.get("features"), as_of)
     out += _prediction_drift(rows, base, config, found)
     return out
+
+
+def contract_window_results(reference: Any, window: Any, as_of: Any = None) -> list[CheckResult]:
+    """The rules of ``reference.schema``'s contract that read only the window profile's
+    columns (and the dataset rules), decided on the window's profile."""
+    contract = reference.schema.contract
+    if contract is None or window is None or not contract.rules:
+        return []
+    return check_contract(contract.select(list(window.columns)), window, as_of=as_of)
 
 
 def prediction_table(rows: Rows, base: Baseline) -> Any:

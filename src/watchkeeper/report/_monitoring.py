@@ -25,7 +25,9 @@ MONITOR_VIEW_FORMAT = "watchkeeper.monitor-view/1"
 #: Check families drawn as series of numbers (with intervals) rather than as status strips.
 SERIES_FAMILIES = ("performance", "estimated", "feedback", "serving", "outliers")
 #: Status strips first for these families, in this order; any other family follows.
-STRIP_ORDER = ("drift", "quality", "concept", "fairness", "skew", "attribution", "segments")
+STRIP_ORDER = (
+    "drift", "quality", "concept", "fairness", "skew", "attribution", "segments", "contract",
+)  # fmt: skip
 _SEVERITY = {"ok": 0, "insufficient_data": 1, "warn": 2, "alert": 3, "error": 4}
 
 

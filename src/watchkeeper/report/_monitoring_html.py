@@ -162,6 +162,12 @@ _STRIP_SECTIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
         "Slices where the model does much worse than on the rest; only slices weak in at least "
         "one window are drawn.",
     ),
+    (
+        ("contract",),
+        "Data contract",
+        "Rules declared in the schema's contract, decided on each window's profile; a broken "
+        "rule's reason counts the offending values and gives examples.",
+    ),
 )
 _BAD = ("warn", "alert", "error")
 
