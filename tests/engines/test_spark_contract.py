@@ -60,3 +60,35 @@ def test_contract_verdicts_on_spark_profiles_equal_local_and_rows(
     assert [(r.rule, r.status, r.value) for r in decided] == [
         v for v in local_verdicts if v[0] in {r.rule for r in decided}
     ]
+
+
+def test_spark_window_profiles_leave_row_order_rules_undecided(spark: Any, tmp_path: Path) -> None:
+    """Spark's partitions come in no meaningful order: a window profile made on Spark does not
+    count ``monotone``, so a shuffled frame gives "not decidable", never a false violation,
+    while every other rule is decided as on the local engine."""
+    from pyspark.sql import functions
+
+    from watchkeeper.data import Monotone, Range
+    from watchkeeper.engines import profile_windows as local_windows
+
+    rides = load_bikeshare().iloc[:2000]
+    schema = Schema.infer(rides).with_contract(
+        Contract([Monotone(column="timestamp"), Range(column="hum", min=0.0, max=1.0)])
+    )
+    reference = Profile.from_data(rides, schema)
+    rides.to_parquet(tmp_path / "rides.parquet", index=False)
+    shuffled = spark.read.parquet(str(tmp_path / "rides.parquet")).orderBy(functions.rand(0))
+    windows = spark_engine.profile_windows(
+        shuffled.repartition(3), reference, time_column="timestamp", every="7d", schema=schema
+    )
+    local = local_windows(rides, reference, time_column="timestamp", every="7d", schema=schema)
+    assert list(windows) == list(local)
+    for start, profile in windows.items():
+        on_spark = {r.rule: r for r in check_contract(schema, profile)}
+        here = {r.rule: r for r in check_contract(schema, local[start])}
+        assert on_spark["monotone(timestamp)"].status is Status.INSUFFICIENT_DATA
+        assert here["monotone(timestamp)"].status is Status.OK  # the local rows are in order
+        assert (on_spark["range(hum)"].status, on_spark["range(hum)"].value) == (
+            here["range(hum)"].status,
+            here["range(hum)"].value,
+        )

@@ -534,6 +534,7 @@ def profile_windows(
             size_us=size_us,
             sample_size=sample_size,
             random_state=random_state,
+            row_order=False,
         )
         if found:
             yield pa.RecordBatch.from_pydict(
@@ -736,7 +737,7 @@ random_state
             found = profile_window_batches(
                 [log_window_rows(join_labels(table, fb, model), columns)],
                 ref, sch, time_column="ts", size_us=size_us,
-                sample_size=sample_size, random_state=random_state,
+                sample_size=sample_size, random_state=random_state, row_order=False,
             )  # fmt: skip
             for start_us, p in found.items():
                 yield pa.RecordBatch.from_pydict(
