@@ -11,7 +11,7 @@
   new object with a ``FutureWarning``. Checks are functions named ``check_<what>`` returning
   :class:`~watchkeeper.checks.CheckResult` objects; configuration objects end in ``Config``.
   Each package maps its old names to the new ones (``_RENAMED``).
-* :func:`free_cores`: how many threads a CPU-bound stage should use (see its docstring).
+* :func:`usable_cores`: how many threads a CPU-bound stage should use (see its docstring).
 
 Examples
 --------
@@ -47,7 +47,6 @@ from watchkeeper.exceptions import MissingExtraError
 
 __all__ = [
     "RENAMED_REMOVED_IN",
-    "free_cores",
     "register",
     "renamed",
     "render",
@@ -116,6 +115,15 @@ _CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 def usable_cores() -> int:
     """Cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota.
 
+    The thread pools of profiling and of the per-column tests have this many threads (at most
+    8): in a container ``os.cpu_count()`` reports the host's CPUs, not the quota. Sizing the
+    pool from the cores other work leaves idle was measured and rejected: beside one or three
+    CPU-bound neighbours on 2 cores, two threads finished ``compare`` 5-11 % sooner than the
+    idle-core count (the scheduler shares cores per thread; BENCHMARKS.md, *Thread pool and a
+    busy neighbour*). Results never depend on the count: every threaded stage gives identical
+    output for any number of threads (tests/checks/test_comparison.py,
+    tests/data/test_profile_threads.py).
+
     Examples
     --------
     >>> usable_cores() >= 1
@@ -132,31 +140,3 @@ def usable_cores() -> int:
     except (OSError, ValueError):
         pass
     return max(1, cores)
-
-
-def free_cores(limit: int = 8) -> int:
-    """Usable cores not busy with other work (by the 1-minute load average), 1 to ``limit``.
-
-    How many threads a CPU-bound stage should use: the cores this process may run on that
-    other work is not already using.
-
-    Profiling and the per-column tests split their work over threads whose heavy parts (sorts,
-    histograms, Arrow kernels) release the GIL. On an idle machine one thread per core is fastest;
-    on a shared one, threads beyond the free cores only queue behind the neighbours and add
-    switching and cache misses (measured: the threaded stages slowed about 4x under a CPU-bound
-    neighbour where a single-threaded loop slowed 2.6x). So the count is the usable cores (CPU
-    affinity and a cgroup CPU quota, as in a container) minus the 1-minute load average, at least
-    one. Results never depend on it: every threaded stage gives identical output for any number
-    of threads (tests/checks/test_comparison.py, tests/data/test_profile_threads.py).
-
-    Examples
-    --------
-    >>> free_cores(limit=1)
-    1
-    """
-    cores = usable_cores()
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # no load average on this platform
-        load = 0.0
-    return max(1, min(limit, cores, math.floor(cores - load + 0.5)))

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from watchkeeper._extras import free_cores
+from watchkeeper._extras import usable_cores
 from watchkeeper._version import __version__
 from watchkeeper.checks._comparison_result import Comparison, DatasetVerdict, MultivariateDrift
 from watchkeeper.checks._drift import ColumnDrift, decide_drift, drift_tests, resolve_methods
@@ -108,8 +108,8 @@ class ComparisonConfig:
     random_state
         Seed of every random choice.
     n_jobs
-        Threads for the per-column tests (default: the usable cores not busy with other
-        work, 1 to 8; see ``watchkeeper._extras.free_cores``). Results do not depend on it.
+        Threads for the per-column tests (default: the cores this process may use, CPU
+        affinity and container quota, at most 8). Results do not depend on it.
     plots
         Compute the numbers behind the report's per-column plots.
     contract
@@ -573,7 +573,7 @@ def run_comparison(
     timings["current_profile"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    n_jobs = config.n_jobs or free_cores()
+    n_jobs = config.n_jobs or min(8, usable_cores())
     tests, plots = column_tests(
         ref,
         cur,

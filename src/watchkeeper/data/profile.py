@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from watchkeeper._extras import free_cores
+from watchkeeper._extras import usable_cores
 from watchkeeper._version import __version__
 from watchkeeper.data._adapters import read_table
 from watchkeeper.data._column_profiles import (
@@ -197,8 +197,8 @@ class Profile:
             Keep a quantile sketch per numeric column (``False`` for throwaway profiles
             whose quantiles are never asked for: faster, and ``quantile()`` refuses).
         n_jobs
-            Threads profiling columns in parallel (default: the usable cores not busy with
-            other work, 1 to 8; results do not depend on it);
+            Threads profiling columns in parallel (default: the cores this process may use,
+            CPU affinity and container quota, at most 8; results do not depend on it);
             numpy releases the GIL in the heavy steps.
         row_order
             Whether the rows come in a meaningful order: ``False`` (engines whose partitions
@@ -256,7 +256,7 @@ class Profile:
             # rather than hold a converted copy of every column until the end.
             return col, values if sample_size else None
 
-        workers = min(n_jobs or free_cores(), 8, max(len(specs), 1))
+        workers = min(n_jobs or usable_cores(), 8, max(len(specs), 1))
         if workers > 1 and table.num_rows >= 50_000:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 results = list(pool.map(one, specs))
