@@ -281,8 +281,12 @@ class ContractRule:
     # -- evaluation ------------------------------------------------------------------------
 
     def count(self, table: pa.Table) -> RuleCount:
-        """Violations among the rows of ``table`` (which has the rule's columns)."""
-        raise NotImplementedError
+        """Violations among the rows of ``table`` (which has the rule's columns).
+
+        Every rule with ``counted = True`` defines it; the others (``row_count``,
+        ``freshness``) are decided from a profile's own summaries and never counted.
+        """
+        raise TypeError(f"contract rule {self.kind!r} is decided from summaries, not counted")
 
     def evaluate(self, table: pa.Table, *, as_of: Any = None) -> RuleOutcome:
         """The rule on rows: exact."""
