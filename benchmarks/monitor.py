@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 N_FEATURES = 20
+PRIOR = 10_000  # predictions logged the week before (the version's baseline)
 T0 = 1_700_092_800  # the start of a 7-day window (multiple of 7 days since the epoch)
 WEEK = 7 * 86_400
 
@@ -45,11 +46,34 @@ def _features(rng, n: int):  # type: ignore[no-untyped-def]
     return pd.DataFrame(data)
 
 
+def _log_rows(rng, writer, sink, t0: float, span: float, rows: int, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    from watchkeeper.logstore import PredictionRecord
+
+    step = span / rows
+    batch = 50_000
+    for start in range(0, rows, batch):
+        n = min(batch, rows - start)
+        frame = _features(rng, n)
+        records = frame.to_dict("records")
+        preds = rng.normal(10.0, 2.0, n).tolist()
+        records = [
+            PredictionRecord(f"{prefix}{start + i}", t0 + (start + i) * step, "bench", 1,
+                             "champion", rec, preds[i], latency_ms=float(lat))
+            for i, (rec, lat) in enumerate(zip(records, rng.gamma(4.0, 0.5, n), strict=True))
+        ]  # fmt: skip
+        if writer is None:
+            sink.write_predictions(records)
+        else:
+            futures = [writer.submit(records[i : i + 500]) for i in range(0, n, 500)]
+            for f in futures:
+                f.result()
+
+
 def make(root: Path, rows: int) -> None:
     import numpy as np
     from sklearn.dummy import DummyRegressor
 
-    from watchkeeper.logstore import PredictionRecord, SQLiteLogSink
+    from watchkeeper.logstore import SQLiteLogSink
     from watchkeeper.registry import Registry
 
     root.mkdir(parents=True, exist_ok=True)
@@ -68,24 +92,22 @@ def make(root: Path, rows: int) -> None:
     else:
         profiler = PartialProfiler(sink, registry.load_profile)
         writer = GroupCommitWriter(sink, on_commit=profiler.add, max_pending=100_000)
-    step = WEEK / rows
-    batch = 50_000
-    for start in range(0, rows, batch):
-        n = min(batch, rows - start)
-        frame = _features(rng, n)
-        records = frame.to_dict("records")
-        preds = rng.normal(10.0, 2.0, n).tolist()
-        records = [
-            PredictionRecord(f"r{start + i}", T0 + (start + i) * step, "bench", 1,
-                             "champion", rec, preds[i], latency_ms=2.0)
-            for i, rec in enumerate(records)
-        ]  # fmt: skip
-        if writer is None:
-            sink.write_predictions(records)
-        else:
-            futures = [writer.submit(records[i : i + 500]) for i in range(0, n, 500)]
-            for f in futures:
-                f.result()
+    # The week before: the version's first predictions, which a monitor run turns into its
+    # prediction baseline (stored in the log, so that the profiler summarises the next
+    # week's predictions binned on it), as in a model served for more than a week.
+    _log_rows(rng, writer, sink, T0 - WEEK, WEEK, PRIOR, "p")
+    if profiler is not None:
+        profiler.flush()
+    if writer is not None:
+        from watchkeeper.monitor import Monitor, MonitorConfig, MonitorStore, run_cycle
+
+        work = Path(tempfile.mkdtemp(prefix="wk-bench-monitor-"))
+        try:
+            with MonitorStore(root=work) as store:
+                run_cycle(Monitor(MonitorConfig(every="7d")), sink, registry, store, now=T0)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    _log_rows(rng, writer, sink, T0, WEEK, rows, "r")
     if writer is not None and profiler is not None:
         writer.close()
         profiler.close(timeout=None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,9 @@ class _Spy(SQLiteLogSink):
     whole_reads = 0
 
     def read_window(self, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("features", True) and kwargs.get("start") is not None:
+        if kwargs.get("features", True) and (
+            kwargs.get("start") is not None or kwargs.get("first") is not None
+        ):
             type(self).whole_reads += 1
         return super().read_window(*args, **kwargs)
 
@@ -221,3 +223,117 @@ def test_a_window_read_without_features_is_the_window_without_its_feature_column
             assert lean.equals(whole.select(own))
             assert lean.column("label").null_count < lean.num_rows  # labels were joined
             assert any(lean.column("flag").to_pylist())  # and flags
+
+
+class _Reads(SQLiteLogSink):
+    """The SQLite log, recording how every window read was asked for."""
+
+    calls: ClassVar[list[dict[str, Any]]] = []
+
+    def read_window(self, *args: Any, **kwargs: Any) -> Any:
+        type(self).calls.append(kwargs)
+        return super().read_window(*args, **kwargs)
+
+
+def _log_days(tmp: Path, registry: Registry, day: int, n: int, rng: np.random.Generator,
+              shift: float = 0.0) -> None:  # fmt: skip
+    """One day of predictions through two writers with their partial profilers (latency
+    random, predictions shifted by ``shift``), with labels and flags for some."""
+    sinks = [SQLiteLogSink(tmp / "predictions.db") for _ in range(2)]
+    profilers = [
+        PartialProfiler(s, registry.load_profile, sample_size=SAMPLE, flush_seconds=0.2)
+        for s in sinks
+    ]
+    writers = [GroupCommitWriter(s, on_commit=p.add) for s, p in zip(sinks, profilers, strict=True)]
+    ts = T0 + day * 86_400 + np.sort(rng.uniform(0, 86_400, n))
+    frame = _features(rng, n)
+    preds = rng.normal(10 + shift, 1, n)
+    latency = rng.gamma(3.0, 1.5, n)
+    records = [
+        PredictionRecord(f"d{day}-{i}", float(ts[i]), "m", 1, "champion", rec, float(preds[i]),
+                         latency_ms=float(latency[i]), status="ok" if i % 97 else "error")
+        for i, rec in enumerate(frame.to_dict("records"))
+    ]  # fmt: skip
+    futures = [writers[k % 2].submit(records[k * 25 : (k + 1) * 25]) for k in range(n // 25 + 1)]
+    for f in futures:
+        f.result(timeout=60)
+    feedback = [FeedbackRecord(f"d{day}-{i}", float(ts[i]) + 60, label=float(preds[i]) + 0.3)
+                for i in range(0, n, 3)]  # fmt: skip
+    feedback += [
+        FeedbackRecord(f"d{day}-{i}", float(ts[i]) + 90, flag=True) for i in range(0, n, 40)
+    ]
+    writers[0].submit_feedback(feedback).result(timeout=60)
+    for w, p, s in zip(writers, profilers, sinks, strict=True):
+        w.close()
+        p.close()
+        s.close()
+
+
+def test_summarised_windows_are_checked_without_reading_their_rows(tmp_path: Path) -> None:
+    rng = np.random.default_rng(21)
+    registry = Registry(root=tmp_path)
+    registry.register(
+        "m", DummyRegressor().fit([[0.0]], [1.0]), actor="t", reference=_features(rng, 3000)
+    )
+    _log_days(tmp_path, registry, 0, 1500, rng)
+    # the first run makes the version's prediction baseline (its first 1,000 predictions)
+    # and stores it in the log: the profilers bin later predictions on it
+    with (
+        SQLiteLogSink(tmp_path / "predictions.db") as sink,
+        MonitorStore(root=tmp_path / "s0") as store,
+    ):
+        Monitor(_config()).run(sink, registry, store, now=T0 + 86_400)
+        assert sink.prediction_baseline("m", 1) is not None
+    _log_days(tmp_path, registry, 1, 1500, rng)
+    _log_days(tmp_path, registry, 2, 1500, rng, shift=0.5)  # the predictions drift
+
+    def run(name: str) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], Any]:
+        _Reads.calls = []
+        sink = _Reads(tmp_path / "predictions.db")
+        with MonitorStore(root=tmp_path / name) as store:
+            summary = Monitor(_config()).run(sink, registry, store, now=T0 + 3 * 86_400)
+        sink.close()
+        found = [
+            (key[3], r.check, r.subject, r.status.value, r.value, r.p_value, r.lower, r.upper)
+            for key in sorted(summary.results)
+            for r in summary.results[key]
+        ]
+        return found, _Reads.calls, summary
+
+    summarised, reads, summary = run("a")
+    # days 1 and 2 read nothing row by row but their rows with feedback; day 0's records
+    # were logged before the baseline existed, so its own columns are read
+    rows_read = [c for c in reads if not c.get("feedback_only")]
+    assert sum(1 for c in reads if c.get("feedback_only")) == 1
+    assert [c.get("first") for c in rows_read if c.get("first")] == [1000]  # the baseline
+    own = [c for c in rows_read if not c.get("first")]
+    assert len(own) == 1
+    assert own[0]["start"] < T0 + 86_400
+    assert own[0]["features"] is False
+    assert [w.n_rows for w in summary.windows] == [1500, 1500, 1500]
+    # the same log without summaries (partials from before they were kept): the windows'
+    # own columns are read, all at once
+    db = sqlite3.connect(tmp_path / "predictions.db")
+    with db:
+        db.execute("UPDATE profile_partials SET summary = NULL")
+    db.close()
+    read, reads, _ = run("b")
+    lean = [c for c in reads if c.get("features") is False]
+    assert len(lean) == 1
+    assert not lean[0].get("feedback_only")
+    assert lean[0]["start"] is None
+    assert [r[:4] for r in summarised] == [r[:4] for r in read]  # the same verdicts
+    for a, b in zip(summarised, read, strict=True):
+        if a[1].startswith("serving.latency"):
+            assert a[4] == pytest.approx(b[4], rel=0.006), a  # the histogram's bound
+        elif a[1] != "serving.throughput":
+            assert a == b  # the same figures: counts, flags, labels, prediction drift
+    ks = {
+        int(r[0].timestamp() - T0) // 86_400: r
+        for r in summarised
+        if r[1] == "drift.ks" and r[2] == "prediction"
+    }
+    # day 2's predictions moved by half a sigma: found in the summarised profile
+    assert ks[2][3] == "alert", ks
+    assert ks[2][5] < 1e-9, ks
+    assert min(ks[0][5], ks[1][5]) > 0.01, ks  # days 0 and 1 are like the baseline

@@ -52,6 +52,12 @@ from watchkeeper.logstore._records import (
     WriteResult,
 )
 from watchkeeper.logstore._sqlite import SQLiteLogSink
+from watchkeeper.logstore._summary import (
+    LogSummary,
+    PredictionBaseline,
+    label_key,
+    prediction_columns,
+)
 from watchkeeper.logstore._writer import GroupCommitWriter, LogOutcome
 
 __all__ = [
@@ -69,16 +75,20 @@ __all__ = [
     "LogOutcome",
     "LogSink",
     "LogStoreError",
+    "LogSummary",
     "ParquetLogSink",
     "PartialProfiler",
     "PartialRow",
     "PostgresLogSink",
+    "PredictionBaseline",
     "PredictionRecord",
     "SQLiteLogSink",
     "WriteResult",
     "export_parquet",
     "join_labels",
+    "label_key",
     "open_sink",
+    "prediction_columns",
     "read_parquet",
     "reference_key",
 ]

@@ -63,6 +63,10 @@ class PartialRow:
     columns: tuple[str, ...]
     profile: bytes
     updated: float
+    #: the records' :class:`~watchkeeper.logstore.LogSummary` (binary form); ``None`` for
+    #: partials written before summaries were kept (when read without their contents:
+    #: ``1`` where there is one)
+    summary: Any = None
 
 
 def reference_key(profile: Any) -> str:
@@ -97,6 +101,7 @@ class _Running:
     profile: Any
     columns: tuple[str, ...]
     part: int
+    summary: Any  # LogSummary
     dirty: bool = True
 
 
@@ -172,11 +177,14 @@ class PartialProfiler:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()  # one flush at a time
-        self._buffer: dict[tuple[str, int, str, float], list[str]] = {}
+        self._buffer: dict[tuple[str, int, str, float], list[tuple[str, Any]]] = {}
         self._buffered = 0
         self._running: dict[tuple[str, int, str, float], _Running] = {}
         self._parts: dict[tuple[str, int, str, float], int] = {}
         self._references: dict[tuple[str, int], tuple[Any, str] | None] = {}
+        # each version's prediction baseline (profile, task, classes, key), looked up again
+        # at each flush until the monitor has stored one
+        self._baselines: dict[tuple[str, int], tuple[Any, str, Any, str]] = {}
         self._closed = False
         self._latest = -math.inf  # the latest record time seen (event time)
         #: Records profiled and persisted; records left unprofiled (no reference, an error).
@@ -205,7 +213,7 @@ class PartialProfiler:
                 self._latest = max(self._latest, float(record.ts))
                 start = math.floor(float(record.ts) / size) * size
                 key = (record.model, int(record.version), record.arm, start)
-                self._buffer.setdefault(key, []).append(text)
+                self._buffer.setdefault(key, []).append((text, record))
             self._buffered += len(records)
             if self._buffered >= self.max_buffered:
                 self._wake.notify()
@@ -258,44 +266,101 @@ class PartialProfiler:
         )
         return profile, tuple(names)
 
+    def _baseline(self, model: str, version: int) -> tuple[Any, str, Any, str] | None:
+        """The version's prediction baseline stored in the log (``None`` until a monitor
+        has stored one, or when it cannot be read)."""
+        key = (model, version)
+        found = self._baselines.get(key)
+        if found is not None:
+            return found
+        lookup = getattr(self.sink, "prediction_baseline", None)
+        if lookup is None:
+            return None
+        try:
+            stored = lookup(model, version)
+            if stored is None:
+                return None
+            from watchkeeper.data import Profile
+
+            profile = Profile.from_bytes(stored.profile)
+        except Exception as exc:
+            logger.warning("prediction baseline of %s v%s not read: %s", model, version, exc)
+            return None
+        found = self._baselines[key] = (profile, stored.task, stored.classes, stored.key)
+        return found
+
+    def _summary(self, model: str, version: int, records: list[Any]) -> Any:
+        """The records' :class:`LogSummary` (their predictions profiled on the version's
+        prediction baseline when there is one)."""
+        from watchkeeper.logstore._summary import LogSummary, prediction_columns
+
+        latency = [float(r.latency_ms) for r in records]
+        status = [r.status for r in records]
+        ts = [float(r.ts) for r in records]
+        baseline = self._baseline(model, version)
+        if baseline is None:
+            return LogSummary.of(latency, status, ts)
+        from watchkeeper.data import Profile
+
+        reference, task, classes, key = baseline
+        table = prediction_columns(
+            [r.prediction for r in records], [r.scores for r in records], task, classes
+        )
+        present = [n for n in table.column_names if n in reference.schema]
+        predictions = Profile.from_data(
+            table.select(present),
+            reference.schema.select(present),
+            reference=reference,
+            sample_size=self.sample_size,
+            random_state=self.random_state,
+            n_jobs=1,
+        )
+        return LogSummary.of(latency, status, ts, predictions, key)
+
     def flush(self) -> None:
         """Profile what is buffered and store every changed partial (also called by the
         profiler thread every ``flush_seconds``)."""
         with self._flush_lock:
             with self._lock:
                 buffer, self._buffer, self._buffered = self._buffer, {}, 0
-            for key, texts in buffer.items():
+            for key, items in buffer.items():
                 model, version, _arm, _start = key
                 ref = self._reference(model, version)
                 if ref is None:
-                    self.skipped_total += len(texts)
+                    self.skipped_total += len(items)
                     continue
                 try:
-                    made = self._profile(ref[0], texts)
+                    made = self._profile(ref[0], [text for text, _ in items])
+                    summary = None
+                    if made is not None:
+                        summary = self._summary(model, version, [r for _, r in items])
                 except Exception as exc:
                     self.errors_total += 1
-                    self.skipped_total += len(texts)
+                    self.skipped_total += len(items)
                     logger.warning("records of %s v%s not profiled: %s", model, version, exc)
                     continue
                 if made is None:
-                    self.skipped_total += len(texts)
+                    self.skipped_total += len(items)
                     continue
                 profile, columns = made
-                self.profiled_total += len(texts)
+                self.profiled_total += len(items)
                 running = self._running.get(key)
                 if running is not None and running.columns == columns:
                     try:
-                        running.profile = running.profile.merge(profile)
-                        running.dirty = True
-                        continue
+                        merged = running.profile.merge(profile)
                     except InputError:
                         pass
+                    else:
+                        running.profile = merged
+                        running.summary = running.summary.merge(summary)
+                        running.dirty = True
+                        continue
                 # a new hour, or records whose columns differ: a new part of the hour
                 part = self._parts.get(key, -1) + 1
                 self._parts[key] = part
                 if running is not None and running.dirty:
                     self._store([(key, running)])
-                self._running[key] = _Running(profile, columns, part)
+                self._running[key] = _Running(profile, columns, part, summary)
             self._store([(k, r) for k, r in self._running.items() if r.dirty])
             self._evict()
 
@@ -311,7 +376,7 @@ class PartialProfiler:
                 PartialRow(
                     self.writer_id, model, version, arm, start, start + self.bucket_seconds,
                     running.part, running.profile.n_rows, ref[1], running.columns,
-                    running.profile.to_bytes(), now,
+                    running.profile.to_bytes(), now, running.summary.to_bytes(),
                 )
             )  # fmt: skip
         self.sink.write_profile_partials(rows)
@@ -329,6 +394,7 @@ class PartialProfiler:
     def _forget(self) -> None:
         self._running.clear()
         self._references.clear()
+        self._baselines.clear()
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Profile and store what is buffered, then stop the thread (idempotent)."""

@@ -13,9 +13,10 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from watchkeeper.exceptions import InputError
 from watchkeeper.logstore._normalize import Checked, validate_model_name
 from watchkeeper.logstore._records import FeedbackStats
-from watchkeeper.logstore._window import window_filters
+from watchkeeper.logstore._window import check_last, window_filters
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,6 +39,13 @@ FEEDBACK_STATS = (
     "(SELECT 1 FROM {p} AS p WHERE p.id = f.prediction_id AND " + SAME_MODEL + ")",
     "SELECT count(*) FROM {p} AS p WHERE p.shadow = 0{scope} AND EXISTS (SELECT 1 FROM {f} "
     "AS f WHERE f.prediction_id = p.id AND " + SAME_MODEL + " AND f.label IS NOT NULL)",
+)
+#: Labelled predictions of one model, looked up by id from the labels (the query above
+#: walks every prediction of the model): parameters ``model, model``.
+LABELLED_OF_MODEL = (
+    "SELECT count(*) FROM {p} AS p WHERE p.model = ? AND p.shadow = 0 AND p.id IN (SELECT "
+    "f.prediction_id FROM {f} AS f WHERE f.label IS NOT NULL AND (f.model IS NULL OR "
+    "f.model = ?))"
 )
 
 
@@ -113,8 +121,11 @@ class SQLLogReads(ABC):
         arm: str | None = None,
         include_shadow: bool = False,
         features: bool = True,
+        first: int | None = None,
+        feedback_only: bool = False,
     ) -> pa.Table:
-        """Predictions of ``model`` with ``start <= ts < end`` (or the ``last`` N of them).
+        """Predictions of ``model`` with ``start <= ts < end`` (or the ``last`` or ``first``
+        N of them).
 
         Returns a ``pyarrow.Table`` sorted by time: ``id``, ``ts`` (``timestamp[us, UTC]``),
         ``version``, ``arm``, ``shadow``, ``status``, ``error``, ``latency_ms``,
@@ -124,7 +135,9 @@ class SQLLogReads(ABC):
         or UTC seconds. See :mod:`watchkeeper.logstore._arrow` for the column types.
         ``features=False`` leaves the feature columns out (they are neither read nor
         decoded): what a monitor needs when the window's feature profile was built as the
-        records were logged.
+        records were logged. ``feedback_only=True`` (with ``features=False``) keeps only the
+        predictions that have feedback (a label or a flag): what a monitor reads of a window
+        whose own columns were summarised as its records were logged.
 
         Examples
         --------
@@ -149,12 +162,20 @@ class SQLLogReads(ABC):
 
         where, params = window_filters(model, start, end, last, version, arm, include_shadow)
         order = "p.ts, p.id, p.arm"
+        if feedback_only and (features or last is not None or first is not None):
+            raise InputError("feedback_only=True reads a window without features, last or first")
+        if first is not None:
+            check_last(first, "first")
+            if last is not None:
+                raise InputError("give last or first, not both")
+            order += " LIMIT ?"
+            params.append(first)
         if last is not None:
             # the newest N, read backwards along the (model, ts) index and reversed below
             order = "p.ts DESC, p.id DESC, p.arm DESC LIMIT ?"
             params.append(last)
-        if not features and last is None:
-            return self._read_lean(where, params, order)
+        if not features and last is None and first is None:
+            return self._read_lean(where, params, order, feedback_only)
         select = self._SELECT_WINDOW
         if not features:
             select = select.replace("p.features", "NULL", 1)
@@ -175,10 +196,13 @@ class SQLLogReads(ABC):
                 tables.append(window_table(chunk, features=features))
         return tables[0] if len(tables) == 1 else concat_windows(tables) or window_table([])
 
-    def _read_lean(self, where: str, params: list[Any], order: str) -> pa.Table:
+    def _read_lean(
+        self, where: str, params: list[Any], order: str, feedback_only: bool = False
+    ) -> pa.Table:
         """A window without its features: the predictions' own columns in one plain scan,
         then the latest label and flag of the predictions that have feedback (one lookup per
-        feedback id instead of two per prediction), joined by ``(id, arm)``."""
+        feedback id instead of two per prediction), joined by ``(id, arm)``; with
+        ``feedback_only``, only the latter."""
         import pyarrow.compute as pc
 
         from watchkeeper.logstore._arrow import concat_windows, window_table
@@ -193,6 +217,20 @@ class SQLLogReads(ABC):
             + f" WHERE {where} AND p.id IN (SELECT prediction_id FROM {self._FEEDBACK})"
             + f" ORDER BY {order}"
         )
+        if feedback_only:
+            with self._snapshot() as conn:
+                # from the feedback's ids when the window holds more predictions than the log
+                # holds feedback (else along the window's time index, as above)
+                counted = f"SELECT count(*) FROM {self._PREDICTIONS} AS p WHERE {where}"
+                n_window = conn.execute(self._q(counted), params).fetchone()[0]
+                sql = f"SELECT coalesce(max(seq), 0) FROM {self._FEEDBACK}"
+                if conn.execute(sql).fetchone()[0] < n_window:
+                    by_id = where.replace("p.ts >= ?", "+p.ts >= ?").replace(
+                        "p.ts < ?", "+p.ts < ?"
+                    )
+                    with_feedback = with_feedback.replace(f" WHERE {where} ", f" WHERE {by_id} ")
+                fed = conn.execute(self._q(with_feedback), params).fetchall()
+            return window_table(fed, features=False)
         tables = []
         with self._snapshot() as conn:
             cursor = conn.execute(self._q(plain), params)
@@ -212,6 +250,44 @@ class SQLLogReads(ABC):
             column = fed_table.column(name).combine_chunks().take(at)
             table = table.set_column(table.column_names.index(name), fed_table.field(name), column)
         return table
+
+    def count_window(
+        self,
+        model: str,
+        *,
+        start: datetime | float | None = None,
+        end: datetime | float | None = None,
+        version: int | None = None,
+        arm: str | None = None,
+    ) -> int:
+        """Number of predictions of ``model`` (shadow included) with ``start <= ts < end``,
+        optionally of one version and arm: an index-only count, no row is read.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> from watchkeeper.logstore import PredictionRecord, SQLiteLogSink
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> sink = SQLiteLogSink(os.path.join(tmp.name, "log.db"))
+        >>> sink.write_predictions([PredictionRecord(f"r{i}", 100.0 + i, "m", 1 + i % 2, "c",
+        ...                                          {}, 0) for i in range(5)])
+        >>> sink.count_window("m", start=101, end=104), sink.count_window("m", version=2)
+        (3, 2)
+        >>> sink.close(); tmp.cleanup()
+        """
+        where, params = window_filters(model, start, end, None, version, arm, True)
+        with self._snapshot() as conn:
+            sql = self._q(f"SELECT count(*) FROM {self._PREDICTIONS} AS p WHERE {where}")
+            return int(conn.execute(sql, params).fetchone()[0])
+
+    def time_span(self, model: str) -> tuple[float, float] | None:
+        """``(first, last)`` prediction time of ``model`` (UTC seconds), ``None`` when it
+        has none."""
+        validate_model_name(model)
+        sql = f"SELECT min(p.ts), max(p.ts) FROM {self._PREDICTIONS} AS p WHERE p.model = ?"
+        with self._snapshot() as conn:
+            lo, hi = conn.execute(self._q(sql), (model,)).fetchone()
+        return None if lo is None else (float(lo), float(hi))
 
     def count(self, model: str | None = None) -> int:
         """Number of stored predictions (of ``model``, or of all models), shadow included."""
@@ -261,7 +337,13 @@ class SQLLogReads(ABC):
             received = conn.execute(sql[0]).fetchone()[0]
             matched = conn.execute(sql[1], params).fetchone()[0]
             unknown, unknown_ids = conn.execute(sql[2]).fetchone()
-            labelled = conn.execute(sql[3], params).fetchone()[0]
+            if model is None:
+                labelled = conn.execute(sql[3], params).fetchone()[0]
+            else:
+                labelled_sql = self._q(
+                    LABELLED_OF_MODEL.format(p=self._PREDICTIONS, f=self._FEEDBACK)
+                )
+                labelled = conn.execute(labelled_sql, (model, model)).fetchone()[0]
         return FeedbackStats(int(received), int(matched), int(unknown), int(unknown_ids),
                              int(labelled))  # fmt: skip
 

@@ -47,6 +47,7 @@ from watchkeeper.logstore._records import (
     WriteResult,
 )
 from watchkeeper.logstore._sql import SQLLogReads, prediction_rows, same_content
+from watchkeeper.logstore._summary import PredictionBaseline
 
 if TYPE_CHECKING:
     pass
@@ -71,7 +72,8 @@ CREATE TABLE IF NOT EXISTS predictions (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS predictions_live_model_id
     ON predictions(model, id) WHERE shadow = 0;
-CREATE INDEX IF NOT EXISTS predictions_model_ts ON predictions(model, ts);
+CREATE INDEX IF NOT EXISTS predictions_model_ts_version ON predictions(model, ts, version);
+DROP INDEX IF EXISTS predictions_model_ts;
 CREATE TABLE IF NOT EXISTS feedback (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     prediction_id TEXT NOT NULL,
@@ -95,7 +97,17 @@ CREATE TABLE IF NOT EXISTS profile_partials (
     columns TEXT NOT NULL,
     profile BLOB NOT NULL,
     updated REAL NOT NULL,
+    summary BLOB,
     PRIMARY KEY (model, version, arm, bucket_start, writer, part)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS prediction_baselines (
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    classes TEXT,
+    key TEXT NOT NULL,
+    profile BLOB NOT NULL,
+    PRIMARY KEY (model, version)
 ) WITHOUT ROWID;
 """
 # Files written before ids were scoped per model: rebuild the predictions table with the
@@ -125,8 +137,8 @@ _INSERT_PREDICTION = (
 )
 _UPSERT_PARTIAL = (
     "INSERT OR REPLACE INTO profile_partials (writer, model, version, arm, bucket_start, "
-    "bucket_end, part, n_rows, reference, columns, profile, updated) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "bucket_end, part, n_rows, reference, columns, profile, updated, summary) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_FEEDBACK = (
     "INSERT OR IGNORE INTO feedback (prediction_id, ts, label, flag, note, model) "
@@ -298,6 +310,8 @@ class SQLiteLogSink(SQLLogReads):
             conn.executescript(_SCHEMA)  # the indexes of the new table
         if "model" not in [r[1] for r in conn.execute("PRAGMA table_info(feedback)")]:
             conn.execute("ALTER TABLE feedback ADD COLUMN model TEXT")
+        if "summary" not in [r[1] for r in conn.execute("PRAGMA table_info(profile_partials)")]:
+            conn.execute("ALTER TABLE profile_partials ADD COLUMN summary BLOB")
         conn.executescript(_FEEDBACK_UNIQUE)
 
     def _writer(self) -> sqlite3.Connection:
@@ -413,7 +427,8 @@ class SQLiteLogSink(SQLLogReads):
             return
         rows = [
             (p.writer, p.model, p.version, p.arm, p.bucket_start, p.bucket_end, p.part,
-             p.n_rows, p.reference, json.dumps(list(p.columns)), p.profile, p.updated)
+             p.n_rows, p.reference, json.dumps(list(p.columns)), p.profile, p.updated,
+             p.summary)
             for p in partials
         ]  # fmt: skip
         with self._transaction() as conn:
@@ -426,14 +441,54 @@ class SQLiteLogSink(SQLLogReads):
         """Partial profiles of ``model`` whose hour (bucket) lies in ``[start, end)`` (UTC
         seconds), optionally of one version and arm (``profiles=False``: without their
         profile texts, see :meth:`partial_profile_texts`)."""
-        sql, params = self._partials_query(model, start, end, version, arm, profiles)
+        sql, params = self._partials_query(model, start, end, version, arm, profiles, False)
         with self._snapshot() as conn:
             found = conn.execute(sql, params).fetchall()
         return [
             PartialRow(r[0], r[1], int(r[2]), r[3], float(r[4]), float(r[5]), int(r[6]),
-                       int(r[7]), r[8], tuple(json.loads(r[9])), r[10] or b"", float(r[11]))
+                       int(r[7]), r[8], tuple(json.loads(r[9])), r[10] or b"", float(r[11]),
+                       r[12])
             for r in found
         ]  # fmt: skip
+
+    def partial_summaries(
+        self, model: str, *, start: float, end: float, version: int | None = None,
+        arm: str | None = None,
+    ) -> Iterator[bytes | None]:  # fmt: skip
+        """The log summaries (binary, :class:`~watchkeeper.logstore.LogSummary`) of
+        :meth:`profile_partials`, one at a time; ``None`` for partials stored without one."""
+        sql, params = self._partials_query(model, start, end, version, arm, False, True)
+        with self._snapshot() as conn:
+            for row in conn.execute(sql, params):
+                yield row[12]
+
+    def write_prediction_baseline(
+        self, model: str, version: int, baseline: PredictionBaseline
+    ) -> None:
+        """Store (replace) the prediction baseline of ``model`` ``version``: partial profilers
+        then summarise the predictions of its later records binned on it."""
+        validate_model_name(model)
+        classes = None if baseline.classes is None else json.dumps(list(baseline.classes))
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO prediction_baselines (model, version, task, classes, "
+                "key, profile) VALUES (?, ?, ?, ?, ?, ?)",
+                (model, int(version), baseline.task, classes, baseline.key, baseline.profile),
+            )
+
+    def prediction_baseline(self, model: str, version: int) -> PredictionBaseline | None:
+        """The stored prediction baseline of ``model`` ``version``, or ``None``."""
+        validate_model_name(model)
+        with self._snapshot() as conn:
+            row = conn.execute(
+                "SELECT task, classes, key, profile FROM prediction_baselines "
+                "WHERE model = ? AND version = ?",
+                (model, int(version)),
+            ).fetchone()
+        if row is None:
+            return None
+        classes = None if row[1] is None else tuple(json.loads(row[1]))
+        return PredictionBaseline(row[0], classes, bytes(row[3]), row[2])
 
     def partial_profile_texts(
         self, model: str, *, start: float, end: float, version: int | None = None,
@@ -441,7 +496,7 @@ class SQLiteLogSink(SQLLogReads):
     ) -> Iterator[bytes]:  # fmt: skip
         """The profiles (binary) of :meth:`profile_partials`, one at a time (a reader merging
         them holds one partial at a time, not all of them)."""
-        sql, params = self._partials_query(model, start, end, version, arm, True)
+        sql, params = self._partials_query(model, start, end, version, arm, True, False)
         with self._snapshot() as conn:
             for row in conn.execute(sql, params):
                 yield row[10]
@@ -449,12 +504,14 @@ class SQLiteLogSink(SQLLogReads):
     @staticmethod
     def _partials_query(
         model: str, start: float, end: float, version: int | None, arm: str | None,
-        profiles: bool,
+        profiles: bool, summaries: bool,
     ) -> tuple[str, list[Any]]:  # fmt: skip
         validate_model_name(model)
+        # the summary column, only when asked, else whether there is one (1 or NULL)
+        summary = "summary" if summaries else "CASE WHEN summary IS NULL THEN NULL ELSE 1 END"
         sql = (
             "SELECT writer, model, version, arm, bucket_start, bucket_end, part, n_rows, "
-            f"reference, columns, {'profile' if profiles else 'NULL'}, updated "
+            f"reference, columns, {'profile' if profiles else 'NULL'}, updated, {summary} "
             "FROM profile_partials WHERE model = ? AND bucket_start >= ? AND bucket_end <= ?"
         )
         params: list[Any] = [model, float(start), float(end)]

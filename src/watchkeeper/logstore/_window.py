@@ -38,15 +38,16 @@ def to_seconds(value: datetime | float | None, name: str) -> float | None:
     return float(value)
 
 
-def check_last(last: object) -> None:
-    """Raise :class:`InputError` unless ``last`` is ``None`` or a positive int.
+def check_last(last: object, name: str = "last") -> None:
+    """Raise :class:`InputError` unless ``last`` (the argument ``name``) is ``None`` or a
+    positive int.
 
     Examples
     --------
     >>> check_last(10)
     """
     if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
-        raise InputError(f"last must be a positive number of records, got {last!r}")
+        raise InputError(f"{name} must be a positive number of records, got {last!r}")
 
 
 def window_filters(

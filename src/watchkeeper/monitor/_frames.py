@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from watchkeeper.checks import OUTLIER_FLAG_KEY, OUTLIER_SCORE_KEY
 from watchkeeper.logstore import LOG_COLUMNS as _LOG_COLUMNS
+from watchkeeper.logstore import label_key
 
 __all__ = ["LOG_COLUMNS", "Rows", "label_key"]
 
@@ -20,33 +21,25 @@ __all__ = ["LOG_COLUMNS", "Rows", "label_key"]
 LOG_COLUMNS = frozenset(_LOG_COLUMNS) | {OUTLIER_SCORE_KEY, OUTLIER_FLAG_KEY}
 
 
-def label_key(value: Any) -> str:
-    """A class label as text, so that ``1``, ``1.0`` and ``"1"`` are the same class.
-
-    Examples
-    --------
-    >>> label_key(1.0), label_key(True), label_key("a")
-    ('1', 'true', 'a')
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 @dataclass
 class Rows:
     """One (version, arm) slice of a log window table, sorted by time, as numpy columns.
 
     ``ids``, ``prediction`` and ``label`` are Python lists made on first use (a window's
     checks often need none of them, and a million of each is hundreds of megabytes).
+
+    A *summarised* window (its own columns summarised as its records were logged, see
+    :class:`~watchkeeper.logstore.LogSummary`) holds in ``table`` only the rows that have
+    feedback (a label or a flag); ``n_total`` is then the window's number of rows and
+    ``summary`` its merged summary. :attr:`n_rows` is the window's size either way.
     """
 
     table: pa.Table
     ts_us: NDArray[np.int64]
     has_label: NDArray[np.bool_]
     _lists: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+    n_total: int | None = None
+    summary: Any = None
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Rows:
@@ -118,7 +111,16 @@ class Rows:
         )
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return int(self.table.num_rows)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the window (more than ``len(self)`` when the window is summarised)."""
+        return len(self) if self.n_total is None else self.n_total
+
+    def summarised(self, n_total: int, summary: Any = None) -> Rows:
+        """These rows (those with feedback) as a summarised window of ``n_total`` rows."""
+        return Rows(self.table, self.ts_us, self.has_label, self._lists, n_total, summary)
 
     @property
     def n_labels(self) -> int:

@@ -261,7 +261,7 @@ class HealthChecks:
         (``features``: the window's feature profile when it exists already)."""
         out: list[CheckResult] = []
         if self.config.skew and self._is_skew_window(
-            model, version, arm, start_us, len(rows), store
+            model, version, arm, start_us, rows.n_rows, store
         ):
             out += skew_results(rows, base, self.config, features)
         if self.config.attribution_rows:

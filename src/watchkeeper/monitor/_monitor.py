@@ -256,12 +256,13 @@ class _ModelRun:
         self.spec = config.window
         self._baselines: dict[int, Baseline] = {}
         self._table: Any = None
+        self._read_from_us: int | None = None
         self._lean = False
         self.health = HealthChecks(config)
 
     # -- reading -------------------------------------------------------------------------
 
-    def _read_from(self, since_us: int | None, stored: list[WindowSummary]) -> int | None:
+    def _start(self, since_us: int | None, stored: list[WindowSummary]) -> int | None:
         if since_us is not None:
             return since_us
         if not stored:
@@ -278,44 +279,51 @@ class _ModelRun:
         progress: Progress | None,
     ) -> int:
         stored_all = self.store.windows(self.model)
-        read_from = self._read_from(since_us, stored_all)
+        read_from = self._read_from_us = self._start(since_us, stored_all)
         if read_from is not None and self.spec.kind == "count":
             # a count window is cut from where the previous one ended: start reading there
             before = [to_us(w.window_start) for w in stored_all if to_us(w.window_end) > read_from]
-            read_from = min([read_from, *before])
-        # With partial profiles in the log (built as records were logged), the windows are
-        # read without their features; a window the partials do not cover is read again
-        # whole (see _covered).
+            read_from = self._read_from_us = min([read_from, *before])
+        # With partial profiles in the log (built as records were logged), a window whose
+        # every row they cover is evaluated from them: only its rows with feedback are read
+        # (see _summarised). Otherwise the windows are read without their features, and a
+        # window the partials do not cover is read again whole (see _covered).
         self._lean = self.spec.kind == "time" and callable(
             getattr(self.sink, "profile_partials", None)
         )
-        table = self.sink.read_window(
-            self.model,
-            start=None if read_from is None else read_from / 1e6,
-            end=self.now_us / 1e6,
-            include_shadow=True,
-            **({"features": False} if self._lean else {}),
-        )
-        self._table = table
-        if table.num_rows == 0:
-            return 0
-        slices = _slices(table)
+        found = self._summarised(read_from) if self._lean else None
+        if found is not None:
+            slices, cut = found
+        else:
+            table = self.sink.read_window(
+                self.model,
+                start=None if read_from is None else read_from / 1e6,
+                end=self.now_us / 1e6,
+                include_shadow=True,
+                **({"features": False} if self._lean else {}),
+            )
+            self._table = table
+            if table.num_rows == 0:
+                return 0
+            slices = _slices(table)
+            cut = {
+                key: [
+                    (window, rows.take(window.first, window.stop))
+                    for window in self._windows(rows, *key, _stored(stored_all, *key), read_from)
+                ]
+                for key, rows in slices.items()
+            }
         stored_flags = {
             (r.version, r.arm, to_us(r.window_start)): r.details.get("flags")
             for r in self.store.results(self.model, check="feedback.flag_rate")
         }
         plan: list[tuple[int, str, Rows, Window, WindowSummary | None, str]] = []
         skipped = 0
-        for (version, arm), rows in slices.items():
-            stored = {
-                (to_us(w.window_start), to_us(w.window_end)): w
-                for w in stored_all
-                if w.version == version and w.arm == arm
-            }
-            for window in self._windows(rows, version, arm, stored, read_from):
+        for (version, arm), windows in cut.items():
+            stored = _stored(stored_all, version, arm)
+            for window, part in windows:
                 old = stored.get((window.start_us, window.end_us))
-                part = rows.take(window.first, window.stop)
-                if old is None or old.n_rows != window.n_rows:
+                if old is None or old.n_rows != part.n_rows:
                     plan.append((version, arm, part, window, old, "all"))
                 elif old.n_labels != part.n_labels or stored_flags.get(
                     (version, arm, window.start_us)
@@ -328,9 +336,14 @@ class _ModelRun:
             features = None
             if self._lean:
                 base = self._baseline(version, part)
-                features = self._covered(version, arm, window, len(part), base, what)
+                features, summary = self._covered(version, arm, window, part.n_rows, base, what)
                 if features is None or self._needs_features(base, what):
                     part = self._whole(version, arm, window)
+                elif what == "all" and part.n_total is not None:
+                    if self._summary_serves(summary, base, part.n_rows):
+                        part = part.summarised(part.n_rows, summary)
+                    else:  # summaries missing or made before the prediction baseline
+                        part = self._whole(version, arm, window, features=False)
             results = self._evaluate(
                 version, arm, part, window, what, window_profiles, features or None
             )
@@ -341,7 +354,7 @@ class _ModelRun:
                 window.start,
                 window.end,
                 window.kind,
-                len(part),
+                part.n_rows,
                 part.n_labels,
                 results,
                 run_id=self.run_id,
@@ -356,7 +369,7 @@ class _ModelRun:
                     window.start,
                     window.end,
                     window.kind,
-                    len(part),
+                    part.n_rows,
                     part.n_labels,
                     max((r.status for r in results), key=lambda s: s.severity, default=Status.OK),
                     run_id=self.run_id,
@@ -369,6 +382,88 @@ class _ModelRun:
             for (version, arm), rows in slices.items():
                 self._feed_detectors(version, arm, rows)
         return skipped
+
+    def _summarised(
+        self, read_from: int | None
+    ) -> (
+        tuple[dict[tuple[int, str], Rows], dict[tuple[int, str], list[tuple[Window, Rows]]]] | None
+    ):
+        """The closed time windows of the read range and their parts, from the partial
+        profiles and index-only row counts, reading only the rows that have feedback (what
+        the checks need row by row: labels and flags). ``None`` when a row of the range lies
+        in a window the partials do not cover with summaries (the range is then read as
+        before); the windows' profiles and summaries are merged later (:meth:`_covered`)."""
+        from watchkeeper.logstore import PartialRow
+
+        size = self.spec.size
+        step = size * 1_000_000
+        span = self.sink.time_span(self.model)
+        if span is None:
+            return {}, {}
+        # the first window: the log's first, or the first that starts at or after the read
+        # (a window cut by the start of the read is left as stored)
+        first = round(span[0] * 1e6) // step if read_from is None else -(-read_from // step)
+        last = self.now_us // step  # windows before it are closed
+        by_window: dict[int, list[PartialRow]] = {}
+        if last > first:
+            for p in self.sink.profile_partials(
+                self.model, start=first * size, end=last * size, profiles=False
+            ):
+                by_window.setdefault(int(p.bucket_start // size), []).append(p)
+        counts: dict[tuple[int, str], list[tuple[int, int]]] = {}
+        covered = 0
+        for k in sorted(by_window):
+            parts = by_window[k]
+            where = {"start": k * size, "end": (k + 1) * size}
+            n = self.sink.count_window(self.model, **where)
+            claims: dict[tuple[int, str], int] = {}
+            for p in parts:
+                claims[(p.version, p.arm)] = claims.get((p.version, p.arm), 0) + p.n_rows
+            if not all(p.summary for p in parts) or sum(claims.values()) != n:
+                return None
+            if len(claims) > 1 and any(
+                self.sink.count_window(self.model, version=v, arm=a, **where) != c
+                for (v, a), c in claims.items()
+            ):
+                return None
+            covered += n
+            for key, c in claims.items():
+                counts.setdefault(key, []).append((k, c))
+        total = self.sink.count_window(self.model, start=first * size, end=last * size)
+        if last > first and total != covered:
+            return None
+        fed = self.sink.read_window(
+            self.model,
+            start=None if read_from is None else read_from / 1e6,
+            end=self.now_us / 1e6,
+            include_shadow=True,
+            features=False,
+            feedback_only=True,
+        )
+        self._table = None
+        slices = _slices(fed)
+        cut: dict[tuple[int, str], list[tuple[Window, Rows]]] = {}
+        for key, found in counts.items():
+            rows = slices.get(key) or Rows.from_table(fed.slice(0, 0))
+            out = cut[key] = []
+            for k, n in found:
+                window = Window(k * step, (k + 1) * step, "time", 0, 0)
+                lo = int(np.searchsorted(rows.ts_us, window.start_us, side="left"))
+                hi = int(np.searchsorted(rows.ts_us, window.end_us, side="left"))
+                out.append((window, rows.take(lo, hi).summarised(n)))
+        return slices, cut
+
+    def _summary_serves(self, summary: Any, base: Baseline, n_rows: int) -> bool:
+        """Whether a window's merged log summary stands in for its own columns: it counts
+        every row, and holds the predictions binned on the version's prediction baseline
+        when prediction drift needs them."""
+        if summary is None or summary.n_rows != n_rows:
+            return False
+        if base.predictions is None:
+            return True
+        if base.baseline_end_us is not None and round(summary.ts_max * 1e6) < base.baseline_end_us:
+            return True  # a window of baseline rows: no prediction drift to decide
+        return summary.predictions is not None and summary.predictions_key == base.predictions_key
 
     def _windows(
         self,
@@ -413,19 +508,21 @@ class _ModelRun:
 
     def _covered(
         self, version: int, arm: str, window: Window, n_rows: int, base: Baseline, what: str
-    ) -> Any:
+    ) -> tuple[Any, Any]:
         """The window's feature profile merged from the partial profiles stored as its
         records were logged, when they cover every one of its ``n_rows`` rows (same
         reference, same columns, the monitor's sample size and seed); ``None`` otherwise
         (the window is then read whole and profiled as before). ``False`` when no profile
-        is needed (a re-evaluation for late labels)."""
+        is needed (a re-evaluation for late labels). Second, the merge of the partials'
+        log summaries (:class:`~watchkeeper.logstore.LogSummary`) when every partial has
+        one, else ``None``."""
         from watchkeeper.data import Profile
-        from watchkeeper.logstore import reference_key
+        from watchkeeper.logstore import LogSummary, reference_key
 
         if what != "all":
-            return False
+            return False, None
         if base.profile is None:
-            return None
+            return None, None
         if base.reference_key is None:
             base.reference_key = reference_key(base.profile)
         where = {
@@ -443,11 +540,11 @@ class _ModelRun:
                     "reading the window's rows",
                     self.model, version, arm, window.start, found, n_rows,
                 )  # fmt: skip
-            return None
+            return None, None
         if {p.reference for p in partials} != {base.reference_key} or (
             len({p.columns for p in partials}) != 1
         ):
-            return None
+            return None, None
         merged = None
         batch: list[Any] = []
         # a day of hours at a time (one n-way merge each): memory holds the merge and one
@@ -461,18 +558,28 @@ class _ModelRun:
                     int(meta["random_state"]) != self.config.random_state
                     or int(meta["sample_size"]) != self.config.window_sample
                 ):
-                    return None
+                    return None, None
                 batch.append(profile)
             if batch and (data is None or len(batch) == 24):
                 part = Profile.merge_all(batch)
                 merged = part if merged is None else merged.merge(part)
                 batch = []
         if merged is None or merged.n_rows != n_rows:  # changed since: read the rows
-            return None
-        return merged
+            return None, None
+        summary = None
+        if all(p.summary for p in partials):
+            try:
+                summary = LogSummary.merge_all(
+                    LogSummary.from_bytes(data)
+                    for data in self.sink.partial_summaries(self.model, **where)
+                    if data is not None
+                )
+            except InputError as exc:
+                logger.warning("log summaries of %s v%s not read: %s", self.model, version, exc)
+        return merged, summary
 
-    def _whole(self, version: int, arm: str, window: Window) -> Rows:
-        """The window's rows with their features, read again."""
+    def _whole(self, version: int, arm: str, window: Window, features: bool = True) -> Rows:
+        """The window's rows with their features (or only its own columns), read again."""
         table = self.sink.read_window(
             self.model,
             start=(window.start_us - 1000) / 1e6,
@@ -480,6 +587,7 @@ class _ModelRun:
             version=version,
             arm=arm,
             include_shadow=True,
+            features=features,
         )
         rows = Rows.from_table(table)
         first = int(np.searchsorted(rows.ts_us, window.start_us, side="left"))
@@ -534,6 +642,8 @@ class _ModelRun:
         )
         if not base.performance:
             base.performance = self._first_labelled_performance(version)
+        if predictions is not None and self._lean:
+            self._share_baseline(version, base)
         key = (self.model, version)
         base.estimators = self.fitted[key] = fit_estimators(
             self.config,
@@ -546,6 +656,26 @@ class _ModelRun:
             logger.info("estimators of %s v%s: %s", self.model, version, base.estimators.note)
         self._baselines[version] = base
         return base
+
+    def _share_baseline(self, version: int, base: Baseline) -> None:
+        """Store the version's prediction baseline in the log (when it can hold one), so
+        that its partial profiler summarises later records' predictions binned on it."""
+        from watchkeeper.logstore import PredictionBaseline
+
+        write = getattr(self.sink, "write_prediction_baseline", None)
+        if write is None:
+            return
+        base.predictions_key = key = _binning_key(base.predictions)
+        try:
+            stored = self.sink.prediction_baseline(self.model, version)
+            if stored is None or stored.key != key:
+                classes = None if base.classes is None else tuple(base.classes)
+                baseline = PredictionBaseline(base.task, classes, base.predictions.to_bytes(), key)
+                write(self.model, version, baseline)
+        except Exception as exc:  # the monitor goes on: windows read their predictions
+            logger.warning(
+                "prediction baseline of %s v%s not stored in the log: %s", self.model, version, exc
+            )
 
     def _outlier_detector(self, version: int) -> Any:
         """The version's outlier detector, or ``None`` (also when it cannot be loaded: the
@@ -568,31 +698,46 @@ class _ModelRun:
             )
             return Rows.from_table(table)
         stored = list(self.store.windows(self.model, version=version))
-        table = self._table
-        mask = np.asarray(table.column("version").to_numpy(zero_copy_only=False)) == version
-        in_hand = table.filter(mask)
         first_stored = min((to_us(w.window_start) for w in stored), default=None)
-        if in_hand.num_rows and (
-            first_stored is None
-            or int(in_hand.column("ts").cast("int64")[0].as_py()) <= first_stored
-        ):
-            head = in_hand.slice(0, n)
-            if self._lean:  # read without features: read these rows again, whole
-                ts = head.column("ts").cast("int64")
-                table = self.sink.read_window(
-                    self.model,
-                    start=(int(ts[0].as_py()) - 1000) / 1e6,
-                    end=(int(ts[-1].as_py()) + 1000) / 1e6,
-                    version=version,
-                    include_shadow=True,
-                )
-                rows = Rows.from_table(table)
-                first = int(np.searchsorted(rows.ts_us, int(ts[0].as_py()), side="left"))
-                return rows.take(first, first + n)
-            return Rows.from_table(head)
+        if self._table is None:  # summarised windows: the version's first rows, read
+            head = self.sink.read_window(
+                self.model,
+                start=None if self._read_from_us is None else self._read_from_us / 1e6,
+                end=self.now_us / 1e6,
+                version=version,
+                include_shadow=True,
+                first=n,
+            )
+            rows = Rows.from_table(head)
+            if len(rows) and (first_stored is None or int(rows.ts_us[0]) <= first_stored):
+                return rows
+            if first_stored is None:
+                return rows
+        else:
+            table = self._table
+            mask = np.asarray(table.column("version").to_numpy(zero_copy_only=False)) == version
+            in_hand = table.filter(mask)
+            if in_hand.num_rows and (
+                first_stored is None
+                or int(in_hand.column("ts").cast("int64")[0].as_py()) <= first_stored
+            ):
+                head = in_hand.slice(0, n)
+                if self._lean:  # read without features: read these rows again, whole
+                    ts = head.column("ts").cast("int64")
+                    table = self.sink.read_window(
+                        self.model,
+                        start=(int(ts[0].as_py()) - 1000) / 1e6,
+                        end=(int(ts[-1].as_py()) + 1000) / 1e6,
+                        version=version,
+                        include_shadow=True,
+                    )
+                    rows = Rows.from_table(table)
+                    first = int(np.searchsorted(rows.ts_us, int(ts[0].as_py()), side="left"))
+                    return rows.take(first, first + n)
+                return Rows.from_table(head)
+            if first_stored is None:
+                return Rows.from_table(in_hand.slice(0, 0))
         # the earliest windows of this version were evaluated in earlier runs: read them back
-        if first_stored is None:
-            return Rows.from_table(in_hand.slice(0, 0))
         stored.sort(key=lambda w: w.window_start)
         total, end = 0, stored[0].window_end
         for w in stored:
@@ -759,6 +904,39 @@ class _ModelRun:
         self.store.save_detectors(
             self.model, version, arm, saved_states, window_results, run_id=self.run_id
         )
+
+
+def _binning_key(profile: Any) -> str:
+    """A digest of what profiling *against* ``profile`` reads of it (its schema and
+    settings, each numeric column's bins and range, each categorical column's categories):
+    profiles of the same rows made in two runs have the same key, and data profiled
+    against either is binned alike."""
+    import hashlib
+    import json
+
+    data = profile.to_dict()
+    keep = ("kind", "bin_edges", "min", "max", "categories", "other_count")
+    summary = {
+        "meta": {k: v for k, v in data.get("meta", {}).items() if k != "created"},
+        "schema": data.get("schema"),
+        "columns": {
+            name: {k: column.get(k) for k in keep}
+            for name, column in data.get("columns", {}).items()
+        },
+    }
+    text = json.dumps(summary, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _stored(
+    stored_all: Sequence[WindowSummary], version: int, arm: str
+) -> dict[tuple[int, int], WindowSummary]:
+    """The stored windows of ``version`` and ``arm`` by their ``(start, end)`` in µs."""
+    return {
+        (to_us(w.window_start), to_us(w.window_end)): w
+        for w in stored_all
+        if w.version == version and w.arm == arm
+    }
 
 
 def _slices(table: Any) -> dict[tuple[int, str], Rows]:

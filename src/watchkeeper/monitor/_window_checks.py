@@ -77,6 +77,8 @@ class Baseline:
     reference_key: str | None = None
     #: the version's outlier detector (:class:`~watchkeeper.checks.OutlierDetector`), if any
     outliers: Any = None
+    #: digest of ``predictions`` (what log summaries binned predictions on)
+    predictions_key: str | None = None
 
 
 def _report_results(report: Any, *, subject_prefix: str = "") -> list[CheckResult]:
@@ -186,11 +188,11 @@ def drift_results(
             features = rows.features(names)
             if features.num_columns:
                 found["features"] = window_profile(features, profile, config)
-        if len(rows) < config.min_rows:
+        if rows.n_rows < config.min_rows:
             out += _insufficient(
                 "drift.window",
                 ["dataset"],
-                f"only {len(rows):,} rows in the window; at least {config.min_rows:,} are "
+                f"only {rows.n_rows:,} rows in the window; at least {config.min_rows:,} are "
                 "needed for drift and quality verdicts",
             )
         else:
@@ -218,36 +220,25 @@ def contract_window_results(reference: Any, window: Any, as_of: Any = None) -> l
 
 
 def prediction_table(rows: Rows, base: Baseline) -> Any:
-    """``prediction`` and ``score.<class>`` columns of ``rows`` as an Arrow table."""
+    """``prediction`` and ``score.<class>`` columns of ``rows`` as an Arrow table (the
+    columns the log's partial profiler summarises, see
+    :func:`~watchkeeper.logstore.prediction_columns`)."""
     import pyarrow as pa
 
-    data: dict[str, Any] = {}
-    if base.task == "classification":
-        data["prediction"] = pa.array(
-            [None if p is None else label_key(p) for p in rows.prediction]
-        )
-    elif base.task == "ranking":
-        # a ranked list drifts through the item it puts first (categorical)
-        picked = rows.values("prediction", np.arange(len(rows), dtype=np.intp))
-        data["prediction"] = pa.array(
-            [label_key(p[0]) if isinstance(p, list) and p else None for p in picked], pa.string()
-        )
+    from watchkeeper.logstore import prediction_columns
+
+    column = rows.table.column("prediction")
+    numeric = None
+    if base.task not in ("classification", "ranking") and (
+        pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+    ):
+        numeric = column
+    if base.task == "ranking":
+        predictions = rows.values("prediction", np.arange(len(rows), dtype=np.intp))
     else:
-        column = rows.table.column("prediction")
-        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-            data["prediction"] = column.cast(pa.float64())
-        else:
-            data["prediction"] = pa.array(
-                [None if p is None else float(p) for p in rows.prediction], pa.float64()
-            )
-    if base.classes:
-        scores = rows.scores()
-        keys = base.classes[1:] if len(base.classes) == 2 else base.classes
-        for c in keys:
-            data[f"score.{c}"] = pa.array(
-                [None if s is None else s.get(c) for s in scores], pa.float64()
-            )
-    return pa.table(data)
+        predictions = [] if numeric is not None else rows.prediction
+    scores = rows.scores() if base.classes else None
+    return prediction_columns(predictions, scores, base.task, base.classes, numeric)
 
 
 def prediction_schema(table: Any, task: str) -> Any:
@@ -260,6 +251,13 @@ def prediction_schema(table: Any, task: str) -> Any:
     return Schema.infer(table, roles=roles, kinds=kinds)
 
 
+def last_ts_us(rows: Rows) -> int:
+    """Time (µs) of the window's last row."""
+    if rows.summary is not None:
+        return round(float(rows.summary.ts_max) * 1e6)
+    return int(rows.ts_us[-1])
+
+
 def _prediction_drift(
     rows: Rows, base: Baseline, config: MonitorConfig, profiles: dict[str, Any]
 ) -> list[CheckResult]:
@@ -270,15 +268,19 @@ def _prediction_drift(
             f"the prediction baseline has only {base.n_baseline:,} rows of the "
             f"{config.baseline_rows:,} needed",
         )
-    if base.baseline_end_us is not None and int(rows.ts_us[-1]) < base.baseline_end_us:
+    if base.baseline_end_us is not None and last_ts_us(rows) < base.baseline_end_us:
         return _insufficient(
             "drift.prediction",
             ["prediction"],
             "this window is part of the prediction baseline; later windows are compared with it",
         )
-    current = prediction_table(rows, base)
-    present = [n for n in current.column_names if n in base.predictions.schema]
-    profiles["predictions"] = window_profile(current.select(present), base.predictions, config)
+    if rows.summary is not None:  # profiled as the records were logged
+        profiles["predictions"] = rows.summary.predictions
+        present = [n for n in base.predictions.schema.names if n in profiles["predictions"].columns]
+    else:
+        current = prediction_table(rows, base)
+        present = [n for n in current.column_names if n in base.predictions.schema]
+        profiles["predictions"] = window_profile(current.select(present), base.predictions, config)
     report = _compare(
         base.predictions,
         profiles["predictions"],
@@ -399,7 +401,12 @@ def flag_results(rows: Rows, base: Baseline, config: MonitorConfig) -> list[Chec
     ref_flags, ref_rows = base.flags if base.flags is not None else (None, 0)
     return [
         check_flag_rate(
-            flags, len(rows), ref_flags, ref_rows, alpha=config.flag_alpha, min_rows=config.min_rows
+            flags,
+            rows.n_rows,
+            ref_flags,
+            ref_rows,
+            alpha=config.flag_alpha,
+            min_rows=config.min_rows,
         )
     ]
 
@@ -443,16 +450,21 @@ def outlier_results(rows: Rows, base: Baseline, config: MonitorConfig) -> list[C
 
 
 def serving_results(rows: Rows, seconds: float, config: MonitorConfig) -> list[CheckResult]:
-    """Latency p50/p99, error rate and throughput of the window."""
-    n = len(rows)
-    latency = np.asarray(rows.table.column("latency_ms").to_numpy(zero_copy_only=False), float)
-    import pyarrow.compute as pc
+    """Latency p50/p99, error rate and throughput of the window (a summarised window's
+    latency percentiles come from its log-bucket histogram: within 0.5 %)."""
+    n = rows.n_rows
+    if rows.summary is not None:
+        errors = rows.summary.errors
+        p50, p99 = rows.summary.latency_quantiles([50, 99])
+    else:
+        import pyarrow.compute as pc
 
-    status = rows.table.column("status")
-    errors = n - int(pc.sum(pc.equal(status, "ok")).as_py() or 0)
+        latency = np.asarray(rows.table.column("latency_ms").to_numpy(zero_copy_only=False), float)
+        status = rows.table.column("status")
+        errors = n - int(pc.sum(pc.equal(status, "ok")).as_py() or 0)
+        p50, p99 = (float(v) for v in np.percentile(latency, [50, 99]))
     few = n < config.min_rows
     why_few = f"only {n:,} rows; at least {config.min_rows:,} are needed for a verdict"
-    p50, p99 = (float(v) for v in np.percentile(latency, [50, 99]))
     limit = config.max_latency_p99_ms
     if few:
         p99_status, p99_reason = Status.INSUFFICIENT_DATA, why_few
