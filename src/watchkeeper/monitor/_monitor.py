@@ -569,7 +569,7 @@ class _ModelRun:
         summary = None
         if all(p.summary for p in partials):
             try:
-                summary = LogSummary.merge_all(
+                summary = _merge_in_days(
                     LogSummary.from_bytes(data)
                     for data in self.sink.partial_summaries(self.model, **where)
                     if data is not None
@@ -904,6 +904,21 @@ class _ModelRun:
         self.store.save_detectors(
             self.model, version, arm, saved_states, window_results, run_id=self.run_id
         )
+
+
+def _merge_in_days(parts: Any) -> Any:
+    """The merge of the log summaries ``parts`` (an iterator), a day of hours at a time:
+    memory holds the merge and one day's summaries, not every hour of the window."""
+    from watchkeeper.logstore import LogSummary
+
+    merged, batch = None, []
+    for part in itertools.chain(parts, [None]):
+        if part is not None:
+            batch.append(part)
+        if batch and (part is None or len(batch) == 24):
+            day = LogSummary.merge_all(batch if merged is None else [merged, *batch])
+            merged, batch = day, []
+    return merged
 
 
 def _binning_key(profile: Any) -> str:
