@@ -6,18 +6,22 @@ Usage::
     python benchmarks/monitor.py cycle DIR                       # one cycle, prints JSON
     python benchmarks/monitor.py merge DIR                       # 168 hourly profiles -> week
 
-``make`` writes a SQLite prediction log of ``--rows`` predictions spread over one week (one
-7-day window) and registers a model with a 10,000-row reference. The records go through the
-gateway's log writer (:class:`~watchkeeper.logstore.GroupCommitWriter`, batches of 500) with
-its partial profiler, as ``watchkeeper serve`` logs them, so the log also holds the hourly
-partial profiles built as the records were logged (code without log-time profiling ignores
-them and reads the rows); it prints the CPU seconds the profiler took. ``cycle`` copies nothing:
-it runs :func:`watchkeeper.monitor.run_cycle` with the default configuration (``every="7d"``)
-into a fresh monitor store and prints the wall time, the CPU seconds and the process's peak
-RSS. Run it with ``PYTHONPATH`` pointing at the code to measure (``before``: a checkout of
-the code without log-time profiles, e.g. ``git worktree add /tmp/before 3a471db``; ``after``:
-this one), each in its own process, on the same log, a few times, at two lengths (``--rows
-250000`` and ``1000000``) to see what grows with the window; BENCHMARKS.md quotes medians.
+``make`` writes a SQLite prediction log and registers a model with a 10,000-row reference.
+The records go through the gateway's log writer (:class:`~watchkeeper.logstore.GroupCommitWriter`,
+batches of 500) with its partial profiler, as ``watchkeeper serve`` logs them: first a week of
+10,000 predictions (the version's first), then one monitor cycle over it, which stores the
+version's prediction baseline in the log, then ``--rows`` predictions spread over the next
+week (one 7-day window), whose hourly partial profiles and log summaries the profiler builds
+as they are logged (code without log-time profiling ignores them and reads the rows).
+``cycle`` copies nothing: it runs :func:`watchkeeper.monitor.run_cycle` with the default
+configuration (``every="7d"``) into a fresh monitor store (both weeks are evaluated) and prints
+the wall time, the CPU seconds and the process's peak RSS. Run it with ``PYTHONPATH`` pointing
+at the code to measure (e.g. ``git worktree add /tmp/before 3a471db``), each in its own
+process, each code on its own copy of the log (older code rebuilds its own indexes on open;
+code older than schema format 2 needs the registry made again by itself, from the same
+reference data: ``_features(np.random.default_rng(0), 10_000)``), a few times, at several
+lengths (``--rows 250000`` to ``4000000``) to see what grows with the window;
+BENCHMARKS.md quotes medians.
 """
 
 from __future__ import annotations

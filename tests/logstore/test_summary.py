@@ -199,3 +199,57 @@ def test_prediction_baselines_are_stored_per_version(tmp_path: Path) -> None:
     assert sink.prediction_baseline("m", 1) == PredictionBaseline("regression", None, b"p", "k2")
     assert sink.prediction_baseline("m", 2) is None
     sink.close()
+
+
+def test_the_profiler_bins_predictions_on_the_baseline_the_monitor_stored(tmp_path: Path) -> None:
+    import time
+
+    from watchkeeper.logstore import GroupCommitWriter, PartialProfiler
+
+    rng = np.random.default_rng(2)
+    reference = Profile.from_data(pd.DataFrame({"x": rng.normal(size=500)}))
+    sink = SQLiteLogSink(tmp_path / "log.db")
+    profiler = PartialProfiler(sink, lambda model, version: reference, flush_seconds=0.05)
+
+    def log(hour: int, n: int = 50) -> None:
+        with GroupCommitWriter(sink, on_commit=profiler.add) as writer:
+            records = [
+                PredictionRecord(f"h{hour}-{i}", 3600.0 * hour + i, "m", 1, "champion",
+                                 {"x": float(rng.normal())}, float(rng.normal(5)),
+                                 latency_ms=float(i + 1))
+                for i in range(n)
+            ]  # fmt: skip
+            writer.submit(records).result(timeout=10)
+        profiler.flush()
+
+    def summary(hour: int) -> LogSummary:
+        (data,) = sink.partial_summaries("m", start=3600.0 * hour, end=3600.0 * (hour + 1))
+        assert data is not None
+        return LogSummary.from_bytes(data)
+
+    log(0)  # no baseline yet: counts and latency only
+    assert summary(0).predictions is None
+    assert summary(0).n_rows == 50
+    assert summary(0).latency_quantiles([100]) == [50.0]
+    table = prediction_columns(rng.normal(5, 1, 300).tolist(), None, "regression", None)
+    first = Profile.from_data(table, Schema.infer(table))
+    sink.write_prediction_baseline(
+        "m", 1, PredictionBaseline("regression", None, first.to_bytes(), "k1")
+    )
+    time.sleep(0.1)
+    log(1)
+    one = summary(1)
+    assert one.predictions_key == "k1"
+    assert one.predictions.columns["prediction"].bin_edges == first.columns["prediction"].bin_edges
+    assert one.predictions.n_rows == 50
+    # the monitor replaces the baseline: later records follow it
+    table = prediction_columns(rng.normal(7, 1, 300).tolist(), None, "regression", None)
+    second = Profile.from_data(table, Schema.infer(table))
+    sink.write_prediction_baseline(
+        "m", 1, PredictionBaseline("regression", None, second.to_bytes(), "k2")
+    )
+    time.sleep(0.1)
+    log(2)
+    assert summary(2).predictions_key == "k2"
+    profiler.close()
+    sink.close()

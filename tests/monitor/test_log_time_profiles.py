@@ -311,6 +311,18 @@ def test_summarised_windows_are_checked_without_reading_their_rows(tmp_path: Pat
     assert own[0]["start"] < T0 + 86_400
     assert own[0]["features"] is False
     assert [w.n_rows for w in summary.windows] == [1500, 1500, 1500]
+    # a window without any partial (its records were never profiled): the log's rows are
+    # not all covered, so the windows are read as before
+    db = sqlite3.connect(tmp_path / "predictions.db")
+    with db:
+        db.execute(
+            "DELETE FROM profile_partials WHERE bucket_start >= ? AND bucket_start < ?",
+            (T0 + 86_400, T0 + 2 * 86_400),
+        )
+    db.close()
+    gap, reads, _ = run("c")
+    assert not any(c.get("feedback_only") for c in reads)
+    assert [r[:4] for r in gap] == [r[:4] for r in summarised]
     # the same log without summaries (partials from before they were kept): the windows'
     # own columns are read, all at once
     db = sqlite3.connect(tmp_path / "predictions.db")

@@ -182,9 +182,9 @@ class PartialProfiler:
         self._running: dict[tuple[str, int, str, float], _Running] = {}
         self._parts: dict[tuple[str, int, str, float], int] = {}
         self._references: dict[tuple[str, int], tuple[Any, str] | None] = {}
-        # each version's prediction baseline (profile, task, classes, key), looked up again
-        # at each flush until the monitor has stored one
-        self._baselines: dict[tuple[str, int], tuple[Any, str, Any, str]] = {}
+        # each version's prediction baseline (profile, task, classes, key) and when it was
+        # last looked up in the log
+        self._baselines: dict[tuple[str, int], tuple[tuple[Any, str, Any, str] | None, float]] = {}
         self._closed = False
         self._latest = -math.inf  # the latest record time seen (event time)
         #: Records profiled and persisted; records left unprofiled (no reference, an error).
@@ -268,10 +268,12 @@ class PartialProfiler:
 
     def _baseline(self, model: str, version: int) -> tuple[Any, str, Any, str] | None:
         """The version's prediction baseline stored in the log (``None`` until a monitor
-        has stored one, or when it cannot be read)."""
+        has stored one, or when it cannot be read). Looked up again at most once per
+        ``flush_seconds``, so that a baseline the monitor replaces is followed."""
         key = (model, version)
-        found = self._baselines.get(key)
-        if found is not None:
+        found: tuple[Any, str, Any, str] | None
+        found, checked = self._baselines.get(key, (None, -math.inf))
+        if time.monotonic() - checked < self.flush_seconds:
             return found
         lookup = getattr(self.sink, "prediction_baseline", None)
         if lookup is None:
@@ -279,14 +281,16 @@ class PartialProfiler:
         try:
             stored = lookup(model, version)
             if stored is None:
-                return None
-            from watchkeeper.data import Profile
+                found = None
+            elif found is None or found[3] != stored.key:
+                from watchkeeper.data import Profile
 
-            profile = Profile.from_bytes(stored.profile)
+                profile = Profile.from_bytes(stored.profile)
+                found = (profile, stored.task, stored.classes, stored.key)
         except Exception as exc:
             logger.warning("prediction baseline of %s v%s not read: %s", model, version, exc)
-            return None
-        found = self._baselines[key] = (profile, stored.task, stored.classes, stored.key)
+            found = None
+        self._baselines[key] = (found, time.monotonic())
         return found
 
     def _summary(self, model: str, version: int, records: list[Any]) -> Any:

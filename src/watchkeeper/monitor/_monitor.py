@@ -57,6 +57,10 @@ logger = logging.getLogger("watchkeeper.monitor")
 
 Progress = Callable[[str, int, int], None]
 _LABEL_FAMILIES = ("performance.", "feedback.", *_HEALTH_LABEL_FAMILIES)
+#: Partial profiles merged at a time (one n-way merge each): the peak memory of merging a
+#: window's partials is about this many hourly row samples (8 rather than 24: 9 % less peak
+#: memory at 2,000,000 rows a week, CPU the same within the noise; BENCHMARKS.md, *Monitor*)
+_MERGE_BATCH = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +415,6 @@ class _ModelRun:
             ):
                 by_window.setdefault(int(p.bucket_start // size), []).append(p)
         counts: dict[tuple[int, str], list[tuple[int, int]]] = {}
-        covered = 0
         for k in sorted(by_window):
             parts = by_window[k]
             where = {"start": k * size, "end": (k + 1) * size}
@@ -426,12 +429,13 @@ class _ModelRun:
                 for (v, a), c in claims.items()
             ):
                 return None
-            covered += n
             for key, c in claims.items():
                 counts.setdefault(key, []).append((k, c))
-        total = self.sink.count_window(self.model, start=first * size, end=last * size)
-        if last > first and total != covered:
-            return None
+        # every row of the range lies in a covered window: none between them
+        edges = [first, *(e for k in sorted(by_window) for e in (k, k + 1)), last]
+        for lo, hi in zip(edges[::2], edges[1::2], strict=True):
+            if hi > lo and self.sink.count_window(self.model, start=lo * size, end=hi * size):
+                return None
         fed = self.sink.read_window(
             self.model,
             start=None if read_from is None else read_from / 1e6,
@@ -547,8 +551,9 @@ class _ModelRun:
             return None, None
         merged = None
         batch: list[Any] = []
-        # a day of hours at a time (one n-way merge each): memory holds the merge and one
-        # day's partials, not every hour of the window
+        # _MERGE_BATCH partials at a time (one n-way merge each): memory holds the merge
+        # and that many partials' row samples (at most window_sample rows each), not every
+        # hour of the window
         for data in itertools.chain(self.sink.partial_profile_texts(self.model, **where), [None]):
             if data is not None:
                 # JSON text from logs written before partials were stored in binary
@@ -560,7 +565,7 @@ class _ModelRun:
                 ):
                     return None, None
                 batch.append(profile)
-            if batch and (data is None or len(batch) == 24):
+            if batch and (data is None or len(batch) == _MERGE_BATCH):
                 part = Profile.merge_all(batch)
                 merged = part if merged is None else merged.merge(part)
                 batch = []
@@ -569,7 +574,7 @@ class _ModelRun:
         summary = None
         if all(p.summary for p in partials):
             try:
-                summary = _merge_in_days(
+                summary = _merge_in_batches(
                     LogSummary.from_bytes(data)
                     for data in self.sink.partial_summaries(self.model, **where)
                     if data is not None
@@ -906,16 +911,16 @@ class _ModelRun:
         )
 
 
-def _merge_in_days(parts: Any) -> Any:
-    """The merge of the log summaries ``parts`` (an iterator), a day of hours at a time:
-    memory holds the merge and one day's summaries, not every hour of the window."""
+def _merge_in_batches(parts: Any) -> Any:
+    """The merge of the log summaries ``parts`` (an iterator), ``_MERGE_BATCH`` at a time:
+    memory holds the merge and that many summaries, not every hour of the window."""
     from watchkeeper.logstore import LogSummary
 
     merged, batch = None, []
     for part in itertools.chain(parts, [None]):
         if part is not None:
             batch.append(part)
-        if batch and (part is None or len(batch) == 24):
+        if batch and (part is None or len(batch) == _MERGE_BATCH):
             day = LogSummary.merge_all(batch if merged is None else [merged, *batch])
             merged, batch = day, []
     return merged
