@@ -118,7 +118,7 @@ def ensure_case(case_name: str, rows: int, data_dir: Path) -> CaseFiles:
         rows=rows,
         reference=str(folder / f"{case.name}-reference.parquet"),
         current={pair: str(folder / f"{case.name}-current-{pair}.parquet") for pair in PAIRS},
-        profile=str(folder / f"{case.name}-reference.profile.json"),
+        profile=str(folder / f"{case.name}-reference.profile.wkp"),  # binary, the default
         expected_drift=case.drifted_columns,
         numeric_columns=case.numeric_columns,
         categorical_columns=case.categorical_columns,

@@ -1,7 +1,8 @@
 """Run every benchmark script in this folder (``make bench``).
 
 A benchmark script is any ``benchmarks/*.py`` whose name does not start with ``_`` (helpers)
-other than this file. Each runs with the interpreter that runs this file and receives the
+other than this file and the scripts run by hand (``BY_HAND``: they need arguments, compare
+two checkouts of the code, or write a hand-written section). Each runs with the interpreter that runs this file and receives the
 arguments given here, so ``run_all.py --quick`` smoke-runs them all (every script accepts
 ``--quick``). A failing script does not stop the others; the exit status says whether all passed.
 """
@@ -14,11 +15,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: Run by hand (see benchmarks/README.md), not by ``make bench``.
+BY_HAND = frozenset({"run_all.py", "gate.py", "loop_simulations.py", "profiles.py", "monitor.py"})
 
 
 def scripts() -> list[Path]:
     return sorted(
-        p for p in HERE.glob("*.py") if not p.name.startswith("_") and p.name != "run_all.py"
+        p for p in HERE.glob("*.py") if not p.name.startswith("_") and p.name not in BY_HAND
     )
 
 
