@@ -194,7 +194,8 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any], versions: Any
             rows.append(
                 [
                     name,
-                    f"{median(walls):.2f} ({min(walls):.2f} to {max(walls):.2f}, {len(found)} runs)",
+                    f"{median(walls):.2f} ({min(walls):.2f} to {max(walls):.2f}, "
+                    f"{len(found)} run{'s' if len(found) > 1 else ''})",
                     f"{median([r['cpu'] for r in found]):.2f}",
                     f"{median([r['rss_mb'] for r in found]):,.0f}",
                     verdict,
