@@ -50,7 +50,7 @@ def _moments(x: NDArray[np.float64]) -> tuple[float | None, float, float, float]
             sums[2].append(float(d2.sum()))
         if len(sums[0]) == 1:
             return mean, sums[0][0], sums[1][0], sums[2][0]
-        return mean, *(_fsum(s) for s in sums)
+        return mean, _fsum(sums[0]), _fsum(sums[1]), _fsum(sums[2])
 
 
 def _fsum(values: list[float]) -> float:

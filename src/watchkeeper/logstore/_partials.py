@@ -246,7 +246,6 @@ class PartialProfiler:
         return self._references[key]
 
     def _profile(self, reference: Any, texts: list[str]) -> tuple[Any, tuple[str, ...]] | None:
-        from watchkeeper.data import Profile
         from watchkeeper.logstore._arrow import window_table
 
         # decoded exactly as a window read decodes them, so that the types are the same
@@ -256,7 +255,14 @@ class PartialProfiler:
         names = [n for n in _feature_names(reference) if n in table.column_names]
         if not names:
             return None
-        profile = Profile.from_data(
+        return self._against(reference, table, names), tuple(names)
+
+    def _against(self, reference: Any, table: Any, names: list[str]) -> Any:
+        """The profile of ``table``'s columns ``names`` on ``reference``'s bins, with the
+        monitor's row sample."""
+        from watchkeeper.data import Profile
+
+        return Profile.from_data(
             table.select(names),
             reference.schema.select(names),
             reference=reference,
@@ -264,7 +270,6 @@ class PartialProfiler:
             random_state=self.random_state,
             n_jobs=1,
         )
-        return profile, tuple(names)
 
     def _baseline(self, model: str, version: int) -> tuple[Any, str, Any, str] | None:
         """The version's prediction baseline stored in the log (``None`` until a monitor
@@ -304,21 +309,12 @@ class PartialProfiler:
         baseline = self._baseline(model, version)
         if baseline is None:
             return LogSummary.of(latency, status, ts)
-        from watchkeeper.data import Profile
-
         reference, task, classes, key = baseline
         table = prediction_columns(
             [r.prediction for r in records], [r.scores for r in records], task, classes
         )
         present = [n for n in table.column_names if n in reference.schema]
-        predictions = Profile.from_data(
-            table.select(present),
-            reference.schema.select(present),
-            reference=reference,
-            sample_size=self.sample_size,
-            random_state=self.random_state,
-            n_jobs=1,
-        )
+        predictions = self._against(reference, table, present)
         return LogSummary.of(latency, status, ts, predictions, key)
 
     def flush(self) -> None:
