@@ -316,3 +316,37 @@ def test_batches_mixing_new_stored_and_repeated_records(sink: Any) -> None:
     assert sink.count() == 26
     stored = [*records[:25], records[30]]
     assert _rows(sink.read_window("churn", include_shadow=True)) == _expected(stored, {})
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
+@pytest.mark.parametrize("n_feedback", [8, 150])
+def test_sql_logs_count_windows_and_read_the_rows_with_feedback(
+    kind: str, n_feedback: int, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # few feedback records (looked up by id) or many (read along the time index): same rows
+    if kind == "sqlite":
+        s: Any = open_sink(f"sqlite:///{tmp_path / 'log.db'}")
+    else:
+        s = open_sink(request.getfixturevalue("log_postgres").create_schema())
+    records = _records(200, seed=9)
+    s.write_predictions(records)
+    rng = random.Random(3)
+    picked = rng.sample(records, n_feedback)
+    s.write_feedback(
+        [FeedbackRecord(r.id, T0 + 9 * 86_400, label=i % 2) for i, r in enumerate(picked)]
+        + [FeedbackRecord(r.id, T0 + 9 * 86_400, flag=True) for r in picked[::3]]
+    )
+    for kwargs in ({}, {"start": T0 + 86_400, "end": T0 + 2 * 86_400, "version": 2}):
+        lean = s.read_window("churn", include_shadow=True, features=False, **kwargs).to_pylist()
+        fed = s.read_window(
+            "churn", include_shadow=True, features=False, feedback_only=True, **kwargs
+        ).to_pylist()
+        assert fed == [r for r in lean if r["label"] is not None or r["flag"] is not None]
+        assert s.count_window("churn", **kwargs) == len(lean)
+    ts = sorted(r.ts for r in records)
+    lo, hi = s.time_span("churn")
+    assert (lo, hi) == pytest.approx((ts[0], ts[-1]), abs=1e-6)
+    ordered = sorted(records, key=lambda r: (r.ts, r.id, r.arm))
+    first = s.read_window("churn", include_shadow=True, first=5)
+    assert first.column("id").to_pylist() == [r.id for r in ordered[:5]]
+    s.close()
