@@ -174,8 +174,13 @@ class SQLLogReads(ABC):
             # the newest N, read backwards along the (model, ts) index and reversed below
             order = "p.ts DESC, p.id DESC, p.arm DESC LIMIT ?"
             params.append(last)
+        if feedback_only:
+            by_id, _ = window_filters(
+                model, start, end, None, version, arm, include_shadow, time_index=False
+            )
+            return self._read_feedback_rows(where, by_id, params, order)
         if not features and last is None and first is None:
-            return self._read_lean(where, params, order, feedback_only)
+            return self._read_lean(where, params, order)
         select = self._SELECT_WINDOW
         if not features:
             select = select.replace("p.features", "NULL", 1)
@@ -196,13 +201,35 @@ class SQLLogReads(ABC):
                 tables.append(window_table(chunk, features=features))
         return tables[0] if len(tables) == 1 else concat_windows(tables) or window_table([])
 
-    def _read_lean(
-        self, where: str, params: list[Any], order: str, feedback_only: bool = False
+    def _with_feedback(self, where: str, order: str) -> str:
+        """The window's predictions that have feedback, with their latest label and flag."""
+        return (
+            self._SELECT_WINDOW.replace("p.features", "NULL", 1)
+            + f" WHERE {where} AND p.id IN (SELECT prediction_id FROM {self._FEEDBACK})"
+            + f" ORDER BY {order}"
+        )
+
+    def _read_feedback_rows(
+        self, where: str, by_id: str, params: list[Any], order: str
     ) -> pa.Table:
+        """A window's predictions that have feedback, without features: looked up from the
+        feedback's ids (``by_id``, the same filter off the time index) when the log holds
+        fewer feedback records than the window holds predictions, else along the time index."""
+        from watchkeeper.logstore._arrow import window_table
+
+        with self._snapshot() as conn:
+            counted = f"SELECT count(*) FROM {self._PREDICTIONS} AS p WHERE {where}"
+            n_window = conn.execute(self._q(counted), params).fetchone()[0]
+            sql = f"SELECT coalesce(max(seq), 0) FROM {self._FEEDBACK}"
+            if conn.execute(sql).fetchone()[0] < n_window:
+                where = by_id
+            fed = conn.execute(self._q(self._with_feedback(where, order)), params).fetchall()
+        return window_table(fed, features=False)
+
+    def _read_lean(self, where: str, params: list[Any], order: str) -> pa.Table:
         """A window without its features: the predictions' own columns in one plain scan,
         then the latest label and flag of the predictions that have feedback (one lookup per
-        feedback id instead of two per prediction), joined by ``(id, arm)``; with
-        ``feedback_only``, only the latter."""
+        feedback id instead of two per prediction), joined by ``(id, arm)``."""
         import pyarrow.compute as pc
 
         from watchkeeper.logstore._arrow import concat_windows, window_table
@@ -212,25 +239,7 @@ class SQLLogReads(ABC):
             "p.prediction, p.scores, NULL, NULL, NULL, NULL "
             f"FROM {self._PREDICTIONS} AS p WHERE {where} ORDER BY {order}"
         )
-        with_feedback = (
-            self._SELECT_WINDOW.replace("p.features", "NULL", 1)
-            + f" WHERE {where} AND p.id IN (SELECT prediction_id FROM {self._FEEDBACK})"
-            + f" ORDER BY {order}"
-        )
-        if feedback_only:
-            with self._snapshot() as conn:
-                # from the feedback's ids when the window holds more predictions than the log
-                # holds feedback (else along the window's time index, as above)
-                counted = f"SELECT count(*) FROM {self._PREDICTIONS} AS p WHERE {where}"
-                n_window = conn.execute(self._q(counted), params).fetchone()[0]
-                sql = f"SELECT coalesce(max(seq), 0) FROM {self._FEEDBACK}"
-                if conn.execute(sql).fetchone()[0] < n_window:
-                    by_id = where.replace("p.ts >= ?", "+p.ts >= ?").replace(
-                        "p.ts < ?", "+p.ts < ?"
-                    )
-                    with_feedback = with_feedback.replace(f" WHERE {where} ", f" WHERE {by_id} ")
-                fed = conn.execute(self._q(with_feedback), params).fetchall()
-            return window_table(fed, features=False)
+        with_feedback = self._with_feedback(where, order)
         tables = []
         with self._snapshot() as conn:
             cursor = conn.execute(self._q(plain), params)

@@ -30,6 +30,8 @@ __all__ = ["LogSummary", "PredictionBaseline", "label_key", "prediction_columns"
 #: Relative width of a latency bucket: bucket ``k`` holds ``(G**(k-1), G**k]`` ms.
 _GROWTH = 1.01
 _LOG_GROWTH = math.log(_GROWTH)
+#: The bucket of latencies of 0 ms and below (which cannot be logged).
+_ZERO_BUCKET = -(2**31)
 _MAGIC = b"WKLS"
 _FORMAT = 1
 
@@ -111,13 +113,6 @@ class PredictionBaseline:
     key: str
 
 
-def _bucket(ms: float) -> int:
-    """The latency bucket of ``ms`` (0 for 0 ms and below, which cannot be logged)."""
-    if not ms > 0.0:
-        return -(2**31)
-    return math.ceil(math.log(ms) / _LOG_GROWTH - 1e-12)
-
-
 @dataclass
 class LogSummary:
     """Counts, latency histogram and prediction profile of some logged records (mergeable).
@@ -170,7 +165,7 @@ class LogSummary:
             buckets = {int(k): int(n) for k, n in zip(found, counts, strict=True)}
             zero = int(values.size - positive.size)
             if zero:
-                buckets[_bucket(0.0)] = zero
+                buckets[_ZERO_BUCKET] = zero
         return cls(
             n_rows=len(status),
             status=dict(sorted(Counter(status).items())),
@@ -235,7 +230,7 @@ class LogSummary:
             rank = q / 100.0 * (total - 1)  # 0-based rank, as numpy's linear rule
             i = int(np.searchsorted(cumulative, math.floor(rank) + 1, side="left"))
             k = keys[min(i, len(keys) - 1)]
-            value = 0.0 if k == _bucket(0.0) else _GROWTH ** (k - 0.5)
+            value = 0.0 if k == _ZERO_BUCKET else _GROWTH ** (k - 0.5)
             out.append(float(min(max(value, self.latency_min), self.latency_max)))
         return out
 

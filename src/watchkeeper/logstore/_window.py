@@ -58,8 +58,12 @@ def window_filters(
     version: int | None,
     arm: str | None,
     include_shadow: bool,
+    *,
+    time_index: bool = True,
 ) -> tuple[str, list[Any]]:
     """SQL ``WHERE`` clause (over ``predictions AS p``) and its parameters for a window.
+    ``time_index=False`` writes the time bounds as ``+p.ts``, which keeps the planner off the
+    ``(model, ts)`` index (to look rows up by id instead).
 
     Examples
     --------
@@ -71,11 +75,12 @@ def window_filters(
     lo, hi = to_seconds(start, "start"), to_seconds(end, "end")
     where: list[str] = ["p.model = ?"]
     params: list[Any] = [model]
+    ts = "p.ts" if time_index else "+p.ts"
     if lo is not None:
-        where.append("p.ts >= ?")
+        where.append(f"{ts} >= ?")
         params.append(lo)
     if hi is not None:
-        where.append("p.ts < ?")
+        where.append(f"{ts} < ?")
         params.append(hi)
     if version is not None:
         where.append("p.version = ?")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -549,35 +549,34 @@ class _ModelRun:
             len({p.columns for p in partials}) != 1
         ):
             return None, None
-        merged = None
-        batch: list[Any] = []
-        # _MERGE_BATCH partials at a time (one n-way merge each): memory holds the merge
-        # and that many partials' row samples (at most window_sample rows each), not every
-        # hour of the window
-        for data in itertools.chain(self.sink.partial_profile_texts(self.model, **where), [None]):
-            if data is not None:
+        monitor_sample = (self.config.random_state, self.config.window_sample)
+
+        def decoded() -> Iterator[Any]:
+            for data in self.sink.partial_profile_texts(self.model, **where):
                 # JSON text from logs written before partials were stored in binary
                 profile = Profile.from_bytes(data.encode() if isinstance(data, str) else data)
                 meta = profile.meta
-                if (
-                    int(meta["random_state"]) != self.config.random_state
-                    or int(meta["sample_size"]) != self.config.window_sample
-                ):
-                    return None, None
-                batch.append(profile)
-            if batch and (data is None or len(batch) == _MERGE_BATCH):
-                part = Profile.merge_all(batch)
-                merged = part if merged is None else merged.merge(part)
-                batch = []
+                if (int(meta["random_state"]), int(meta["sample_size"])) != monitor_sample:
+                    raise _OtherSample
+                yield profile
+
+        try:
+            merged = _merge_in_batches(decoded(), Profile.merge_all, Profile.merge)
+        except _OtherSample:  # made for a monitor configured otherwise: read the rows
+            return None, None
         if merged is None or merged.n_rows != n_rows:  # changed since: read the rows
             return None, None
         summary = None
         if all(p.summary for p in partials):
             try:
                 summary = _merge_in_batches(
-                    LogSummary.from_bytes(data)
-                    for data in self.sink.partial_summaries(self.model, **where)
-                    if data is not None
+                    (
+                        LogSummary.from_bytes(data)
+                        for data in self.sink.partial_summaries(self.model, **where)
+                        if data is not None
+                    ),
+                    LogSummary.merge_all,
+                    LogSummary.merge,
                 )
             except InputError as exc:
                 logger.warning("log summaries of %s v%s not read: %s", self.model, version, exc)
@@ -911,18 +910,24 @@ class _ModelRun:
         )
 
 
-def _merge_in_batches(parts: Any) -> Any:
-    """The merge of the log summaries ``parts`` (an iterator), ``_MERGE_BATCH`` at a time:
-    memory holds the merge and that many summaries, not every hour of the window."""
-    from watchkeeper.logstore import LogSummary
+class _OtherSample(Exception):
+    """A partial profile made with another row-sample size or seed than the monitor's."""
 
+
+def _merge_in_batches(
+    parts: Iterable[Any], merge_all: Callable[[list[Any]], Any], merge: Callable[[Any, Any], Any]
+) -> Any:
+    """The merge of ``parts`` (profiles or log summaries, read one at a time), ``_MERGE_BATCH``
+    at a time (one n-way ``merge_all`` each, then ``merge`` into the running result): memory
+    holds the merge and that many parts, not every hour of the window. ``None`` without
+    parts."""
     merged, batch = None, []
     for part in itertools.chain(parts, [None]):
         if part is not None:
             batch.append(part)
         if batch and (part is None or len(batch) == _MERGE_BATCH):
-            day = LogSummary.merge_all(batch if merged is None else [merged, *batch])
-            merged, batch = day, []
+            done = merge_all(batch)
+            merged, batch = done if merged is None else merge(merged, done), []
     return merged
 
 
